@@ -1,0 +1,119 @@
+"""One frozen configuration per run, validated in one place.
+
+Every user-facing setting lives in :class:`RunConfig`. :meth:`RunConfig.validate`
+raises :class:`ConfigError` with a one-line message that names the flag, the bad
+value and what is allowed; the CLI prints that line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+ACTIVATIONS = ("linear", "relu", "leaky_relu", "tanh", "elu", "sigmoid")
+INITS = ("glorot", "uniform", "orthogonal")
+LOSSES = ("mse", "cross", "cosh")
+METHODS = ("dense",)
+
+
+class ConfigError(ValueError):
+    """A bad setting. The message is one line: flag, value, what is allowed."""
+
+
+def parse_units(text: str | None) -> tuple[int, ...]:
+    """Parse ``"5,10"`` into ``(5, 10)``; raise :class:`ConfigError` if malformed."""
+    if text is None:
+        raise ConfigError("--units: missing value; give comma-separated positive widths, e.g. 10,10")
+    parts = [s.strip() for s in str(text).split(",")]
+    try:
+        units = tuple(int(s) for s in parts)
+    except ValueError:
+        raise ConfigError(
+            f"--units {text!r}: not a comma-separated list of integers; give positive widths, e.g. 10,10"
+        ) from None
+    bad = [u for u in units if u <= 0]
+    if bad:
+        raise ConfigError(f"--units {text!r}: width {bad[0]} is not allowed; every width must be >= 1")
+    return units
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one measurement: data, network, loss, tolerance."""
+
+    dataset: str = "digits"
+    n: int | None = 100
+    dim: int | None = 64
+    K: int = 10
+    units: tuple[int, ...] = (10, 10)
+    activation: str = "linear"
+    bias: bool = False
+    init: str = "glorot"
+    loss: str = "mse"
+    batch_size: int | None = None
+    seed: int = 1
+    rtol: float | None = None
+    atol: float | None = None
+    method: str = "dense"
+    data_dir: str | None = None
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    # ------------------------------------------------------------------ #
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """All layer widths ``(d, M_1, ..., M_{L-1}, K)``; needs a known ``dim``."""
+        return (int(self.dim), *self.units, int(self.K))
+
+    def effective_batch_size(self, n: int) -> int:
+        return int(self.batch_size) if self.batch_size is not None else min(n, 100)
+
+    def validate(self) -> "RunConfig":
+        """Check every field; return ``self`` or raise :class:`ConfigError`."""
+        _choice("--activation", self.activation, ACTIVATIONS)
+        _choice("--init", self.init, INITS)
+        _choice("--loss", self.loss, LOSSES)
+        _choice("--method", self.method, METHODS)
+        if not isinstance(self.K, int) or self.K < 1:
+            raise ConfigError(f"--K {self.K!r}: the number of outputs must be an integer >= 1")
+        if self.loss == "cross" and self.K == 1:
+            raise ConfigError(
+                "--K 1 with --loss cross: softmax cross-entropy of one output is constant; use --K >= 2 or --loss mse/cosh"
+            )
+        if self.n is not None and (not isinstance(self.n, int) or self.n < 1):
+            raise ConfigError(f"--n {self.n!r}: the sample size must be an integer >= 1")
+        if self.dim is not None and (not isinstance(self.dim, int) or self.dim < 1):
+            raise ConfigError(f"--dim {self.dim!r}: the input dimension must be an integer >= 1")
+        if not self.units:
+            raise ConfigError("--units '': give at least one hidden layer width, e.g. 10,10")
+        for u in self.units:
+            if not isinstance(u, int) or u < 1:
+                raise ConfigError(f"--units {','.join(map(str, self.units))!r}: every width must be an integer >= 1")
+        if self.batch_size is not None:
+            if not isinstance(self.batch_size, int) or self.batch_size < 1:
+                raise ConfigError(f"--batch_size {self.batch_size!r}: must be an integer >= 1")
+            if self.n is not None and self.batch_size > self.n:
+                raise ConfigError(
+                    f"--batch_size {self.batch_size}: larger than the sample size --n {self.n}; use 1..{self.n}"
+                )
+        for flag, value in (("--rtol", self.rtol), ("--atol", self.atol)):
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise ConfigError(f"{flag} {value!r}: must be a finite number >= 0")
+        if not isinstance(self.seed, int):
+            raise ConfigError(f"--seed {self.seed!r}: must be an integer")
+        return self
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["units"] = list(self.units)
+        if not d["extra"]:
+            d.pop("extra")
+        return d
+
+
+def _choice(flag: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{flag} {value!r}: not one of {', '.join(allowed)}")

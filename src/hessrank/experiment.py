@@ -1,0 +1,164 @@
+"""``run(config) -> Result``: the one place that ties data, model, curvature, rank and theory."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import ConfigError, RunConfig
+from .curvature import hessians
+from .data import Dataset, load_dataset
+from .losses import get_loss
+from .models import MLP
+from .rank import RankInfo, covariance_rank, numerical_rank
+from .theory import Prediction, predict_ranks
+
+MATRICES = ("H_L", "H_o", "H_F")
+#: p×p float64 matrices alive at the peak of a dense run: 3 accumulators, one
+#: batch contribution, one LAPACK work copy
+DENSE_MATRICES_HELD = 5
+
+
+@dataclass
+class Result:
+    """What one run measured, predicted and how; ``to_dict`` gives the JSON form."""
+
+    config: RunConfig
+    p: int
+    n: int
+    d: int
+    r: int
+    ranks: dict[str, RankInfo]
+    prediction: Prediction
+    seconds: float
+    method: str = "dense"
+    method_reason: str = ""
+    dataset_source: str = ""
+    covariance: RankInfo | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def spectra(self) -> dict[str, np.ndarray]:
+        """Eigenvalues of each matrix, sorted by decreasing magnitude."""
+        return {k: v.eigenvalues for k, v in self.ranks.items()}
+
+    def to_dict(self) -> dict:
+        return {
+            "p": self.p,
+            "n": self.n,
+            "d": self.d,
+            "r": self.r,
+            "config": self.config.to_dict(),
+            "ranks": {k: v.rank for k, v in self.ranks.items()},
+            "predictions": {
+                "H_L": self.prediction.H_L,
+                "H_o": self.prediction.H_o,
+                "H_F": self.prediction.H_F,
+                "kind": self.prediction.kind,
+            },
+            "theory": self.prediction.to_dict(),
+            "tolerance": {k: v.tol for k, v in self.ranks.items()},
+            "gap_decades": {k: _finite_or_none(v.gap_decades) for k, v in self.ranks.items()},
+            "seconds": self.seconds,
+            "timings": self.timings,
+            "method": self.method,
+            "method_reason": self.method_reason,
+            "dataset_source": self.dataset_source,
+            "provenance": provenance(),
+        }
+
+
+def _finite_or_none(x):
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def provenance() -> dict:
+    """Package versions and machine, so that every number can be traced and recomputed."""
+    import jax
+    import scipy
+
+    from . import __version__
+
+    return {
+        "hessrank": __version__,
+        "jax": jax.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def available_memory_bytes() -> int:
+    """Memory the OS can give us now (``MemAvailable``), or total physical memory."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def dense_memory_bytes(p: int) -> int:
+    """Peak bytes of a dense run with ``p`` parameters."""
+    return DENSE_MATRICES_HELD * p * p * 8
+
+
+def check_dense_memory(p: int) -> None:
+    """Refuse, before any work, a dense problem that cannot fit in memory."""
+    need, have = dense_memory_bytes(p), available_memory_bytes()
+    if need > 0.9 * have:
+        raise ConfigError(
+            f"--units/--dim: p = {p} parameters needs about {need / 2**30:.1f} GiB for dense Hessians "
+            f"({DENSE_MATRICES_HELD} p×p float64 matrices) but {have / 2**30:.1f} GiB is available; "
+            "use smaller --units or --dim"
+        )
+
+
+def build(config: RunConfig) -> tuple[Dataset, MLP, np.ndarray]:
+    """Validate ``config`` and make its data, network and initial parameters."""
+    config.validate()
+    data = load_dataset(config)
+    if config.batch_size is not None and config.batch_size > data.n:
+        raise ConfigError(f"--batch_size {config.batch_size}: larger than the sample size n = {data.n}; use 1..{data.n}")
+    model = MLP(widths=(data.d, *config.units, data.K), activation=config.activation, bias=config.bias)
+    theta = model.init(seed=config.seed, scheme=config.init)
+    return data, model, theta
+
+
+def run(config: RunConfig) -> Result:
+    """Compute H_L, H_o, H_F for ``config``, their numerical ranks, and the predictions."""
+    t0 = time.perf_counter()
+    data, model, theta = build(config)
+    p = model.num_params
+    check_dense_memory(p)
+    loss = get_loss(config.loss)
+    timings = {}
+
+    t = time.perf_counter()
+    mats = hessians(model, loss, theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n))
+    timings["hessians"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    ranks = {}
+    for name in MATRICES:
+        ranks[name] = numerical_rank(mats.pop(name), rtol=config.rtol, atol=config.atol, overwrite=True)
+    cov = covariance_rank(data.X, rtol=config.rtol, atol=config.atol)
+    timings["eigen"] = time.perf_counter() - t
+
+    prediction = predict_ranks(r=cov.rank, K=data.K, units=config.units, loss=config.loss,
+                               activation=config.activation, bias=config.bias)
+    return Result(
+        config=config, p=p, n=data.n, d=data.d, r=cov.rank, ranks=ranks, prediction=prediction,
+        seconds=time.perf_counter() - t0, method="dense", method_reason="dense p×p matrices",
+        dataset_source=data.source, covariance=cov, timings=timings,
+    )

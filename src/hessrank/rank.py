@@ -1,0 +1,86 @@
+r"""Numerical rank of a symmetric matrix, with the tolerance used and the gap at the cut.
+
+Rank = number of eigenvalues with :math:`|\lambda| > \mathrm{tol}`. The default
+tolerance is NumPy's ``matrix_rank`` rule, :math:`\mathrm{tol} = \max|\lambda| \cdot
+p \cdot \varepsilon_{64}`; ``rtol`` replaces the factor :math:`p\,\varepsilon`, ``atol``
+is an absolute floor, and with both the larger wins. The gap at the cut is
+:math:`\log_{10}(|\lambda_r| / |\lambda_{r+1}|)` in decades, eigenvalues ordered by
+magnitude: a linear network shows a cliff of many decades, a non-linear one may not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+EPS = float(np.finfo(np.float64).eps)
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    """``rank`` of a ``size``×``size`` matrix, the ``tol`` used, the ``gap_decades`` at
+    the cut (``None`` when the rank is 0 or full, ``inf`` when the next eigenvalue is
+    exactly 0) and the ``eigenvalues`` sorted by decreasing magnitude."""
+
+    rank: int
+    tol: float
+    gap_decades: float | None
+    eigenvalues: np.ndarray
+    size: int
+
+
+def spectrum(H, *, overwrite: bool = False) -> np.ndarray:
+    """Eigenvalues of the symmetric matrix ``H`` (LAPACK ``syevd``), ascending."""
+    H = np.asarray(H, dtype=np.float64)
+    return scipy.linalg.eigvalsh(H, overwrite_a=overwrite, check_finite=False, driver="evd")
+
+
+def tolerance(max_abs: float, size: int, *, rtol: float | None = None, atol: float | None = None) -> float:
+    """The cut: ``max|λ|·size·eps`` by default; ``rtol·max|λ|``; ``atol``; or the larger of both."""
+    if rtol is None and atol is None:
+        return max_abs * size * EPS
+    rel = rtol * max_abs if rtol is not None else 0.0
+    return max(rel, atol if atol is not None else 0.0)
+
+
+def rank_from_eigenvalues(eigenvalues, size: int | None = None, *, rtol: float | None = None,
+                          atol: float | None = None) -> RankInfo:
+    """:class:`RankInfo` from eigenvalues of a ``size``×``size`` symmetric matrix.
+
+    ``eigenvalues`` may hold only the possibly non-zero part of the spectrum (e.g.
+    from a Gram matrix); the missing ``size - len(eigenvalues)`` ones are exact zeros.
+    """
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    size = lam.size if size is None else int(size)
+    lam = lam[np.argsort(-np.abs(lam), kind="stable")]
+    mags = np.abs(lam)
+    max_abs = float(mags[0]) if mags.size else 0.0
+    tol = tolerance(max_abs, size, rtol=rtol, atol=atol)
+    rank = int(np.count_nonzero(mags > tol))
+    gap = None
+    if 0 < rank < size:
+        below = float(mags[rank]) if rank < mags.size else 0.0
+        gap = math.inf if below == 0.0 else math.log10(float(mags[rank - 1]) / below)
+    return RankInfo(rank=rank, tol=float(tol), gap_decades=gap, eigenvalues=lam, size=size)
+
+
+def numerical_rank(H, *, rtol: float | None = None, atol: float | None = None,
+                   overwrite: bool = False) -> RankInfo:
+    """Numerical rank of the symmetric matrix ``H`` by a symmetric eigensolver.
+
+    Agrees with ``numpy.linalg.matrix_rank(H, hermitian=True)`` under the default
+    tolerance. ``overwrite=True`` lets LAPACK destroy ``H`` to save one p×p copy.
+    """
+    H = np.asarray(H)
+    if H.ndim != 2 or H.shape[0] != H.shape[1]:
+        raise ValueError(f"numerical_rank needs a square matrix, got shape {H.shape}")
+    return rank_from_eigenvalues(spectrum(H, overwrite=overwrite), H.shape[0], rtol=rtol, atol=atol)
+
+
+def covariance_rank(X, *, rtol: float | None = None, atol: float | None = None) -> RankInfo:
+    """``r = rank(Σ_i x_i x_iᵀ)`` for inputs ``X`` of shape (n, d), by the same rule."""
+    X = np.asarray(X, dtype=np.float64)
+    return numerical_rank(X.T @ X, rtol=rtol, atol=atol, overwrite=True)

@@ -1,0 +1,80 @@
+"""`hessian-rank run`: output, JSON, spectrum file and one-line errors with exit 2."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hessrank.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--dataset", "gaussian", "--n", "12", "--dim", "6", "--units", "3,4", "--K", "3"]
+
+
+def test_json_is_one_object_with_the_documented_keys(capsys):
+    assert main(["run", *SMALL, "--json"]) == 0
+    out = capsys.readouterr().out
+    obj = json.loads(out)
+    assert out.strip().count("\n") == 0
+    for key in ("p", "n", "r", "config", "ranks", "predictions", "tolerance", "gap_decades", "seconds"):
+        assert key in obj
+    assert obj["p"] == 6 * 3 + 3 * 4 + 4 * 3 and obj["n"] == 12 and obj["r"] == 6
+    assert obj["predictions"]["kind"] == "exact"
+    assert obj["ranks"] == {k: obj["predictions"][k] for k in ("H_L", "H_o", "H_F")}
+    assert set(obj["tolerance"]) == set(obj["gap_decades"]) == {"H_L", "H_o", "H_F"}
+
+
+def test_table_and_spectrum_csv(tmp_path, capsys):
+    path = tmp_path / "sub" / "spec.csv"
+    assert main(["run", *SMALL, "--activation", "tanh", "--bias", "--spectrum", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "H_L" in out and "estimate" in out and "p = " in out
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == 6 * 3 + 3 + 3 * 4 + 4 + 4 * 3 + 3
+    assert list(rows[0]) == ["index", "H_L", "H_o", "H_F"]
+    assert not list(path.parent.glob(".*tmp"))
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--loss", "hinge"], "--loss 'hinge': not one of mse, cross, cosh"),
+    (["--activation", "swish"], "--activation 'swish'"),
+    (["--init", "he"], "--init 'he'"),
+    (["--dataset", "imagenet"], "--dataset 'imagenet'"),
+    (["--units", "5,0"], "--units '5,0'"),
+    (["--units", "5,x"], "--units '5,x'"),
+    (["--units", ""], "--units"),
+    (["--K", "0"], "--K 0"),
+    (["--n", "0"], "--n 0"),
+    (["--batch_size", "0"], "--batch_size 0"),
+    (["--batch_size", "500"], "--batch_size 500"),
+    (["--n", "abc"], "--n"),
+    (["--loss", "cross", "--K", "1"], "--K 1 with --loss cross"),
+    (["--rtol", "-1"], "--rtol"),
+    (["--dataset", "gaussian", "--dim", "9000", "--units", "3000"], "GiB"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, needle, capsys):
+    assert main(["run", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err, err
+    assert err.count("\n") == 0 and "Traceback" not in err
+
+
+def test_bad_spectrum_path_fails_before_work(tmp_path, capsys):
+    assert main(["run", *SMALL, "--spectrum", str(tmp_path)]) == 2
+    assert "--spectrum" in capsys.readouterr().err
+
+
+def test_console_script_and_root_script_run():
+    out = subprocess.run([sys.executable, "-m", "hessrank.cli", "run", "--n", "30", "--dim", "16", "--units", "4,4",
+                          "--json"], capture_output=True, text=True, check=True).stdout
+    obj = json.loads(out)
+    assert obj["config"]["dataset"] == "digits" and obj["d"] == 16
+    assert obj["ranks"] == {k: obj["predictions"][k] for k in ("H_L", "H_o", "H_F")}
+    bad = subprocess.run([sys.executable, "-m", "hessrank.cli", "run", "--loss", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    res = subprocess.run([sys.executable, str(ROOT / "hessian_rank.py")], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert "H_F" in res.stdout and "exact" in res.stdout

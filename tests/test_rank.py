@@ -1,0 +1,66 @@
+"""numerical_rank against NumPy's matrix_rank, and the tolerance / gap rules."""
+
+import math
+
+import numpy as np
+import pytest
+
+from hessrank import covariance_rank, numerical_rank
+from hessrank.rank import EPS, rank_from_eigenvalues
+
+
+def _low_rank_symmetric(p, r, seed, indefinite=False):
+    rng = np.random.default_rng(seed)
+    B = rng.standard_normal((p, r))
+    signs = rng.choice([-1.0, 1.0], r) if indefinite else np.ones(r)
+    return (B * signs) @ B.T
+
+
+@pytest.mark.parametrize("p,r", [(1, 1), (10, 0), (30, 7), (80, 80), (120, 33)])
+@pytest.mark.parametrize("indefinite", [False, True])
+def test_matches_numpy_matrix_rank(p, r, indefinite):
+    H = _low_rank_symmetric(p, r, seed=p + r, indefinite=indefinite)
+    info = numerical_rank(H)
+    assert info.rank == np.linalg.matrix_rank(H) == r
+    assert info.size == p
+    # eigenvalues ordered by decreasing magnitude, equal to numpy's
+    np.testing.assert_allclose(np.sort(info.eigenvalues), np.linalg.eigvalsh(H), atol=1e-10 * max(1, np.abs(H).max()))
+    assert np.all(np.diff(np.abs(info.eigenvalues)) <= 0)
+
+
+def test_default_tolerance_rule_and_gap():
+    lam = np.array([10.0, -5.0, 1e-3, 1e-15, -1e-16])
+    info = rank_from_eigenvalues(lam, size=5)
+    assert info.tol == pytest.approx(10.0 * 5 * EPS)
+    assert info.rank == 3
+    assert info.gap_decades == pytest.approx(math.log10(1e-3 / 1e-15))
+
+
+def test_overrides():
+    lam = np.array([1.0, 1e-3, 1e-6, 1e-9])
+    assert rank_from_eigenvalues(lam, rtol=1e-4).rank == 2
+    assert rank_from_eigenvalues(lam, atol=1e-7).rank == 3
+    assert rank_from_eigenvalues(lam, rtol=1e-4, atol=1e-7).rank == 2  # larger wins
+    assert rank_from_eigenvalues(lam, rtol=1e-4, atol=1e-2).rank == 1
+
+
+def test_gap_edge_cases():
+    assert rank_from_eigenvalues(np.ones(4)).gap_decades is None            # full rank
+    assert rank_from_eigenvalues(np.zeros(4)).gap_decades is None           # rank 0
+    assert math.isinf(rank_from_eigenvalues(np.array([2.0, 0.0])).gap_decades)
+    # implicit zeros: 2 eigenvalues given of a 5×5 matrix
+    info = rank_from_eigenvalues(np.array([3.0, 1.0]), size=5)
+    assert info.rank == 2 and math.isinf(info.gap_decades)
+
+
+def test_covariance_rank():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 20))
+    assert covariance_rank(X).rank == np.linalg.matrix_rank(X.T @ X) == 6
+    X = rng.standard_normal((50, 3)) @ rng.standard_normal((3, 12))
+    assert covariance_rank(X).rank == 3
+
+
+def test_rejects_non_square():
+    with pytest.raises(ValueError, match="square"):
+        numerical_rank(np.zeros((3, 4)))
