@@ -66,6 +66,7 @@ class Result:
             "gap_decades": {k: _finite_or_none(v.gap_decades) for k, v in self.ranks.items()},
             "seconds": self.seconds,
             "timings": self.timings,
+            "peak_rss_bytes": peak_rss_bytes(),
             "method": self.method,
             "method_reason": self.method_reason,
             "dataset_source": self.dataset_source,
@@ -75,6 +76,13 @@ class Result:
 
 def _finite_or_none(x):
     return None if x is None or not math.isfinite(x) else float(x)
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def provenance() -> dict:
