@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--spectrum", metavar="FILE.csv", help="write the eigenvalues of H_L, H_o, H_F to a CSV")
     p_run.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p_run.set_defaults(handler=_cmd_run)
+    p_sweep = sub.add_parser("sweep", help="rank H_L, H_o, H_F against sample size, width or depth")
+    tasks = p_sweep.add_subparsers(dest="task", metavar="TASK", parser_class=_Parser)
+    tasks.required = True
+    for task, text in _SWEEP_HELP.items():
+        add_sweep_options(tasks.add_parser(task, help=text, description=text), task)
+    add_plot_options(sub.add_parser("plot", help="draw a stored sweep, or --spectrum of one run",
+                                    description=_PLOT_DESCRIPTION))
     return parser
 
 
@@ -121,6 +128,225 @@ def format_result(result) -> str:
                      f"{_fmt_gap(info.gap_decades):>15}{mark}")
     lines += ["", f"method {result.method} ({result.method_reason}); {result.seconds:.2f} s"]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- #
+# Sweeps and plots: `hessian-rank sweep samplesize|width|depth`, `hessian-rank plot`,
+# and the paper's root scripts (rank_vs_*.py, plotting.py) through script_main.
+
+_SWEEP_HELP = {
+    "samplesize": "rank against sample size n = bs, 2bs, …, n-max, H accumulated batch by batch",
+    "width": "rank against width: two hidden layers of each width, fixed n",
+    "depth": "rank against depth: 1, 2, … hidden layers of --width, fixed n",
+}
+_PLOT_DESCRIPTION = (
+    "Draw a stored sweep (--task) as PNG and PDF beside its CSV, or with --spectrum the sorted |eigenvalues| "
+    "of one run. For a sweep, the run options select which stored sweep to draw: an option not given matches "
+    "any value, and if several sweeps match the choices are listed. With --spectrum they define the run "
+    "(defaults as in `hessian-rank run`)."
+)
+
+
+def _set_help(parser, dest: str, text: str) -> None:
+    for action in parser._actions:
+        if action.dest == dest:
+            action.help = text
+
+
+def _run_option_defaults() -> dict:
+    """The options of ``hessian-rank run`` with their defaults, ``{dest: default}``."""
+    probe = _Parser(add_help=False)
+    add_run_options(probe)
+    return vars(probe.parse_args([]))
+
+
+def add_sweep_options(parser: argparse.ArgumentParser, task: str) -> None:
+    """Options of ``hessian-rank sweep <task>``: every ``run`` option, with the paper's defaults, plus the range."""
+    from .sweeps import DEFAULT_DEPTH_WIDTH, DEFAULT_DEPTHS, DEFAULT_N_MAX, DEFAULT_WIDTHS, SWEEP_DEFAULTS
+
+    add_run_options(parser, defaults=SWEEP_DEFAULTS[task])
+    g = parser.add_argument_group(f"{task} sweep")
+    if task == "samplesize":
+        _set_help(parser, "n", "not used: the sweep sets n = bs, 2bs, …; give the largest with --n-max")
+        g.add_argument("--n-max", "--n_max", dest="n_max", type=int, default=DEFAULT_N_MAX,
+                       help=f"largest sample size; the points are n = bs, 2bs, …, n-max (default {DEFAULT_N_MAX})")
+    else:
+        parser.set_defaults(units=None)
+        _set_help(parser, "units", "not used: the sweep sets the hidden widths")
+    if task == "width":
+        g.add_argument("--widths", default=DEFAULT_WIDTHS,
+                       help=f"widths: start:stop:step (stop included) or a list 4,8,16 (default {DEFAULT_WIDTHS})")
+    if task == "depth":
+        g.add_argument("--depths", default=DEFAULT_DEPTHS,
+                       help=f"numbers of hidden layers: start:stop:step or a list (default {DEFAULT_DEPTHS})")
+        g.add_argument("--width", type=int, default=DEFAULT_DEPTH_WIDTH,
+                       help=f"width of every hidden layer (default {DEFAULT_DEPTH_WIDTH})")
+    g.add_argument("--out", default="results",
+                   help="root of the result store: rows land in <out>/store/<task>/<loss>/<dataset>/… (default results)")
+    parser.set_defaults(handler=_cmd_sweep, sweep_task=task)
+
+
+def _cmd_sweep(args) -> int:
+    from .progress import Progress
+    from .sweeps import format_summary, make_sweep, run_sweep
+
+    task = args.sweep_task
+    fields, overrides = dict(vars(args)), {}
+    if task == "samplesize":
+        if args.n is not None:
+            raise ConfigError(f"--n {args.n}: the sample-size sweep sets n itself (n = bs, 2bs, …); "
+                              "give the largest with --n-max")
+        if args.n_max is None or args.n_max < 1:
+            raise ConfigError(f"--n-max {args.n_max}: the largest sample size must be an integer >= 1")
+        if args.batch_size is not None and not 1 <= args.batch_size <= args.n_max:
+            raise ConfigError(f"--batch_size {args.batch_size}: the sample-size step must be 1..{args.n_max} "
+                              f"(--n-max {args.n_max})")
+        overrides["n"] = args.n_max
+    else:
+        if args.units is not None:
+            other = "--widths" if task == "width" else "--width and --depths"
+            raise ConfigError(f"--units {args.units!r}: the {task} sweep sets the hidden widths itself; use {other}")
+        fields["units"] = "1"  # placeholder: every point sets its own widths
+    base = config_from_args(argparse.Namespace(**fields), **overrides)
+    sweep = make_sweep(task, base, n_max=getattr(args, "n_max", None), widths=getattr(args, "widths", None),
+                       depths=getattr(args, "depths", None), width=getattr(args, "width", None))
+    outcome = run_sweep(sweep, out=args.out, progress=lambda total: Progress(total, desc=f"{task} sweep"))
+    print(format_summary(outcome))
+    return 0
+
+
+def _yes_no(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"--normalize {text!r}: give 1 or 0 (or true/false)")
+
+
+def add_plot_options(parser: argparse.ArgumentParser, *, paper: bool = False) -> None:
+    """Options of ``hessian-rank plot`` (and of the paper's ``plotting.py`` when ``paper``)."""
+    add_run_options(parser)
+    parser.set_defaults(**{dest: None for dest in _run_option_defaults()})  # not given = any value
+    g = parser.add_argument_group("plot")
+    g.add_argument("--task", default="depth" if paper else None,
+                   help="samplesize, width or depth" + (" (default depth)" if paper else ""))
+    g.add_argument("--width", type=int, default=None, help="depth sweep: the width of the hidden layers")
+    g.add_argument("--no-bias", dest="bias", action="store_const", const=False, help="only sweeps without biases")
+    g.add_argument("--normalize", nargs="?", const=True, default=None, type=_yes_no, metavar="1|0",
+                   help="plot rank / #params (default: on for width and depth, off for samplesize)")
+    g.add_argument("--no-normalize", dest="normalize", action="store_const", const=False, help="plot the rank itself")
+    g.add_argument("--spectrum", action="store_true",
+                   help="draw the sorted |eigenvalues| of H_L, H_o, H_F of one run, with tolerance and cut")
+    g.add_argument("--out", default="results", help="root of the result store (default results)")
+    parser.set_defaults(handler=_cmd_plot)
+
+
+def _cmd_plot(args) -> int:
+    from .plotting import plot_sweep
+
+    if args.spectrum:
+        paths = _plot_spectrum(args)
+    else:
+        paths = plot_sweep(_find_sweep(args), normalize=args.normalize)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _find_sweep(args):
+    """The JSON of the one stored sweep that the given options select."""
+    from pathlib import Path
+
+    from .store import IDENTITY_EXCLUDED, find_results
+    from .sweeps import TASKS
+
+    task = args.task
+    if task not in TASKS:
+        raise ConfigError(f"--task {task!r}: not one of {', '.join(TASKS)} (or give --spectrum)")
+    given = {k: v for k, v in vars(args).items()
+             if k in _run_option_defaults() and k not in IDENTITY_EXCLUDED and v is not None}
+    if "units" in given:
+        if task != "samplesize":
+            raise ConfigError(f"--units {given['units']!r}: the {task} sweep varies the widths; leave --units out")
+        given["units"] = list(parse_units(given["units"]))
+    if args.width is not None and task != "depth":
+        raise ConfigError(f"--width {args.width}: only the depth sweep has one hidden width; leave it out")
+    if args.width is not None:
+        given["width"] = args.width
+
+    def match(meta):
+        if meta.get("task") != task:
+            return False
+        ident = meta["identity"]
+        return all(ident[k] == v for k, v in given.items() if k in ident)
+
+    root = Path(args.out) / "store" / task
+    found = find_results(root, match)
+    wanted = " ".join(_flag_text(k, v) for k, v in given.items()) or "(no options)"
+    if not found:
+        others = len(find_results(root, lambda meta: meta.get("task") == task))
+        raise ConfigError(
+            f"--task {task}: no stored {task} sweep under {str(root)!r} matches {wanted} "
+            f"({others} other {task} sweep(s) stored there); run the sweep first with the same options"
+        )
+    if len(found) > 1:
+        idents = [meta["identity"] for _, meta in found]
+        differ = sorted(k for k in set().union(*idents) if len({json.dumps(i.get(k)) for i in idents}) > 1)
+        choices = " | ".join(
+            " ".join(_flag_text(k, meta["identity"].get(k)) for k in differ) + f" ({path.with_suffix('.csv')})"
+            for path, meta in found)
+        raise ConfigError(f"--task {task}: {len(found)} stored {task} sweeps match {wanted}; "
+                          f"add options to choose one: {choices}")
+    return found[0][0]
+
+
+def _flag_text(key, value) -> str:
+    if key == "bias":
+        return "--bias" if value else "--no-bias"
+    if isinstance(value, list):
+        value = ",".join(map(str, value))
+    return f"--{key} {value}"
+
+
+def _plot_spectrum(args):
+    from .data import load_dataset
+    from .experiment import run
+    from .plotting import plot_spectrum
+    from .store import check_writable, config_identity, spectrum_table, store_spectrum
+
+    defaults = _run_option_defaults()
+    filled = {k: (defaults[k] if getattr(args, k, None) is None else getattr(args, k)) for k in defaults}
+    cfg = config_from_args(argparse.Namespace(**{**vars(args), **filled}))
+    data = load_dataset(cfg)
+    table = spectrum_table(cfg, d=data.d, out=args.out)
+    check_writable(table.csv_path, flag="--out")
+    with table.lock():
+        meta = table.read_meta()
+        if meta is not None:
+            table.claim(config_identity(cfg, task="spectrum"))
+        if meta is None or not table.exists():
+            store_spectrum(table, run(cfg))
+    return plot_spectrum(table.json_path)
+
+
+def script_main(prog: str, command, argv=None) -> int:
+    """Run ``command`` (``("sweep", task)`` or ``("plot",)``) as the standalone script ``prog``:
+    the paper's root scripts. Errors as in :func:`main`, prefixed with ``prog``."""
+    parser = _Parser(prog=prog, description=_SWEEP_HELP.get(command[-1], _PLOT_DESCRIPTION))
+    if command[0] == "sweep":
+        add_sweep_options(parser, command[1])
+    else:
+        add_plot_options(parser, paper=True)
+    try:
+        args = parser.parse_args(argv)
+        return args.handler(args)
+    except ConfigError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 def main(argv=None) -> int:

@@ -57,15 +57,9 @@ def hessians(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = No
     theta = jnp.asarray(theta, dtype=jnp.float64)
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    p = theta.shape[0]
-    n = X.shape[0]
-    b = n if batch_size is None else int(batch_size)
-    chunk = _hvp_chunk(model, b)
-    out = {name: np.zeros((p, p)) for name in which}
-    steps = {"H_L": _batch_loss_hessian, "H_o": _batch_outer_product, "H_F": _batch_functional_hessian}
-    for Xb, Yb, wb in batches(X, Y, b):
-        for name in which:
-            out[name] += np.asarray(steps[name](model, loss, chunk, theta, Xb, Yb, wb))
+    out = {}
+    for _, out in running_hessians(model, loss, theta, X, Y, batch_size=batch_size, which=which):
+        pass
     return out
 
 
@@ -144,3 +138,30 @@ def per_sample_jacobians(model: MLP, theta, X):
         return model.apply(t, x[None, :])[0]
 
     return jax.vmap(jax.jacrev(f_single), in_axes=(None, 0))(theta, X)
+
+
+def running_hessians(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
+                     which=("H_L", "H_o", "H_F")):
+    """Yield ``(m, {name: matrix of the first m samples})`` after each batch.
+
+    After the batch that ends at sample ``m`` the accumulators hold, e.g.,
+    ``H_o(m) = Σ_{i≤m} J_iᵀ Λ_i J_i``: the matrices of the first ``m`` samples, built
+    by adding one batch to the previous ones (never recomputed from scratch). The same
+    arrays are yielded every time and updated in place by the next step, so copy what
+    you keep, and never hand them to a destructive eigensolver.
+    """
+    theta = jnp.asarray(theta, dtype=jnp.float64)
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    p = theta.shape[0]
+    n = X.shape[0]
+    b = n if batch_size is None else int(batch_size)
+    chunk = _hvp_chunk(model, b)
+    out = {name: np.zeros((p, p)) for name in which}
+    steps = {"H_L": _batch_loss_hessian, "H_o": _batch_outer_product, "H_F": _batch_functional_hessian}
+    seen = 0
+    for Xb, Yb, wb in batches(X, Y, b):
+        for name in which:
+            out[name] += np.asarray(steps[name](model, loss, chunk, theta, Xb, Yb, wb))
+        seen = min(seen + b, n)
+        yield seen, out

@@ -1,0 +1,186 @@
+"""Figures from the result store: rank against sample size, width or depth, and spectra.
+
+* :func:`sweep_figure`: measured ranks of H_L, H_F, H_o as lines, the predictions as
+  dots on them, one fixed colour per matrix; y is the rank or rank / #params.
+* :func:`spectrum_figure`: the sorted |eigenvalues| of H_L, H_o, H_F on a log scale,
+  each with its tolerance (dashed) and its cut (dotted, at the rank): why a rank is
+  that rank.
+
+Figures are drawn with Matplotlib's object-oriented API on the Agg canvas (no
+pyplot state, no display, no LaTeX: mathtext only) and saved as PNG and PDF beside
+the data they show.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+#: one colour per matrix, the same in every figure
+COLOURS = {"H_L": "#6a3d9a", "H_F": "#e31a1c", "H_o": "#ff7f00"}
+MATRIX_ORDER = ("H_L", "H_F", "H_o")
+_SUFFIX = {"H_L": "L", "H_o": "o", "H_F": "F"}
+_TEX = {"H_L": r"$H_L$", "H_o": r"$H_o$", "H_F": r"$H_F$"}
+#: figure size in inches and resolution: PNGs are FIGSIZE × DPI pixels
+FIGSIZE = (7.0, 4.8)
+DPI = 150
+X_LABEL = {"samplesize": "sample size n", "width": "minimal width (2 hidden layers of this width)",
+           "depth": "depth (number of hidden layers)"}
+_RC = {"text.usetex": False, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
+
+
+def _new_figure():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=FIGSIZE, dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, stem) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.pdf`` (atomically: temporary file, then rename)."""
+    import matplotlib
+
+    from .store import atomic_write
+
+    stem = Path(stem)
+    paths = []
+    with matplotlib.rc_context(_RC):
+        for ext in ("png", "pdf"):
+            path = stem.with_name(f"{stem.name}.{ext}")
+            atomic_write(path, lambda fh, ext=ext: fig.savefig(fh, format=ext, dpi=DPI))
+            paths.append(path)
+    return paths
+
+
+def default_normalize(task: str) -> bool:
+    """rank / #params for width and depth (as in the paper), plain rank for sample size."""
+    return task in ("width", "depth")
+
+
+def sweep_title(meta: dict) -> str:
+    """Two lines naming the sweep's configuration."""
+    c, s = meta["config"], meta["sweep"]
+    d, K = meta["dataset"]["d"], c["K"]
+    if meta["task"] == "samplesize":
+        net = f"network {'-'.join(map(str, (d, *s['units'], K)))}, n = {s['batch_size']}…{s['n_max']}"
+    elif meta["task"] == "width":
+        net = f"network {d}-w-w-{K}, n = {c['n']}"
+    else:
+        net = f"network {d}-{s['width']}-…-{s['width']}-{K}, n = {c['n']}"
+    line1 = f"rank vs {meta['task']}: {c['dataset']}, {c['loss']} loss, {net}"
+    tol = "default tolerance" if c.get("rtol") is None and c.get("atol") is None else \
+        f"rtol = {c.get('rtol')}, atol = {c.get('atol')}"
+    line2 = (f"{c['activation']}, {'bias' if c['bias'] else 'no bias'}, {c['init']} init, seed {c['seed']}, "
+             f"batch size {c['batch_size']}, {tol}")
+    return line1 + "\n" + line2
+
+
+def sweep_figure(rows, meta: dict, *, normalize: bool | None = None):
+    """The paper's figure from stored ``rows`` (a DataFrame of one sweep's CSV) and its
+    ``meta`` (the JSON): six series, a line and a row of dots per matrix."""
+    import matplotlib
+
+    from matplotlib.ticker import MaxNLocator
+
+    task, key = meta["task"], meta["key"]
+    normalize = default_normalize(task) if normalize is None else bool(normalize)
+    rows = rows.sort_values(key)
+    x = rows[key].to_numpy(dtype=float)
+    scale = rows["num_params"].to_numpy(dtype=float) if normalize else np.ones_like(x)
+    exact = (rows["kind"] == "exact").all()
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure()
+        ax = fig.add_subplot(1, 1, 1)
+        for name in MATRIX_ORDER:
+            s = _SUFFIX[name]
+            ax.plot(x, rows[f"rank_{s}"].to_numpy(dtype=float) / scale, color=COLOURS[name], lw=1.8, zorder=2,
+                    label=f"rank {_TEX[name]} measured")
+            ax.plot(x, rows[f"pred_{s}"].to_numpy(dtype=float) / scale, ls="none", marker="o", ms=5,
+                    color=COLOURS[name], mec="black", mew=0.6, zorder=3,
+                    label=f"{_TEX[name]} {'predicted' if exact else 'linear formula (estimate)'}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(X_LABEL[task])
+        ax.set_ylabel("rank / #params" if normalize else "rank")
+        ax.set_title(sweep_title(meta), fontsize=8.5)
+        ax.legend(ncol=3, fontsize=7.5, loc="best", framealpha=0.85)
+        fig.tight_layout()
+    return fig
+
+
+def plot_sweep(json_path, *, normalize: bool | None = None) -> list[Path]:
+    """Draw the figure of the sweep stored at ``json_path`` (CSV beside it); write PNG and
+    PDF beside the data as ``<stem>_rank`` or ``<stem>_rank_per_param``; return the paths."""
+    import pandas as pd
+
+    from .config import ConfigError
+
+    json_path = Path(json_path)
+    meta = json.loads(json_path.read_text())
+    csv_path = json_path.with_suffix(".csv")
+    if not csv_path.exists():
+        raise ConfigError(f"--task {meta['task']}: no rows stored yet in {str(csv_path)!r}; run the sweep first")
+    rows = pd.read_csv(csv_path, keep_default_na=False, dtype={"kind": str})
+    if rows.empty:
+        raise ConfigError(f"--task {meta['task']}: no rows stored yet in {str(csv_path)!r}; run the sweep first")
+    normalize = default_normalize(meta["task"]) if normalize is None else bool(normalize)
+    fig = sweep_figure(rows, meta, normalize=normalize)
+    suffix = "rank_per_param" if normalize else "rank"
+    return save_figure(fig, json_path.with_name(f"{json_path.stem}_{suffix}"))
+
+
+def spectrum_figure(eigenvalues: dict, ranks: dict, tolerances: dict, *, title: str = "", size: int | None = None):
+    """Sorted |eigenvalues| of each matrix (``{name: array}``) on a log scale, with its
+    tolerance (dashed) and its cut after the ``rank``-th eigenvalue (dotted)."""
+    import matplotlib
+
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure()
+        ax = fig.add_subplot(1, 1, 1)
+        for name in ("H_L", "H_o", "H_F"):
+            mags = np.sort(np.abs(np.asarray(eigenvalues[name], dtype=float)))[::-1]
+            idx = np.arange(1, mags.size + 1)
+            shown = np.where(mags > 0, mags, np.nan)  # exact zeros have no place on a log axis
+            rank, tol = int(ranks[name]), float(tolerances[name])
+            gap = ""
+            if 0 < rank < mags.size:
+                below = mags[rank]
+                gap = ", gap inf" if below == 0 else f", gap {np.log10(mags[rank - 1] / below):.1f} decades"
+            ax.plot(idx, shown, color=COLOURS[name], lw=1.6, label=f"{_TEX[name]}: rank {rank}{gap}")
+            ax.axhline(tol, color=COLOURS[name], ls="--", lw=0.9)
+            ax.axvline(rank + 0.5, color=COLOURS[name], ls=":", lw=1.2)
+        ax.set_yscale("log")
+        ax.set_xlabel(r"index $i$ (eigenvalues sorted by $|\lambda|$)")
+        ax.set_ylabel(r"$|\lambda_i|$")
+        ax.plot([], [], color="grey", ls="--", lw=0.9, label="tolerance")
+        ax.plot([], [], color="grey", ls=":", lw=1.2, label="cut (rank)")
+        if size:
+            ax.set_xlim(0, size + 1)
+        ax.set_title(title, fontsize=8.5)
+        ax.legend(fontsize=7.5, loc="lower left", framealpha=0.85)
+        fig.tight_layout()
+    return fig
+
+
+def spectrum_title(meta: dict) -> str:
+    c = meta["config"]
+    net = "-".join(map(str, (meta["d"], *c["units"], c["K"])))
+    tol = "default tolerance (max|λ|·p·eps)" if c.get("rtol") is None and c.get("atol") is None else \
+        f"rtol = {c.get('rtol')}, atol = {c.get('atol')}"
+    return (f"spectra: {c['dataset']}, n = {meta['n']}, {c['loss']} loss, network {net} (p = {meta['p']})\n"
+            f"{c['activation']}, {'bias' if c['bias'] else 'no bias'}, {c['init']} init, seed {c['seed']}, {tol}")
+
+
+def plot_spectrum(json_path) -> list[Path]:
+    """Draw the spectra stored at ``json_path`` (the run's JSON, the spectrum CSV beside it)."""
+    import pandas as pd
+
+    json_path = Path(json_path)
+    meta = json.loads(json_path.read_text())
+    table = pd.read_csv(json_path.with_suffix(".csv"))
+    eig = {name: table[name].to_numpy(dtype=float) for name in ("H_L", "H_o", "H_F")}
+    fig = spectrum_figure(eig, meta["ranks"], meta["tolerance"], title=spectrum_title(meta), size=meta["p"])
+    return save_figure(fig, json_path.with_name(json_path.stem + "_spectrum"))

@@ -1,0 +1,339 @@
+r"""Rank of H_L, H_o, H_F against sample size, width and depth (the paper's three sweeps).
+
+* ``samplesize``: one network, the first :math:`n = b, 2b, \dots, n_{\max}` samples
+  (:math:`b` = batch size). The matrices grow batch by batch,
+  :math:`H(n + b) = H(n) + \sum_{n < i \le n + b} (\dots)_i`
+  (:func:`~hessrank.curvature.running_hessians`), never recomputed from scratch;
+  :math:`r = \mathrm{rank}(\sum_{i \le n} x_i x_i^\top)` grows with them.
+* ``width``: two hidden layers of width :math:`w` for each :math:`w` in ``widths``, fixed n.
+* ``depth``: :math:`1, 2, \dots` hidden layers of one ``width``, fixed n.
+
+Every point is stored as one CSV row as soon as it is measured (see
+:class:`~hessrank.store.ResultTable`). Started again with the same configuration, a
+sweep computes only the missing points. A sample-size sweep then accumulates again
+from the first sample (the identical sequence of batch sums), so a row is the same
+number whether it was computed in one go or after a resume.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import ConfigError, RunConfig
+from .curvature import running_hessians
+from .data import load_dataset
+from .experiment import MATRICES, Result, build, check_dense_memory, provenance, run
+from .losses import get_loss
+from .models import MLP
+from .rank import covariance_rank, numerical_rank
+from .store import (RESULT_COLUMNS, ResultTable, architecture_name, check_writable, config_hash, config_identity,
+                    config_slug, result_row, row_matches_prediction, store_folder)
+from .theory import predict_ranks
+
+TASKS = ("samplesize", "width", "depth")
+#: the CSV column named for the swept quantity
+KEY_COLUMN = {"samplesize": "n", "width": "width", "depth": "depth"}
+#: the width sweep's networks: this many hidden layers, all of the swept width
+WIDTH_SWEEP_LAYERS = 2
+
+# The reference setup of the paper's scripts.
+DEFAULT_N_MAX = 400
+DEFAULT_WIDTHS = "4:56:4"
+DEFAULT_DEPTHS = "1:9:1"
+DEFAULT_DEPTH_WIDTH = 25
+SWEEP_DEFAULTS = {
+    "samplesize": RunConfig(dataset="MNIST", n=None, dim=64, K=10, units=(10, 10), batch_size=10),
+    "width": RunConfig(dataset="MNIST", n=100, dim=64, K=10, batch_size=10),
+    "depth": RunConfig(dataset="MNIST", n=50, dim=16, K=10, batch_size=10),
+}
+
+
+def parse_range(text, *, flag: str) -> tuple[int, ...]:
+    """``"4:36:4"`` → ``(4, 8, …, 36)`` (start:stop:step, stop included), or a comma list
+    ``"4,8,16"``; positive integers, returned sorted without repeats."""
+    text = str(text).strip()
+    allowed = "give start:stop:step (stop included), e.g. 4:56:4, or a list, e.g. 4,8,16"
+    try:
+        if ":" in text:
+            parts = [int(s) for s in text.split(":")]
+            if len(parts) == 2:
+                parts.append(1)
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, step = parts
+            if step < 1 or stop < start:
+                raise ConfigError(f"{flag} {text!r}: need stop >= start and step >= 1; {allowed}")
+            values = list(range(start, stop + 1, step))
+        else:
+            values = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: not a range of integers; {allowed}") from None
+    bad = [v for v in values if v < 1]
+    if bad or not values:
+        raise ConfigError(f"{flag} {text!r}: {bad[0] if bad else 'no'} value(s) below 1; every value must be >= 1")
+    return tuple(sorted(set(values)))
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One sweep: ``task``, the configuration of its first point ``base`` and the
+    ``points`` (values of n, width or depth). For ``samplesize`` ``base.n`` is n_max and
+    ``base.batch_size`` the step; for ``depth``, ``width`` is every hidden layer's width."""
+
+    task: str
+    base: RunConfig
+    points: tuple[int, ...]
+    width: int | None = None
+
+    @property
+    def key(self) -> str:
+        return KEY_COLUMN[self.task]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.key, *RESULT_COLUMNS)
+
+    def config_at(self, point: int) -> RunConfig:
+        """The configuration of one point."""
+        if self.task == "samplesize":
+            return self.base.replace(n=int(point))
+        if self.task == "width":
+            return self.base.replace(units=(int(point),) * WIDTH_SWEEP_LAYERS)
+        return self.base.replace(units=(int(self.width),) * int(point))
+
+    def identity(self) -> dict:
+        """What defines this sweep's stored rows: every setting but the swept one."""
+        if self.task == "samplesize":
+            return config_identity(self.base, task="samplesize")
+        ident = config_identity(self.base, task=self.task)
+        ident.pop("units")
+        if self.task == "width":
+            ident["hidden_layers"] = WIDTH_SWEEP_LAYERS
+        else:
+            ident["width"] = int(self.width)
+        return ident
+
+    def folder(self, out, *, d: int) -> Path:
+        """``<out>/store/<task>/<loss>/<dataset>/…`` as the paper laid it out."""
+        c = self.base
+        if self.task == "samplesize":
+            return store_folder(out, "samplesize", c.loss, c.dataset, architecture_name(d, c.units, c.K))
+        if self.task == "width":
+            return store_folder(out, "width", c.loss, c.dataset)
+        return store_folder(out, "depth", c.loss, c.dataset, self.width)
+
+    def table(self, out, *, d: int) -> ResultTable:
+        stem = f"{config_slug(self.base)}_{config_hash(self.identity())}"
+        return ResultTable(self.folder(out, d=d), stem, self.columns)
+
+    def command(self) -> str:
+        """A ``hessian-rank sweep`` command line that recomputes this sweep."""
+        c = self.base
+        words = ["hessian-rank", "sweep", self.task, "--dataset", c.dataset]
+        if self.task == "samplesize":
+            words += ["--n-max", str(c.n), "--units", ",".join(map(str, c.units))]
+        else:
+            words += ["--n", str(c.n)]
+        if self.task == "width":
+            words += ["--widths", ",".join(map(str, self.points))]
+        if self.task == "depth":
+            words += ["--width", str(self.width), "--depths", ",".join(map(str, self.points))]
+        for flag, value in (("--dim", c.dim), ("--K", c.K), ("--activation", c.activation), ("--init", c.init),
+                            ("--loss", c.loss), ("--batch_size", c.batch_size), ("--seed", c.seed),
+                            ("--rtol", c.rtol), ("--atol", c.atol), ("--method", c.method)):
+            if value is not None:
+                words += [flag, str(value)]
+        if c.bias:
+            words.append("--bias")
+        return " ".join(words)
+
+
+def make_sweep(task: str, base: RunConfig, *, n_max: int | None = None, widths=None, depths=None,
+               width: int | None = None) -> Sweep:
+    """A validated :class:`Sweep`. ``widths`` / ``depths`` are sequences or range strings
+    (:func:`parse_range`); unset ones take the paper's values."""
+    if task not in TASKS:
+        raise ConfigError(f"sweep {task!r}: not one of {', '.join(TASKS)}")
+    if task == "samplesize":
+        n_max = DEFAULT_N_MAX if n_max is None else n_max
+        if not isinstance(n_max, int) or n_max < 1:
+            raise ConfigError(f"--n-max {n_max!r}: the largest sample size must be an integer >= 1")
+        bs = base.batch_size if base.batch_size is not None else base.effective_batch_size(n_max)
+        if not isinstance(bs, int) or bs < 1 or bs > n_max:
+            raise ConfigError(f"--batch_size {bs!r}: the sample-size step must be 1..{n_max} (--n-max {n_max})")
+        base = base.replace(n=n_max, batch_size=bs).validate()
+        return Sweep("samplesize", base, tuple(range(bs, n_max + 1, bs)))
+    if task == "width":
+        sweep = Sweep("width", base, _points(widths, DEFAULT_WIDTHS, flag="--widths"))
+    else:
+        width = DEFAULT_DEPTH_WIDTH if width is None else width
+        if not isinstance(width, int) or width < 1:
+            raise ConfigError(f"--width {width!r}: the width of the hidden layers must be an integer >= 1")
+        sweep = Sweep("depth", base, _points(depths, DEFAULT_DEPTHS, flag="--depths"), width=width)
+    if base.n is None:
+        raise ConfigError(f"--n: the {task} sweep needs a sample size, e.g. --n 100")
+    return Sweep(sweep.task, sweep.config_at(sweep.points[0]).validate(), sweep.points, sweep.width)
+
+
+def _points(value, default: str, *, flag: str) -> tuple[int, ...]:
+    if value is None:
+        value = default
+    if not isinstance(value, str):
+        value = ",".join(map(str, value))
+    return parse_range(value, flag=flag)
+
+
+@dataclass
+class SweepOutcome:
+    """What :func:`run_sweep` left in the store."""
+
+    sweep: Sweep
+    table: ResultTable
+    rows: list[dict[str, str]]
+    computed: list[int] = field(default_factory=list)
+    stored_before: int = 0
+
+
+def run_sweep(sweep: Sweep, *, out="results", progress=None) -> SweepOutcome:
+    """Measure every point of ``sweep`` that is not stored yet under ``out``.
+
+    Each point is written to the CSV (atomically) as soon as it is measured; the JSON
+    beside it records the configuration, the command, package versions and machine of
+    every session. ``progress``: ``None``, or a factory ``total -> Progress``.
+    """
+    data = load_dataset(sweep.base)  # bad data options fail here, before any file is made
+    sizes = [MLP(widths=(data.d, *sweep.config_at(p).units, data.K)).num_params for p in sweep.points]
+    check_dense_memory(max(sizes))
+    table = sweep.table(out, d=data.d)
+    check_writable(table.csv_path, flag="--out")
+    identity = sweep.identity()
+    key = sweep.key
+    with table.lock():
+        meta = table.claim(identity)
+        rows = {int(row[key]): row for row in table.read_rows()}
+        stored_before = len(rows)
+        missing = [p for p in sweep.points if p not in rows]
+        session = {"started": _now(), "finished": None, "computed": [], "host": platform.node(),
+                   "provenance": provenance()}
+        meta = {
+            "identity": identity,
+            "hash": config_hash(identity),
+            "task": sweep.task,
+            "key": key,
+            "config": sweep.base.to_dict(),
+            "sweep": _sweep_params(sweep),
+            "dataset": {"name": sweep.base.dataset, "source": data.source, "d": data.d, "K": data.K},
+            "columns": list(sweep.columns),
+            "command": sweep.command(),
+            "sessions": [*meta.get("sessions", []), session],
+            "complete": False,
+        }
+        table.write_meta(meta)
+        outcome = SweepOutcome(sweep, table, [], [], stored_before)
+        bar = progress(len(missing)) if (progress is not None and missing) else None
+        try:
+            if bar is not None:
+                bar.begin(f"{key}={missing[0]}")
+            for i, (point, result) in enumerate(_measure(sweep, missing)):
+                rows[point] = {key: str(point), **result_row(result)}
+                table.write_rows([rows[k] for k in sorted(rows)])
+                outcome.computed.append(point)
+                if bar is not None:
+                    bar.end(f"{key}={point}", _point_message(rows[point]))
+                    if i + 1 < len(missing):
+                        bar.begin(f"{key}={missing[i + 1]}")
+        finally:
+            if bar is not None:
+                bar.close()
+            session["finished"] = _now()
+            session["computed"] = list(outcome.computed)
+            meta["complete"] = all(p in rows for p in sweep.points)
+            table.write_meta(meta)
+        outcome.rows = [rows[k] for k in sorted(rows)]
+    return outcome
+
+
+def _measure(sweep: Sweep, missing):
+    """Yield ``(point, Result)`` for each point in ``missing`` (ascending)."""
+    if not missing:
+        return
+    if sweep.task != "samplesize":
+        for point in missing:
+            yield point, run(sweep.config_at(point))
+        return
+    yield from _measure_sample_sizes(sweep.base, set(missing))
+
+
+def _measure_sample_sizes(base: RunConfig, wanted: set[int]):
+    """Ranks of the running matrices of the first n samples, for each n in ``wanted``."""
+    data, model, theta = build(base)
+    check_dense_memory(model.num_params)
+    loss = get_loss(base.loss)
+    last = max(wanted)
+    t = time.perf_counter()
+    for n, mats in running_hessians(model, loss, theta, data.X, data.Y, batch_size=base.batch_size):
+        if n in wanted:
+            t_eig = time.perf_counter()
+            # numerical_rank without overwrite works on a copy: the accumulators live on
+            ranks = {name: numerical_rank(mats[name], rtol=base.rtol, atol=base.atol) for name in MATRICES}
+            cov = covariance_rank(data.X[:n], rtol=base.rtol, atol=base.atol)
+            prediction = predict_ranks(r=cov.rank, K=data.K, units=base.units, loss=base.loss,
+                                       activation=base.activation, bias=base.bias)
+            now = time.perf_counter()
+            yield n, Result(
+                config=base.replace(n=n), p=model.num_params, n=n, d=data.d, r=cov.rank, ranks=ranks,
+                prediction=prediction, seconds=now - t, method="dense",
+                method_reason="dense p×p matrices, accumulated batch by batch over the sample sizes",
+                dataset_source=data.source, covariance=cov,
+                timings={"hessians": t_eig - t, "eigen": now - t_eig},
+            )
+            t = time.perf_counter()
+        if n >= last:
+            break
+
+
+def _sweep_params(sweep: Sweep) -> dict:
+    params = {"task": sweep.task, "key": sweep.key, "points": list(sweep.points)}
+    if sweep.task == "samplesize":
+        params.update(n_max=sweep.base.n, batch_size=sweep.base.batch_size, units=list(sweep.base.units))
+    elif sweep.task == "width":
+        params.update(hidden_layers=WIDTH_SWEEP_LAYERS, n=sweep.base.n)
+    else:
+        params.update(width=sweep.width, n=sweep.base.n)
+    return params
+
+
+def _point_message(row: dict) -> str:
+    parts = [f"{name} {row['rank_' + s]}/{row['pred_' + s]}" for name, s in (("H_L", "L"), ("H_o", "o"), ("H_F", "F"))]
+    return ", ".join(parts) + f" (measured/predicted), {float(row['seconds']):.2f} s"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def format_summary(outcome: SweepOutcome) -> str:
+    """The table of a finished sweep and where it is stored."""
+    sweep, key = outcome.sweep, outcome.sweep.key
+    rows = outcome.rows
+    kind = rows[0]["kind"] if rows else "exact"
+    lines = [f"{key:>6} {'p':>7} {'r':>4}   {'H_L':>13} {'H_o':>13} {'H_F':>13}   (measured / predicted)"]
+    for row in rows:
+        cells = [f"{row['rank_' + s]:>6} / {row['pred_' + s]:<4}" for s in ("L", "o", "F")]
+        mark = "" if row_matches_prediction(row) else "  ≠"
+        lines.append(f"{row[key]:>6} {row['num_params']:>7} {row['r']:>4}   " + " ".join(cells) + mark)
+    equal = sum(row_matches_prediction(r) for r in rows)
+    what = "the predictions (exact for these networks)" if kind == "exact" else \
+        "the linear formula (an estimate only for these networks)"
+    lines += [
+        "",
+        f"{equal} of {len(rows)} points have rank H_L, H_o, H_F equal to {what}",
+        f"{sweep.task} sweep: {len(outcome.computed)} point(s) computed now, {outcome.stored_before} were stored before",
+        f"rows:   {outcome.table.csv_path}",
+        f"config: {outcome.table.json_path}",
+    ]
+    return "\n".join(lines)
