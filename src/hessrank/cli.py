@@ -233,7 +233,7 @@ def add_plot_options(parser: argparse.ArgumentParser, *, paper: bool = False) ->
                    help="samplesize, width or depth" + (" (default depth)" if paper else ""))
     g.add_argument("--width", type=int, default=None, help="depth sweep: the width of the hidden layers")
     g.add_argument("--no-bias", dest="bias", action="store_const", const=False, help="only sweeps without biases")
-    g.add_argument("--normalize", nargs="?", const=True, default=None, type=_yes_no, metavar="1|0",
+    g.add_argument("--normalize", nargs="?", const="1", default=None, metavar="1|0",
                    help="plot rank / #params (default: on for width and depth, off for samplesize)")
     g.add_argument("--no-normalize", dest="normalize", action="store_const", const=False, help="plot the rank itself")
     g.add_argument("--spectrum", action="store_true",
@@ -248,7 +248,8 @@ def _cmd_plot(args) -> int:
     if args.spectrum:
         paths = _plot_spectrum(args)
     else:
-        paths = plot_sweep(_find_sweep(args), normalize=args.normalize)
+        normalize = args.normalize if args.normalize in (None, False) else _yes_no(args.normalize)
+        paths = plot_sweep(_find_sweep(args), normalize=normalize)
     for path in paths:
         print(path)
     return 0

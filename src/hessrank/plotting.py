@@ -149,7 +149,7 @@ def spectrum_figure(eigenvalues: dict, ranks: dict, tolerances: dict, *, title: 
             if 0 < rank < mags.size:
                 below = mags[rank]
                 gap = ", gap inf" if below == 0 else f", gap {np.log10(mags[rank - 1] / below):.1f} decades"
-            ax.plot(idx, shown, color=COLOURS[name], lw=1.6, label=f"{_TEX[name]}: rank {rank}{gap}")
+            ax.plot(idx, shown, color=COLOURS[name], lw=1.6, label=f"{_TEX[name]}: rank {rank} of {mags.size}{gap}")
             ax.axhline(tol, color=COLOURS[name], ls="--", lw=0.9)
             ax.axvline(rank + 0.5, color=COLOURS[name], ls=":", lw=1.2)
         ax.set_yscale("log")
