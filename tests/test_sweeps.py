@@ -331,6 +331,9 @@ def test_store_table_round_trip_and_stale_temporaries(tmp_path):
     stale.write_text("half a row")
     with table.lock():
         assert not stale.exists()
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert table.csv_path.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it, not 0600
     other = ResultTable(tmp_path / "f", "stem", ("n", "other"))
     with pytest.raises(ConfigError, match="has columns"):
         other.read_rows()

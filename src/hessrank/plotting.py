@@ -71,7 +71,8 @@ def sweep_title(meta: dict) -> str:
         net = f"network {d}-w-w-{K}, n = {c['n']}"
     else:
         net = f"network {d}-{s['width']}-…-{s['width']}-{K}, n = {c['n']}"
-    line1 = f"rank vs {meta['task']}: {c['dataset']}, {c['loss']} loss, {net}"
+    what = {"samplesize": "sample size"}.get(meta["task"], meta["task"])
+    line1 = f"rank vs {what}: {c['dataset']}, {c['loss']} loss, {net}"
     tol = "default tolerance" if c.get("rtol") is None and c.get("atol") is None else \
         f"rtol = {c.get('rtol')}, atol = {c.get('atol')}"
     line2 = (f"{c['activation']}, {'bias' if c['bias'] else 'no bias'}, {c['init']} init, seed {c['seed']}, "
@@ -102,7 +103,10 @@ def sweep_figure(rows, meta: dict, *, normalize: bool | None = None):
             ax.plot(x, rows[f"pred_{s}"].to_numpy(dtype=float) / scale, ls="none", marker="o", ms=5,
                     color=COLOURS[name], mec="black", mew=0.6, zorder=3,
                     label=f"{_TEX[name]} {'predicted' if exact else 'linear formula (estimate)'}")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if x.size <= 16:
+            ax.set_xticks(x)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(X_LABEL[task])
         ax.set_ylabel("rank / #params" if normalize else "rank")
         ax.set_title(sweep_title(meta), fontsize=8.5)
