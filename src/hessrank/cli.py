@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_sweep_options(tasks.add_parser(task, help=text, description=text), task)
     add_plot_options(sub.add_parser("plot", help="draw a stored sweep, or --spectrum of one run",
                                     description=_PLOT_DESCRIPTION))
+    add_grid_options(sub.add_parser("grid", help="run a grid of configurations (GRID.toml) on a Dask cluster",
+                                    description=_GRID_DESCRIPTION))
     return parser
 
 
@@ -238,6 +240,8 @@ def add_plot_options(parser: argparse.ArgumentParser, *, paper: bool = False) ->
     g.add_argument("--no-normalize", dest="normalize", action="store_const", const=False, help="plot the rank itself")
     g.add_argument("--spectrum", action="store_true",
                    help="draw the sorted |eigenvalues| of H_L, H_o, H_F of one run, with tolerance and cut")
+    g.add_argument("--grid", metavar="GRID.toml", help="draw the stored rows of a grid: measured against predicted")
+    g.add_argument("--facet", help="--grid: the grid option whose values make the rows of panels")
     g.add_argument("--out", default="results", help="root of the result store (default results)")
     parser.set_defaults(handler=_cmd_plot)
 
@@ -247,6 +251,10 @@ def _cmd_plot(args) -> int:
 
     if args.spectrum:
         paths = _plot_spectrum(args)
+    elif args.grid:
+        from .grid import load_grid, plot_grid
+
+        paths = plot_grid(load_grid(args.grid), out=args.out, facet=args.facet)
     else:
         normalize = args.normalize if args.normalize in (None, False) else _yes_no(args.normalize)
         paths = plot_sweep(_find_sweep(args), normalize=normalize)
@@ -329,6 +337,55 @@ def _plot_spectrum(args):
         if meta is None or not table.exists():
             store_spectrum(table, run(cfg))
     return plot_spectrum(table.json_path)
+
+
+_GRID_DESCRIPTION = (
+    "Run the Cartesian product of the option lists in GRID.toml's [grid] table (any option of "
+    "`hessian-rank run`, e.g. loss = [\"mse\", \"cross\"], units = [\"10,10\", \"5\"]) on Dask: a local cluster "
+    "of worker processes, or an existing cluster given by --scheduler. Rows land in "
+    "<out>/store/grid/<GRID>/; a rerun computes only the points without a finished row."
+)
+
+
+def add_grid_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``hessian-rank grid``."""
+    parser.add_argument("grid", metavar="GRID.toml", help="grid file with a [grid] table")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes of the local cluster (default: one per core)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                        help="use the existing Dask cluster of this scheduler instead of a local one")
+    parser.add_argument("--memory-limit", "--memory_limit", dest="memory_limit", default=None,
+                        help="memory limit per local worker, e.g. 4GB (default: the machine's memory shared out)")
+    parser.add_argument("--out", default="results", help="root of the result store (default results)")
+    parser.set_defaults(handler=_cmd_grid)
+
+
+def _cmd_grid(args) -> int:
+    from .grid import format_grid_summary, load_grid, run_grid
+    from .progress import Progress
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: need at least 1 worker process")
+    if args.workers is not None and args.scheduler:
+        raise ConfigError("--workers with --scheduler: the existing cluster has its own workers; give one of them")
+    if args.scheduler and "://" not in args.scheduler:
+        raise ConfigError(f"--scheduler {args.scheduler!r}: give the scheduler address, e.g. tcp://10.0.0.5:8786")
+    if args.memory_limit is not None:
+        from dask.utils import parse_bytes
+
+        if args.scheduler:
+            raise ConfigError("--memory-limit with --scheduler: the existing cluster's workers have their own limits")
+        try:
+            if parse_bytes(args.memory_limit) <= 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"--memory-limit {args.memory_limit!r}: give a size such as 4GB or 500MiB") from None
+    grid = load_grid(args.grid)
+    outcome = run_grid(grid, out=args.out, workers=args.workers, scheduler=args.scheduler,
+                       memory_limit=args.memory_limit,
+                       progress=lambda total: Progress(total, desc=f"grid {grid.name}"))
+    print(format_grid_summary(outcome))
+    return 0
 
 
 def script_main(prog: str, command, argv=None) -> int:
