@@ -236,7 +236,8 @@ def test_plan_point_respects_the_worker_memory_limit(monkeypatch):
     config, reason = plan_point(cfg, 10, 10**8)
     assert config is None and "p = 2000" in reason and "0.15 GiB" in reason
     monkeypatch.setattr("hessrank.grid.METHODS", ("dense", "matrix-free", "auto"))
-    assert plan_point(cfg, 10, 10**8) == (cfg.replace(method="auto"), None)
+    assert plan_point(cfg, 10, 10**8) == (cfg.replace(method="matrix-free"), None)
+    assert plan_point(cfg, 10, 2 * 10**9) == (cfg, None)
 
 
 def test_run_point_returns_the_row_or_the_error():

@@ -155,7 +155,7 @@ def _set_help(parser, dest: str, text: str) -> None:
             action.help = text
 
 
-def _run_option_defaults() -> dict:
+def run_option_defaults() -> dict:
     """The options of ``hessian-rank run`` with their defaults, ``{dest: default}``."""
     probe = _Parser(add_help=False)
     add_run_options(probe)
@@ -229,7 +229,7 @@ def _yes_no(text: str) -> bool:
 def add_plot_options(parser: argparse.ArgumentParser, *, paper: bool = False) -> None:
     """Options of ``hessian-rank plot`` (and of the paper's ``plotting.py`` when ``paper``)."""
     add_run_options(parser)
-    parser.set_defaults(**{dest: None for dest in _run_option_defaults()})  # not given = any value
+    parser.set_defaults(**{dest: None for dest in run_option_defaults()})  # not given = any value
     g = parser.add_argument_group("plot")
     g.add_argument("--task", default="depth" if paper else None,
                    help="samplesize, width or depth" + (" (default depth)" if paper else ""))
@@ -273,8 +273,8 @@ def _find_sweep(args):
     task = args.task
     if task not in TASKS:
         raise ConfigError(f"--task {task!r}: not one of {', '.join(TASKS)} (or give --spectrum)")
-    given = {k: v for k, v in vars(args).items()
-             if k in _run_option_defaults() and k not in IDENTITY_EXCLUDED and v is not None}
+    run_options = run_option_defaults()
+    given = {k: v for k, v in vars(args).items() if k in run_options and k not in IDENTITY_EXCLUDED and v is not None}
     if "units" in given:
         if task != "samplesize":
             raise ConfigError(f"--units {given['units']!r}: the {task} sweep varies the widths; leave --units out")
@@ -324,7 +324,7 @@ def _plot_spectrum(args):
     from .plotting import plot_spectrum
     from .store import check_writable, config_identity, spectrum_table, store_spectrum
 
-    defaults = _run_option_defaults()
+    defaults = run_option_defaults()
     filled = {k: (defaults[k] if getattr(args, k, None) is None else getattr(args, k)) for k in defaults}
     cfg = config_from_args(argparse.Namespace(**{**vars(args), **filled}))
     data = load_dataset(cfg)

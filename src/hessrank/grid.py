@@ -46,9 +46,9 @@ STATUS = ("done", "failed", "skipped")
 
 def _option_defaults() -> dict:
     """``{option: default}`` for every option of ``hessian-rank run``."""
-    from .cli import _run_option_defaults
+    from .cli import run_option_defaults
 
-    return _run_option_defaults()
+    return run_option_defaults()
 
 
 def _text(value) -> str:
@@ -166,14 +166,17 @@ def _refuse_values_that_never_work(where, keys, values, points) -> None:
 def plan_point(config: RunConfig, d: int, worker_limit: int | None):
     """``(config to run, None)`` or ``(None, reason to skip)`` for one point on workers
     with ``worker_limit`` bytes each (``None``: no limit). The one place that picks how
-    a point runs: dense when its matrices fit, else matrix-free where the package has
-    it (``--method auto``), else skipped."""
+    a point runs: as configured when its dense matrices fit, else matrix-free where the
+    package has it, else skipped with the estimate and the limit."""
     model = MLP(widths=(d, *config.units, config.K), activation=config.activation, bias=config.bias)
     need = dense_memory_bytes(model.num_params)
-    if not worker_limit or config.method != "dense" or need <= DENSE_SHARE_OF_WORKER_LIMIT * worker_limit:
+    if not worker_limit or need <= DENSE_SHARE_OF_WORKER_LIMIT * worker_limit:
         return config, None
-    if "auto" in METHODS:  # matrix-free Hessian-vector products are available
-        return config.replace(method="auto"), None
+    # Dense does not fit a worker. "auto" would judge by the machine's memory, not by the
+    # worker's limit, so ask for matrix-free outright where the package has it.
+    for method in ("matrix-free", "auto"):
+        if method in METHODS:
+            return config.replace(method=method), None
     return None, (f"p = {model.num_params} needs about {need / 2**30:.2f} GiB for dense Hessians, more than "
                   f"{DENSE_SHARE_OF_WORKER_LIMIT:.0%} of a worker's memory limit ({worker_limit / 2**30:.2f} GiB); "
                   "give the workers more memory (--memory-limit) or use smaller --units/--dim")
@@ -392,7 +395,7 @@ def grid_figure(rows, grid: Grid, *, facet: str | None = None):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .plotting import _RC, COLOURS, DPI
+    from .plotting import _RC, _TEX, COLOURS, DPI
 
     done = rows[rows["status"] == "done"]
     if facet is None:
@@ -421,7 +424,7 @@ def grid_figure(rows, grid: Grid, *, facet: str | None = None):
                         label="linear formula (estimate)")
                 ax.set_xlim(0, top)
                 ax.set_ylim(0, top)
-                title = f"rank {name}" + (f" — {facet} = {level}" if level is not None else "")
+                title = f"rank {_TEX[name]}" + (f" — {facet} = {level}" if level is not None else "")
                 ax.set_title(title, fontsize=8.5)
                 ax.set_xlabel("predicted")
                 ax.set_ylabel("measured")
