@@ -25,6 +25,7 @@ stored as skipped, with the reason (see :func:`plan_point`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import itertools
 import platform
@@ -238,11 +239,13 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
     """
     table = grid.table(out)
     check_writable(table.csv_path, flag="--out")
-    with table.lock():
+    with table.lock(), contextlib.ExitStack() as stack:
         meta = table.claim(grid.identity())
         rows = {row["point"]: row for row in table.read_rows()}
         stored_before = sum(row.get("status") == "done" for row in rows.values())
         todo = [p for p in grid.points if rows.get(p.id, {}).get("status") != "done"]
+        if todo and client is None:  # connect first: a cluster that cannot be reached writes nothing
+            client = _connect(stack, workers=workers, scheduler=scheduler, memory_limit=memory_limit)
         session = {"started": _now(), "finished": None, "computed": 0, "host": platform.node(),
                    "provenance": provenance()}
         meta = {
@@ -269,8 +272,7 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
         bar = progress(len(todo)) if (progress is not None and todo) else None
         try:
             if todo:
-                outcome.scheduler = _run_on_dask(todo, store, bar, workers=workers, scheduler=scheduler,
-                                                 memory_limit=memory_limit, client=client)
+                outcome.scheduler = _run_on_dask(todo, store, bar, client)
         finally:
             if bar is not None:
                 bar.close()
@@ -283,48 +285,50 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
     return outcome
 
 
-def _run_on_dask(todo, store, bar, *, workers, scheduler, memory_limit, client) -> str:
-    import contextlib
+def _connect(stack, *, workers, scheduler, memory_limit):
+    """A Dask client of the cluster at ``scheduler``, or of a new ``LocalCluster``; both
+    closed when ``stack`` closes."""
     import os
 
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, LocalCluster
 
-    with contextlib.ExitStack() as stack:
-        if client is None:
-            if scheduler:
-                try:
-                    client = stack.enter_context(Client(scheduler, timeout="10s"))
-                except (OSError, TimeoutError, ValueError) as err:
-                    raise ConfigError(f"--scheduler {scheduler!r}: cannot connect ({_one_line(err)})") from None
-            else:
-                n = workers or os.cpu_count() or 1
-                cluster = stack.enter_context(LocalCluster(
-                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                    memory_limit="auto" if memory_limit is None else memory_limit))
-                client = stack.enter_context(Client(cluster))
-        limit = _worker_memory_limit(client)
-        futures = {}
-        for point in todo:
-            if point.config is None:
-                store(point, {"status": "failed", "error": point.error, "worker": ""})
-                _report(bar, point, "failed")
-                continue
-            config, reason = plan_point(point.config, _dataset_dim(point.config), limit)
-            if config is None:
-                store(point, {"status": "skipped", "error": reason, "worker": ""})
-                _report(bar, point, "skipped")
-                continue
-            future = client.submit(run_point, config, key=f"hessrank-grid-{point.id}", pure=False)
-            futures[future] = point
-        for future in as_completed(list(futures)):
-            point = futures[future]
-            try:
-                result = future.result()
-            except Exception as err:  # noqa: BLE001 - e.g. KilledWorker after repeated worker deaths
-                result = {"status": "failed", "error": _one_line(err), "worker": ""}
-            store(point, result)
-            _report(bar, point, result.get("status", "failed"), result)
-        return str(client.scheduler.address)
+    if scheduler:
+        try:
+            return stack.enter_context(Client(scheduler, timeout="10s"))
+        except (OSError, TimeoutError, ValueError) as err:
+            raise ConfigError(f"--scheduler {scheduler!r}: cannot connect ({_one_line(err)})") from None
+    cluster = stack.enter_context(LocalCluster(
+        n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=None,
+        memory_limit="auto" if memory_limit is None else memory_limit))
+    return stack.enter_context(Client(cluster))
+
+
+def _run_on_dask(todo, store, bar, client) -> str:
+    from distributed import as_completed
+
+    limit = _worker_memory_limit(client)
+    futures = {}
+    for point in todo:
+        if point.config is None:
+            store(point, {"status": "failed", "error": point.error, "worker": ""})
+            _report(bar, point, "failed")
+            continue
+        config, reason = plan_point(point.config, _dataset_dim(point.config), limit)
+        if config is None:
+            store(point, {"status": "skipped", "error": reason, "worker": ""})
+            _report(bar, point, "skipped")
+            continue
+        future = client.submit(run_point, config, key=f"hessrank-grid-{point.id}", pure=False)
+        futures[future] = point
+    for future in as_completed(list(futures)):
+        point = futures[future]
+        try:
+            result = future.result()
+        except Exception as err:  # noqa: BLE001 - e.g. KilledWorker after repeated worker deaths
+            result = {"status": "failed", "error": _one_line(err), "worker": ""}
+        store(point, result)
+        _report(bar, point, result.get("status", "failed"), result)
+    return str(client.scheduler.address)
 
 
 def _worker_memory_limit(client) -> int | None:
