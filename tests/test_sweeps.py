@@ -354,3 +354,39 @@ def test_row_values_are_the_run_values():
     assert float(row["tol_L"]) == res.ranks["H_L"].tol
     gap = res.ranks["H_F"].gap_decades
     assert row["gap_F"] == ("" if gap is None else "inf" if np.isinf(gap) else repr(gap))
+
+
+def test_running_hessians_equal_the_matrices_of_the_first_m_samples():
+    from hessrank import MLP, get_loss
+    from hessrank.curvature import running_hessians
+    from hessrank.data import encode_targets
+    from reference import ref_loss_hessian, ref_outer_product
+
+    rng = np.random.default_rng(4)
+    X, Y = rng.standard_normal((7, 4)), encode_targets(rng.integers(0, 3, 7), 3)
+    model = MLP(widths=(4, 3, 3), activation="tanh", bias=True)
+    theta = model.init(seed=2)
+    seen = []
+    for m, mats in running_hessians(model, get_loss("cosh"), theta, X, Y, batch_size=3):  # 3 + 3 + 1
+        seen.append(m)
+        HL = ref_loss_hessian(theta, X[:m], Y[:m], model.widths, "tanh", True, "cosh")
+        Ho = ref_outer_product(theta, X[:m], Y[:m], model.widths, "tanh", True, "cosh")
+        scale = np.abs(HL).max()
+        np.testing.assert_allclose(mats["H_L"], HL, atol=1e-11 * scale, rtol=0)
+        np.testing.assert_allclose(mats["H_o"], Ho, atol=1e-11 * scale, rtol=0)
+        np.testing.assert_allclose(mats["H_F"], HL - Ho, atol=1e-10 * scale, rtol=0)
+    assert seen == [3, 6, 7]
+
+
+def test_config_hash_is_stable_and_sees_every_setting():
+    from hessrank.store import config_hash, config_identity
+
+    base = RunConfig(dataset="gaussian", n=30, dim=6, K=3)
+    ident = config_identity(base, task="width")
+    assert config_hash(ident) == config_hash(dict(reversed(list(ident.items()))))  # key order is irrelevant
+    assert config_hash(ident) == config_hash(config_identity(base.replace(data_dir="/elsewhere"), task="width"))
+    changes = dict(dataset="digits", n=31, dim=7, K=4, units=(3,), activation="relu", bias=True, init="uniform",
+                   loss="cosh", batch_size=5, seed=2, rtol=1e-9, atol=1e-12)
+    hashes = {config_hash(config_identity(base.replace(**{k: v}), task="width")) for k, v in changes.items()}
+    assert len(hashes) == len(changes) and config_hash(ident) not in hashes
+    assert config_hash(config_identity(base, task="depth")) != config_hash(ident)
