@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -10,14 +11,18 @@ from pathlib import Path
 from .config import ConfigError
 
 
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+@contextlib.contextmanager
+def atomic_output(path, mode: str = "w"):
+    """Open a temporary file next to ``path``; on success fsync it and rename it to ``path``.
+
+    If the block raises, the temporary file is removed and ``path`` is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, mode) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -25,6 +30,12 @@ def atomic_write_text(path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    with atomic_output(path, "w") as fh:
+        fh.write(text)
 
 
 def check_writable(path, *, flag: str) -> None:
@@ -57,4 +68,4 @@ def write_spectrum_csv(path, result) -> None:
     atomic_write_text(path, spectrum_csv(result))
 
 
-__all__ = ["atomic_write_text", "check_writable", "spectrum_csv", "write_spectrum_csv"]
+__all__ = ["atomic_output", "atomic_write_text", "check_writable", "spectrum_csv", "write_spectrum_csv"]
