@@ -17,7 +17,7 @@ from .cifar import CIFAR10, paper_images, read_cifar_train
 from .digits import load_digits_dataset
 from .download import fetch_fileset
 from .idx import FASHION_MNIST, MNIST, read_idx_pair
-from .locate import FileSet, download_root, get_command, locate, missing_message, search_roots
+from .locate import FileSet, download_root, find_folder, get_command, missing_message, search_roots
 from .preprocess import image_side, resize_images, scale_pixels
 from .synthetic import gaussian_mixture
 from .user import is_user_file, load_user_file
@@ -45,10 +45,10 @@ def _image_loader(fileset: FileSet, read):
 
     def load(cfg):
         side = image_side(cfg.dim)
-        found = locate(fileset, cfg.data_dir)
+        found = find_folder(fileset, cfg.data_dir)
         if found is None and cfg.download:
             fetch_fileset(fileset, cfg.data_dir)
-            found = locate(fileset, cfg.data_dir)
+            found = find_folder(fileset, cfg.data_dir)
         if found is None:
             raise ConfigError(missing_message(fileset, cfg.data_dir))
         folder, origin = found
@@ -96,7 +96,7 @@ def availability(data_dir: str | None = None) -> list[dict]:
         {"name": "gaussian", "available": True, "where": "generated (Gaussian mixture, any n and dim)", "get": None},
     ]
     for fs in FILESETS.values():
-        found = locate(fs, data_dir)
+        found = find_folder(fs, data_dir)
         rows.append({"name": fs.name, "available": found is not None,
                      "where": f"{found[0]} ({found[1]})" if found else None,
                      "get": None if found else get_command(fs, data_dir)})
@@ -110,7 +110,7 @@ def fetch(name: str, data_dir: str | None = None) -> tuple[str, bool]:
     if canon not in FILESETS:
         raise ConfigError(f"--download {name!r}: not one of {', '.join(FILESETS)} (the others need no download)")
     fs = FILESETS[canon]
-    found = locate(fs, data_dir)
+    found = find_folder(fs, data_dir)
     if found is not None:
         return str(found[0]), False
     return str(fetch_fileset(fs, data_dir)), True

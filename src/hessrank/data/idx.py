@@ -26,9 +26,10 @@ TRAIN_LABELS = "train-labels-idx1-ubyte"
 
 
 def idx_file(folder: Path, stem: str) -> Path | None:
-    """The file for ``stem`` in ``folder``: ``stem.gz``, ``stem``, or ``stem`` with
-    its last ``-`` written ``.`` (``train-images.idx3-ubyte``, as some unzip tools name it)."""
-    dotted = ".".join(stem.rsplit("-", 1))
+    """The file for ``stem`` in ``folder``: ``stem.gz``, ``stem``, or the name with a dot
+    before ``idx`` (``train-images.idx3-ubyte``, as some unzip tools write it), each ``.gz`` or raw."""
+    head, idx, tail = stem.rsplit("-", 2)
+    dotted = f"{head}.{idx}-{tail}"
     for name in (f"{stem}.gz", stem, f"{dotted}.gz", dotted):
         if (folder / name).is_file():
             return folder / name

@@ -96,7 +96,7 @@ def candidate_folders(fileset: FileSet, data_dir: str | None = None) -> list[tup
     return out
 
 
-def locate(fileset: FileSet, data_dir: str | None = None) -> tuple[Path, str] | None:
+def find_folder(fileset: FileSet, data_dir: str | None = None) -> tuple[Path, str] | None:
     """The first folder holding every file of ``fileset`` and its origin, or ``None``."""
     for folder, origin in candidate_folders(fileset, data_dir):
         if fileset.complete(folder):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +54,7 @@ def read_npz(path) -> tuple[np.ndarray, np.ndarray]:
         raise
     except ValueError as err:  # e.g. "Object arrays cannot be loaded when allow_pickle=False"
         raise ConfigError(f"--dataset {str(path)!r}: cannot read ({err})") from None
-    except (OSError, EOFError, KeyError) as err:
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
         raise ConfigError(f"--dataset {str(path)!r}: not a readable .npz file ({type(err).__name__}: {err})") from None
 
 
@@ -91,7 +93,9 @@ def read_csv(path) -> tuple[np.ndarray, np.ndarray]:
 
     header = not any(number(c) for c in first)
     try:
-        table = np.loadtxt(path, delimiter=",", skiprows=int(header), ndmin=2, dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
+            table = np.loadtxt(path, delimiter=",", skiprows=int(header), ndmin=2, dtype=np.float64)
     except ValueError:
         raise ConfigError(f"--dataset {str(path)!r}: {_csv_cell_error(path, int(header))}") from None
     if table.shape[0] == 0:
@@ -119,7 +123,7 @@ def _check(path, X, y) -> None:
                               f"(first at index {where}); every value must be finite")
     if y.ndim == 1 and y.dtype.kind == "f" and not np.all(y == np.round(y)):
         i = int(np.flatnonzero(y != np.round(y))[0])
-        raise ConfigError(f"{name}: labels y must be integers; y[{i}] = {y[i]!r} (give real-valued targets as y of shape (n, K))")
+        raise ConfigError(f"{name}: labels y must be integers; y[{i}] = {float(y[i])!r} (give real-valued targets as y of shape (n, K))")
 
 
 def load_user_file(path, *, n: int | None, K: int, label_noise: float = 0.0, seed: int = 1) -> Dataset:
