@@ -93,7 +93,7 @@ def _cmd_datasets(args) -> int:
     from .data import availability, download_root, fetch, search_roots
 
     for name in args.download:
-        folder, fetched = fetch(name, args.data_dir)
+        name, folder, fetched = fetch(name, args.data_dir)
         print(f"{name}: {'downloaded to' if fetched else 'already available in'} {folder}", file=sys.stderr)
     rows = availability(args.data_dir)
     if args.json:

@@ -103,17 +103,17 @@ def availability(data_dir: str | None = None) -> list[dict]:
     return rows
 
 
-def fetch(name: str, data_dir: str | None = None) -> tuple[str, bool]:
-    """Download data set ``name`` unless it is already available; return its folder and
-    whether it was downloaded now."""
+def fetch(name: str, data_dir: str | None = None) -> tuple[str, str, bool]:
+    """Download data set ``name`` unless it is already available; return its registered
+    name, its folder and whether it was downloaded now."""
     canon = canonical_name(name)
     if canon not in FILESETS:
         raise ConfigError(f"--download {name!r}: not one of {', '.join(FILESETS)} (the others need no download)")
     fs = FILESETS[canon]
     found = find_folder(fs, data_dir)
     if found is not None:
-        return str(found[0]), False
-    return str(fetch_fileset(fs, data_dir)), True
+        return canon, str(found[0]), False
+    return canon, str(fetch_fileset(fs, data_dir)), True
 
 
 def load_dataset(cfg) -> Dataset:

@@ -35,7 +35,7 @@ def mirrors_of(fileset: FileSet) -> tuple[str, ...]:
     return tuple(env) if env else fileset.mirrors
 
 
-def fetch_file(remote: RemoteFile, folder: Path, mirrors, *, log=sys.stderr) -> Path:
+def fetch_file(remote: RemoteFile, folder: Path, mirrors, *, log=None) -> Path:
     """``folder/remote.name`` with MD5 ``remote.md5``, downloaded unless already there.
 
     Raises :class:`ConfigError` naming every mirror tried and why it failed.
@@ -49,7 +49,7 @@ def fetch_file(remote: RemoteFile, folder: Path, mirrors, *, log=sys.stderr) -> 
         if not url.startswith(("http://", "https://")):
             errors.append(f"{url}: only http:// and https:// mirrors are used")
             continue
-        print(f"downloading {url}", file=log)
+        print(f"downloading {url}", file=log or sys.stderr)
         digest = hashlib.md5(usedforsecurity=False)
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, atomic_output(dest, "wb") as out:
@@ -71,7 +71,7 @@ def fetch_file(remote: RemoteFile, folder: Path, mirrors, *, log=sys.stderr) -> 
                       f"no file was written; copy it by hand into {folder}")
 
 
-def fetch_fileset(fileset: FileSet, data_dir: str | None = None, *, log=sys.stderr) -> Path:
+def fetch_fileset(fileset: FileSet, data_dir: str | None = None, *, log=None) -> Path:
     """Download every file of ``fileset`` into ``download_root(data_dir)/install_folder``
     (then unpack it if the data set comes as an archive); return that folder."""
     folder = download_root(data_dir) / fileset.install_folder
