@@ -129,7 +129,7 @@ def test_real_fashion_mnist_end_to_end(tmp_path, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     obj = json.loads(captured.out)
-    assert obj["dataset_source"] == f"{DEBIAN_FASHION} (default)"
+    assert obj["dataset_source"] == f"{DEBIAN_FASHION}, default search path"
     assert (obj["n"], obj["d"], obj["p"]) == (60, 16, 16 * 6 + 6 * 6 + 6 * 10)
     assert obj["predictions"]["kind"] == "exact"
     assert obj["ranks"] == {k: obj["predictions"][k] for k in ("H_L", "H_o", "H_F")}

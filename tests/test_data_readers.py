@@ -82,10 +82,10 @@ def test_search_order_data_dir_then_env_then_defaults(tmp_path, monkeypatch):
     isolate(monkeypatch, tmp_path)
     img, lab = np.zeros((2, 4, 4), np.uint8), np.array([0, 1])
     debian = write_mnist(tmp_path / "usr-share-datasets" / "fashion-mnist", img, lab)
-    assert locate.find_folder(FASHION_MNIST) == (debian, "default")
+    assert locate.find_folder(FASHION_MNIST) == (debian, locate.DEFAULT_ORIGIN)
     assert locate.find_folder(MNIST) is None  # Debian's fashion-mnist folder is not MNIST
     cache = write_mnist(tmp_path / "cache" / "hessrank" / "FashionMNIST" / "raw", img, lab, gz=False)
-    assert locate.find_folder(FASHION_MNIST) == (cache, "default")
+    assert locate.find_folder(FASHION_MNIST) == (cache, locate.DEFAULT_ORIGIN)
     cwd_data = write_mnist(tmp_path / "cwd" / "data" / "FashionMNIST", img, lab)
     assert locate.find_folder(FASHION_MNIST)[0] == cwd_data
     env = write_mnist(tmp_path / "env" / "fashion-mnist", img, lab)

@@ -90,14 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_datasets(args) -> int:
-    from .data import availability, download_root, fetch, search_roots
+    from .data import availability, describe_roots, download_root, fetch, search_roots
 
     for name in args.download:
         name, folder, fetched = fetch(name, args.data_dir)
         print(f"{name}: {'downloaded to' if fetched else 'already available in'} {folder}", file=sys.stderr)
     rows = availability(args.data_dir)
     if args.json:
-        print(json.dumps({"datasets": rows, "searched": [f"{o} {r}" for r, o in search_roots(args.data_dir)],
+        print(json.dumps({"datasets": rows, "searched": [{"root": str(r), "origin": o} for r, o in search_roots(args.data_dir)],
                           "download_to": str(download_root(args.data_dir))}))
         return 0
     print(f"{'data set':<14}{'status':<11}where it is / the command that gets it")
@@ -106,7 +106,7 @@ def _cmd_datasets(args) -> int:
         print(f"{row['name']:<14}{status:<11}{row['where'] if row['available'] else row['get']}")
     print(f"{'your own':<14}{'-':<11}--dataset FILE.npz (arrays X (n, d), y) or FILE.csv (last column the label)")
     print()
-    print("searched, in order: " + "; ".join(f"{o} {r}" for r, o in search_roots(args.data_dir)))
+    print(f"searched, in order: {describe_roots(args.data_dir)}")
     print(f"--download writes to: {download_root(args.data_dir)}")
     return 0
 

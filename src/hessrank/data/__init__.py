@@ -17,7 +17,7 @@ from .cifar import CIFAR10, paper_images, read_cifar_train
 from .digits import load_digits_dataset
 from .download import fetch_fileset
 from .idx import FASHION_MNIST, MNIST, read_idx_pair
-from .locate import FileSet, download_root, find_folder, get_command, missing_message, search_roots
+from .locate import FileSet, describe_roots, download_root, find_folder, get_command, missing_message, search_roots
 from .preprocess import image_side, resize_images, scale_pixels
 from .synthetic import gaussian_mixture
 from .user import is_user_file, load_user_file
@@ -55,7 +55,7 @@ def _image_loader(fileset: FileSet, read):
         images, labels = read(folder)
         idx = select_samples(labels, n=cfg.n, K=cfg.K, name=fileset.name)
         X = resize_images(scale_pixels(images[idx]), side, cfg.resize).reshape(idx.size, -1)
-        return encode_dataset(X, labels[idx], K=cfg.K, name=fileset.name, source=f"{folder} ({origin})",
+        return encode_dataset(X, labels[idx], K=cfg.K, name=fileset.name, source=f"{folder}, {origin}",
                               label_noise=cfg.label_noise, seed=cfg.seed)
 
     load.__doc__ = f"{fileset.name}: pixels / 255, the first n samples of the first K classes, resized to √dim × √dim."
@@ -132,6 +132,6 @@ def load_dataset(cfg) -> Dataset:
     return ds
 
 
-__all__ = ["Dataset", "DATASETS", "FILESETS", "availability", "canonical_name", "download_root", "fetch",
+__all__ = ["Dataset", "DATASETS", "FILESETS", "availability", "canonical_name", "describe_roots", "download_root", "fetch",
            "search_roots", "load_dataset", "encode_targets",
            "select_and_encode", "select_samples"]

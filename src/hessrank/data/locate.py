@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENV_DATA = "HESSRANK_DATA"
+DEFAULT_ORIGIN = "default search path"
 DEBIAN_DATASETS = Path("/usr/share/datasets")
 
 
@@ -82,8 +83,14 @@ def search_roots(data_dir: str | None = None) -> list[tuple[Path, str]]:
         roots.append((Path(data_dir).expanduser(), "--data-dir"))
     if os.environ.get(ENV_DATA):
         roots.append((Path(os.environ[ENV_DATA]).expanduser(), f"${ENV_DATA}"))
-    roots += [(Path("data").absolute(), "default"), (cache_dir(), "default"), (DEBIAN_DATASETS, "default")]
+    roots += [(root, DEFAULT_ORIGIN) for root in (Path("data").absolute(), cache_dir(), DEBIAN_DATASETS)]
     return roots
+
+
+def describe_roots(data_dir: str | None = None) -> str:
+    """The searched roots in order, on one line (``--data-dir D; $HESSRANK_DATA E; ./data; …``)."""
+    return "; ".join(str(root) if origin == DEFAULT_ORIGIN else f"{origin} {root}"
+                     for root, origin in search_roots(data_dir))
 
 
 def candidate_folders(fileset: FileSet, data_dir: str | None = None) -> list[tuple[Path, str]]:
@@ -121,10 +128,9 @@ def get_command(fileset: FileSet, data_dir: str | None = None) -> str:
 
 def missing_message(fileset: FileSet, data_dir: str | None = None) -> str:
     """One line: where we looked for ``fileset`` and how to get it."""
-    roots = "; ".join(f"{origin} {root}" for root, origin in search_roots(data_dir))
     subs = ", ".join(fileset.subfolders)
     files = " and ".join(f"{f}{'[.gz]' if fileset.find_file is not _exact_file else ''}" for f in fileset.files)
     other = f", or {fileset.other_way}" if fileset.other_way else ""
-    return (f"--dataset {fileset.name}: files not found; looked in {roots} (each with subfolders {subs}); "
+    return (f"--dataset {fileset.name}: files not found; looked in {describe_roots(data_dir)} (each with subfolders {subs}); "
             f"get them with `{get_command(fileset, data_dir)}` (needs internet; or add --download to this command)"
             f"{other}, or put {files} in {download_root(data_dir) / fileset.install_folder}")
