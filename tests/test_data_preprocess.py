@@ -11,7 +11,7 @@ import pytest
 from datafiles import isolate, write_cifar, write_mnist
 from hessrank.config import RESIZES, ConfigError, RunConfig
 from hessrank.data import cifar, load_dataset
-from hessrank.data.base import corrupt_labels, encode_targets, select_samples
+from hessrank.data.base import corrupt_labels, encode_targets, select_and_encode, select_samples
 from hessrank.data.preprocess import image_side, resize_images, resize_matrix
 
 # --------------------------------------------------------------------------- the paper's defaults, pinned
@@ -153,6 +153,10 @@ def test_select_samples_reference():
     labels = np.array([5, 0, 2, 1, 0, 3, 1, 2])
     assert list(select_samples(labels, n=None, K=3, name="t")) == [i for i, v in enumerate(labels) if v < 3]
     assert list(select_samples(labels, n=2, K=1, name="t")) == [1, 3]
+    X = np.arange(16.0).reshape(8, 2)
+    ds = select_and_encode(X, labels, n=3, K=3, name="t", source="s")
+    np.testing.assert_array_equal(ds.X, [[2, 3], [4, 5], [6, 7]])  # samples 1, 2, 3 (labels 0, 2, 1)
+    np.testing.assert_array_equal(ds.Y, [[1, 0, 0], [0, 0, 1], [0, 1, 0]])
 
 
 def test_encode_targets():
@@ -180,6 +184,14 @@ def test_label_noise_through_the_config(tiny_mnist):
     assert (clean.Y != noisy.Y).sum() == 1
     with pytest.raises(ConfigError, match="--label-noise 1.5: must be a fraction between 0 and 1"):
         RunConfig(label_noise=1.5).validate()
+
+
+def test_label_noise_on_generated_data():
+    clean = load_dataset(RunConfig(dataset="gaussian", n=20, dim=5, K=2))
+    noisy = load_dataset(RunConfig(dataset="gaussian", n=20, dim=5, K=2, label_noise=0.25))
+    np.testing.assert_array_equal(clean.X, noisy.X)
+    assert (clean.labels != noisy.labels).sum() == 5
+    np.testing.assert_array_equal(noisy.Y, encode_targets(noisy.labels, 2))
 
 
 def test_default_run_is_unchanged():
