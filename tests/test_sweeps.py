@@ -357,10 +357,13 @@ def test_row_values_are_the_run_values():
 
 
 def test_running_hessians_equal_the_matrices_of_the_first_m_samples():
+    import jax
+    import jax.numpy as jnp
+
     from hessrank import MLP, get_loss
     from hessrank.curvature import running_hessians
     from hessrank.data import encode_targets
-    from reference import ref_loss_hessian, ref_outer_product
+    from reference import forward, loss_sum
 
     rng = np.random.default_rng(4)
     X, Y = rng.standard_normal((7, 4)), encode_targets(rng.integers(0, 3, 7), 3)
@@ -369,8 +372,12 @@ def test_running_hessians_equal_the_matrices_of_the_first_m_samples():
     seen = []
     for m, mats in running_hessians(model, get_loss("cosh"), theta, X, Y, batch_size=3):  # 3 + 3 + 1
         seen.append(m)
-        HL = ref_loss_hessian(theta, X[:m], Y[:m], model.widths, "tanh", True, "cosh")
-        Ho = ref_outer_product(theta, X[:m], Y[:m], model.widths, "tanh", True, "cosh")
+        f = lambda t: forward(t, X[:m], model.widths, "tanh", True)  # noqa: E731
+        HL = np.asarray(jax.jit(jax.hessian(lambda t: loss_sum(f(t), Y[:m], "cosh")))(jnp.asarray(theta)))
+        # H_o = Σ_{i≤m} J_iᵀ diag(sech²(f_i − y_i)) J_i, from the explicit Jacobian
+        J = np.asarray(jax.jit(jax.jacobian(f))(jnp.asarray(theta)))           # (m, K, p)
+        lam = 1.0 / np.cosh(np.asarray(f(jnp.asarray(theta))) - Y[:m]) ** 2    # (m, K)
+        Ho = np.einsum("ikp,ik,ikq->pq", J, lam, J)
         scale = np.abs(HL).max()
         np.testing.assert_allclose(mats["H_L"], HL, atol=1e-11 * scale, rtol=0)
         np.testing.assert_allclose(mats["H_o"], Ho, atol=1e-11 * scale, rtol=0)
@@ -384,9 +391,10 @@ def test_config_hash_is_stable_and_sees_every_setting():
     base = RunConfig(dataset="gaussian", n=30, dim=6, K=3)
     ident = config_identity(base, task="width")
     assert config_hash(ident) == config_hash(dict(reversed(list(ident.items()))))  # key order is irrelevant
-    assert config_hash(ident) == config_hash(config_identity(base.replace(data_dir="/elsewhere"), task="width"))
+    for where in (dict(data_dir="/elsewhere"), dict(download=True)):  # where the files are, not what they hold
+        assert config_hash(ident) == config_hash(config_identity(base.replace(**where), task="width"))
     changes = dict(dataset="digits", n=31, dim=7, K=4, units=(3,), activation="relu", bias=True, init="uniform",
-                   loss="cosh", batch_size=5, seed=2, rtol=1e-9, atol=1e-12)
+                   loss="cosh", batch_size=5, seed=2, rtol=1e-9, atol=1e-12, resize="area", label_noise=0.1)
     hashes = {config_hash(config_identity(base.replace(**{k: v}), task="width")) for k, v in changes.items()}
     assert len(hashes) == len(changes) and config_hash(ident) not in hashes
     assert config_hash(config_identity(base, task="depth")) != config_hash(ident)

@@ -11,7 +11,7 @@ import json
 import math
 import sys
 
-from .config import ACTIVATIONS, INITS, LOSSES, METHODS, ConfigError, RunConfig, parse_units
+from .config import ACTIVATIONS, INITS, LOSSES, METHODS, RESIZES, ConfigError, RunConfig, parse_units
 
 EXIT_USAGE = 2
 
@@ -28,11 +28,18 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults: RunConfig | No
     d = defaults or RunConfig()
     g = parser.add_argument_group("data")
     g.add_argument("--dataset", default=d.dataset, help=f"data set name or file (default {d.dataset})")
-    g.add_argument("--n", type=int, default=d.n, help=f"number of samples (default {d.n})")
-    g.add_argument("--dim", type=int, default=d.dim, help=f"input dimension d (default {d.dim})")
+    g.add_argument("--n", type=int, default=d.n,
+                   help="number of samples (default 100; a .npz/.csv file: all rows)")
+    g.add_argument("--dim", type=int, default=d.dim,
+                   help="input dimension d; images are resized to √dim × √dim (default 64; a file: its d)")
     g.add_argument("--K", type=int, default=d.K, help=f"number of outputs / classes (default {d.K})")
     g.add_argument("--data-dir", "--data_dir", dest="data_dir", default=d.data_dir,
                    help="where data files live (default: $HESSRANK_DATA, then standard places)")
+    g.add_argument("--download", action="store_true", default=d.download,
+                   help="fetch a missing MNIST/FashionMNIST/CIFAR10 from its mirrors (needs internet)")
+    g.add_argument("--resize", default=d.resize, help=f"image resizing, one of {', '.join(RESIZES)} (default {d.resize})")
+    g.add_argument("--label-noise", "--label_noise", dest="label_noise", type=float, default=d.label_noise,
+                   metavar="FRACTION", help="give this fraction of the samples a wrong label, drawn with --seed (default 0)")
     g = parser.add_argument_group("network")
     g.add_argument("--units", default=",".join(map(str, d.units)),
                    help=f"hidden widths, comma-separated (default {','.join(map(str, d.units))})")
@@ -58,6 +65,7 @@ def config_from_args(args: argparse.Namespace, **overrides) -> RunConfig:
         activation=args.activation, bias=args.bias, init=args.init, loss=args.loss,
         batch_size=args.batch_size, seed=args.seed, rtol=args.rtol, atol=args.atol,
         method=args.method, data_dir=args.data_dir,
+        resize=args.resize, label_noise=args.label_noise, download=args.download,
     )
     fields.update(overrides)
     return RunConfig(**fields).validate()
@@ -72,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--spectrum", metavar="FILE.csv", help="write the eigenvalues of H_L, H_o, H_F to a CSV")
     p_run.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p_run.set_defaults(handler=_cmd_run)
+    p_data = sub.add_parser("datasets", help="list the data sets, where they are, how to get a missing one")
+    p_data.add_argument("--data-dir", "--data_dir", dest="data_dir", help="also look here (first)")
+    p_data.add_argument("--download", nargs="+", metavar="NAME", default=[],
+                        help="fetch these data sets (MNIST, FashionMNIST, CIFAR10) unless present; needs internet")
+    p_data.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p_data.set_defaults(handler=_cmd_datasets)
     p_sweep = sub.add_parser("sweep", help="rank H_L, H_o, H_F against sample size, width or depth")
     tasks = p_sweep.add_subparsers(dest="task", metavar="TASK", parser_class=_Parser)
     tasks.required = True
@@ -82,6 +96,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_grid_options(sub.add_parser("grid", help="run a grid of configurations (GRID.toml) on a Dask cluster",
                                     description=_GRID_DESCRIPTION))
     return parser
+
+
+def _cmd_datasets(args) -> int:
+    from .data import availability, describe_roots, download_root, fetch, search_roots
+
+    for name in args.download:
+        name, folder, fetched = fetch(name, args.data_dir)
+        print(f"{name}: {'downloaded to' if fetched else 'already available in'} {folder}", file=sys.stderr)
+    rows = availability(args.data_dir)
+    if args.json:
+        print(json.dumps({"datasets": rows, "searched": [{"root": str(r), "origin": o} for r, o in search_roots(args.data_dir)],
+                          "download_to": str(download_root(args.data_dir))}))
+        return 0
+    print(f"{'data set':<14}{'status':<11}where it is / the command that gets it")
+    for row in rows:
+        status = "available" if row["available"] else "missing"
+        print(f"{row['name']:<14}{status:<11}{row['where'] if row['available'] else row['get']}")
+    print(f"{'your own':<14}{'-':<11}--dataset FILE.npz (arrays X (n, d), y) or FILE.csv (last column the label)")
+    print()
+    print(f"searched, in order: {describe_roots(args.data_dir)}")
+    print(f"--download writes to: {download_root(args.data_dir)}")
+    return 0
 
 
 def _cmd_run(args) -> int:
@@ -175,6 +211,8 @@ def add_sweep_options(parser: argparse.ArgumentParser, task: str) -> None:
     else:
         parser.set_defaults(units=None)
         _set_help(parser, "units", "not used: the sweep sets the hidden widths")
+        _set_help(parser, "n", f"number of samples (default {SWEEP_DEFAULTS[task].n})")
+    _set_help(parser, "dim", f"input dimension d; images are resized to √dim × √dim (default {SWEEP_DEFAULTS[task].dim})")
     if task == "width":
         g.add_argument("--widths", default=DEFAULT_WIDTHS,
                        help=f"widths: start:stop:step (stop included) or a list 4,8,16 (default {DEFAULT_WIDTHS})")
@@ -328,7 +366,7 @@ def _plot_spectrum(args):
     filled = {k: (defaults[k] if getattr(args, k, None) is None else getattr(args, k)) for k in defaults}
     cfg = config_from_args(argparse.Namespace(**{**vars(args), **filled}))
     data = load_dataset(cfg)
-    table = spectrum_table(cfg, d=data.d, out=args.out)
+    table = spectrum_table(cfg, n=data.n, d=data.d, out=args.out)
     check_writable(table.csv_path, flag="--out")
     with table.lock():
         meta = table.read_meta()

@@ -15,6 +15,8 @@ ACTIVATIONS = ("linear", "relu", "leaky_relu", "tanh", "elu", "sigmoid")
 INITS = ("glorot", "uniform", "orthogonal")
 LOSSES = ("mse", "cross", "cosh")
 METHODS = ("dense",)
+#: image resizing rules (see hessrank.data.preprocess); "nearest" is the paper's
+RESIZES = ("nearest", "nearest-exact", "bilinear", "area")
 
 
 class ConfigError(ValueError):
@@ -43,8 +45,10 @@ class RunConfig:
     """Everything that defines one measurement: data, network, loss, tolerance."""
 
     dataset: str = "digits"
-    n: int | None = 100
-    dim: int | None = 64
+    #: None: the data set's default (100 samples for named sets, every row of a user file)
+    n: int | None = None
+    #: None: the data set's default (64 for named sets, the file's d for a user file)
+    dim: int | None = None
     K: int = 10
     units: tuple[int, ...] = (10, 10)
     activation: str = "linear"
@@ -57,6 +61,9 @@ class RunConfig:
     atol: float | None = None
     method: str = "dense"
     data_dir: str | None = None
+    resize: str = "nearest"
+    label_noise: float = 0.0
+    download: bool = field(default=False, compare=False)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     # ------------------------------------------------------------------ #
@@ -77,6 +84,9 @@ class RunConfig:
         _choice("--init", self.init, INITS)
         _choice("--loss", self.loss, LOSSES)
         _choice("--method", self.method, METHODS)
+        _choice("--resize", self.resize, RESIZES)
+        if not isinstance(self.label_noise, (int, float)) or not 0.0 <= self.label_noise <= 1.0:
+            raise ConfigError(f"--label-noise {self.label_noise!r}: must be a fraction between 0 and 1")
         if not isinstance(self.K, int) or self.K < 1:
             raise ConfigError(f"--K {self.K!r}: the number of outputs must be an integer >= 1")
         if self.loss == "cross" and self.K == 1:

@@ -147,6 +147,7 @@ def run(config: RunConfig) -> Result:
     """Compute H_L, H_o, H_F for ``config``, their numerical ranks, and the predictions."""
     t0 = time.perf_counter()
     data, model, theta = build(config)
+    config = config.replace(n=data.n, dim=data.d)  # record what the defaults resolved to
     p = model.num_params
     check_dense_memory(p)
     loss = get_loss(config.loss)

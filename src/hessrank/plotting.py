@@ -44,14 +44,15 @@ def save_figure(fig, stem) -> list[Path]:
     """Write ``<stem>.png`` and ``<stem>.pdf`` (atomically: temporary file, then rename)."""
     import matplotlib
 
-    from .store import atomic_write
+    from .store import atomic_output
 
     stem = Path(stem)
     paths = []
     with matplotlib.rc_context(_RC):
         for ext in ("png", "pdf"):
             path = stem.with_name(f"{stem.name}.{ext}")
-            atomic_write(path, lambda fh, ext=ext: fig.savefig(fh, format=ext, dpi=DPI))
+            with atomic_output(path, "wb") as fh:
+                fig.savefig(fh, format=ext, dpi=DPI)
             paths.append(path)
     return paths
 

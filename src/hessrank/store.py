@@ -25,25 +25,21 @@ from pathlib import Path
 from .config import ConfigError
 
 
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    def write(fh):
-        fh.write(text.encode())
+@contextlib.contextmanager
+def atomic_output(path, mode: str = "w"):
+    """Open a temporary file next to ``path``; on success fsync it and rename it to ``path``.
 
-    atomic_write(path, write)
-
-
-def atomic_write(path, write) -> None:
-    """Create ``path`` atomically: ``write(binary file)`` fills a temporary file in the same
-    folder, which is flushed to disk and renamed over ``path``; on any error it is removed."""
+    If the block raises, the temporary file is removed and ``path`` is left as it was.
+    The file gets the mode ``open()`` would give it (``mkstemp`` alone makes it 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
+        with os.fdopen(fd, mode) as fh:
+            yield fh
             fh.flush()
-            os.fchmod(fh.fileno(), _new_file_mode())  # mkstemp makes 0600; results are for sharing
+            os.fchmod(fh.fileno(), _new_file_mode())  # results are for sharing, not 0600
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -64,6 +60,12 @@ def _new_file_mode() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    with atomic_output(path, "w") as fh:
+        fh.write(text)
 
 
 def check_writable(path, *, flag: str) -> None:
@@ -101,8 +103,8 @@ def write_spectrum_csv(path, result) -> None:
 # --------------------------------------------------------------------------- #
 # The result store: layout, identity, tables.
 
-#: settings that do not change a number (where the data files live) stay out of the hash
-IDENTITY_EXCLUDED = ("data_dir", "extra")
+#: settings that do not change a number (where the data files live, whether to fetch them) stay out of the hash
+IDENTITY_EXCLUDED = ("data_dir", "download", "extra")
 
 #: the measured columns every stored row carries, after its own key columns
 RESULT_COLUMNS = (
@@ -271,12 +273,12 @@ class ResultTable:
         return meta
 
 
-def spectrum_table(config, *, d: int, out) -> ResultTable:
-    """Where the spectra of one run live: ``<out>/store/spectrum/<loss>/<dataset>/<arch>/``."""
+def spectrum_table(config, *, n: int, d: int, out) -> ResultTable:
+    """Where the spectra of one run (``n`` samples of dimension ``d``) live:
+    ``<out>/store/spectrum/<loss>/<dataset>/<arch>/``."""
     identity = config_identity(config, task="spectrum")
     folder = store_folder(out, "spectrum", config.loss, config.dataset, architecture_name(d, config.units, config.K))
-    return ResultTable(folder, f"n{config.n}_{config_slug(config)}_{config_hash(identity)}",
-                       ("index", "H_L", "H_o", "H_F"))
+    return ResultTable(folder, f"n{n}_{config_slug(config)}_{config_hash(identity)}", ("index", "H_L", "H_o", "H_F"))
 
 
 def store_spectrum(table: ResultTable, result) -> None:
@@ -307,7 +309,8 @@ def find_results(root, match) -> list[tuple[Path, dict]]:
 
 
 __all__ = [
-    "atomic_write", "atomic_write_text", "check_writable", "spectrum_csv", "write_spectrum_csv",
+    "atomic_output", "atomic_write_text", "check_writable", "spectrum_csv", "write_spectrum_csv",
     "RESULT_COLUMNS", "ResultTable", "architecture_name", "config_hash", "config_identity", "config_slug",
-    "find_results", "format_float", "spectrum_table", "store_spectrum", "result_row", "row_matches_prediction", "store_folder",
+    "find_results", "format_float", "spectrum_table", "store_spectrum", "result_row", "row_matches_prediction",
+    "store_folder",
 ]

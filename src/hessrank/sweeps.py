@@ -147,6 +147,10 @@ class Sweep:
                             ("--rtol", c.rtol), ("--atol", c.atol), ("--method", c.method)):
             if value is not None:
                 words += [flag, str(value)]
+        for flag, name, default in (("--resize", "resize", "nearest"), ("--label-noise", "label_noise", 0.0)):
+            value = getattr(c, name, default)
+            if value != default:
+                words += [flag, str(value)]
         if c.bias:
             words.append("--bias")
         return " ".join(words)
