@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "tanh", "elu", "sigmoid")
 INITS = ("glorot", "uniform", "orthogonal")
 LOSSES = ("mse", "cross", "cosh")
-METHODS = ("dense",)
+METHODS = ("auto", "dense", "matrix-free")
 
 
 class ConfigError(ValueError):
@@ -55,7 +55,7 @@ class RunConfig:
     seed: int = 1
     rtol: float | None = None
     atol: float | None = None
-    method: str = "dense"
+    method: str = "auto"
     data_dir: str | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 

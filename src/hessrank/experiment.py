@@ -14,6 +14,7 @@ from .config import ConfigError, RunConfig
 from .curvature import hessians
 from .data import Dataset, load_dataset
 from .losses import get_loss
+from .matrixfree import matrix_free_ranks, plan_memory
 from .models import MLP
 from .rank import RankInfo, covariance_rank, numerical_rank
 from .theory import Prediction, predict_ranks
@@ -22,6 +23,10 @@ MATRICES = ("H_L", "H_o", "H_F")
 #: p×p float64 matrices alive at the peak of a dense run: 3 accumulators, one
 #: batch contribution, one LAPACK work copy
 DENSE_MATRICES_HELD = 5
+#: ``--method auto`` runs dense when its matrices take at most this share of the free memory
+AUTO_DENSE_SHARE = 0.5
+#: share of the free memory the matrix-free sketches may use
+MATRIX_FREE_SHARE = 0.6
 
 
 @dataclass
@@ -41,6 +46,7 @@ class Result:
     dataset_source: str = ""
     covariance: RankInfo | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    method_details: dict[str, dict] = field(default_factory=dict)
 
     @property
     def spectra(self) -> dict[str, np.ndarray]:
@@ -69,6 +75,7 @@ class Result:
             "peak_rss_bytes": peak_rss_bytes(),
             "method": self.method,
             "method_reason": self.method_reason,
+            "method_details": self.method_details,
             "dataset_source": self.dataset_source,
             "provenance": provenance(),
         }
@@ -128,8 +135,32 @@ def check_dense_memory(p: int) -> None:
         raise ConfigError(
             f"--units/--dim: p = {p} parameters needs about {need / 2**30:.1f} GiB for dense Hessians "
             f"({DENSE_MATRICES_HELD} p×p float64 matrices) but {have / 2**30:.1f} GiB is available; "
+            "use --method matrix-free, or smaller --units or --dim"
+        )
+
+
+def choose_method(method: str, p: int, n: int, K: int) -> tuple[str, str]:
+    """The method a run uses (``dense`` or ``matrix-free``) and why, for ``--method method``.
+
+    ``auto`` runs dense when its p×p matrices fit comfortably (at most
+    ``AUTO_DENSE_SHARE`` of the free memory), matrix-free otherwise.
+    """
+    if method == "dense":
+        return "dense", "dense p×p matrices"
+    have = available_memory_bytes()
+    need = dense_memory_bytes(p)
+    if method == "auto" and need <= AUTO_DENSE_SHARE * have:
+        return "dense", (f"auto: {DENSE_MATRICES_HELD} dense p×p matrices need {need / 2**30:.2g} GiB "
+                         f"of {have / 2**30:.1f} GiB free")
+    plan = plan_memory(p, n, K, MATRIX_FREE_SHARE * have)
+    if plan.capacity < min(p, 256):
+        raise ConfigError(
+            f"--method {method}: p = {p} parameters leaves room for only {plan.capacity} sketch vectors in "
+            f"{MATRIX_FREE_SHARE * have / 2**30:.1f} GiB (dense would need {need / 2**30:.1f} GiB); "
             "use smaller --units or --dim"
         )
+    why = "auto: dense would need" if method == "auto" else "--method matrix-free; dense would need"
+    return "matrix-free", f"{why} {need / 2**30:.2g} GiB of {have / 2**30:.1f} GiB free; {plan.describe(p, n * K)}"
 
 
 def build(config: RunConfig) -> tuple[Dataset, MLP, np.ndarray]:
@@ -148,25 +179,33 @@ def run(config: RunConfig) -> Result:
     t0 = time.perf_counter()
     data, model, theta = build(config)
     p = model.num_params
-    check_dense_memory(p)
+    method, reason = choose_method(config.method, p, data.n, data.K)
     loss = get_loss(config.loss)
-    timings = {}
+    timings, details = {}, {}
 
-    t = time.perf_counter()
-    mats = hessians(model, loss, theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n))
-    timings["hessians"] = time.perf_counter() - t
+    if method == "dense":
+        check_dense_memory(p)
+        t = time.perf_counter()
+        mats = hessians(model, loss, theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n))
+        timings["hessians"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    ranks = {}
-    for name in MATRICES:
-        ranks[name] = numerical_rank(mats.pop(name), rtol=config.rtol, atol=config.atol, overwrite=True)
+        t = time.perf_counter()
+        ranks = {}
+        for name in MATRICES:
+            ranks[name] = numerical_rank(mats.pop(name), rtol=config.rtol, atol=config.atol, overwrite=True)
+        timings["eigen"] = time.perf_counter() - t
+    else:
+        mf = matrix_free_ranks(model, loss, theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
+                               rtol=config.rtol, atol=config.atol,
+                               memory_bytes=MATRIX_FREE_SHARE * available_memory_bytes(), seed=config.seed)
+        ranks, details = mf.ranks, mf.details
+        timings.update(mf.timings)
     cov = covariance_rank(data.X, rtol=config.rtol, atol=config.atol)
-    timings["eigen"] = time.perf_counter() - t
 
     prediction = predict_ranks(r=cov.rank, K=data.K, units=config.units, loss=config.loss,
                                activation=config.activation, bias=config.bias)
     return Result(
         config=config, p=p, n=data.n, d=data.d, r=cov.rank, ranks=ranks, prediction=prediction,
-        seconds=time.perf_counter() - t0, method="dense", method_reason="dense p×p matrices",
-        dataset_source=data.source, covariance=cov, timings=timings,
+        seconds=time.perf_counter() - t0, method=method, method_reason=reason,
+        dataset_source=data.source, covariance=cov, timings=timings, method_details=details,
     )

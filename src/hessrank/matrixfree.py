@@ -1,0 +1,153 @@
+r"""Ranks of H_L, H_o, H_F without p×p matrices.
+
+* ``H_o`` through its factor :math:`A = \Lambda^{1/2} J` (nK×p): the non-zero
+  eigenvalues of :math:`H_o = A^\top A` are those of the Gram matrix :math:`A A^\top`
+  (nK×nK), used when nK ≤ p. When nK > p the p×p :math:`A^\top A` is formed if it fits,
+  otherwise :math:`H_o` is sketched like the others.
+* ``H_F``: the certified randomized sketch of :mod:`hessrank.randomized` on
+  Hessian-vector products (:mod:`hessrank.operators`).
+* ``H_L = H_o + H_F``, so :math:`\mathrm{range}(H_L) \subseteq \mathrm{range}(H_F) +
+  \mathrm{range}(A^\top)`: the sketch of ``H_L`` starts from the basis :math:`Q` of
+  ``H_F`` plus the directions :math:`A^\top u` of the non-zero eigenvalues of the
+  Gram matrix, with :math:`Q H_L Q^\top = Q H_F Q^\top + (Q A^\top)(Q A^\top)^\top`
+  (no new products on the part already known), and is then certified with fresh
+  ``H_L`` probes like any other.
+
+Every rank uses the dense tolerance rule with the full size p
+(:func:`hessrank.rank.rank_from_eigenvalues`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+
+from .curvature import outer_product_hessian
+from .losses import Loss
+from .models import MLP
+from .operators import (functional_hessian_operator, loss_hessian_operator, outer_product_factor,
+                        outer_product_operator)
+from .randomized import Subspace, rank_from_eigenvalues, sketch_rank
+from .rank import RankInfo, numerical_rank
+
+#: default sketch settings: probes per growing round, and per certifying round
+BLOCK = 128
+PROBES = 32
+#: p×p float64 arrays held by the "square" H_o path (H_o and LAPACK's copy)
+_SQUARE_HELD = 2
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How ``H_o`` is computed (``gram``, ``square`` or ``sketch``) and how many basis
+    vectors of length p the sketches may hold within the budget."""
+
+    h_o: str
+    capacity: int
+    fixed_bytes: int
+
+    def describe(self, p: int, nK: int) -> str:
+        how = {"gram": f"H_o from the {nK}×{nK} Gram matrix", "square": f"H_o as {p}×{p} AᵀA",
+               "sketch": "H_o sketched"}[self.h_o]
+        return f"{how}; sketches of up to {self.capacity} vectors"
+
+
+@dataclass
+class MatrixFreeResult:
+    """Ranks of the three matrices and, per matrix, how each was obtained."""
+
+    ranks: dict[str, RankInfo]
+    details: dict[str, dict]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: int = BLOCK) -> MemoryPlan:
+    """Choose the ``H_o`` path and the basis capacity for ``budget_bytes`` (None: unlimited)."""
+    nK = n * K
+    if budget_bytes is None:
+        return MemoryPlan("gram" if nK <= p else "square", p, 0)
+    gram_bytes = 8 * (nK * p + 3 * nK * nK)             # A, A Aᵀ, eigenvectors, LAPACK work
+    square_bytes = 8 * _SQUARE_HELD * p * p
+    if nK <= p and gram_bytes <= 0.25 * budget_bytes:
+        h_o, fixed = "gram", gram_bytes
+    elif nK > p and square_bytes <= 0.25 * budget_bytes:
+        h_o, fixed = "square", square_bytes
+    else:
+        h_o, fixed = "sketch", 0
+    work = 8 * 8 * block * p                             # probes, products, residuals of one round
+    room = max(0.0, budget_bytes - fixed - work)
+    cap = int(room // (8 * p))
+    cap = int(room // (8 * (p + min(cap, p))))          # the basis (k×p) and T (k×k)
+    return MemoryPlan(h_o, max(0, min(cap, p)), int(fixed + work))
+
+
+def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
+                      rtol: float | None = None, atol: float | None = None,
+                      memory_bytes: float | None = None, block: int = BLOCK, probes: int = PROBES,
+                      seed: int = 0) -> MatrixFreeResult:
+    """Numerical ranks of ``H_L``, ``H_o``, ``H_F`` with O(p·k) memory (see module docstring).
+
+    ``memory_bytes`` bounds the arrays this function holds (the basis, the factor A);
+    ``seed`` seeds the Gaussian probes.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    p, n, K = model.num_params, X.shape[0], Y.shape[1]
+    plan = plan_memory(p, n, K, memory_bytes, block=block)
+    args = (model, loss, theta, X, Y)
+    H_F_op = functional_hessian_operator(*args, batch_size=batch_size)
+    H_L_op = loss_hessian_operator(*args, batch_size=batch_size)
+    sketch = dict(rtol=rtol, atol=atol, block=block, probes=probes)
+    ranks, details, timings = {}, {}, {}
+
+    t = time.perf_counter()
+    A = H_o = H_o_op = None
+    if plan.h_o == "gram":
+        A = outer_product_factor(*args, batch_size=batch_size)
+        mu, U = scipy.linalg.eigh(A @ A.T, driver="evd", overwrite_a=True, check_finite=False)
+        ranks["H_o"] = rank_from_eigenvalues(mu, p, rtol=rtol, atol=atol)
+        details["H_o"] = {"how": f"eigenvalues of the {n * K}×{n * K} Gram matrix Λ^½J Jᵀ Λ^½",
+                          "columns": n * K, "status": "exact"}
+    elif plan.h_o == "square":
+        H_o = outer_product_hessian(*args, batch_size=batch_size)
+        ranks["H_o"] = numerical_rank(H_o, rtol=rtol, atol=atol)
+        details["H_o"] = {"how": f"eigenvalues of the {p}×{p} AᵀA (nK = {n * K} > p)", "columns": p,
+                          "status": "exact"}
+    else:
+        H_o_op = outer_product_operator(*args, batch_size=batch_size)
+        res = sketch_rank(H_o_op, seed=seed, max_columns=plan.capacity, **sketch)
+        ranks["H_o"], details["H_o"] = res.info, _sketch_details(res)
+        del res
+    timings["H_o"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    res = sketch_rank(H_F_op, seed=seed + 1, max_columns=plan.capacity, **sketch)
+    ranks["H_F"], details["H_F"] = res.info, _sketch_details(res)
+    timings["H_F"] = time.perf_counter() - t
+
+    # H_L = H_o + H_F: start from H_F's basis (T = Q H_F Qᵀ), add range(Aᵀ), add Q H_o Qᵀ
+    t = time.perf_counter()
+    space: Subspace = res.subspace
+    del res
+    if A is not None:
+        keep = np.abs(mu) > ranks["H_o"].tol
+        space.add_span(U[:, keep].T @ A, H_F_op)          # directions Aᵀu of H_o's range
+        B = space.Q @ A.T                                   # Q Aᵀ: Q H_o Qᵀ = B Bᵀ
+        space.add_to_matrix(B @ B.T)
+    elif H_o is not None:
+        space.add_to_matrix(space.Q @ H_o @ space.Q.T)
+    elif space.k:
+        C = space.Q @ H_o_op(space.Q).T
+        space.add_to_matrix(0.5 * (C + C.T))
+    res = sketch_rank(H_L_op, seed=seed + 2, start=space, **sketch)
+    ranks["H_L"], details["H_L"] = res.info, _sketch_details(res)
+    timings["H_L"] = time.perf_counter() - t
+    return MatrixFreeResult(ranks={k: ranks[k] for k in ("H_L", "H_o", "H_F")},
+                            details={k: details[k] for k in ("H_L", "H_o", "H_F")}, timings=timings)
+
+
+def _sketch_details(res) -> dict:
+    return {"how": "certified randomized sketch of Hessian-vector products", **res.certificate.to_dict()}
