@@ -150,8 +150,8 @@ def choose_method(method: str, p: int, n: int, K: int) -> tuple[str, str]:
     have = available_memory_bytes()
     need = dense_memory_bytes(p)
     if method == "auto" and need <= AUTO_DENSE_SHARE * have:
-        return "dense", (f"auto: {DENSE_MATRICES_HELD} dense p×p matrices need {need / 2**30:.2g} GiB "
-                         f"of {have / 2**30:.1f} GiB free")
+        return "dense", (f"auto: {DENSE_MATRICES_HELD} dense p×p matrices need {_gib(need)} "
+                         f"of {_gib(have)} free")
     plan = plan_memory(p, n, K, MATRIX_FREE_SHARE * have)
     if plan.capacity < min(p, 256):
         raise ConfigError(
@@ -160,7 +160,12 @@ def choose_method(method: str, p: int, n: int, K: int) -> tuple[str, str]:
             "use smaller --units or --dim"
         )
     why = "auto: dense would need" if method == "auto" else "--method matrix-free; dense would need"
-    return "matrix-free", f"{why} {need / 2**30:.2g} GiB of {have / 2**30:.1f} GiB free; {plan.describe(p, n * K)}"
+    return "matrix-free", f"{why} {_gib(need)} of {_gib(have)} free; {plan.describe(p, n * K)}"
+
+
+def _gib(nbytes: float) -> str:
+    gib = nbytes / 2**30
+    return f"{gib:.2f} GiB" if gib < 10 else f"{gib:.0f} GiB"
 
 
 def build(config: RunConfig) -> tuple[Dataset, MLP, np.ndarray]:

@@ -87,16 +87,21 @@ def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: in
 def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
                       rtol: float | None = None, atol: float | None = None,
                       memory_bytes: float | None = None, block: int = BLOCK, probes: int = PROBES,
-                      seed: int = 0) -> MatrixFreeResult:
+                      seed: int = 0, h_o_path: str | None = None) -> MatrixFreeResult:
     """Numerical ranks of ``H_L``, ``H_o``, ``H_F`` with O(p·k) memory (see module docstring).
 
     ``memory_bytes`` bounds the arrays this function holds (the basis, the factor A);
-    ``seed`` seeds the Gaussian probes.
+    ``seed`` seeds the Gaussian probes; ``h_o_path`` (``gram``, ``square``, ``sketch``)
+    overrides the choice of :func:`plan_memory` for ``H_o``.
     """
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
     p, n, K = model.num_params, X.shape[0], Y.shape[1]
     plan = plan_memory(p, n, K, memory_bytes, block=block)
+    if h_o_path is not None:
+        if h_o_path not in ("gram", "square", "sketch"):
+            raise ValueError(f"h_o_path {h_o_path!r}: not one of gram, square, sketch")
+        plan = MemoryPlan(h_o_path, plan.capacity, plan.fixed_bytes)
     args = (model, loss, theta, X, Y)
     H_F_op = functional_hessian_operator(*args, batch_size=batch_size)
     H_L_op = loss_hessian_operator(*args, batch_size=batch_size)
