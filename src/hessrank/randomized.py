@@ -32,10 +32,12 @@ is left to certify. Memory: the k×p basis and the k×k matrix :math:`T`, never 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.linalg
+from threadpoolctl import ThreadpoolController
 
 from .rank import EPS, RankInfo, rank_from_eigenvalues, tolerance
 
@@ -44,6 +46,22 @@ FAILURE_PROBABILITY = 1e-12
 #: residual directions with singular value below NOISE_FLOOR · eps · max_i ‖ω_i H‖ are
 #: floating-point noise of the products (measured: 1–50 eps·‖ω H‖) and are not added
 NOISE_FLOOR = 100.0
+#: the same for a block-Krylov step, relative to max ‖u H‖ over unit u seen so far: the
+#: residual of W = U H after projection against k vectors holds rounding of the
+#: projection (measured up to ~600 eps·‖W‖ at k = 1500); a direction below it that
+#: matters is found by the next Gaussian probe round
+KRYLOV_FLOOR = 1e4
+#: NumPy/SciPy's BLAS libraries, to limit their threads
+BLAS_CONTROLLER = ThreadpoolController()
+
+
+def serial_lapack():
+    """Context in which BLAS/LAPACK run on one thread. The eigen- and Cholesky
+    decompositions here are small or latency-bound; with two OpenBLAS threads on a
+    shared 2-core machine they were measured 5–50× slower (threads wait on each other)."""
+    return BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+
+
 #: a round keeps directions down to this fraction of its strongest (limit of the Gram route)
 _RELATIVE_KEEP = 1e-6
 
@@ -55,7 +73,9 @@ class Certificate:
     ``columns``: dimension k of the basis; ``matvecs``: products with the matrix;
     ``residual_bound``: δ ≥ ‖(I − P) H‖ with probability ≥ ``1 − failure_probability``
     (0 for a complete basis); ``status``: ``certified``, ``complete basis``, or
-    ``not certified: …`` with the reason; ``certified`` is False only in the last case.
+    ``not certified: …`` with the reason; ``certified`` is False only in the last case;
+    ``rounds``: Gaussian probe rounds; ``seconds``: time in products, orthogonalisation
+    and eigenvalues.
     """
 
     columns: int
@@ -64,6 +84,7 @@ class Certificate:
     failure_probability: float
     status: str
     rounds: int = 0
+    seconds: dict = field(default_factory=dict)
 
     @property
     def certified(self) -> bool:
@@ -72,7 +93,7 @@ class Certificate:
     def to_dict(self) -> dict:
         return {"columns": self.columns, "matvecs": self.matvecs, "residual_bound": self.residual_bound,
                 "failure_probability": self.failure_probability, "status": self.status,
-                "certified": self.certified, "rounds": self.rounds}
+                "certified": self.certified, "probe_rounds": self.rounds, "seconds": self.seconds}
 
 
 @dataclass
@@ -102,8 +123,9 @@ class Subspace:
     def T(self) -> np.ndarray:
         return self._T[:self.k, :self.k]
 
-    def append(self, U: np.ndarray, W: np.ndarray) -> None:
-        """Add orthonormal rows ``U`` (orthogonal to ``Q``) with ``W = U H``; extend ``T``."""
+    def append(self, U: np.ndarray, W: np.ndarray) -> np.ndarray:
+        """Add orthonormal rows ``U`` (orthogonal to ``Q``) with ``W = U H``; extend ``T``;
+        return ``W Qᵀ`` (the new rows of ``T``, against the extended ``Q``)."""
         m, k = U.shape[0], self.k
         if k + m > self.capacity:
             raise ValueError(f"subspace capacity exceeded: {k} + {m} > {self.capacity}")
@@ -113,6 +135,7 @@ class Subspace:
         self._T[:k, k:k + m] = C[:, :k].T
         self._T[k:k + m, k:k + m] = 0.5 * (C[:, k:] + C[:, k:].T)
         self.k = k + m
+        return C
 
     def add_span(self, V: np.ndarray, operator) -> int:
         """Add the part of span(rows of ``V``) orthogonal to ``Q`` and above the noise
@@ -136,7 +159,8 @@ class Subspace:
         """Eigenvalues of ``T``, ascending (LAPACK ``syevd``)."""
         if self.k == 0:
             return np.zeros(0)
-        return scipy.linalg.eigvalsh(np.array(self.T), overwrite_a=True, check_finite=False, driver="evd")
+        with serial_lapack():
+            return scipy.linalg.eigvalsh(np.array(self.T), overwrite_a=True, check_finite=False, driver="evd")
 
 
 @dataclass(frozen=True)
@@ -153,13 +177,15 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
                 start: Subspace | None = None) -> SketchResult:
     """Numerical rank of the symmetric ``operator`` (rows ``V`` -> ``V H``, size ``operator.p``).
 
-    Grows a randomized range sketch by blocks of ``block`` probes until the rank is
-    certified (see the module docstring). After a round that found fewer new
-    directions than it had probes, the next round uses ``probes`` probes only; a
+    Grows the basis until the rank is certified (see the module docstring). Directions
+    come from Gaussian probe rounds (``block`` probes at first, ``probes`` later) and,
+    in between, from block-Krylov steps: the products ``W = U H`` of the rows just added
+    are needed for ``T`` anyway, and what they hold outside the basis is the next block
+    (one product per basis vector instead of two). Only Gaussian probes certify. A
     residual at the noise floor that does not yet certify is probed again with
-    ``block`` probes (a tighter bound), then, if the basis may grow to ``p``, the
-    basis is completed. ``max_columns`` caps the basis (memory). ``start`` continues
-    from a :class:`Subspace` whose ``T`` already equals ``Q H Qᵀ`` for this operator.
+    ``block`` probes (a tighter bound), then, if the basis may grow to ``p``, the basis
+    is completed. ``max_columns`` caps the basis (memory). ``start`` continues from a
+    :class:`Subspace` whose ``T`` already equals ``Q H Qᵀ`` for this operator.
     The cut and the gap are those of :func:`hessrank.rank.rank_from_eigenvalues` with
     size p (the gap widened by the ``2δ`` uncertainty, see :func:`rank_info_from_ritz`).
     """
@@ -169,50 +195,82 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
     rng = np.random.default_rng(seed)
     space = start if start is not None else Subspace(p, p if max_columns is None else max_columns)
     rows = block if space.k == 0 else probes
-    matvecs = rounds = 0
+    count = {"matvecs": 0, "rounds": 0}
+    clock = {"products": 0.0, "orthogonalisation": 0.0, "eigenvalues": 0.0}
     keep_all = False   # stuck at the noise floor with room for every direction: complete the basis
+    pending = None     # the next block-Krylov directions
+    h_scale = 0.0      # largest ‖u H‖ seen for a unit vector u
+
+    def apply(V):
+        t = time.perf_counter()
+        out = operator(V)
+        clock["products"] += time.perf_counter() - t
+        count["matvecs"] += V.shape[0]
+        return out
+
+    def ritz():
+        t = time.perf_counter()
+        theta = space.ritz_values()
+        clock["eigenvalues"] += time.perf_counter() - t
+        return theta
 
     def done(theta, delta, status):
-        return _result(space, theta, delta, status, matvecs, rounds, rtol, atol)
+        return _result(space, theta, delta, status, count, clock, rtol, atol)
 
     while True:
         if space.k == p:
-            return done(space.ritz_values(), 0.0, "complete basis")
-        b = min(rows, p)
-        Y = operator(rng.standard_normal((b, p)))
-        matvecs += b
-        rounds += 1
-        scale = float(np.max(np.linalg.norm(Y, axis=1)))
-        R = _project_out(space.Q, Y)
-        delta = residual_bound(float(np.max(np.linalg.norm(R, axis=1))), b)
-        if delta == 0.0:
-            return done(space.ritz_values(), 0.0, "certified")
-        if space.k > 0:
-            tol_est = tolerance(_norm_estimate(space.T, rng), p, rtol=rtol, atol=atol)
-            if delta < tol_est:  # worth the full check (the estimate may be low by 2x)
-                theta = space.ritz_values()
-                if _separated(theta, delta, p, rtol, atol):
-                    return done(theta, delta, "certified")
-
-        U = _new_directions(R, space.Q, 0.0 if keep_all else NOISE_FLOOR * EPS * scale, scale)
-        if U.shape[0] == 0:            # the residual is floating-point noise
-            if not keep_all and b < min(block, p):
-                rows = block           # more probes, smaller α: a tighter bound
-                continue
-            if not keep_all and space.capacity == p:
-                keep_all, rows = True, block
-                continue
-            return done(space.ritz_values(), delta, "not certified: the residual is floating-point noise "
-                                                    "but a Ritz value lies within 2δ of the cut")
+            return done(ritz(), 0.0, "complete basis")
+        if pending is not None:
+            U, pending = pending, None
+        else:  # a probe round: certify, or find new directions
+            b = min(rows, p)
+            Y = apply(rng.standard_normal((b, p)))
+            count["rounds"] += 1
+            t = time.perf_counter()
+            scale = float(np.max(np.linalg.norm(Y, axis=1)))
+            R = _project_out(space.Q, Y)
+            clock["orthogonalisation"] += time.perf_counter() - t
+            delta = residual_bound(float(np.max(np.linalg.norm(R, axis=1))), b)
+            if delta == 0.0:
+                return done(ritz(), 0.0, "certified")
+            if space.k > 0:
+                tol_est = tolerance(_norm_estimate(space.T, rng), p, rtol=rtol, atol=atol)
+                if delta < tol_est:  # worth the full check (the estimate may be low by 2x)
+                    theta = ritz()
+                    if _separated(theta, delta, p, rtol, atol):
+                        return done(theta, delta, "certified")
+            t = time.perf_counter()
+            U = _new_directions(R, space.Q, 0.0 if keep_all else NOISE_FLOOR * EPS * scale, scale)
+            clock["orthogonalisation"] += time.perf_counter() - t
+            if U.shape[0] == 0:            # the residual is floating-point noise
+                if not keep_all and b < min(block, p):
+                    rows = block           # more probes, smaller α: a tighter bound
+                    continue
+                if not keep_all and space.capacity == p:
+                    keep_all, rows = True, block
+                    continue
+                return done(ritz(), delta, "not certified: the residual is floating-point noise "
+                                           "but a Ritz value lies within 2δ of the cut")
+            rows = block if (U.shape[0] == b or keep_all) else probes
         room = space.capacity - space.k
         if room == 0:
-            return done(space.ritz_values(), delta,
-                        f"not certified: memory cap of {space.capacity} basis vectors reached")
+            return done(ritz(), delta, f"not certified: memory cap of {space.capacity} basis vectors reached")
         U = U[:room]
-        W = operator(U)
-        matvecs += U.shape[0]
-        space.append(U, W)
-        rows = block if (U.shape[0] == b or keep_all) else probes
+        W = apply(U)
+        t = time.perf_counter()
+        C = space.append(U, W)                              # C = W Qᵀ, rows of T
+        # block Krylov: the part of W = U H outside span(Q) (C serves as the first projection)
+        R = W - C @ space.Q
+        R -= (R @ space.Q.T) @ space.Q
+        h_scale = max(h_scale, float(np.max(np.linalg.norm(W, axis=1))))     # ≈ max|λ| (unit rows U)
+        nxt = _new_directions(R, space.Q, 0.0 if keep_all else KRYLOV_FLOOR * EPS * h_scale, h_scale)
+        clock["orthogonalisation"] += time.perf_counter() - t
+        # a block that shrank below a quarter is left to the next probe round (small GEMMs are
+        # slow); a chain that ran dry suggests the range is complete: try to certify
+        if nxt.shape[0] >= max(1, min(block, U.shape[0]) // 4):
+            pending = nxt
+        elif not keep_all:
+            rows = probes
 
 
 def residual_bound(rho: float, probes: int) -> float:
@@ -236,11 +294,12 @@ def rank_info_from_ritz(theta, delta: float, p: int, *, rtol=None, atol=None) ->
 
 
 # --------------------------------------------------------------------------- #
-def _result(space, theta, delta, status, matvecs, rounds, rtol, atol) -> SketchResult:
+def _result(space, theta, delta, status, count, clock, rtol, atol) -> SketchResult:
     info = rank_info_from_ritz(theta, delta, space.p, rtol=rtol, atol=atol)
     fail = 0.0 if status == "complete basis" else FAILURE_PROBABILITY
-    cert = Certificate(columns=space.k, matvecs=matvecs, residual_bound=float(delta),
-                       failure_probability=fail, status=status, rounds=rounds)
+    cert = Certificate(columns=space.k, matvecs=count["matvecs"], residual_bound=float(delta),
+                       failure_probability=fail, status=status, rounds=count["rounds"],
+                       seconds={k: round(v, 3) for k, v in clock.items()})
     return SketchResult(info=info, certificate=cert, subspace=space)
 
 
@@ -276,7 +335,9 @@ def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) ->
     once the strong ones are projected out — then made orthonormal to working
     precision by a second, Cholesky, pass.
     """
-    s2, V = scipy.linalg.eigh(R @ R.T, driver="evd", check_finite=False)
+    G = R @ R.T
+    with serial_lapack():
+        s2, V = scipy.linalg.eigh(G, driver="evr", check_finite=False)
     s = np.sqrt(np.clip(s2, 0.0, None))
     if s.size == 0 or s[-1] == 0.0:
         return np.zeros((0, R.shape[1]))
@@ -288,8 +349,10 @@ def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) ->
     if Q.shape[0] and s[keep].min() < 1e-4 * rho:
         # R holds ~eps·ρ of Q after two projections; dividing by a small s magnifies it
         U -= (U @ Q.T) @ Q
-    L = np.linalg.cholesky(U @ U.T)                 # U = L Ũ with Ũ orthonormal
-    U = scipy.linalg.solve_triangular(L, U, lower=True, check_finite=False)
+    G = U @ U.T
+    with serial_lapack():
+        L = np.linalg.cholesky(G)                   # U = L Ũ with Ũ orthonormal
+        U = scipy.linalg.solve_triangular(L, U, lower=True, check_finite=False)
     return np.ascontiguousarray(U)
 
 
