@@ -44,8 +44,8 @@ from .rank import EPS, RankInfo, rank_from_eigenvalues, tolerance
 #: the chance that a certificate is wrong (the Gaussian probes missed a direction)
 FAILURE_PROBABILITY = 1e-12
 #: residual directions with singular value below NOISE_FLOOR · eps · max_i ‖ω_i H‖ are
-#: floating-point noise of the products (measured: 1–50 eps·‖ω H‖) and are not added
-NOISE_FLOOR = 100.0
+#: floating-point noise of the products (measured: up to ~200 eps·‖ω H‖) and are not added
+NOISE_FLOOR = 1e3
 #: the same for a block-Krylov step, relative to max ‖u H‖ over unit u seen so far: the
 #: residual of W = U H after projection against k vectors holds rounding of the
 #: projection (measured up to ~600 eps·‖W‖ at k = 1500); a direction below it that
@@ -234,7 +234,8 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
             if delta == 0.0:
                 return done(ritz(), 0.0, "certified")
             if space.k > 0:
-                tol_est = tolerance(_norm_estimate(space.T, rng), p, rtol=rtol, atol=atol)
+                h_scale = max(h_scale, _norm_estimate(space.T, rng))
+                tol_est = tolerance(h_scale, p, rtol=rtol, atol=atol)
                 if delta < tol_est:  # worth the full check (the estimate may be low by 2x)
                     theta = ritz()
                     if _separated(theta, delta, p, rtol, atol):
