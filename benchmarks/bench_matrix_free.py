@@ -171,6 +171,9 @@ def large(_args) -> bool:
 
 # --------------------------------------------------------------------------- table
 def table(_args) -> bool:
+    header = ("| p | widths, K | dense: wall | dense: peak memory | matrix-free: wall | matrix-free: peak memory "
+              "| ranks H_L / H_o / H_F | same as dense |\n| ---: | --- | ---: | ---: | ---: | ---: | --- | --- |")
+    print(header, flush=True)
     rows, ok = [], True
     for units, K in TABLE:
         spec = dict(n=100, dim=64, units=units, K=K, loss="mse")
@@ -181,17 +184,16 @@ def table(_args) -> bool:
             dense_t, dense = _cli("dense", spec, timeout=3600)
             same = dense["ranks"] == free["ranks"]
             ok &= same
-            d = f"{dense_t:8.1f} s {dense['peak_rss_bytes'] / 2**30:7.2f} GiB"
+            d = f"{dense_t:.1f} s | {dense['peak_rss_bytes'] / 2**30:.2f} GiB"
         else:
             same = None
-            d = f"{'—':>10} {5 * p * p * 8 / 2**30:7.0f} GiB needed"
-        row = (f"| {p:>7} | {units:>7} | {K:>2} | {d} | {free_t:8.1f} s {free['peak_rss_bytes'] / 2**30:6.2f} GiB "
+            d = f"— | (needs {5 * p * p * 8 / 2**30:.0f} GiB)"
+        row = (f"| {p} | {units}, {K} | {d} | {free_t:.1f} s | {free['peak_rss_bytes'] / 2**30:.2f} GiB "
                f"| {_ranks(free)} | {'—' if same is None else ('yes' if same else 'NO')} |")
         print(row, flush=True)
         rows.append(row)
-    print("\n| p | widths | K | dense: wall, peak memory | matrix-free: wall, peak memory | ranks H_L / H_o / H_F | same as dense |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    print("\n".join(rows))
+    print(f"\n(Gaussian data n = 100, d = 64, mse; {os.cpu_count()} cores; wall time of the whole "
+          "`hessian-rank run` process, peak resident memory of that process)")
     return ok
 
 

@@ -125,8 +125,9 @@ def format_result(result) -> str:
     lines += ["", f"method {result.method} ({result.method_reason}); {result.seconds:.2f} s"]
     for name, det in result.method_details.items():
         if "residual_bound" in det:
-            lines.append(f"  {name}: {det['status']}, basis of {det['columns']} vectors, {det['matvecs']} products, "
-                         f"‖(I−P)H‖ ≤ {det['residual_bound']:.1e}")
+            start = f" ({det['start']})" if "start" in det else ""
+            lines.append(f"  {name}: {det['status']}, basis of {det['columns']} vectors{start}, {det['matvecs']} "
+                         f"products, ‖(I−P)H‖ ≤ {det['residual_bound']:.1e}")
         else:
             lines.append(f"  {name}: {det['how']}")
     return "\n".join(lines)

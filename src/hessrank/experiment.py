@@ -165,6 +165,8 @@ def choose_method(method: str, p: int, n: int, K: int) -> tuple[str, str]:
 
 def _gib(nbytes: float) -> str:
     gib = nbytes / 2**30
+    if gib < 0.1:
+        return f"{nbytes / 2**20:.1f} MiB"
     return f"{gib:.2f} GiB" if gib < 10 else f"{gib:.0f} GiB"
 
 

@@ -157,18 +157,20 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
     t = time.perf_counter()
     space: Subspace = res.subspace
     del res
+    start = f"H_F's {space.k}"
     if A is not None:
         keep = np.abs(mu) > ranks["H_o"].tol
-        space.add_span(U[:, keep].T @ A, H_F_op)          # directions Aᵀu of H_o's range
+        added = space.add_span(U[:, keep].T @ A, H_F_op)  # directions Aᵀu of H_o's range
         B = space.Q @ A.T                                   # Q Aᵀ: Q H_o Qᵀ = B Bᵀ
         space.add_to_matrix(B @ B.T)
+        start += f" + {added} from range(H_o), with {added} products of H_F"
     elif H_o is not None:
         space.add_to_matrix(space.Q @ H_o @ space.Q.T)
     elif space.k:
         C = space.Q @ H_o_op(space.Q).T
         space.add_to_matrix(0.5 * (C + C.T))
     res = sketch_rank(H_L_op, seed=seed + 2, start=space, **sketch)
-    ranks["H_L"], details["H_L"] = res.info, _sketch_details(res)
+    ranks["H_L"], details["H_L"] = res.info, {**_sketch_details(res), "start": start}
     timings["H_L"] = time.perf_counter() - t
     return MatrixFreeResult(ranks={k: ranks[k] for k in ("H_L", "H_o", "H_F")},
                             details={k: details[k] for k in ("H_L", "H_o", "H_F")}, timings=timings)
