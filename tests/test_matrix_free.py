@@ -156,6 +156,19 @@ def test_matrix_free_ranks_equal_dense_ranks(cfg):
         assert not free.method_details[name]["status"].startswith("not certified")
 
 
+def test_tolerance_overrides_give_the_dense_ranks():
+    """Where the rank depends on the tolerance (tanh, no cliff), both methods cut alike."""
+    base = RunConfig(dataset="gaussian", n=30, dim=8, K=3, units=(10, 10), activation="tanh", loss="cross")
+    seen = set()
+    for rtol, atol in ((1e-1, None), (1e-3, None), (1e-5, 1e-4), (None, 1e-9)):
+        cfg = base.replace(rtol=rtol, atol=atol)
+        dense, free = run(cfg.replace(method="dense")), run(cfg.replace(method="matrix-free"))
+        ranks = {k: dense.ranks[k].rank for k in dense.ranks}
+        assert {k: free.ranks[k].rank for k in free.ranks} == ranks, (rtol, atol)
+        seen.add(ranks["H_L"])
+    assert len(seen) >= 3                     # the overrides do move the cut here
+
+
 @pytest.mark.parametrize("h_o", ["gram", "square", "sketch"])
 def test_every_outer_product_path_gives_the_dense_ranks(h_o):
     model, lossf, theta, X, Y = _problem("linear", "cross", False, n=20, d=6, units=(4, 5), K=4)
