@@ -85,7 +85,7 @@ def test_sketch_rank_equals_matrix_rank_and_bound_holds(p, eigs):
     assert res.info.size == p
     # the certificate's claim, checked on the explicit matrix (itself exact only to rounding)
     Q = res.subspace.Q
-    np.testing.assert_allclose(Q @ Q.T, np.eye(Q.shape[0]), atol=1e-12)
+    np.testing.assert_allclose(Q @ Q.T, np.eye(Q.shape[0]), atol=20 * np.finfo(float).eps)
     assert np.linalg.norm(H - Q.T @ (Q @ H), 2) <= res.certificate.residual_bound + 1e-13
     # Ritz values above the cut are H's eigenvalues
     top = np.sort(np.abs(res.info.eigenvalues))[::-1][:res.info.rank]

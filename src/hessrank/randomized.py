@@ -147,10 +147,11 @@ class Subspace:
         floor (as many rows as there is room for), ``T`` extended with ``operator``'s
         products; return the number of rows added."""
         V = np.asarray(V, dtype=np.float64)
+        norms = np.linalg.norm(V, axis=1)
+        V = V[norms > 0] / norms[norms > 0, None]           # the span only: unit rows
         if V.shape[0] == 0:
             return 0
-        scale = float(np.max(np.linalg.norm(V, axis=1)))
-        U = _new_directions(_project_out(self.Q, V), self.Q, NOISE_FLOOR * EPS * scale, scale)
+        U = _new_directions(_project_out(self.Q, V), self.Q, NOISE_FLOOR * EPS, 1.0)
         U = U[:self.capacity - self.k]
         if U.shape[0]:
             self.append(U, operator(U))
@@ -348,8 +349,8 @@ def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) ->
     tall p×b block was measured 10× slower here): directions with singular value
     ``s > max(floor, 1e-6·s_max)`` are kept — weaker ones come back in a later round,
     once the strong ones are projected out — then made orthonormal to working
-    precision by Cholesky QR, twice. ``scale`` bounds the norms of the rows
-    before their projection against ``Q`` (what rounding left of ``Q`` is relative to it).
+    precision by Cholesky QR, twice. ``scale``: the largest norm of a row before its
+    projection against ``Q`` (the floor of numerically zero directions is relative to it).
     """
     G = R @ R.T
     with serial_lapack():
@@ -361,10 +362,10 @@ def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) ->
     U = (V[:, keep] / s[keep]).T @ R
     if U.shape[0] == 0:
         return U
-    weak = s[keep] < scale / 10
+    # after two projections R still holds ~eps·‖R_i‖ of Q; in a direction of singular
+    # value s that is ~eps·max‖R_i‖/s once normalised: project weak directions once more
+    weak = s[keep] < float(np.max(np.linalg.norm(R, axis=1))) / 10
     if Q.shape[0] and weak.any():
-        # R still holds ~eps·scale of Q; in a direction of singular value s that is
-        # eps·scale/s once normalised: project the weak directions once more
         U[weak] -= (U[weak] @ Q.T) @ Q
     for _ in range(2):  # Cholesky QR twice ("CholQR2"): orthonormal to a few eps
         G = U @ U.T
