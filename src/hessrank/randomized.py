@@ -238,6 +238,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
             delta = residual_bound(float(np.max(np.linalg.norm(R, axis=1))), b)
             if delta == 0.0:
                 return done(ritz(), 0.0, "certified")
+            floor = NOISE_FLOOR * EPS * scale
             if space.k > 0:
                 h_scale = max(h_scale, _norm_estimate(space.T, rng))
                 tol_est = tolerance(h_scale, p, rtol=rtol, atol=atol)
@@ -245,8 +246,10 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
                     theta = ritz()
                     if _separated(theta, delta, p, rtol, atol):
                         return done(theta, delta, "certified")
+                # for small p the noise floor can exceed the cut: never drop what may matter
+                floor = min(floor, 0.1 * tol_est)
             t = time.perf_counter()
-            U = _new_directions(R, space.Q, 0.0 if keep_all else NOISE_FLOOR * EPS * scale, scale)
+            U = _new_directions(R, space.Q, 0.0 if keep_all else floor, scale)
             clock["orthogonalisation"] += time.perf_counter() - t
             if U.shape[0] == 0:            # the residual is floating-point noise
                 if not keep_all and b < min(block, p):
