@@ -366,8 +366,13 @@ def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) ->
     if U.shape[0] == 0:
         return U
     # after two projections R still holds ~eps·‖R_i‖ of Q; in a direction of singular
-    # value s that is ~eps·max‖R_i‖/s once normalised: project weak directions once more
-    weak = s[keep] < float(np.max(np.linalg.norm(R, axis=1))) / 10
+    # value s that is ~eps·max‖R_i‖/s once normalised: project weak directions once more.
+    # A residual at the rounding level of its input (rho < 1e-8·scale) was numerically
+    # inside span(Q): two passes are not enough there, project all of it once more.
+    rho = float(np.max(np.linalg.norm(R, axis=1)))
+    weak = s[keep] < rho / 10
+    if rho < 1e-8 * scale:
+        weak[:] = True
     if Q.shape[0] and weak.any():
         U[weak] -= (U[weak] @ Q.T) @ Q
     for _ in range(2):  # Cholesky QR twice ("CholQR2"): orthonormal to a few eps
