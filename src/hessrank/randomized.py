@@ -142,16 +142,18 @@ class Subspace:
         self.k = k + m
         return C
 
-    def add_span(self, V: np.ndarray, operator) -> int:
+    def add_span(self, V: np.ndarray, operator, *, C: np.ndarray | None = None) -> int:
         """Add the part of span(rows of ``V``) orthogonal to ``Q`` and above the noise
         floor (as many rows as there is room for), ``T`` extended with ``operator``'s
-        products; return the number of rows added."""
+        products; return the number of rows added. ``C = V Qᵀ`` may be given when
+        already known; ``V`` must then have unit rows (otherwise they are scaled to 1)."""
         V = np.asarray(V, dtype=np.float64)
-        norms = np.linalg.norm(V, axis=1)
-        V = V[norms > 0] / norms[norms > 0, None]           # the span only: unit rows
+        if C is None:
+            norms = np.linalg.norm(V, axis=1)
+            V = V[norms > 0] / norms[norms > 0, None]       # the span only: unit rows
         if V.shape[0] == 0:
             return 0
-        U = _new_directions(_project_out(self.Q, V), self.Q, NOISE_FLOOR * EPS, 1.0)
+        U = _new_directions(_project_out(self.Q, V, C), self.Q, NOISE_FLOOR * EPS, 1.0)
         U = U[:self.capacity - self.k]
         if U.shape[0]:
             self.append(U, operator(U))
