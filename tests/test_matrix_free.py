@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from hessrank import MLP, ConfigError, RunConfig, get_loss, numerical_rank, run
+from hessrank import MLP, ConfigError, RunConfig, get_loss, hessians, numerical_rank, run
 from hessrank import experiment
 from hessrank.cli import main
 from hessrank.data import encode_targets
@@ -172,8 +172,7 @@ def test_tolerance_overrides_give_the_dense_ranks():
 @pytest.mark.parametrize("h_o", ["gram", "square", "sketch"])
 def test_every_outer_product_path_gives_the_dense_ranks(h_o):
     model, lossf, theta, X, Y = _problem("linear", "cross", False, n=20, d=6, units=(4, 5), K=4)
-    dense = {k: numerical_rank(H).rank for k, H in
-             __import__("hessrank").hessians(model, lossf, theta, X, Y).items()}
+    dense = {k: numerical_rank(H).rank for k, H in hessians(model, lossf, theta, X, Y).items()}
     free = matrix_free_ranks(model, lossf, theta, X, Y, h_o_path=h_o, block=16, probes=16)
     assert {k: v.rank for k, v in free.ranks.items()} == dense
 
