@@ -27,6 +27,8 @@ DENSE_MATRICES_HELD = 5
 AUTO_DENSE_SHARE = 0.5
 #: share of the free memory the matrix-free sketches may use
 MATRIX_FREE_SHARE = 0.6
+#: matrix-free refuses, before any work, a p whose basis could not hold this many vectors
+MIN_SKETCH_VECTORS = 256
 
 
 @dataclass
@@ -153,7 +155,7 @@ def choose_method(method: str, p: int, n: int, K: int) -> tuple[str, str]:
         return "dense", (f"auto: {DENSE_MATRICES_HELD} dense p×p matrices need {_gib(need)} "
                          f"of {_gib(have)} free")
     plan = plan_memory(p, n, K, MATRIX_FREE_SHARE * have)
-    if plan.capacity < min(p, 256):
+    if plan.capacity < min(p, MIN_SKETCH_VECTORS):
         raise ConfigError(
             f"--method {method}: p = {p} parameters leaves room for only {plan.capacity} sketch vectors in "
             f"{MATRIX_FREE_SHARE * have / 2**30:.1f} GiB (dense would need {need / 2**30:.1f} GiB); "
