@@ -229,15 +229,24 @@ def test_grid_points_are_the_product_in_file_order(tmp_path):
     assert grid.points[0].label() == "units=2,3, seed=1, bias=false"
 
 
-def test_plan_point_respects_the_worker_memory_limit(monkeypatch):
+def test_plan_point_respects_the_worker_memory_limit():
     cfg = RunConfig(dataset="gaussian", n=10, dim=10, units=(100,), K=10)  # p = 2000: 160 MB dense
-    assert plan_point(cfg, 10, None) == (cfg, None)
-    assert plan_point(cfg, 10, 2 * 10**9) == (cfg, None)
-    config, reason = plan_point(cfg, 10, 10**8)
-    assert config is None and "p = 2000" in reason and "0.15 GiB" in reason
-    monkeypatch.setattr("hessrank.grid.METHODS", ("dense", "matrix-free", "auto"))
-    assert plan_point(cfg, 10, 10**8) == (cfg.replace(method="matrix-free"), None)
-    assert plan_point(cfg, 10, 2 * 10**9) == (cfg, None)
+    assert plan_point(cfg, (10, 10), None) == (cfg, None)
+    assert plan_point(cfg, (10, 10), 2 * 10**9) == (cfg, None)
+    # dense does not fit 100 MB, a sketch of 2000 vectors of length 2000 (32 MB) does
+    assert plan_point(cfg, (10, 10), 10**8) == (cfg.replace(method="matrix-free"), None)
+    config, reason = plan_point(cfg, (10, 10), 10**6)  # neither fits 1 MB
+    assert config is None and "p = 2000" in reason and "0.15 GiB" in reason and "sketch vectors" in reason
+
+
+def test_run_point_plans_within_the_worker_memory_limit():
+    cfg = RunConfig(dataset="gaussian", n=10, dim=10, units=(100,), K=10, method="auto")
+    capped = run_point(cfg, 3 * 10**8)  # auto, within 300 MB: matrix-free (dense: 160 MB > half)
+    free = run_point(cfg)           # auto, the machine's memory: dense
+    assert capped["status"] == free["status"] == "done"
+    assert capped["method"] == "matrix-free" and free["method"] == "dense"
+    assert [capped[f"rank_{s}"] for s in "LoF"] == [free[f"rank_{s}"] for s in "LoF"] == \
+        [free[f"pred_{s}"] for s in "LoF"]
 
 
 def test_run_point_returns_the_row_or_the_error():

@@ -110,6 +110,20 @@ def test_sample_size_rows_equal_independent_runs(tmp_path):
             assert float(row[f"tol_{s}"]) == pytest.approx(ref.ranks[name].tol, rel=1e-12)
 
 
+@pytest.mark.parametrize("activation", ["linear", "tanh"])
+def test_matrix_free_sample_size_sweep_equals_the_dense_one(activation, tmp_path):
+    """--method matrix-free measures each n on its first n samples: same rows as dense."""
+    base = RunConfig(dataset="digits", dim=16, K=4, units=(6, 6), batch_size=8, loss="mse", activation=activation)
+    dense = run_sweep(make_sweep("samplesize", base.replace(method="dense"), n_max=24), out=tmp_path).rows
+    mf = run_sweep(make_sweep("samplesize", base.replace(method="matrix-free"), n_max=24), out=tmp_path).rows
+    assert [r["method"] for r in dense] == ["dense"] * 3 and [r["method"] for r in mf] == ["matrix-free"] * 3
+    for a, b in zip(dense, mf):
+        assert (a["n"], a["r"], a["num_params"]) == (b["n"], b["r"], b["num_params"])
+        assert [a[f"rank_{s}"] for s in "LoF"] == [b[f"rank_{s}"] for s in "LoF"]
+        if activation == "linear":
+            assert [b[f"rank_{s}"] for s in "LoF"] == [b[f"pred_{s}"] for s in "LoF"]
+
+
 def test_r_grows_with_n_and_predictions_follow(tmp_path):
     # d = 12 > first sample sizes: r = n until it saturates at d
     base = RunConfig(dataset="gaussian", dim=12, K=3, units=(4, 4), batch_size=4)

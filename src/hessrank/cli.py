@@ -51,7 +51,10 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults: RunConfig | No
     g.add_argument("--loss", default=d.loss, help=f"one of {', '.join(LOSSES)} (default {d.loss})")
     g.add_argument("--batch_size", "--batch-size", dest="batch_size", type=int, default=d.batch_size,
                    help="samples per batch when accumulating the Hessians (default min(n, 100))")
-    g.add_argument("--method", default=d.method, help=f"one of {', '.join(METHODS)} (default {d.method})")
+    g.add_argument("--method", default=d.method,
+                   help=f"one of {', '.join(METHODS)}: dense p×p matrices, or Hessian-vector products and a "
+                        f"certified randomized sketch (no p×p array); auto: dense when it fits comfortably in "
+                        f"memory (default {d.method})")
     g = parser.add_argument_group("rank tolerance")
     g.add_argument("--rtol", type=float, default=d.rtol,
                    help="relative tolerance: tol = rtol * max|eigenvalue| (default size * eps)")
@@ -165,6 +168,16 @@ def format_result(result) -> str:
         lines.append(f"{name:<7}{info.rank:>8}{getattr(pred, name):>11}  {pred.kind:<9}{info.tol:>11.2e}"
                      f"{_fmt_gap(info.gap_decades):>15}{mark}")
     lines += ["", f"method {result.method} ({result.method_reason}); {result.seconds:.2f} s"]
+    for name, det in result.method_details.items():
+        if "residual_bound" in det:
+            start = f" ({det['start']})" if "start" in det else ""
+            lines.append(f"  {name}: {det['status']}, basis of {det['columns']} vectors{start}, {det['matvecs']} "
+                         f"products, ‖(I−P)H‖ ≤ {det['residual_bound']:.1e}")
+        else:
+            lines.append(f"  {name}: {det['how']}")
+    if result.uncertified:
+        lines.append(f"warning: {', '.join(result.uncertified)} not certified within the memory cap: each rank "
+                     "shown is a lower bound; free memory, or use --method dense where it fits")
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "tanh", "elu", "sigmoid")
 INITS = ("glorot", "uniform", "orthogonal")
 LOSSES = ("mse", "cross", "cosh")
-METHODS = ("dense",)
+METHODS = ("auto", "dense", "matrix-free")
 #: image resizing rules (see hessrank.data.preprocess); "nearest" is the paper's
 RESIZES = ("nearest", "nearest-exact", "bilinear", "area")
 
@@ -59,7 +59,7 @@ class RunConfig:
     seed: int = 1
     rtol: float | None = None
     atol: float | None = None
-    method: str = "dense"
+    method: str = "auto"
     data_dir: str | None = None
     resize: str = "nearest"
     label_noise: float = 0.0

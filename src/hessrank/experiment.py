@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
 import os
+from contextlib import contextmanager
 import platform
 import time
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from .config import ConfigError, RunConfig
 from .curvature import hessians
 from .data import Dataset, load_dataset
 from .losses import get_loss
+from .matrixfree import matrix_free_ranks, plan_memory
 from .models import MLP
 from .rank import RankInfo, covariance_rank, numerical_rank
 from .theory import Prediction, predict_ranks
@@ -22,6 +25,12 @@ MATRICES = ("H_L", "H_o", "H_F")
 #: p×p float64 matrices alive at the peak of a dense run: 3 accumulators, one
 #: batch contribution, one LAPACK work copy
 DENSE_MATRICES_HELD = 5
+#: ``--method auto`` runs dense when its matrices take at most this share of the free memory
+AUTO_DENSE_SHARE = 0.5
+#: share of the free memory the matrix-free sketches may use
+MATRIX_FREE_SHARE = 0.6
+#: matrix-free refuses, before any work, a p whose basis could not hold this many vectors
+MIN_SKETCH_VECTORS = 256
 
 
 @dataclass
@@ -41,6 +50,18 @@ class Result:
     dataset_source: str = ""
     covariance: RankInfo | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    method_details: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def uncertified(self) -> tuple[str, ...]:
+        """Matrices whose matrix-free rank was not certified (a lower bound only)."""
+        return tuple(k for k in MATRICES if self.method_details.get(k, {}).get("certified") is False)
+
+    @property
+    def method_label(self) -> str:
+        """``dense``, ``matrix-free``, or ``matrix-free (not certified: H_L, H_F)``."""
+        bad = self.uncertified
+        return f"{self.method} (not certified: {', '.join(bad)})" if bad else self.method
 
     @property
     def spectra(self) -> dict[str, np.ndarray]:
@@ -69,6 +90,8 @@ class Result:
             "peak_rss_bytes": peak_rss_bytes(),
             "method": self.method,
             "method_reason": self.method_reason,
+            "method_details": self.method_details,
+            "certified": not self.uncertified,
             "dataset_source": self.dataset_source,
             "provenance": provenance(),
         }
@@ -104,16 +127,36 @@ def provenance() -> dict:
     }
 
 
+_MEMORY_LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar("hessrank_memory_limit", default=None)
+
+
+@contextmanager
+def memory_limit(nbytes: int | None):
+    """Within this block (this thread), plan memory as if at most ``nbytes`` were free
+    (``None``: no cap) — e.g. a Dask worker's memory limit."""
+    token = _MEMORY_LIMIT.set(int(nbytes) if nbytes else None)
+    try:
+        yield
+    finally:
+        _MEMORY_LIMIT.reset(token)
+
+
 def available_memory_bytes() -> int:
-    """Memory the OS can give us now (``MemAvailable``), or total physical memory."""
+    """Memory the OS can give us now (``MemAvailable``, else total physical memory),
+    capped by an enclosing :func:`memory_limit`."""
+    have = None
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    have = int(line.split()[1]) * 1024
+                    break
     except OSError:
         pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if have is None:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    cap = _MEMORY_LIMIT.get()
+    return have if cap is None else min(have, cap)
 
 
 def dense_memory_bytes(p: int) -> int:
@@ -128,8 +171,39 @@ def check_dense_memory(p: int) -> None:
         raise ConfigError(
             f"--units/--dim: p = {p} parameters needs about {need / 2**30:.1f} GiB for dense Hessians "
             f"({DENSE_MATRICES_HELD} p×p float64 matrices) but {have / 2**30:.1f} GiB is available; "
+            "use --method matrix-free, or smaller --units or --dim"
+        )
+
+
+def choose_method(method: str, p: int, n: int, K: int) -> tuple[str, str]:
+    """The method a run uses (``dense`` or ``matrix-free``) and why, for ``--method method``.
+
+    ``auto`` runs dense when its p×p matrices fit comfortably (at most
+    ``AUTO_DENSE_SHARE`` of the free memory), matrix-free otherwise.
+    """
+    if method == "dense":
+        return "dense", "dense p×p matrices"
+    have = available_memory_bytes()
+    need = dense_memory_bytes(p)
+    if method == "auto" and need <= AUTO_DENSE_SHARE * have:
+        return "dense", (f"auto: {DENSE_MATRICES_HELD} dense p×p matrices need {_gib(need)} "
+                         f"of {_gib(have)} free")
+    plan = plan_memory(p, n, K, MATRIX_FREE_SHARE * have)
+    if plan.capacity < min(p, MIN_SKETCH_VECTORS):
+        raise ConfigError(
+            f"--method {method}: p = {p} parameters leaves room for only {plan.capacity} sketch vectors in "
+            f"{MATRIX_FREE_SHARE * have / 2**30:.1f} GiB (dense would need {need / 2**30:.1f} GiB); "
             "use smaller --units or --dim"
         )
+    why = "auto: dense would need" if method == "auto" else "--method matrix-free; dense would need"
+    return "matrix-free", f"{why} {_gib(need)} of {_gib(have)} free; {plan.describe(p, n * K)}"
+
+
+def _gib(nbytes: float) -> str:
+    gib = nbytes / 2**30
+    if gib < 0.1:
+        return f"{nbytes / 2**20:.1f} MiB"
+    return f"{gib:.2f} GiB" if gib < 10 else f"{gib:.0f} GiB"
 
 
 def build(config: RunConfig) -> tuple[Dataset, MLP, np.ndarray]:
@@ -149,25 +223,37 @@ def run(config: RunConfig) -> Result:
     data, model, theta = build(config)
     config = config.replace(n=data.n, dim=data.d)  # record what the defaults resolved to
     p = model.num_params
-    check_dense_memory(p)
+    method, reason = choose_method(config.method, p, data.n, data.K)
     loss = get_loss(config.loss)
-    timings = {}
 
-    t = time.perf_counter()
-    mats = hessians(model, loss, theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n))
-    timings["hessians"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    ranks = {}
-    for name in MATRICES:
-        ranks[name] = numerical_rank(mats.pop(name), rtol=config.rtol, atol=config.atol, overwrite=True)
+    ranks, timings, details = measure_ranks(method, model, loss, theta, data.X, data.Y, config)
     cov = covariance_rank(data.X, rtol=config.rtol, atol=config.atol)
-    timings["eigen"] = time.perf_counter() - t
 
     prediction = predict_ranks(r=cov.rank, K=data.K, units=config.units, loss=config.loss,
                                activation=config.activation, bias=config.bias)
     return Result(
         config=config, p=p, n=data.n, d=data.d, r=cov.rank, ranks=ranks, prediction=prediction,
-        seconds=time.perf_counter() - t0, method="dense", method_reason="dense p×p matrices",
-        dataset_source=data.source, covariance=cov, timings=timings,
+        seconds=time.perf_counter() - t0, method=method, method_reason=reason,
+        dataset_source=data.source, covariance=cov, timings=timings, method_details=details,
     )
+
+
+def measure_ranks(method: str, model: MLP, loss, theta, X, Y, config: RunConfig):
+    """Ranks of H_L, H_o, H_F on the samples ``X, Y`` by ``method`` (``dense`` or
+    ``matrix-free``): ``(ranks, timings, method_details)``."""
+    p = model.num_params
+    batch_size = config.effective_batch_size(X.shape[0])
+    if method == "dense":
+        check_dense_memory(p)
+        t = time.perf_counter()
+        mats = hessians(model, loss, theta, X, Y, batch_size=batch_size)
+        timings = {"hessians": time.perf_counter() - t}
+        t = time.perf_counter()
+        ranks = {}
+        for name in MATRICES:
+            ranks[name] = numerical_rank(mats.pop(name), rtol=config.rtol, atol=config.atol, overwrite=True)
+        timings["eigen"] = time.perf_counter() - t
+        return ranks, timings, {}
+    mf = matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=config.rtol, atol=config.atol,
+                           memory_bytes=MATRIX_FREE_SHARE * available_memory_bytes(), seed=config.seed)
+    return mf.ranks, dict(mf.timings), mf.details

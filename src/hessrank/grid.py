@@ -18,8 +18,9 @@ process writes the store: one CSV row per point, keyed by a hash of the point's 
 configuration, written atomically as each point comes back, so a rerun computes only
 the points without a finished row, and a point is stored exactly once even when a
 worker dies and Dask runs it again elsewhere. A point that fails is stored with its
-error; a point whose dense Hessians would not fit in a worker's memory limit is
-stored as skipped, with the reason (see :func:`plan_point`).
+error; a point whose dense Hessians would not fit in a worker's memory limit runs
+matrix-free within that limit, and one that fits neither way is stored as skipped,
+with the reason (see :func:`plan_point`).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import METHODS, ConfigError, RunConfig
-from .experiment import dense_memory_bytes, provenance
+from .config import ConfigError, RunConfig
+from .experiment import MATRIX_FREE_SHARE, MIN_SKETCH_VECTORS, dense_memory_bytes, provenance
+from .matrixfree import plan_memory
 from .models import MLP
 from .store import (RESULT_COLUMNS, ResultTable, check_writable, config_hash, config_identity, result_row,
                     row_matches_prediction)
@@ -164,29 +166,34 @@ def _refuse_values_that_never_work(where, keys, values, points) -> None:
                 raise ConfigError(f"{where}: [grid] {key} = {v!r} is invalid at every point: {mine[0].error}")
 
 
-def plan_point(config: RunConfig, d: int, worker_limit: int | None):
-    """``(config to run, None)`` or ``(None, reason to skip)`` for one point on workers
-    with ``worker_limit`` bytes each (``None``: no limit). The one place that picks how
-    a point runs: as configured when its dense matrices fit, else matrix-free where the
-    package has it, else skipped with the estimate and the limit."""
+def plan_point(config: RunConfig, shape: tuple[int, int], worker_limit: int | None):
+    """``(config to run, None)`` or ``(None, reason to skip)`` for one point with data of
+    ``shape = (n, d)`` on workers with ``worker_limit`` bytes each (``None``: no limit).
+    The one place that picks how a point runs: as configured when its dense matrices fit
+    a worker, else matrix-free when its sketches fit, else skipped with the estimates
+    and the limit. On the worker, :func:`run_point` plans within the same limit."""
+    n, d = shape
     model = MLP(widths=(d, *config.units, config.K), activation=config.activation, bias=config.bias)
-    need = dense_memory_bytes(model.num_params)
+    p = model.num_params
+    need = dense_memory_bytes(p)
     if not worker_limit or need <= DENSE_SHARE_OF_WORKER_LIMIT * worker_limit:
         return config, None
-    # Dense does not fit a worker. "auto" would judge by the machine's memory, not by the
-    # worker's limit, so ask for matrix-free outright where the package has it.
-    for method in ("matrix-free", "auto"):
-        if method in METHODS:
-            return config.replace(method=method), None
-    return None, (f"p = {model.num_params} needs about {need / 2**30:.2f} GiB for dense Hessians, more than "
-                  f"{DENSE_SHARE_OF_WORKER_LIMIT:.0%} of a worker's memory limit ({worker_limit / 2**30:.2f} GiB); "
-                  "give the workers more memory (--memory-limit) or use smaller --units/--dim")
+    # Dense does not fit a worker: matrix-free, if its sketches do.
+    plan = plan_memory(p, n, config.K, MATRIX_FREE_SHARE * worker_limit)
+    if plan.capacity >= min(p, MIN_SKETCH_VECTORS):
+        return config.replace(method="matrix-free"), None
+    return None, (f"p = {p} needs about {need / 2**30:.2f} GiB for dense Hessians, more than "
+                  f"{DENSE_SHARE_OF_WORKER_LIMIT:.0%} of a worker's memory limit ({worker_limit / 2**30:.2f} GiB), "
+                  f"and matrix-free would have room for only {plan.capacity} sketch vectors (at least "
+                  f"{min(p, MIN_SKETCH_VECTORS)} needed); give the workers more memory (--memory-limit) "
+                  "or use smaller --units/--dim")
 
 
-def run_point(config: RunConfig) -> dict:
-    """Run one point (on a Dask worker); return its result columns, status and worker.
-    An error becomes ``status = failed`` with its one-line message: it never escapes."""
-    from .experiment import run
+def run_point(config: RunConfig, worker_limit: int | None = None) -> dict:
+    """Run one point (on a Dask worker) planning memory within ``worker_limit`` bytes;
+    return its result columns, status and worker. An error becomes ``status = failed``
+    with its one-line message: it never escapes."""
+    from .experiment import memory_limit, run
 
     try:
         from distributed import get_worker
@@ -195,7 +202,8 @@ def run_point(config: RunConfig) -> dict:
     except (ImportError, ValueError):
         worker = platform.node()
     try:
-        row = result_row(run(config))
+        with memory_limit(worker_limit):
+            row = result_row(run(config))
         row.update(status="done", error="")
     except Exception as err:  # noqa: BLE001 - any failure is recorded, the grid goes on
         row = {"status": "failed", "error": _one_line(err)}
@@ -220,12 +228,14 @@ class GridOutcome:
     scheduler: str = ""
 
 
-def _dataset_dim(config: RunConfig) -> int:
-    if config.dim is not None:
-        return int(config.dim)
+def _dataset_shape(config: RunConfig) -> tuple[int, int]:
+    """``(n, d)`` of a point's data: from the options, or from the data set's defaults."""
+    if config.dim is not None and config.n is not None:
+        return int(config.n), int(config.dim)
     from .data import load_dataset
 
-    return load_dataset(config).d
+    data = load_dataset(config)
+    return data.n, data.d
 
 
 def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler: str | None = None,
@@ -313,12 +323,12 @@ def _run_on_dask(todo, store, bar, client) -> str:
             store(point, {"status": "failed", "error": point.error, "worker": ""})
             _report(bar, point, "failed")
             continue
-        config, reason = plan_point(point.config, _dataset_dim(point.config), limit)
+        config, reason = plan_point(point.config, _dataset_shape(point.config), limit)
         if config is None:
             store(point, {"status": "skipped", "error": reason, "worker": ""})
             _report(bar, point, "skipped")
             continue
-        future = client.submit(run_point, config, key=f"hessrank-grid-{point.id}", pure=False)
+        future = client.submit(run_point, config, limit, key=f"hessrank-grid-{point.id}", pure=False)
         futures[future] = point
     for future in as_completed(list(futures)):
         point = futures[future]

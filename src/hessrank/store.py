@@ -109,7 +109,7 @@ IDENTITY_EXCLUDED = ("data_dir", "download", "extra")
 #: the measured columns every stored row carries, after its own key columns
 RESULT_COLUMNS = (
     "rank_L", "rank_o", "rank_F", "pred_L", "pred_o", "pred_F", "kind", "num_params", "r",
-    "tol_L", "tol_o", "tol_F", "gap_L", "gap_o", "gap_F", "seconds",
+    "tol_L", "tol_o", "tol_F", "gap_L", "gap_o", "gap_F", "seconds", "method",
 )
 _SUFFIX = {"H_L": "L", "H_o": "o", "H_F": "F"}
 
@@ -169,6 +169,7 @@ def result_row(result) -> dict[str, str]:
     for name, s in _SUFFIX.items():
         row[f"gap_{s}"] = format_float(result.ranks[name].gap_decades)
     row["seconds"] = f"{result.seconds:.3f}"
+    row["method"] = result.method_label
     return row
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from .config import ConfigError, RunConfig
 from .curvature import running_hessians
 from .data import load_dataset
-from .experiment import MATRICES, Result, build, check_dense_memory, provenance, run
+from .experiment import MATRICES, Result, build, check_dense_memory, choose_method, measure_ranks, provenance, run
 from .losses import get_loss
 from .models import MLP
 from .rank import covariance_rank, numerical_rank
@@ -211,7 +211,9 @@ def run_sweep(sweep: Sweep, *, out="results", progress=None) -> SweepOutcome:
     """
     data = load_dataset(sweep.base)  # bad data options fail here, before any file is made
     sizes = [MLP(widths=(data.d, *sweep.config_at(p).units, data.K)).num_params for p in sweep.points]
-    check_dense_memory(max(sizes))
+    method, _ = choose_method(sweep.base.method, max(sizes), data.n, data.K)  # refuses what cannot fit
+    if method == "dense":
+        check_dense_memory(max(sizes))
     table = sweep.table(out, d=data.d)
     check_writable(table.csv_path, flag="--out")
     identity = sweep.identity()
@@ -273,8 +275,16 @@ def _measure(sweep: Sweep, missing):
 
 
 def _measure_sample_sizes(base: RunConfig, wanted: set[int]):
-    """Ranks of the running matrices of the first n samples, for each n in ``wanted``."""
+    """Ranks of the matrices of the first n samples, for each n in ``wanted``.
+
+    Dense: the running sums are accumulated once, batch by batch, and decomposed at
+    each wanted n. Matrix-free: each n is measured on its first n samples.
+    """
     data, model, theta = build(base)
+    method, reason = choose_method(base.method, model.num_params, max(wanted), data.K)
+    if method != "dense":
+        yield from _measure_sample_sizes_matrix_free(base, data, model, theta, sorted(wanted), reason)
+        return
     check_dense_memory(model.num_params)
     loss = get_loss(base.loss)
     last = max(wanted)
@@ -284,20 +294,30 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int]):
             t_eig = time.perf_counter()
             # numerical_rank without overwrite works on a copy: the accumulators live on
             ranks = {name: numerical_rank(mats[name], rtol=base.rtol, atol=base.atol) for name in MATRICES}
-            cov = covariance_rank(data.X[:n], rtol=base.rtol, atol=base.atol)
-            prediction = predict_ranks(r=cov.rank, K=data.K, units=base.units, loss=base.loss,
-                                       activation=base.activation, bias=base.bias)
             now = time.perf_counter()
-            yield n, Result(
-                config=base.replace(n=n), p=model.num_params, n=n, d=data.d, r=cov.rank, ranks=ranks,
-                prediction=prediction, seconds=now - t, method="dense",
-                method_reason="dense p×p matrices, accumulated batch by batch over the sample sizes",
-                dataset_source=data.source, covariance=cov,
-                timings={"hessians": t_eig - t, "eigen": now - t_eig},
-            )
+            yield n, _sample_size_result(base, data, model, n, ranks, "dense", reason, now - t,
+                                         {"hessians": t_eig - t, "eigen": now - t_eig}, {})
             t = time.perf_counter()
         if n >= last:
             break
+
+
+def _measure_sample_sizes_matrix_free(base, data, model, theta, sizes, reason):
+    loss = get_loss(base.loss)
+    for n in sizes:
+        t = time.perf_counter()
+        ranks, timings, details = measure_ranks("matrix-free", model, loss, theta, data.X[:n], data.Y[:n], base)
+        yield n, _sample_size_result(base, data, model, n, ranks, "matrix-free", reason,
+                                     time.perf_counter() - t, timings, details)
+
+
+def _sample_size_result(base, data, model, n, ranks, method, reason, seconds, timings, details) -> Result:
+    cov = covariance_rank(data.X[:n], rtol=base.rtol, atol=base.atol)
+    prediction = predict_ranks(r=cov.rank, K=data.K, units=base.units, loss=base.loss,
+                               activation=base.activation, bias=base.bias)
+    return Result(config=base.replace(n=n), p=model.num_params, n=n, d=data.d, r=cov.rank, ranks=ranks,
+                  prediction=prediction, seconds=seconds, method=method, method_reason=reason,
+                  dataset_source=data.source, covariance=cov, timings=timings, method_details=details)
 
 
 def _sweep_params(sweep: Sweep) -> dict:
@@ -313,7 +333,7 @@ def _sweep_params(sweep: Sweep) -> dict:
 
 def _point_message(row: dict) -> str:
     parts = [f"{name} {row['rank_' + s]}/{row['pred_' + s]}" for name, s in (("H_L", "L"), ("H_o", "o"), ("H_F", "F"))]
-    return ", ".join(parts) + f" (measured/predicted), {float(row['seconds']):.2f} s"
+    return ", ".join(parts) + f" (measured/predicted), {row.get('method') or 'dense'}, {float(row['seconds']):.2f} s"
 
 
 def _now() -> str:
@@ -333,9 +353,11 @@ def format_summary(outcome: SweepOutcome) -> str:
     equal = sum(row_matches_prediction(r) for r in rows)
     what = "the predictions (exact for these networks)" if kind == "exact" else \
         "the linear formula (an estimate only for these networks)"
+    methods = sorted({row.get("method", "") for row in rows} - {""})
     lines += [
         "",
-        f"{equal} of {len(rows)} points have rank H_L, H_o, H_F equal to {what}",
+        f"{equal} of {len(rows)} points have rank H_L, H_o, H_F equal to {what}"
+        + (f"; method {', '.join(methods)}" if methods else ""),
         f"{sweep.task} sweep: {len(outcome.computed)} point(s) computed now, {outcome.stored_before} were stored before",
         f"rows:   {outcome.table.csv_path}",
         f"config: {outcome.table.json_path}",

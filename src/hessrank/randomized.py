@@ -1,0 +1,398 @@
+r"""Certified numerical rank of a symmetric matrix known only through products with vectors.
+
+A randomized range sketch that grows until a probabilistic certificate says that it
+holds every eigenvalue above the cut. Vectors are the rows of (·, p) arrays.
+
+The basis :math:`Q \in \mathbb{R}^{k\times p}` has orthonormal rows and
+:math:`T = Q H Q^\top` (k×k) is its Rayleigh quotient. One round:
+
+1. probe: :math:`\Omega \in \mathbb{R}^{b\times p}` Gaussian, :math:`Y = \Omega H`;
+2. residual: :math:`R = Y (I - Q^\top Q)` (block classical Gram–Schmidt, twice);
+3. bound: :math:`\delta = \alpha\sqrt{2/\pi}\,\max_i \lVert R_i\rVert` bounds
+   :math:`\lVert (I - Q^\top Q) H\rVert` with probability at least :math:`1 - \alpha^{-b}`
+   (Halko, Martinsson & Tropp 2011, Lemma 4.1); :math:`\alpha = 10^{12/b}` makes that
+   :math:`1 - 10^{-12}` (b = 32 probes: α = 2.4; b = 128: α = 1.24);
+4. certificate: :math:`H - Q^\top T Q` has norm at most :math:`2\delta`, so by Weyl's
+   inequality every eigenvalue of :math:`H` lies within :math:`2\delta` of one of
+   the Ritz values :math:`\theta` (eigenvalues of :math:`T`) or of the :math:`p-k`
+   zeros. When no :math:`|\theta_i|`, and not 0, lies within :math:`2\delta` of the
+   cut :math:`\mathrm{tol}`, the number of :math:`|\theta_i| > \mathrm{tol}` *is* the
+   number of :math:`|\lambda_i| > \mathrm{tol}`: the rank is certified;
+5. otherwise the directions of :math:`R` above the floating-point noise join
+   :math:`Q`, and :math:`T` grows by :math:`Q (U H)^\top` for the new rows :math:`U`;
+   what :math:`U H` holds outside the basis is the next block (block-Krylov steps)
+   until that runs dry, then the next probe round.
+
+"Certified" is up to the floating-point error of the products themselves, which the
+dense matrices carry as well (measured: 1–50 eps·max|λ|, far below the cut).
+
+The cut is the dense rule of :mod:`hessrank.rank` (``max|λ|·p·eps``, ``rtol``,
+``atol``) with ``p`` the full size, applied to the Ritz values by
+:func:`~hessrank.rank.rank_from_eigenvalues`; eigenvalues outside the basis are
+at most :math:`2\delta` and are counted as zeros. A basis that reaches ``k = p``
+is complete: :math:`T` is then an orthogonal similarity of :math:`H` and nothing
+is left to certify. Memory: the k×p basis and the k×k matrix :math:`T`, never p×p.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import scipy.linalg
+from threadpoolctl import ThreadpoolController
+
+from .rank import EPS, RankInfo, rank_from_eigenvalues, tolerance
+
+#: the chance that a certificate is wrong (the Gaussian probes missed a direction)
+FAILURE_PROBABILITY = 1e-12
+#: residual directions with singular value below NOISE_FLOOR · eps · max_i ‖ω_i H‖ are
+#: floating-point noise of the products (measured: up to ~200 eps·‖ω H‖) and are not added
+NOISE_FLOOR = 1e3
+#: the same for a block-Krylov step, relative to max ‖u H‖ over unit u seen so far: the
+#: residual of W = U H after projection against k vectors holds rounding of the
+#: projection (measured up to ~600 eps·‖W‖ at k = 1500); a direction below it that
+#: matters is found by the next Gaussian probe round
+KRYLOV_FLOOR = 1e4
+#: NumPy/SciPy's BLAS libraries, to limit their threads
+BLAS_CONTROLLER = ThreadpoolController()
+
+
+def serial_lapack():
+    """Context in which BLAS/LAPACK run on one thread, for the small (b×b) eigen- and
+    Cholesky decompositions of each round: with two OpenBLAS threads on a busy 2-core
+    machine they were measured 5–60× slower (threads wait on each other)."""
+    return BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+
+
+#: a round keeps directions down to this fraction of its strongest (limit of the Gram route)
+_RELATIVE_KEEP = 1e-6
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """How a matrix-free rank was obtained.
+
+    ``columns``: dimension k of the basis; ``matvecs``: products with the matrix;
+    ``residual_bound``: δ ≥ ‖(I − P) H‖ with probability ≥ ``1 − failure_probability``
+    (0 for a complete basis); ``status``: ``certified``, ``complete basis``, or
+    ``not certified: …`` with the reason; ``certified`` is False only in the last case;
+    ``probe_rounds``: rounds of Gaussian probes; ``seconds``: time in products, orthogonalisation
+    and eigenvalues.
+    """
+
+    columns: int
+    matvecs: int
+    residual_bound: float
+    failure_probability: float
+    status: str
+    probe_rounds: int = 0
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def certified(self) -> bool:
+        return not self.status.startswith("not certified")
+
+    def to_dict(self) -> dict:
+        return {"columns": self.columns, "matvecs": self.matvecs, "residual_bound": self.residual_bound,
+                "failure_probability": self.failure_probability, "status": self.status,
+                "certified": self.certified, "probe_rounds": self.probe_rounds, "seconds": self.seconds}
+
+
+@dataclass
+class Subspace:
+    """Orthonormal rows ``Q`` (k×p) and ``T = Q H Qᵀ`` (k×k), grown in place.
+
+    Buffers for ``capacity`` rows are reserved up front; only the rows in use are
+    touched, so they cost physical memory only as the basis grows.
+    """
+
+    p: int
+    capacity: int
+    _Q: np.ndarray = field(init=False, repr=False)
+    _T: np.ndarray = field(init=False, repr=False)
+    k: int = 0
+
+    def __post_init__(self):
+        self.capacity = int(min(self.capacity, self.p))
+        self._Q = np.empty((self.capacity, self.p))
+        self._T = np.empty((self.capacity, self.capacity))
+
+    @property
+    def Q(self) -> np.ndarray:
+        return self._Q[:self.k]
+
+    @property
+    def T(self) -> np.ndarray:
+        return self._T[:self.k, :self.k]
+
+    def append(self, U: np.ndarray, W: np.ndarray) -> np.ndarray:
+        """Add orthonormal rows ``U`` (orthogonal to ``Q``) with ``W = U H``; extend ``T``;
+        return ``W Qᵀ`` (the new rows of ``T``, against the extended ``Q``)."""
+        m, k = U.shape[0], self.k
+        if k + m > self.capacity:
+            raise ValueError(f"subspace capacity exceeded: {k} + {m} > {self.capacity}")
+        self._Q[k:k + m] = U
+        C = W @ self._Q[:k + m].T                      # rows k..k+m of T: U H Qᵀ
+        self._T[k:k + m, :k] = C[:, :k]
+        self._T[:k, k:k + m] = C[:, :k].T
+        self._T[k:k + m, k:k + m] = 0.5 * (C[:, k:] + C[:, k:].T)
+        self.k = k + m
+        return C
+
+    def add_span(self, V: np.ndarray, operator, *, C: np.ndarray | None = None) -> int:
+        """Add the part of span(rows of ``V``) orthogonal to ``Q`` and above the noise
+        floor (as many rows as there is room for), ``T`` extended with ``operator``'s
+        products; return the number of rows added. ``C = V Qᵀ`` may be given when
+        already known; ``V`` must then have unit rows (otherwise they are scaled to 1)."""
+        V = np.asarray(V, dtype=np.float64)
+        if C is None:
+            norms = np.linalg.norm(V, axis=1)
+            V = V[norms > 0] / norms[norms > 0, None]       # the span only: unit rows
+        if V.shape[0] == 0:
+            return 0
+        U = _new_directions(_project_out(self.Q, V, C), self.Q, NOISE_FLOOR * EPS, 1.0)
+        U = U[:self.capacity - self.k]
+        if U.shape[0]:
+            self.append(U, operator(U))
+        return int(U.shape[0])
+
+    def add_to_matrix(self, D: np.ndarray) -> None:
+        """``T += D`` for a symmetric k×k ``D`` (a second term of the same operator)."""
+        self._T[:self.k, :self.k] += D
+
+    def ritz_values(self) -> np.ndarray:
+        """Eigenvalues of ``T``, ascending (LAPACK ``syevd``)."""
+        if self.k == 0:
+            return np.zeros(0)
+        return scipy.linalg.eigvalsh(np.array(self.T), overwrite_a=True, check_finite=False, driver="evd")
+
+
+@dataclass(frozen=True)
+class SketchResult:
+    """The rank (with the tolerance and gap of :class:`RankInfo`), its certificate, the basis."""
+
+    info: RankInfo
+    certificate: Certificate
+    subspace: Subspace
+
+
+def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = None, block: int = 128,
+                probes: int = 32, seed: int = 0, max_columns: int | None = None,
+                start: Subspace | None = None) -> SketchResult:
+    """Numerical rank of the symmetric ``operator`` (rows ``V`` -> ``V H``, size ``operator.p``).
+
+    Grows the basis until the rank is certified (see the module docstring). Directions
+    come from Gaussian probe rounds (``block`` probes at first, ``probes`` later) and,
+    in between, from block-Krylov steps: the products ``W = U H`` of the rows just added
+    are needed for ``T`` anyway, and what they hold outside the basis is the next block
+    (one product per basis vector instead of two). Only Gaussian probes certify. A
+    residual at the noise floor that does not yet certify is probed again with
+    ``block`` probes (a tighter bound), then, if the basis may grow to ``p``, the basis
+    is completed. ``max_columns`` caps the basis (memory). ``start`` continues from a
+    :class:`Subspace` whose ``T`` already equals ``Q H Qᵀ`` for this operator.
+    The cut and the gap are those of :func:`hessrank.rank.rank_from_eigenvalues` with
+    size p (the gap widened by the ``2δ`` uncertainty, see :func:`rank_info_from_ritz`).
+    """
+    if block < 1 or probes < 1:
+        raise ValueError(f"block and probes must be >= 1, got block={block}, probes={probes}")
+    p = int(operator.p)
+    rng = np.random.default_rng(seed)
+    space = start if start is not None else Subspace(p, p if max_columns is None else max_columns)
+    rows = block if space.k == 0 else probes
+    count = {"matvecs": 0, "rounds": 0}
+    clock = {"products": 0.0, "orthogonalisation": 0.0, "eigenvalues": 0.0}
+    keep_all = False   # stuck at the noise floor with room for every direction: complete the basis
+    pending = None     # the next block-Krylov directions
+    h_scale = 0.0      # largest ‖u H‖ seen for a unit vector u
+
+    def apply(V):
+        t = time.perf_counter()
+        out = operator(V)
+        clock["products"] += time.perf_counter() - t
+        count["matvecs"] += V.shape[0]
+        return out
+
+    def ritz():
+        t = time.perf_counter()
+        theta = space.ritz_values()
+        clock["eigenvalues"] += time.perf_counter() - t
+        return theta
+
+    def done(theta, delta, status):
+        return _result(space, theta, delta, status, count, clock, rtol, atol)
+
+    while True:
+        if space.k == p:
+            return done(ritz(), 0.0, "complete basis")
+        if pending is not None:
+            U, pending = pending, None
+        else:  # a probe round: certify, or find new directions
+            b = min(rows, p)
+            Y = apply(rng.standard_normal((b, p)))
+            count["rounds"] += 1
+            t = time.perf_counter()
+            scale = float(np.max(np.linalg.norm(Y, axis=1)))
+            R = _project_out(space.Q, Y)
+            clock["orthogonalisation"] += time.perf_counter() - t
+            delta = residual_bound(float(np.max(np.linalg.norm(R, axis=1))), b)
+            if delta == 0.0:
+                return done(ritz(), 0.0, "certified")
+            floor = NOISE_FLOOR * EPS * scale
+            if space.k > 0:
+                h_scale = max(h_scale, _norm_estimate(space.T, rng))
+                tol_est = tolerance(h_scale, p, rtol=rtol, atol=atol)
+                if delta < tol_est:  # worth the full check (the estimate may be low by 2x)
+                    theta = ritz()
+                    if _separated(theta, delta, p, rtol, atol):
+                        return done(theta, delta, "certified")
+                # for small p the noise floor can exceed the cut: never drop what may matter
+                floor = min(floor, 0.1 * tol_est)
+            t = time.perf_counter()
+            U = _new_directions(R, space.Q, 0.0 if keep_all else floor, scale)
+            clock["orthogonalisation"] += time.perf_counter() - t
+            if U.shape[0] == 0:            # the residual is floating-point noise
+                if not keep_all and b < min(block, p):
+                    rows = block           # more probes, smaller α: a tighter bound
+                    continue
+                if not keep_all and space.capacity == p:
+                    keep_all, rows = True, block
+                    continue
+                theta = ritz()
+                tol = tolerance(float(np.max(np.abs(theta), initial=0.0)), p, rtol=rtol, atol=atol)
+                return done(theta, delta, f"not certified: the residual is at the noise floor but 2δ = "
+                                          f"{2 * delta:.1e} does not separate the cut {tol:.1e} from the "
+                                          "nearest Ritz value")
+            rows = block if (U.shape[0] == b or keep_all) else probes
+        room = space.capacity - space.k
+        if room == 0:
+            return done(ritz(), delta, f"not certified: memory cap of {space.capacity} basis vectors reached")
+        U = U[:room]
+        W = apply(U)
+        t = time.perf_counter()
+        C = space.append(U, W)                              # C = W Qᵀ, rows of T
+        # block Krylov: the part of W = U H outside span(Q) (C serves as the first projection)
+        R = _project_out(space.Q, W, C)
+        h_scale = max(h_scale, float(np.max(np.linalg.norm(W, axis=1))))     # ≈ max|λ| (unit rows U)
+        nxt = _new_directions(R, space.Q, 0.0 if keep_all else KRYLOV_FLOOR * EPS * h_scale, h_scale)
+        clock["orthogonalisation"] += time.perf_counter() - t
+        # a block that shrank below a quarter is left to the next probe round (small GEMMs are
+        # slow); a chain that ran dry suggests the range is complete: try to certify
+        if nxt.shape[0] >= max(1, min(block, U.shape[0]) // 4):
+            pending = nxt
+        elif not keep_all:
+            rows = probes
+
+
+def residual_bound(rho: float, probes: int) -> float:
+    """δ with ``‖(I − P) H‖ ≤ δ`` with probability ``1 − FAILURE_PROBABILITY``, given the
+    largest residual ``rho = max_i ‖(I − P) H ω_i‖`` of ``probes`` Gaussian probes."""
+    alpha = FAILURE_PROBABILITY ** (-1.0 / probes)
+    return alpha * math.sqrt(2.0 / math.pi) * rho
+
+
+def rank_info_from_ritz(theta, delta: float, p: int, *, rtol=None, atol=None) -> RankInfo:
+    """:class:`RankInfo` from Ritz values ``theta`` of a p×p matrix whose other eigenvalues
+    are at most ``2·delta``; the gap is bounded below using the ``2·delta`` uncertainty."""
+    info = rank_from_eigenvalues(theta, p, rtol=rtol, atol=atol)
+    if delta > 0 and 0 < info.rank < p:
+        mags = np.abs(info.eigenvalues)
+        below = (float(mags[info.rank]) if info.rank < mags.size else 0.0) + 2 * delta
+        above = float(mags[info.rank - 1]) - 2 * delta
+        gap = math.log10(above / below) if above > 0 else 0.0
+        info = replace(info, gap_decades=gap)
+    return info
+
+
+# --------------------------------------------------------------------------- #
+def _result(space, theta, delta, status, count, clock, rtol, atol) -> SketchResult:
+    info = rank_info_from_ritz(theta, delta, space.p, rtol=rtol, atol=atol)
+    fail = 0.0 if status == "complete basis" else FAILURE_PROBABILITY
+    cert = Certificate(columns=space.k, matvecs=count["matvecs"], residual_bound=float(delta),
+                       failure_probability=fail, status=status, probe_rounds=count["rounds"],
+                       seconds={k: round(v, 3) for k, v in clock.items()})
+    return SketchResult(info=info, certificate=cert, subspace=space)
+
+
+def _separated(theta, delta: float, p: int, rtol, atol) -> bool:
+    """True when no Ritz value (nor 0) lies within ``2δ`` (plus the cut's own
+    uncertainty) of the cut: then the count above the cut is that of ``H``."""
+    mags = np.abs(np.asarray(theta))
+    max_abs = float(mags.max()) if mags.size else 0.0
+    tol = tolerance(max_abs, p, rtol=rtol, atol=atol)
+    # max|λ| itself is known to ±2δ: the cut moves by at most that times its factor
+    factor = (p * EPS if rtol is None and atol is None else (rtol or 0.0))
+    slack = 2 * delta + 2 * delta * factor
+    if tol <= slack:
+        return False
+    return bool(np.all(np.abs(mags - tol) > slack))
+
+
+def _project_out(Q: np.ndarray, Y: np.ndarray, C: np.ndarray | None = None) -> np.ndarray:
+    """``Y (I − QᵀQ)`` by block classical Gram–Schmidt applied twice ("twice is enough");
+    ``C = Y Qᵀ`` may be given when already known.
+
+    One pass leaves rounding of order eps·√k·‖Y_i‖ of ``Q`` in row i, large relative
+    to a small residual (measured: 2e-14 of ``Q`` in new basis vectors at k = 180 with
+    one pass for rows that kept 10 % of their norm); the second pass removes it.
+    """
+    if Q.shape[0] == 0:
+        return Y
+    if C is None:
+        C = Y @ Q.T
+    R = Y - C @ Q
+    R -= (R @ Q.T) @ Q
+    return R
+
+
+def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) -> np.ndarray:
+    """Orthonormal rows spanning the part of span(rows of ``R``) above ``floor``, orthogonal to ``Q``.
+
+    Rank-revealing through the b×b Gram matrix ``R Rᵀ`` (all BLAS-3: Householder QR of a
+    tall p×b block was measured 10× slower here): directions with singular value
+    ``s > max(floor, 1e-6·s_max)`` are kept — weaker ones come back in a later round,
+    once the strong ones are projected out — then made orthonormal to working
+    precision by Cholesky QR, twice. ``scale``: the largest norm of a row before its
+    projection against ``Q`` (the floor of numerically zero directions is relative to it).
+    """
+    G = R @ R.T
+    with serial_lapack():
+        s2, V = scipy.linalg.eigh(G, driver="evr", check_finite=False)
+    s = np.sqrt(np.clip(s2, 0.0, None))
+    if s.size == 0 or s[-1] == 0.0:
+        return np.zeros((0, R.shape[1]))
+    keep = s > max(floor, _RELATIVE_KEEP * s[-1], EPS * scale)
+    U = (V[:, keep] / s[keep]).T @ R
+    if U.shape[0] == 0:
+        return U
+    # after two projections R still holds ~eps·‖R_i‖ of Q; in a direction of singular
+    # value s that is ~eps·max‖R_i‖/s once normalised: project weak directions once more.
+    # A residual at the rounding level of its input (rho < 1e-8·scale) was numerically
+    # inside span(Q): two passes are not enough there, project all of it once more.
+    rho = float(np.max(np.linalg.norm(R, axis=1)))
+    weak = s[keep] < rho / 10
+    if rho < 1e-8 * scale:
+        weak[:] = True
+    if Q.shape[0] and weak.any():
+        U[weak] -= (U[weak] @ Q.T) @ Q
+    for _ in range(2):  # Cholesky QR twice ("CholQR2"): orthonormal to a few eps
+        G = U @ U.T
+        with serial_lapack():
+            L = np.linalg.cholesky(G)               # U = L Ũ with Ũ orthonormal
+            U = scipy.linalg.solve_triangular(L, U, lower=True, check_finite=False)
+    return np.ascontiguousarray(U)
+
+
+def _norm_estimate(T: np.ndarray, rng, steps: int = 30) -> float:
+    """``max|θ|`` of the symmetric ``T`` by power iteration (a lower estimate)."""
+    v = rng.standard_normal(T.shape[0])
+    est = 0.0
+    for _ in range(steps):
+        w = T @ v
+        est = float(np.linalg.norm(w))
+        if est == 0.0:
+            return 0.0
+        v = w / est
+    return est

@@ -1,0 +1,224 @@
+"""Matrix-free H_L, H_o, H_F: operators against jax.hessian, the certified sketch against
+NumPy's matrix_rank on explicit matrices, and matrix-free ranks against dense ranks."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hessrank import MLP, ConfigError, RunConfig, get_loss, hessians, numerical_rank, run
+from hessrank import experiment
+from hessrank.cli import main
+from hessrank.data import encode_targets
+from hessrank.matrixfree import matrix_free_ranks, plan_memory
+from hessrank.operators import (CurvatureOperator, functional_hessian_operator, loss_hessian_operator,
+                                outer_product_factor, outer_product_operator, psd_sqrt)
+from hessrank.randomized import Subspace, rank_info_from_ritz, residual_bound, sketch_rank
+from reference import ref_loss_hessian, ref_outer_product
+
+
+def _problem(activation, loss, bias, seed=0, n=7, d=4, units=(3, 5), K=3):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    Y = encode_targets(rng.integers(0, K, n), K)
+    model = MLP(widths=(d, *units, K), activation=activation, bias=bias)
+    return model, get_loss(loss), model.init(seed=seed + 1), X, Y
+
+
+def _explicit(H):
+    return CurvatureOperator("H", H.shape[0], lambda V: np.asarray(V) @ H)
+
+
+# ----------------------------------------------------------------- operators
+@pytest.mark.parametrize("activation,loss,bias", [("tanh", "cross", True), ("relu", "cosh", False),
+                                                  ("linear", "mse", False), ("sigmoid", "cross", False)])
+def test_operators_match_jax_hessian_and_explicit_ggn(activation, loss, bias):
+    model, lossf, theta, X, Y = _problem(activation, loss, bias)
+    H_L = ref_loss_hessian(theta, X, Y, model.widths, activation, bias, loss)
+    H_o = ref_outer_product(theta, X, Y, model.widths, activation, bias, loss)
+    V = np.random.default_rng(1).standard_normal((70, model.num_params))   # 70: two calls, one padded
+    scale = np.abs(H_L).max()
+    for make, H in ((loss_hessian_operator, H_L), (outer_product_operator, H_o),
+                    (functional_hessian_operator, H_L - H_o)):
+        op = make(model, lossf, theta, X, Y, batch_size=3)                  # 7 = 3 + 3 + 1 (padded)
+        np.testing.assert_allclose(op(V), V @ H, atol=1e-11 * scale * np.abs(V).max(), rtol=0)
+    A = outer_product_factor(model, lossf, theta, X, Y, batch_size=3)
+    assert A.shape == (7 * 3, model.num_params)
+    np.testing.assert_allclose(A.T @ A, H_o, atol=1e-12 * scale, rtol=0)
+
+
+def test_psd_sqrt_of_singular_softmax_hessians():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        s = np.exp(rng.standard_normal(4)); s /= s.sum()
+        Lam = np.diag(s) - np.outer(s, s)                                   # rank K − 1
+        S = np.asarray(psd_sqrt(Lam))
+        np.testing.assert_allclose(S, S.T, atol=1e-15)
+        np.testing.assert_allclose(S @ S, Lam, atol=1e-14)
+
+
+def test_operator_rejects_wrong_length():
+    model, lossf, theta, X, Y = _problem("linear", "mse", False)
+    with pytest.raises(ValueError, match="p = "):
+        loss_hessian_operator(model, lossf, theta, X, Y)(np.zeros((2, 5)))
+
+
+# ----------------------------------------------------------------- the sketch
+def _symmetric(p, eigenvalues, seed):
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((p, p)))
+    lam = np.zeros(p)
+    lam[:len(eigenvalues)] = eigenvalues
+    return (Q * lam) @ Q.T
+
+
+@pytest.mark.parametrize("p,eigs", [
+    (300, np.logspace(0, -9, 120) * np.where(np.arange(120) % 3 == 0, -1, 1)),  # indefinite, 9 decades
+    (300, np.r_[np.full(150, 2.0), np.full(40, -1.0)]),                         # multiplicities beyond a block
+    (200, np.r_[5.0, np.full(30, 1e-6)]),
+    (150, np.ones(1)),
+])
+def test_sketch_rank_equals_matrix_rank_and_bound_holds(p, eigs):
+    H = _symmetric(p, eigs, seed=p)
+    res = sketch_rank(_explicit(H), block=32, probes=16, seed=3)
+    assert res.certificate.status == "certified"
+    assert res.info.rank == np.linalg.matrix_rank(H, hermitian=True) == len(eigs)
+    assert res.info.size == p
+    # the certificate's claim, checked on the explicit matrix (itself exact only to rounding)
+    Q = res.subspace.Q
+    np.testing.assert_allclose(Q @ Q.T, np.eye(Q.shape[0]), atol=20 * np.finfo(float).eps)
+    assert np.linalg.norm(H - Q.T @ (Q @ H), 2) <= res.certificate.residual_bound + 1e-13
+    # Ritz values above the cut are H's eigenvalues
+    top = np.sort(np.abs(res.info.eigenvalues))[::-1][:res.info.rank]
+    np.testing.assert_allclose(top, np.sort(np.abs(eigs))[::-1], rtol=1e-9, atol=1e-14)
+
+
+def test_full_rank_completes_the_basis_and_zero_is_rank_zero():
+    H = _symmetric(60, np.linspace(1, 2, 60), seed=1)
+    res = sketch_rank(_explicit(H), block=16, probes=8)
+    assert res.certificate.status == "complete basis" and res.certificate.columns == 60
+    assert res.info.rank == 60 and res.certificate.failure_probability == 0
+    zero = sketch_rank(_explicit(np.zeros((40, 40))))
+    assert zero.info.rank == 0 and zero.certificate.certified
+
+
+def test_memory_cap_is_reported_not_hidden():
+    H = _symmetric(200, np.ones(100), seed=2)
+    res = sketch_rank(_explicit(H), block=16, probes=8, max_columns=50)
+    assert not res.certificate.certified and "memory cap of 50" in res.certificate.status
+    assert res.info.rank <= 50
+    Q = res.subspace.Q        # the bound of the last probes holds for what is left out
+    left = np.linalg.norm(H - Q.T @ (Q @ H), 2)
+    assert 0.5 < left <= res.certificate.residual_bound
+
+
+def test_subspace_keeps_rayleigh_quotient():
+    H = _symmetric(80, np.arange(1.0, 31.0), seed=4)
+    space = Subspace(80, 80)
+    V = np.random.default_rng(0).standard_normal((20, 80))
+    assert space.add_span(V, _explicit(H)) == 20
+    W = np.random.default_rng(1).standard_normal((5, 80))
+    assert space.add_span(np.r_[V[:5], V[:5] + 1e-3 * W], _explicit(H)) == 5   # only the new directions
+    np.testing.assert_allclose(space.T, space.Q @ H @ space.Q.T, atol=1e-12)
+    assert space.add_span(V @ np.eye(80), _explicit(H)) == 0  # nothing outside the span
+
+
+def test_gap_accounts_for_the_residual_bound():
+    info = rank_info_from_ritz(np.array([1.0, 1e-3, 1e-15]), 1e-12, 100)
+    assert info.rank == 2
+    assert info.gap_decades == pytest.approx(np.log10((1e-3 - 2e-12) / (1e-15 + 2e-12)))
+    assert residual_bound(1.0, 12) == pytest.approx(10 * np.sqrt(2 / np.pi))   # α = 10 for 12 probes
+
+
+# ----------------------------------------------------------------- matrix-free == dense
+AGREE = [  # (activation, loss, bias, n, d, units, K)
+    ("linear", "mse", False, 30, 12, (6, 8), 4),
+    ("linear", "cross", False, 40, 10, (5, 3, 7), 5),
+    ("linear", "cosh", False, 8, 16, (10,), 3),
+    ("linear", "mse", False, 60, 20, (12, 12), 10),         # nK = 600 > p: H_o as p×p
+    ("tanh", "mse", False, 10, 8, (6, 6), 3),
+    ("tanh", "cross", True, 12, 6, (5, 5), 3),
+    ("relu", "mse", False, 40, 8, (6, 6), 3),
+    ("relu", "cosh", False, 15, 10, (8, 4), 2),
+]
+
+
+@pytest.mark.parametrize("cfg", AGREE, ids=lambda c: f"{c[0]}-{c[1]}-{'bias' if c[2] else 'nobias'}-n{c[3]}")
+def test_matrix_free_ranks_equal_dense_ranks(cfg):
+    activation, loss, bias, n, d, units, K = cfg
+    base = RunConfig(dataset="gaussian", n=n, dim=d, K=K, units=units, activation=activation, loss=loss,
+                     bias=bias, batch_size=max(1, n // 3))
+    dense = run(base.replace(method="dense"))
+    free = run(base.replace(method="matrix-free"))
+    assert free.method == "matrix-free" and dense.method == "dense"
+    for name in ("H_L", "H_o", "H_F"):
+        assert free.ranks[name].rank == dense.ranks[name].rank, (name, free.method_details[name])
+        assert free.ranks[name].tol == pytest.approx(dense.ranks[name].tol, rel=1e-6)
+        assert not free.method_details[name]["status"].startswith("not certified")
+
+
+def test_tolerance_overrides_give_the_dense_ranks():
+    """Where the rank depends on the tolerance (tanh, no cliff), both methods cut alike."""
+    base = RunConfig(dataset="gaussian", n=30, dim=8, K=3, units=(10, 10), activation="tanh", loss="cross")
+    seen = set()
+    for rtol, atol in ((1e-1, None), (1e-3, None), (1e-5, 1e-4), (None, 1e-9)):
+        cfg = base.replace(rtol=rtol, atol=atol)
+        dense, free = run(cfg.replace(method="dense")), run(cfg.replace(method="matrix-free"))
+        ranks = {k: dense.ranks[k].rank for k in dense.ranks}
+        assert {k: free.ranks[k].rank for k in free.ranks} == ranks, (rtol, atol)
+        seen.add(ranks["H_L"])
+    assert len(seen) >= 3                     # the overrides do move the cut here
+
+
+@pytest.mark.parametrize("h_o", ["gram", "square", "sketch"])
+def test_every_outer_product_path_gives_the_dense_ranks(h_o):
+    model, lossf, theta, X, Y = _problem("linear", "cross", False, n=20, d=6, units=(4, 5), K=4)
+    dense = {k: numerical_rank(H).rank for k, H in hessians(model, lossf, theta, X, Y).items()}
+    free = matrix_free_ranks(model, lossf, theta, X, Y, h_o_path=h_o, block=16, probes=16)
+    assert {k: v.rank for k, v in free.ranks.items()} == dense
+
+
+# ----------------------------------------------------------------- choosing the method
+def test_plan_memory_paths_and_capacity():
+    assert plan_memory(10_000, 100, 3, 8e9).h_o == "gram"
+    assert plan_memory(500, 100, 10, 8e9).h_o == "square"
+    assert plan_memory(110_100, 100, 3, 1e9).h_o == "sketch"
+    caps = [plan_memory(110_100, 100, 3, b).capacity for b in (2e9, 4e9, 8e9)]
+    assert caps[0] < caps[1] < caps[2] <= 110_100
+    assert 8 * 110_100 * caps[2] < 8e9
+
+
+def test_auto_picks_dense_when_it_fits_and_matrix_free_when_not(monkeypatch):
+    small = RunConfig(dataset="gaussian", n=12, dim=6, K=3, units=(3, 4))
+    res = run(small)                                  # default: auto
+    assert small.method == "auto" and res.method == "dense" and res.method_reason.startswith("auto:")
+    assert res.ranks["H_L"].rank == res.prediction.H_L
+    # a machine where the dense matrices would take 2/3 of the free memory
+    monkeypatch.setattr(experiment, "available_memory_bytes", lambda: 3 * 2**30)
+    monkeypatch.setattr(experiment, "dense_memory_bytes", lambda p: 2 * 2**30)
+    res = run(small)
+    assert res.method == "matrix-free" and "auto: dense would need" in res.method_reason
+    assert {k: v.rank for k, v in res.ranks.items()} == {k: getattr(res.prediction, k) for k in res.ranks}
+
+
+def test_cli_method_flag(capsys):
+    args = ["run", "--dataset", "gaussian", "--n", "12", "--dim", "6", "--units", "3,4", "--K", "3"]
+    assert main([*args, "--method", "matrix-free", "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["method"] == "matrix-free" and obj["ranks"] == {k: obj["predictions"][k] for k in obj["ranks"]}
+    assert obj["method_details"]["H_F"]["certified"] is True
+    assert main([*args, "--method", "matrix-free"]) == 0
+    out = capsys.readouterr().out
+    assert "method matrix-free" in out and "H_F: certified" in out and "Gram matrix" in out
+    assert main([*args, "--method", "sparse"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "hessian-rank run: error: --method 'sparse': not one of auto, dense, matrix-free"
+
+
+def test_matrix_free_too_large_is_refused_before_work(capsys, monkeypatch):
+    monkeypatch.setattr(experiment, "available_memory_bytes", lambda: 2**30)
+    assert main(["run", "--dataset", "gaussian", "--n", "10", "--dim", "2000", "--units", "1000",
+                 "--K", "3", "--method", "matrix-free"]) == 2
+    err = capsys.readouterr().err
+    assert "--method matrix-free" in err and "GiB" in err and err.count("\n") == 1
+    with pytest.raises(ConfigError, match="use --method matrix-free"):
+        experiment.check_dense_memory(10**6)          # dense refuses, pointing to matrix-free
