@@ -31,15 +31,15 @@ import datetime
 import itertools
 import platform
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError, RunConfig
 from .experiment import MATRIX_FREE_SHARE, MIN_SKETCH_VECTORS, dense_memory_bytes, provenance
 from .matrixfree import plan_memory
 from .models import MLP
-from .store import (RESULT_COLUMNS, ResultTable, check_writable, config_hash, config_identity, result_row,
-                    row_matches_prediction)
+from .store import (RESULT_COLUMNS, ResultTable, StoredOutcome, check_writable, config_hash, config_identity,
+                    result_row, row_matches_prediction)
 
 #: a point is run dense only if its dense matrices take at most this share of a worker's memory limit
 #: (the rest: JAX, the data, Dask's own margin; Dask pauses a worker at 80 % of its limit)
@@ -216,15 +216,12 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if not isinstance(err, ConfigError) else text
 
 
-@dataclass
-class GridOutcome:
-    """What :func:`run_grid` left in the store."""
+@dataclass(kw_only=True)
+class GridOutcome(StoredOutcome):
+    """What :func:`run_grid` left in the store (``computed``: point ids; ``scheduler``:
+    the Dask scheduler's address)."""
 
     grid: Grid
-    table: ResultTable
-    rows: list[dict[str, str]]
-    computed: list[str] = field(default_factory=list)
-    stored_before: int = 0
     scheduler: str = ""
 
 
@@ -271,7 +268,7 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
             "complete": False,
         }
         table.write_meta(meta)
-        outcome = GridOutcome(grid, table, [], [], stored_before)
+        outcome = GridOutcome(grid=grid, table=table, stored_before=stored_before)
 
         def store(point: GridPoint, result: dict) -> None:
             row = {"point": point.id, **{k: _text(v) for k, v in point.values.items()}, **result}

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import ConfigError
@@ -176,6 +177,17 @@ def result_row(result) -> dict[str, str]:
 def row_matches_prediction(row: dict) -> bool:
     """Whether a stored row's three measured ranks equal its three predictions."""
     return all(str(row[f"rank_{s}"]) == str(row[f"pred_{s}"]) for s in _SUFFIX.values())
+
+
+@dataclass(kw_only=True)
+class StoredOutcome:
+    """What a sweep or grid left in the store: its table, every stored row, the points
+    computed by this call and how many were stored before it."""
+
+    table: "ResultTable"
+    rows: list[dict[str, str]] = field(default_factory=list)
+    computed: list = field(default_factory=list)
+    stored_before: int = 0
 
 
 class ResultTable:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError, RunConfig
@@ -30,8 +30,8 @@ from .experiment import MATRICES, Result, build, check_dense_memory, choose_meth
 from .losses import get_loss
 from .models import MLP
 from .rank import covariance_rank, numerical_rank
-from .store import (RESULT_COLUMNS, ResultTable, architecture_name, check_writable, config_hash, config_identity,
-                    config_slug, result_row, row_matches_prediction, store_folder)
+from .store import (RESULT_COLUMNS, ResultTable, StoredOutcome, architecture_name, check_writable, config_hash,
+                    config_identity, config_slug, result_row, row_matches_prediction, store_folder)
 from .theory import predict_ranks
 
 TASKS = ("samplesize", "width", "depth")
@@ -191,15 +191,11 @@ def _points(value, default: str, *, flag: str) -> tuple[int, ...]:
     return parse_range(value, flag=flag)
 
 
-@dataclass
-class SweepOutcome:
-    """What :func:`run_sweep` left in the store."""
+@dataclass(kw_only=True)
+class SweepOutcome(StoredOutcome):
+    """What :func:`run_sweep` left in the store (``computed``: the swept values)."""
 
     sweep: Sweep
-    table: ResultTable
-    rows: list[dict[str, str]]
-    computed: list[int] = field(default_factory=list)
-    stored_before: int = 0
 
 
 def run_sweep(sweep: Sweep, *, out="results", progress=None) -> SweepOutcome:
@@ -239,7 +235,7 @@ def run_sweep(sweep: Sweep, *, out="results", progress=None) -> SweepOutcome:
             "complete": False,
         }
         table.write_meta(meta)
-        outcome = SweepOutcome(sweep, table, [], [], stored_before)
+        outcome = SweepOutcome(sweep=sweep, table=table, stored_before=stored_before)
         bar = progress(len(missing)) if (progress is not None and missing) else None
         try:
             if bar is not None:
