@@ -78,3 +78,18 @@ def test_console_script_and_root_script_run():
     res = subprocess.run([sys.executable, str(ROOT / "hessian_rank.py")], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert "H_F" in res.stdout and "exact" in res.stdout
+
+
+def test_rank_vs_rtol_table_and_json(capsys):
+    assert main(["run", *SMALL, "--activation", "tanh", "--rank-vs-rtol"]) == 0
+    out = capsys.readouterr().out
+    assert "rank against the relative tolerance" in out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("1e-", "1e+"))]
+    assert [r[0] for r in rows] == [f"{10.0 ** -e:.0e}" for e in range(16, 1, -1)]
+    assert main(["run", *SMALL, "--activation", "tanh", "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    scan = obj["rank_vs_rtol"]
+    # the same numbers in both outputs, and the run's own cut (p·eps = 9.3e-15) between two rows
+    assert [[int(c) for c in r[1:]] for r in rows] == [list(t) for t in zip(scan["H_L"], scan["H_o"], scan["H_F"])]
+    for name in ("H_L", "H_o", "H_F"):
+        assert scan[name][scan["rtol"].index(1e-14)] <= obj["ranks"][name] <= scan[name][scan["rtol"].index(1e-15)]

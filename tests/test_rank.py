@@ -64,3 +64,34 @@ def test_covariance_rank():
 def test_rejects_non_square():
     with pytest.raises(ValueError, match="square"):
         numerical_rank(np.zeros((3, 4)))
+
+
+def test_ranks_at_rtols_match_numpy_matrix_rank_on_a_relu_hessian():
+    """Rank against tolerance on a spectrum without a cliff (ReLU), against SVD-based
+    ``numpy.linalg.matrix_rank`` with the same absolute cut."""
+    from hessrank import RunConfig
+    from hessrank.curvature import loss_hessian
+    from hessrank.experiment import build
+    from hessrank.losses import get_loss
+    from hessrank.rank import RTOL_SCAN, ranks_at_rtols
+
+    cfg = RunConfig(dataset="digits", n=60, dim=16, K=4, units=(8, 8), activation="relu", bias=True)
+    data, model, theta = build(cfg)
+    H = loss_hessian(model, get_loss("mse"), theta, data.X, data.Y)
+    info = numerical_rank(H)
+    # cuts above the eigensolvers' own error (~p·eps·max|λ|): below it eigh and SVD may differ
+    rtols = [r for r in RTOL_SCAN if r >= 1e-13]
+    got = ranks_at_rtols(info, rtols)
+    top = np.linalg.svd(H, compute_uv=False)[0]
+    want = [int(np.linalg.matrix_rank(H, tol=rtol * top)) for rtol in rtols]
+    assert got == want
+    assert got == sorted(got, reverse=True) and got[0] > got[-1]  # the rank really moves with the cut
+
+
+def test_ranks_at_rtols_unresolved_cuts_and_implied_zeros():
+    from hessrank.rank import ranks_at_rtols
+
+    info = rank_from_eigenvalues([10.0, -1e-3, 1e-9], size=50)  # 47 eigenvalues not listed: zeros
+    assert ranks_at_rtols(info, [1e-12, 1e-6, 1e-2]) == [3, 2, 1]
+    # a sketch resolves eigenvalues down to 2δ = 1e-5 only
+    assert ranks_at_rtols(info, [1e-12, 1e-6, 1e-2], resolved_below=1e-5) == [None, None, 1]

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(p_run)
     p_run.add_argument("--spectrum", metavar="FILE.csv", help="write the eigenvalues of H_L, H_o, H_F to a CSV")
     p_run.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p_run.add_argument("--rank-vs-rtol", "--rank_vs_rtol", dest="rank_vs_rtol", action="store_true",
+                       help="also print each rank at rtol = 1e-16 … 1e-2 (how much the rank depends on the tolerance)")
     p_run.set_defaults(handler=_cmd_run)
     p_data = sub.add_parser("datasets", help="list the data sets, where they are, how to get a missing one")
     p_data.add_argument("--data-dir", "--data_dir", dest="data_dir", help="also look here (first)")
@@ -137,9 +139,28 @@ def _cmd_run(args) -> int:
         print(json.dumps(result.to_dict(), allow_nan=False))
     else:
         print(format_result(result))
+        if args.rank_vs_rtol:
+            print()
+            print(format_rank_vs_rtol(result))
         if args.spectrum:
             print(f"spectra written to {args.spectrum}")
     return 0
+
+
+def format_rank_vs_rtol(result) -> str:
+    """Each rank at rtol = 1e-16 … 1e-2: a plateau over many decades is a cliff in the
+    spectrum; a rank that changes with every decade depends on the tolerance."""
+    from .rank import RTOL_SCAN
+
+    scan = result.rank_vs_rtol()
+    lines = ["rank against the relative tolerance (tol = rtol · max|λ| of each matrix)",
+             f"{'rtol':>7}" + "".join(f"{name:>8}" for name in scan)]
+    for i, rtol in enumerate(RTOL_SCAN):
+        cells = "".join(f"{'?' if col[i] is None else col[i]:>8}" for col in scan.values())
+        lines.append(f"{rtol:>7.0e}{cells}")
+    if any(v is None for col in scan.values() for v in col):
+        lines.append("?: below 2δ of the matrix-free sketch, eigenvalues that small are not resolved")
+    return "\n".join(lines)
 
 
 def _fmt_gap(gap) -> str:

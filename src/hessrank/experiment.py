@@ -18,7 +18,7 @@ from .data import Dataset, load_dataset
 from .losses import get_loss
 from .matrixfree import matrix_free_ranks, plan_memory
 from .models import MLP
-from .rank import RankInfo, covariance_rank, numerical_rank
+from .rank import RTOL_SCAN, RankInfo, covariance_rank, numerical_rank, ranks_at_rtols
 from .theory import Prediction, predict_ranks
 
 MATRICES = ("H_L", "H_o", "H_F")
@@ -63,6 +63,14 @@ class Result:
         bad = self.uncertified
         return f"{self.method} (not certified: {', '.join(bad)})" if bad else self.method
 
+    def rank_vs_rtol(self, rtols=RTOL_SCAN) -> dict[str, list[int | None]]:
+        """Each matrix's rank at each relative tolerance (``None`` where a matrix-free
+        sketch did not resolve eigenvalues that small: below ``2δ``)."""
+        return {k: ranks_at_rtols(v, rtols, resolved_below=2 * self._residual_bound(k)) for k, v in self.ranks.items()}
+
+    def _residual_bound(self, name: str) -> float:
+        return float(self.method_details.get(name, {}).get("residual_bound", 0.0))
+
     @property
     def spectra(self) -> dict[str, np.ndarray]:
         """Eigenvalues of each matrix, sorted by decreasing magnitude."""
@@ -92,6 +100,7 @@ class Result:
             "method_reason": self.method_reason,
             "method_details": self.method_details,
             "certified": not self.uncertified,
+            "rank_vs_rtol": {"rtol": list(RTOL_SCAN), **self.rank_vs_rtol()},
             "dataset_source": self.dataset_source,
             "provenance": provenance(),
         }

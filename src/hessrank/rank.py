@@ -84,3 +84,21 @@ def covariance_rank(X, *, rtol: float | None = None, atol: float | None = None) 
     """``r = rank(Σ_i x_i x_iᵀ)`` for inputs ``X`` of shape (n, d), by the same rule."""
     X = np.asarray(X, dtype=np.float64)
     return numerical_rank(X.T @ X, rtol=rtol, atol=atol, overwrite=True)
+
+
+#: relative tolerances of the rank-against-tolerance table: 1e-16, 1e-15, …, 1e-2
+RTOL_SCAN = tuple(10.0 ** -e for e in range(16, 1, -1))
+
+
+def ranks_at_rtols(info: RankInfo, rtols=RTOL_SCAN, *, resolved_below: float = 0.0) -> list[int | None]:
+    """The rank at each relative tolerance: the count of ``|λ| > rtol·max|λ|`` over
+    ``info``'s eigenvalues (those not listed are zeros). Where the cut ``rtol·max|λ|``
+    is at most ``resolved_below`` (e.g. ``2δ`` of a matrix-free sketch, below which
+    eigenvalues are not resolved) the rank is not known and is ``None``."""
+    mags = np.abs(np.asarray(info.eigenvalues, dtype=np.float64))
+    max_abs = float(mags.max()) if mags.size else 0.0
+    out = []
+    for rtol in rtols:
+        cut = float(rtol) * max_abs
+        out.append(None if (resolved_below > 0 and cut <= resolved_below) else int(np.count_nonzero(mags > cut)))
+    return out
