@@ -49,3 +49,26 @@ def test_matrices_are_symmetric_float64():
     for M in hessians(model, lossf, theta, X, Y).values():
         assert M.dtype == np.float64
         np.testing.assert_allclose(M, M.T, atol=1e-13 * np.abs(M).max())
+
+
+@pytest.mark.parametrize("activation,loss", [("linear", "mse"), ("tanh", "cross"), ("relu", "cosh")])
+def test_dense_run_takes_H_o_from_its_gram_matrix_when_nK_le_p(activation, loss):
+    """nK ≤ p: `run` ranks H_o by the nK×nK Gram matrix A Aᵀ; same rank and spectrum
+    (padded with zeros) as the p×p Σ JᵀΛJ."""
+    from hessrank import RunConfig, run
+    from hessrank.curvature import outer_product_hessian
+    from hessrank.experiment import build
+    from hessrank.losses import get_loss
+    from hessrank.rank import numerical_rank
+
+    cfg = RunConfig(dataset="gaussian", n=6, dim=8, K=3, units=(6, 5), activation=activation, loss=loss,
+                    bias=True, method="dense")
+    res = run(cfg)
+    assert 6 * 3 <= res.p and "Gram" in res.method_reason
+    data, model, theta = build(cfg)
+    ref = numerical_rank(outer_product_hessian(model, get_loss(loss), theta, data.X, data.Y))
+    assert res.ranks["H_o"].rank == ref.rank
+    got = np.zeros(res.p)
+    got[:res.ranks["H_o"].eigenvalues.size] = res.ranks["H_o"].eigenvalues
+    top = np.abs(ref.eigenvalues).max()
+    assert np.allclose(np.sort(got), np.sort(ref.eigenvalues), rtol=0, atol=1e-12 * top)

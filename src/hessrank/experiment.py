@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextvars
 import math
 import os
-from contextlib import contextmanager
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +18,9 @@ from .data import Dataset, load_dataset
 from .losses import get_loss
 from .matrixfree import matrix_free_ranks, plan_memory
 from .models import MLP
-from .rank import RTOL_SCAN, RankInfo, covariance_rank, numerical_rank, ranks_at_rtols
+from .operators import outer_product_factor
+from .rank import (RTOL_SCAN, RankInfo, covariance_rank, numerical_rank, rank_from_eigenvalues, ranks_at_rtols,
+                   spectrum)
 from .theory import Prediction, predict_ranks
 
 MATRICES = ("H_L", "H_o", "H_F")
@@ -190,13 +192,13 @@ def choose_method(method: str, p: int, n: int, K: int) -> tuple[str, str]:
     ``auto`` runs dense when its p×p matrices fit comfortably (at most
     ``AUTO_DENSE_SHARE`` of the free memory), matrix-free otherwise.
     """
+    what = "p×p matrices" if n * K > p else f"p×p H_L, H_F; H_o from the {n * K}×{n * K} Gram matrix"
     if method == "dense":
-        return "dense", "dense p×p matrices"
+        return "dense", f"dense {what}"
     have = available_memory_bytes()
     need = dense_memory_bytes(p)
     if method == "auto" and need <= AUTO_DENSE_SHARE * have:
-        return "dense", (f"auto: {DENSE_MATRICES_HELD} dense p×p matrices need {_gib(need)} "
-                         f"of {_gib(have)} free")
+        return "dense", f"auto: dense {what}, at most {_gib(need)} of {_gib(have)} free"
     plan = plan_memory(p, n, K, MATRIX_FREE_SHARE * have)
     if plan.capacity < min(p, MIN_SKETCH_VECTORS):
         raise ConfigError(
@@ -254,13 +256,24 @@ def measure_ranks(method: str, model: MLP, loss, theta, X, Y, config: RunConfig)
     batch_size = config.effective_batch_size(X.shape[0])
     if method == "dense":
         check_dense_memory(p)
+        nK = X.shape[0] * Y.shape[1]
+        gram = nK <= p  # H_o = AᵀA has the non-zero eigenvalues of the smaller A Aᵀ
         t = time.perf_counter()
-        mats = hessians(model, loss, theta, X, Y, batch_size=batch_size)
+        mats = hessians(model, loss, theta, X, Y, batch_size=batch_size,
+                        which=("H_L", "H_F") if gram else MATRICES)
+        if gram:
+            A = outer_product_factor(model, loss, theta, X, Y, batch_size=batch_size)
+            gram_matrix = A @ A.T
+            del A
         timings = {"hessians": time.perf_counter() - t}
         t = time.perf_counter()
         ranks = {}
         for name in MATRICES:
-            ranks[name] = numerical_rank(mats.pop(name), rtol=config.rtol, atol=config.atol, overwrite=True)
+            if name == "H_o" and gram:
+                ranks[name] = rank_from_eigenvalues(spectrum(gram_matrix, overwrite=True), p,
+                                                    rtol=config.rtol, atol=config.atol)
+            else:
+                ranks[name] = numerical_rank(mats.pop(name), rtol=config.rtol, atol=config.atol, overwrite=True)
         timings["eigen"] = time.perf_counter() - t
         return ranks, timings, {}
     mf = matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=config.rtol, atol=config.atol,
