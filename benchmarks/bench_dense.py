@@ -37,7 +37,8 @@ def main(argv=None):
               "--loss", a.loss]
     ours_t, ours = timed([sys.executable, "-m", "hessrank.cli", "run", *common, "--method", a.method, "--json"])
     naive_t, naive = timed([sys.executable, str(HERE / "naive.py"), *common])
-    print(f"machine: {os.cpu_count()} cores; p = {ours['p']}; n = {a.n}, d = {a.dim}, widths {a.units}, K = {a.K}, {a.loss}")
+    print(f"machine: {os.cpu_count()} cores; p = {ours['p']}; n = {a.n}, d = {a.dim}, widths {a.units}, K = "
+          f"{a.K}, {a.loss}")
     print(f"{'':10}{'wall s':>10}{'peak MiB':>10}   ranks H_L / H_o / H_F")
     for name, t, res in (("hessrank", ours_t, ours), ("naive", naive_t, naive)):
         r = res["ranks"]

@@ -161,7 +161,8 @@ def large(_args) -> bool:
         det = res["method_details"][k]
         gap = res["gap_decades"][k]
         ok &= res["ranks"][k] == pred[k]
-        extra = (f"{det['status']}, {det['columns']} vectors, {det['matvecs']} products, δ = {det['residual_bound']:.1e}"
+        extra = (f"{det['status']}, {det['columns']} vectors, {det['matvecs']} products, δ = "
+                 f"{det['residual_bound']:.1e}"
                  if "residual_bound" in det else det["how"])
         print(f"{k:<7}{res['ranks'][k]:>7}{pred[k]:>11}{gap if gap is None else round(gap, 1):>7}  {extra}")
     print(f"wall {wall:.0f} s (goal <= 600), peak memory {peak / 2**30:.2f} GiB = {peak / 1e9:.2f} GB (goal <= 8 GB); "
@@ -205,11 +206,10 @@ def matfree_eval(_args) -> bool:
     from matfree import decomp
 
     import hessrank
-    from hessrank.curvature import sample_outputs
-    from hessrank.experiment import build
-    from hessrank.operators import CurvatureOperator, functional_hessian_operator
-    from hessrank.randomized import sketch_rank
-    from hessrank.rank import rank_from_eigenvalues
+    from hessrank.curvature import CurvatureOperator, functional_hessian_operator, sample_outputs
+    from hessrank.linalg.rank import rank_from_eigenvalues
+    from hessrank.linalg.sketch import sketch_rank
+    from hessrank.measure import build
 
     # 1) repeated eigenvalues: a single Krylov vector sees each distinct eigenvalue once
     p = 400

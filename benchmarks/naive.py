@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import hessrank
-from hessrank.experiment import build
+from hessrank.measure import build
 
 
 def naive_ranks(cfg: hessrank.RunConfig) -> dict:

@@ -51,7 +51,7 @@ def test_table_and_spectrum_csv(tmp_path, capsys):
     (["--batch_size", "0"], "--batch_size 0"),
     (["--batch_size", "500"], "--batch_size 500"),
     (["--n", "abc"], "--n"),
-    (["--loss", "cross", "--K", "1"], "--K 1 with --loss cross"),
+    (["--loss", "cross", "--K", "1"], "--K 1: with loss 'cross'"),
     (["--rtol", "-1"], "--rtol"),
     (["--dataset", "gaussian", "--dim", "9000", "--units", "3000"], "GiB"),
 ])
@@ -73,7 +73,8 @@ def test_console_script_and_root_script_run():
     obj = json.loads(out)
     assert obj["config"]["dataset"] == "digits" and obj["d"] == 16
     assert obj["ranks"] == {k: obj["predictions"][k] for k in ("H_L", "H_o", "H_F")}
-    bad = subprocess.run([sys.executable, "-m", "hessrank.cli", "run", "--loss", "nope"], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "hessrank.cli", "run", "--loss", "nope"],
+                         capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     res = subprocess.run([sys.executable, str(ROOT / "hessian_rank.py")], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
@@ -93,3 +94,12 @@ def test_rank_vs_rtol_table_and_json(capsys):
     assert [[int(c) for c in r[1:]] for r in rows] == [list(t) for t in zip(scan["H_L"], scan["H_o"], scan["H_F"])]
     for name in ("H_L", "H_o", "H_F"):
         assert scan[name][scan["rtol"].index(1e-14)] <= obj["ranks"][name] <= scan[name][scan["rtol"].index(1e-15)]
+
+
+def test_library_errors_name_parameters_and_the_cli_names_flags(capsys):
+    assert main(["run", "--activation", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "hessian-rank run: error: --activation 'x': not one of linear, relu, leaky_relu, tanh, elu, sigmoid"
+    assert main(["sweep", "width", "--widths", "9:4:1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hessian-rank sweep: error: --widths '9:4:1': stop 4 is below start 9") and "\n" not in err

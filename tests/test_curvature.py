@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from reference import ref_loss_hessian, ref_outer_product
 
 from hessrank import MLP, functional_hessian, get_loss, hessians, loss_hessian, outer_product_hessian
 from hessrank.data import encode_targets
-from reference import ref_loss_hessian, ref_outer_product
 
 ACTIVATIONS = ["linear", "relu", "leaky_relu", "tanh", "elu", "sigmoid"]
 LOSSES = ["mse", "cross", "cosh"]
@@ -57,9 +57,9 @@ def test_dense_run_takes_H_o_from_its_gram_matrix_when_nK_le_p(activation, loss)
     (padded with zeros) as the p×p Σ JᵀΛJ."""
     from hessrank import RunConfig, run
     from hessrank.curvature import outer_product_hessian
-    from hessrank.experiment import build
-    from hessrank.losses import get_loss
-    from hessrank.rank import numerical_rank
+    from hessrank.linalg.rank import numerical_rank
+    from hessrank.measure import build
+    from hessrank.models import get_loss
 
     cfg = RunConfig(dataset="gaussian", n=6, dim=8, K=3, units=(6, 5), activation=activation, loss=loss,
                     bias=True, method="dense")

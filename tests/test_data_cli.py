@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from datafiles import isolate, write_idx, write_mnist
+
 from hessrank.cli import main
 from hessrank.data import locate
 
@@ -36,7 +36,8 @@ def test_datasets_lists_status_where_and_the_command(env, capsys):
     assert main(["datasets", "--data-dir", str(env / "d")]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line for line in out.splitlines() if line and not line.startswith(" ")}
-    assert "available" in rows["MNIST"] and str(env / "d" / "MNIST" / "raw") in rows["MNIST"] and "--data-dir" in rows["MNIST"]
+    assert "available" in rows["MNIST"] and str(env / "d" / "MNIST" / "raw") in rows["MNIST"]
+    assert "--data-dir" in rows["MNIST"]
     assert "missing" in rows["FashionMNIST"]
     assert f"hessian-rank datasets --download FashionMNIST --data-dir {env / 'd'}" in rows["FashionMNIST"]
     assert "missing" in rows["CIFAR10"] and "available" in rows["digits"]
@@ -44,7 +45,8 @@ def test_datasets_lists_status_where_and_the_command(env, capsys):
     assert main(["datasets", "--json"]) == 0
     obj = json.loads(capsys.readouterr().out)
     by_name = {r["name"]: r for r in obj["datasets"]}
-    assert by_name["MNIST"]["available"] is False and by_name["MNIST"]["get"] == "hessian-rank datasets --download MNIST"
+    assert by_name["MNIST"]["available"] is False
+    assert by_name["MNIST"]["get"] == "hessian-rank datasets --download MNIST"
     assert obj["download_to"] == str(env / "cache" / "hessrank")
 
 
@@ -63,12 +65,14 @@ def _npz(path, X, y):
 @pytest.mark.parametrize("args,needle", [
     (["--dataset", "CIFAR10"], "--dataset CIFAR10: files not found; looked in"),
     (["--dataset", "FashionMNIST"], "hessian-rank datasets --download FashionMNIST"),
-    (["--dataset", "MNIST", "--n", "31", "--K", "3", "--dim", "16"], "--n 31: the data set 'MNIST' has only 30 samples"),
+    (["--dataset", "MNIST", "--n", "31", "--K", "3", "--dim", "16"], "--n 31: the data set 'MNIST' has only 30 "
+                                                                     "samples"),
     (["--dataset", "MNIST", "--K", "4", "--dim", "16"], "--K 4: the data set 'MNIST' has only 3 classes"),
     (["--dataset", "MNIST", "--K", "3", "--dim", "15"], "--dim 15: images are resized to sqrt(dim) x sqrt(dim)"),
     (["--dataset", "MNIST", "--K", "3", "--resize", "cubic"], "--resize 'cubic'"),
     (["--dataset", "MNIST", "--K", "3", "--label-noise", "2"], "--label-noise 2.0: must be a fraction"),
-    (["--dataset", "emnist"], "--dataset 'emnist': not one of digits, gaussian, MNIST, FashionMNIST, CIFAR10 or a path"),
+    (["--dataset", "emnist"], "--dataset 'emnist': not one of digits, gaussian, MNIST, FashionMNIST, CIFAR10 or "
+                              "a path"),
     (["--dataset", "missing.npz"], "--dataset 'missing.npz': no such file"),
 ])
 def test_run_data_errors_are_one_line_exit_2(env, capsys, args, needle):

@@ -9,15 +9,16 @@ import threading
 
 import numpy as np
 import pytest
-
 from datafiles import cifar_batch_bytes, cifar_tarball, isolate, md5, write_mnist
+
 from hessrank.cli import main
-from hessrank.config import ConfigError, RunConfig
+from hessrank.config import RunConfig
 from hessrank.data import load_dataset
 from hessrank.data.cifar import CIFAR10, read_cifar_train, unpack_archive
 from hessrank.data.download import fetch_file, fetch_fileset
 from hessrank.data.idx import MNIST
 from hessrank.data.locate import RemoteFile
+from hessrank.errors import HessrankError
 
 RNG = np.random.default_rng(3)
 
@@ -78,7 +79,7 @@ def test_checksum_mismatch_leaves_no_file(server, tmp_path, monkeypatch):
     www, url = server
     _generated_mnist(www)
     monkeypatch.setenv("HESSRANK_MIRROR", f"{url}/mirror2/")
-    with pytest.raises(ConfigError, match="checksum mismatch .*expected f68b3c2dcbeaaa9fbdd348bbdeb94873") as info:
+    with pytest.raises(HessrankError, match="checksum mismatch .*expected f68b3c2dcbeaaa9fbdd348bbdeb94873") as info:
         fetch_fileset(MNIST, str(tmp_path / "dl"))  # the official checksums refuse the generated files
     assert "\n" not in str(info.value) and "no file was written" in str(info.value)
     assert list((tmp_path / "dl" / "MNIST" / "raw").iterdir()) == []
@@ -86,7 +87,7 @@ def test_checksum_mismatch_leaves_no_file(server, tmp_path, monkeypatch):
 
 def test_unreachable_mirrors_name_each_failure(tmp_path):
     closed = _closed_port_url()
-    with pytest.raises(ConfigError, match=f"could not fetch x.gz \\({closed}x.gz: .*; ftp://h/x.gz: only http"):
+    with pytest.raises(HessrankError, match=f"could not fetch x.gz \\({closed}x.gz: .*; ftp://h/x.gz: only http"):
         fetch_file(RemoteFile("x.gz", "0" * 32), tmp_path, [closed, "ftp://h/"])
     assert list(tmp_path.iterdir()) == []
 
@@ -128,6 +129,6 @@ def test_cifar_archive_download_and_unpack(server, tmp_path, monkeypatch):
 def test_unpack_refuses_a_batch_with_the_wrong_checksum(tmp_path):
     members = {f"cifar-10-batches-py/data_batch_{i}": cifar_batch_bytes(np.zeros((1, 3072)), [0]) for i in range(1, 6)}
     cifar_tarball(tmp_path / "cifar-10-python.tar.gz", members)
-    with pytest.raises(ConfigError, match="data_batch_1 has md5 .*expected c99cafc152244af753f735de768cd75f"):
+    with pytest.raises(HessrankError, match="data_batch_1 has md5 .*expected c99cafc152244af753f735de768cd75f"):
         unpack_archive(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar-10-python.tar.gz"]

@@ -7,12 +7,13 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
 from datafiles import isolate, write_cifar, write_mnist
-from hessrank.config import RESIZES, ConfigError, RunConfig
+
+from hessrank.config import RESIZES, RunConfig
 from hessrank.data import cifar, load_dataset
 from hessrank.data.base import corrupt_labels, encode_targets, select_and_encode, select_samples
 from hessrank.data.preprocess import image_side, resize_images, resize_matrix
+from hessrank.errors import HessrankError
 
 # --------------------------------------------------------------------------- the paper's defaults, pinned
 
@@ -48,11 +49,11 @@ def test_paper_preprocessing_K3_one_hot_and_full_size(tiny_mnist):
 
 
 def test_paper_preprocessing_errors(tiny_mnist):
-    with pytest.raises(ConfigError, match="--n 5: .* only 4 samples of the first 3 classes; use --n <= 4"):
+    with pytest.raises(HessrankError, match="n=5: .* only 4 samples of the first 3 classes; use --n <= 4"):
         load_dataset(RunConfig(dataset="MNIST", data_dir=tiny_mnist, n=5, dim=4, K=3))
-    with pytest.raises(ConfigError, match="--K 5: .* only 4 classes; use --K <= 4"):
+    with pytest.raises(HessrankError, match="K=5: .* only 4 classes; use --K <= 4"):
         load_dataset(RunConfig(dataset="MNIST", data_dir=tiny_mnist, n=1, dim=4, K=5))
-    with pytest.raises(ConfigError, match="--dim 10: .* perfect square"):
+    with pytest.raises(HessrankError, match="dim=10: .* perfect square"):
         load_dataset(RunConfig(dataset="MNIST", data_dir=tiny_mnist, n=1, dim=10, K=3))
 
 
@@ -136,7 +137,7 @@ def test_resize_images_equals_matrix_products(method):
 def test_image_side():
     assert [image_side(d) for d in (1, 16, 64, 784)] == [1, 4, 8, 28]
     for bad in (0, 2, 63):
-        with pytest.raises(ConfigError, match=f"--dim {bad}: .*perfect square"):
+        with pytest.raises(HessrankError, match=f"dim={bad!r}: .*perfect square"):
             image_side(bad)
 
 
@@ -144,7 +145,7 @@ def test_resize_option_reaches_the_loader(tiny_mnist):
     # area 4 -> 2 averages 2×2 blocks: image 1 block (0,0) = mean(16, 17, 20, 21) = 18.5
     ds = load_dataset(RunConfig(dataset="MNIST", data_dir=tiny_mnist, n=1, dim=4, K=1, resize="area"))
     np.testing.assert_allclose(ds.X[0], np.array([18.5, 20.5, 26.5, 28.5]) / 255)
-    with pytest.raises(ConfigError, match="--resize 'cubic': not one of nearest, nearest-exact, bilinear, area"):
+    with pytest.raises(HessrankError, match="resize='cubic': not one of nearest, nearest-exact, bilinear, area"):
         RunConfig(resize="cubic").validate()
 
 
@@ -182,7 +183,7 @@ def test_label_noise_through_the_config(tiny_mnist):
     noisy = load_dataset(RunConfig(dataset="MNIST", data_dir=tiny_mnist, n=3, dim=4, K=1, label_noise=1 / 3))
     np.testing.assert_array_equal(clean.X, noisy.X)
     assert (clean.Y != noisy.Y).sum() == 1
-    with pytest.raises(ConfigError, match="--label-noise 1.5: must be a fraction between 0 and 1"):
+    with pytest.raises(HessrankError, match="label_noise=1.5: must be a fraction between 0 and 1"):
         RunConfig(label_noise=1.5).validate()
 
 

@@ -6,13 +6,13 @@ import pickle
 
 import numpy as np
 import pytest
-
 from datafiles import cifar_batch_bytes, idx_bytes, isolate, write_cifar, write_idx, write_mnist
-from hessrank.config import ConfigError
+
 from hessrank.data import cifar, locate
 from hessrank.data.cifar import read_cifar_batch, read_cifar_train
 from hessrank.data.idx import FASHION_MNIST, MNIST, read_idx, read_idx_pair
 from hessrank.data.user import load_user_file
+from hessrank.errors import HessrankError
 
 RNG = np.random.default_rng(0)
 
@@ -48,7 +48,7 @@ def test_idx_corrupt_raises_one_line(tmp_path, mutate, needle, gz):
     data = mutate(idx_bytes(RNG.integers(0, 256, size=(3, 4, 4))))
     path = tmp_path / ("f.gz" if gz else "f")
     path.write_bytes(gzip.compress(data) if gz else data)
-    with pytest.raises(ConfigError, match=needle) as info:
+    with pytest.raises(HessrankError, match=needle) as info:
         read_idx(path)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
 
@@ -56,12 +56,12 @@ def test_idx_corrupt_raises_one_line(tmp_path, mutate, needle, gz):
 def test_gzip_truncated_or_bad_crc(tmp_path):
     good = gzip.compress(idx_bytes(RNG.integers(0, 256, size=(20, 8, 8))))
     (tmp_path / "cut.gz").write_bytes(good[: len(good) // 2])
-    with pytest.raises(ConfigError, match="corrupt or truncated gzip"):
+    with pytest.raises(HessrankError, match="corrupt or truncated gzip"):
         read_idx(tmp_path / "cut.gz")
     bad = bytearray(good)
     bad[-8] ^= 0xFF  # CRC-32 in the gzip trailer
     (tmp_path / "crc.gz").write_bytes(bytes(bad))
-    with pytest.raises(ConfigError, match="CRC"):
+    with pytest.raises(HessrankError, match="CRC"):
         read_idx(tmp_path / "crc.gz")
 
 
@@ -73,7 +73,7 @@ def test_idx_pair_checks_counts_and_finds_names(tmp_path):
     np.testing.assert_array_equal(got_images, images)
     np.testing.assert_array_equal(got_labels, np.arange(6))
     write_mnist(tmp_path / "b", images, np.arange(5))
-    with pytest.raises(ConfigError, match="expected 6 labels"):
+    with pytest.raises(HessrankError, match="expected 6 labels"):
         read_idx_pair(tmp_path / "b")
 
 
@@ -129,7 +129,8 @@ def test_cifar_train_reads_batches_in_order(tmp_path):
 def test_cifar_official_checksums_refuse_other_files(tmp_path):
     data, labels = _fake_cifar()
     write_cifar(tmp_path, data, labels)
-    with pytest.raises(ConfigError, match="data_batch_1: checksum mismatch .*expected c99cafc152244af753f735de768cd75f"):
+    with pytest.raises(HessrankError, match="data_batch_1: checksum mismatch .*expected "
+                                            "c99cafc152244af753f735de768cd75f"):
         read_cifar_train(tmp_path)
 
 
@@ -152,7 +153,7 @@ def test_cifar_tampered_or_broken_pickle_fails_cleanly(tmp_path, monkeypatch, pa
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "data_batch_1"
     path.write_bytes(payload())
-    with pytest.raises(ConfigError, match=needle) as info:
+    with pytest.raises(HessrankError, match=needle) as info:
         read_cifar_batch(path, md5=None)  # checksum skipped: the unpickler itself must hold
     assert "\n" not in str(info.value)
     assert not (tmp_path / "hacked").exists()
@@ -162,7 +163,7 @@ def test_cifar_batch_checksum_is_checked_before_unpickling(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "data_batch_1"
     path.write_bytes(pickle.dumps(_Evil()))
-    with pytest.raises(ConfigError, match="checksum mismatch"):
+    with pytest.raises(HessrankError, match="checksum mismatch"):
         read_cifar_batch(path, md5="0" * 32)
     assert cifar.OFFICIAL_MD5["data_batch_1"] == "c99cafc152244af753f735de768cd75f"
 
@@ -191,9 +192,9 @@ def test_npz_real_targets_used_as_given(tmp_path):
     ds = load_user_file(_npz(tmp_path / "t.npz", X=X, y=Y), n=4, K=3)
     np.testing.assert_array_equal(ds.X, X[:4])
     np.testing.assert_array_equal(ds.Y, Y[:4])
-    with pytest.raises(ConfigError, match="--K 10: .* 3 columns; use --K 3"):
+    with pytest.raises(HessrankError, match="K=10: .* 3 columns; use --K 3"):
         load_user_file(tmp_path / "t.npz", n=None, K=10)
-    with pytest.raises(ConfigError, match="--n 6: .* only 5 rows"):
+    with pytest.raises(HessrankError, match="n=6: .* only 5 rows"):
         load_user_file(tmp_path / "t.npz", n=6, K=3)
 
 
@@ -213,7 +214,8 @@ def test_csv_with_and_without_header(tmp_path):
     (lambda p: _npz(p / "f.npz", X=np.array([[1.0, np.nan]]), y=np.array([0])), "X holds 1 NaN or infinite"),
     (lambda p: _npz(p / "f.npz", X=np.array([[1.0, np.inf]]), y=np.array([0])), "NaN or infinite"),
     (lambda p: _npz(p / "f.npz", X=np.ones((2, 2)), y=np.array([0.0, np.nan])), "y holds 1 NaN"),
-    (lambda p: _npz(p / "f.npz", X=np.ones((2, 2)), y=np.array([0.0, 0.5])), r"labels y must be integers; y\[1\] = 0.5"),
+    (lambda p: _npz(p / "f.npz", X=np.ones((2, 2)), y=np.array([0.0, 0.5])), r"labels y must be integers; "
+                                                                             r"y\[1\] = 0.5"),
     (lambda p: _npz(p / "f.npz", X=np.ones((2, 2)), y=np.array(["a", "b"])), "labels y must be integers"),
     (lambda p: _npz(p / "f.npz", X=np.ones((2, 2)), Y=np.array([0, 1])), "needs arrays 'X' .* the file has X, Y"),
     (lambda p: _npz(p / "f.npz", X=np.ones(3), y=np.zeros(3)), "X must have shape"),
@@ -232,6 +234,6 @@ def test_csv_with_and_without_header(tmp_path):
 def test_user_file_errors_are_one_line(tmp_path, make, needle):
     make(tmp_path)
     path = tmp_path / ("f.csv" if (tmp_path / "f.csv").exists() else "f.npz")
-    with pytest.raises(ConfigError, match=needle) as info:
+    with pytest.raises(HessrankError, match=needle) as info:
         load_user_file(path, n=None, K=2)
     assert "\n" not in str(info.value)

@@ -13,8 +13,8 @@ from PIL import Image
 
 from hessrank import ConfigError, RunConfig, run
 from hessrank.cli import main
+from hessrank.cli.progress import Progress
 from hessrank.grid import load_grid, plan_point, run_grid, run_point
-from hessrank.progress import Progress
 from hessrank.store import RESULT_COLUMNS, result_row
 
 LINEAR_GRID = """
@@ -86,8 +86,9 @@ def test_grid_on_a_local_cluster_of_two_processes(tmp_path, capsys):
     assert png.parent == csv_path.parent and png.name.endswith("_grid.png")
     with Image.open(png) as img:
         assert img.format == "PNG" and img.size[0] > img.size[1] > 300
-    from hessrank.grid import grid_figure
     import pandas as pd
+
+    from hessrank.plotting import grid_figure
 
     fig = grid_figure(pd.read_csv(csv_path, dtype=str, keep_default_na=False), load_grid(grid_file))
     assert len(fig.axes) == 2 * 3
@@ -117,7 +118,7 @@ units = ["2", "1500,1500"]
     assert len(rows) == 8
     for units in ("2", "1500,1500"):  # softmax cross-entropy of one output: refused, recorded
         r = rows[("cross", "1", units)]
-        assert r["status"] == "failed" and "--K 1 with --loss cross" in r["error"]
+        assert r["status"] == "failed" and "K=1: with loss 'cross'" in r["error"]
     for key in (("mse", "1", "1500,1500"), ("mse", "2", "1500,1500"), ("cross", "2", "1500,1500")):
         r = rows[key]  # p = 2.26 million: dense Hessians cannot fit a 2 GB worker
         assert r["status"] == "skipped" and "GiB" in r["error"] and "memory limit" in r["error"]
@@ -193,7 +194,7 @@ def test_grid_file_errors_are_one_line(tmp_path, capsys):
         ("loss = ['mse']", "needs a [grid] table"),
         ("[grid]\nlearning_rate = [0.1]", "'learning_rate' is not an option of hessian-rank run"),
         ("[grid]\nloss = []", "loss = []: give at least one value"),
-        ("[grid]\nloss = ['mse', 'hinge']", "loss = 'hinge' is invalid at every point: --loss 'hinge'"),
+        ("[grid]\nloss = ['mse', 'hinge']", "loss = 'hinge' is invalid at every point: loss='hinge'"),
         ("[grid]\nn = [10, 2.5]", "n = 2.5 is invalid at every point"),
         ("[grid]\nloss = 'cross'\nK = 1", "no point is valid"),
         ("[grid]\nseed = [{a = 1}]", "give numbers, strings or booleans"),
@@ -219,7 +220,8 @@ def test_grid_file_errors_are_one_line(tmp_path, capsys):
 
 
 def test_grid_points_are_the_product_in_file_order(tmp_path):
-    path = _write(tmp_path, "g.toml", "[grid]\nbatch-size = 5\nunits = [[2, 3], '4']\nseed = [1, 2]\nbias = [false, true]")
+    path = _write(tmp_path, "g.toml", "[grid]\nbatch-size = 5\nunits = [[2, 3], '4']\nseed = [1, 2]\nbias = "
+                                      "[false, true]")
     grid = load_grid(path)
     assert grid.keys == ("batch_size", "units", "seed", "bias")
     assert [(p.config.units, p.config.seed, p.config.bias) for p in grid.points] == [
@@ -257,4 +259,4 @@ def test_run_point_returns_the_row_or_the_error():
     assert {k: v for k, v in row.items() if k in ref and k != "seconds"} == \
         {k: v for k, v in ref.items() if k != "seconds"}
     bad = run_point(RunConfig(dataset="digits", n=5000, dim=64, units=(3,), K=10))
-    assert bad["status"] == "failed" and "--n 5000" in bad["error"] and "\n" not in bad["error"]
+    assert bad["status"] == "failed" and "n=5000" in bad["error"] and "\n" not in bad["error"]

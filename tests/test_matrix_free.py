@@ -5,16 +5,22 @@ import json
 
 import numpy as np
 import pytest
+from reference import ref_loss_hessian, ref_outer_product
 
 from hessrank import MLP, ConfigError, RunConfig, get_loss, hessians, numerical_rank, run
-from hessrank import experiment
 from hessrank.cli import main
+from hessrank.curvature import (
+    CurvatureOperator,
+    functional_hessian_operator,
+    loss_hessian_operator,
+    outer_product_factor,
+    outer_product_operator,
+    psd_sqrt,
+)
 from hessrank.data import encode_targets
-from hessrank.matrixfree import matrix_free_ranks, plan_memory
-from hessrank.operators import (CurvatureOperator, functional_hessian_operator, loss_hessian_operator,
-                                outer_product_factor, outer_product_operator, psd_sqrt)
-from hessrank.randomized import Subspace, rank_info_from_ritz, residual_bound, sketch_rank
-from reference import ref_loss_hessian, ref_outer_product
+from hessrank.linalg.sketch import Subspace, rank_info_from_ritz, residual_bound, sketch_rank
+from hessrank.measure import matrix_free_ranks, plan_memory
+from hessrank.measure import plan as planning
 
 
 def _problem(activation, loss, bias, seed=0, n=7, d=4, units=(3, 5), K=3):
@@ -193,8 +199,8 @@ def test_auto_picks_dense_when_it_fits_and_matrix_free_when_not(monkeypatch):
     assert small.method == "auto" and res.method == "dense" and res.method_reason.startswith("auto:")
     assert res.ranks["H_L"].rank == res.prediction.H_L
     # a machine where the dense matrices would take 2/3 of the free memory
-    monkeypatch.setattr(experiment, "available_memory_bytes", lambda: 3 * 2**30)
-    monkeypatch.setattr(experiment, "dense_memory_bytes", lambda p: 2 * 2**30)
+    monkeypatch.setattr(planning, "available_memory_bytes", lambda: 3 * 2**30)
+    monkeypatch.setattr(planning, "dense_memory_bytes", lambda p: 2 * 2**30)
     res = run(small)
     assert res.method == "matrix-free" and "auto: dense would need" in res.method_reason
     assert {k: v.rank for k, v in res.ranks.items()} == {k: getattr(res.prediction, k) for k in res.ranks}
@@ -215,10 +221,11 @@ def test_cli_method_flag(capsys):
 
 
 def test_matrix_free_too_large_is_refused_before_work(capsys, monkeypatch):
-    monkeypatch.setattr(experiment, "available_memory_bytes", lambda: 2**30)
+    monkeypatch.setattr(planning, "available_memory_bytes", lambda: 2**30)
     assert main(["run", "--dataset", "gaussian", "--n", "10", "--dim", "2000", "--units", "1000",
                  "--K", "3", "--method", "matrix-free"]) == 2
     err = capsys.readouterr().err
     assert "--method matrix-free" in err and "GiB" in err and err.count("\n") == 1
-    with pytest.raises(ConfigError, match="use --method matrix-free"):
-        experiment.check_dense_memory(10**6)          # dense refuses, pointing to matrix-free
+    with pytest.raises(ConfigError, match="use method matrix-free") as err:
+        planning.plan_method("dense", 10**6, 10, 3)   # dense refuses, pointing to matrix-free
+    assert err.value.param == "method" and "--" not in str(err.value)

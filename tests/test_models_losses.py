@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from reference import ACT, forward
 
 from hessrank import MLP, ConfigError, get_loss
-from reference import ACT, forward
 
 
 @pytest.mark.parametrize("activation", list(ACT))
@@ -33,7 +33,7 @@ def test_inits_are_seeded_and_distributed_as_documented():
     O = model.unflatten(model.init(seed=1, scheme="orthogonal"))
     np.testing.assert_allclose(O["W1"] @ O["W1"].T, np.eye(200), atol=1e-12)   # 200×300: orthonormal rows
     np.testing.assert_allclose(O["W2"] @ O["W2"].T, np.eye(10), atol=1e-12)
-    with pytest.raises(ConfigError, match="--init 'he'"):
+    with pytest.raises(ConfigError, match="scheme='he'"):
         model.init(scheme="he")
 
 
@@ -57,7 +57,10 @@ def test_loss_values():
 
 
 def test_unknown_loss_and_activation():
-    with pytest.raises(ConfigError, match="--loss 'l1': not one of mse, cross, cosh"):
+    with pytest.raises(ConfigError, match="loss='l1': not one of mse, cross, cosh"):
         get_loss("l1")
-    with pytest.raises(ConfigError, match="--activation 'gelu'"):
+    with pytest.raises(ConfigError, match="activation='gelu'"):
         MLP(widths=(2, 2), activation="gelu")
+    with pytest.raises(ConfigError) as err:
+        MLP(widths=(2, 3), activation="x")
+    assert err.value.param == "activation" and "activation" in str(err.value) and "--" not in str(err.value)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hessrank import covariance_rank, numerical_rank
-from hessrank.rank import EPS, rank_from_eigenvalues
+from hessrank.linalg.rank import EPS, rank_from_eigenvalues
 
 
 def _low_rank_symmetric(p, r, seed, indefinite=False):
@@ -71,9 +71,9 @@ def test_ranks_at_rtols_match_numpy_matrix_rank_on_a_relu_hessian():
     ``numpy.linalg.matrix_rank`` with the same absolute cut."""
     from hessrank import RunConfig
     from hessrank.curvature import loss_hessian
-    from hessrank.experiment import build
-    from hessrank.losses import get_loss
-    from hessrank.rank import RTOL_SCAN, ranks_at_rtols
+    from hessrank.linalg.rank import RTOL_SCAN, ranks_at_rtols
+    from hessrank.measure import build
+    from hessrank.models import get_loss
 
     cfg = RunConfig(dataset="digits", n=60, dim=16, K=4, units=(8, 8), activation="relu", bias=True)
     data, model, theta = build(cfg)
@@ -89,7 +89,7 @@ def test_ranks_at_rtols_match_numpy_matrix_rank_on_a_relu_hessian():
 
 
 def test_ranks_at_rtols_unresolved_cuts_and_implied_zeros():
-    from hessrank.rank import ranks_at_rtols
+    from hessrank.linalg.rank import ranks_at_rtols
 
     info = rank_from_eigenvalues([10.0, -1e-3, 1e-9], size=50)  # 47 eigenvalues not listed: zeros
     assert ranks_at_rtols(info, [1e-12, 1e-6, 1e-2]) == [3, 2, 1]

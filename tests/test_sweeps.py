@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hessrank import ConfigError, RunConfig, run
+from hessrank import ConfigError, RunConfig, StoreError, run
 from hessrank.cli import main, script_main
+from hessrank.cli.progress import Progress
 from hessrank.data import DATASETS
-from hessrank.progress import Progress
 from hessrank.store import RESULT_COLUMNS, ResultTable
 from hessrank.sweeps import make_sweep, parse_range, run_sweep
 
@@ -134,14 +134,14 @@ def test_r_grows_with_n_and_predictions_follow(tmp_path):
 
 
 def test_parse_range():
-    assert parse_range("4:36:4", flag="--widths") == (4, 8, 12, 16, 20, 24, 28, 32, 36)
-    assert parse_range("1:9:1", flag="--depths") == tuple(range(1, 10))
-    assert parse_range("3:5", flag="--depths") == (3, 4, 5)
-    assert parse_range("16,4,8,4", flag="--widths") == (4, 8, 16)
-    assert parse_range("7", flag="--widths") == (7,)
+    assert parse_range("4:36:4", param="widths") == (4, 8, 12, 16, 20, 24, 28, 32, 36)
+    assert parse_range("1:9:1", param="depths") == tuple(range(1, 10))
+    assert parse_range("3:5", param="depths") == (3, 4, 5)
+    assert parse_range("16,4,8,4", param="widths") == (4, 8, 16)
+    assert parse_range("7", param="widths") == (7,)
     for bad in ("8:4:2", "4:8:0", "a:b", "1:2:3:4", "0,4", "4,x", ""):
-        with pytest.raises(ConfigError, match="--widths"):
-            parse_range(bad, flag="--widths")
+        with pytest.raises(ConfigError, match="widths="):
+            parse_range(bad, param="widths")
 
 
 def test_resume_computes_only_missing_points_and_matches_one_go(tmp_path):
@@ -184,7 +184,7 @@ def test_a_file_of_another_configuration_is_refused(tmp_path):
     meta["identity"]["seed"] = 99
     table.json_path.write_text(json.dumps(meta))
     before = table.csv_path.read_text()
-    with pytest.raises(ConfigError, match="belongs to another configuration"):
+    with pytest.raises(StoreError, match="belongs to another configuration"):
         run_sweep(make_sweep("width", base, widths="2,4"), out=tmp_path)
     assert table.csv_path.read_text() == before
 
@@ -194,7 +194,7 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path, cap
     sweep = make_sweep("width", base, widths="2")
     table = sweep.table(tmp_path, d=6)
     with table.lock():
-        with pytest.raises(ConfigError, match="another process is writing"):
+        with pytest.raises(StoreError, match="another process is writing"):
             run_sweep(sweep, out=tmp_path)
         args = ["sweep", "width", "--dataset", "gaussian", "--n", "30", "--dim", "6", "--K", "3",
                 "--batch_size", "10", "--widths", "2", "--out", str(tmp_path)]
@@ -353,7 +353,7 @@ def test_store_table_round_trip_and_stale_temporaries(tmp_path):
     os.umask(umask)
     assert table.csv_path.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it, not 0600
     other = ResultTable(tmp_path / "f", "stem", ("n", "other"))
-    with pytest.raises(ConfigError, match="has columns"):
+    with pytest.raises(StoreError, match="has columns"):
         other.read_rows()
 
 
@@ -373,11 +373,11 @@ def test_row_values_are_the_run_values():
 def test_running_hessians_equal_the_matrices_of_the_first_m_samples():
     import jax
     import jax.numpy as jnp
+    from reference import forward, loss_sum
 
     from hessrank import MLP, get_loss
     from hessrank.curvature import running_hessians
     from hessrank.data import encode_targets
-    from reference import forward, loss_sum
 
     rng = np.random.default_rng(4)
     X, Y = rng.standard_normal((7, 4)), encode_targets(rng.integers(0, 3, 7), 3)

@@ -49,7 +49,11 @@ def test_battery_covers_the_cases_the_issue_asks_for():
     assert any(min(c.units) < min(c.n, c.dim) for c in CONFIGS)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.loss}-d{c.dim}-n{c.n}-u{'x'.join(map(str, c.units))}-K{c.K}")
+def _config_id(c):
+    return f"{c.loss}-d{c.dim}-n{c.n}-u{'x'.join(map(str, c.units))}-K{c.K}"
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=_config_id)
 def test_linear_ranks_equal_predictions(cfg):
     res = run(cfg)
     assert res.prediction.kind == "exact"

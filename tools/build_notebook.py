@@ -146,7 +146,7 @@ put while the tolerance moves inside its gap, and moves once the tolerance leave
 print(f"prediction kind: {relu.prediction.kind}")
 rtols = [1e-15, 1e-13, 1e-11, 1e-9, 1e-7, 1e-5]
 scan = pd.DataFrame({
-    f"{net} {name}": [hessrank.rank.rank_from_eigenvalues(info.eigenvalues, info.size, rtol=t).rank for t in rtols]
+    f"{net} {name}": [hessrank.linalg.rank_from_eigenvalues(info.eigenvalues, info.size, rtol=t).rank for t in rtols]
     for net, res in (("linear", ranks), ("relu", relu.ranks)) for name, info in res.items()
 }, index=[f"rtol={t:g}" for t in rtols])
 print(scan.T.to_string())

@@ -1,8 +1,10 @@
 """One frozen configuration per run, validated in one place.
 
 Every user-facing setting lives in :class:`RunConfig`. :meth:`RunConfig.validate`
-raises :class:`ConfigError` with a one-line message that names the flag, the bad
-value and what is allowed; the CLI prints that line and exits with status 2.
+raises :class:`~hessrank.errors.ConfigError` with a one-line message that names the
+field, the bad value and what is allowed; the command line translates the field into
+its flag, prints that line and exits with status 2. :func:`config_from_options` builds
+a configuration from option values as text (a grid file, the command line).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+
+from .errors import ConfigError
 
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "tanh", "elu", "sigmoid")
 INITS = ("glorot", "uniform", "orthogonal")
@@ -19,24 +23,20 @@ METHODS = ("auto", "dense", "matrix-free")
 RESIZES = ("nearest", "nearest-exact", "bilinear", "area")
 
 
-class ConfigError(ValueError):
-    """A bad setting. The message is one line: flag, value, what is allowed."""
-
-
 def parse_units(text: str | None) -> tuple[int, ...]:
     """Parse ``"5,10"`` into ``(5, 10)``; raise :class:`ConfigError` if malformed."""
     if text is None:
-        raise ConfigError("--units: missing value; give comma-separated positive widths, e.g. 10,10")
+        raise ConfigError.about("units", "missing value; give comma-separated positive widths, e.g. 10,10")
     parts = [s.strip() for s in str(text).split(",")]
     try:
         units = tuple(int(s) for s in parts)
     except ValueError:
-        raise ConfigError(
-            f"--units {text!r}: not a comma-separated list of integers; give positive widths, e.g. 10,10"
+        raise ConfigError.invalid(
+            "units", text, "not a comma-separated list of integers; give positive widths, e.g. 10,10"
         ) from None
     bad = [u for u in units if u <= 0]
     if bad:
-        raise ConfigError(f"--units {text!r}: width {bad[0]} is not allowed; every width must be >= 1")
+        raise ConfigError.invalid("units", text, f"width {bad[0]} is not allowed; every width must be >= 1")
     return units
 
 
@@ -64,10 +64,10 @@ class RunConfig:
     resize: str = "nearest"
     label_noise: float = 0.0
     download: bool = field(default=False, compare=False)
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     # ------------------------------------------------------------------ #
-    def replace(self, **changes) -> "RunConfig":
+    def replace(self, **changes) -> RunConfig:
+        """A copy with ``changes`` applied (not validated)."""
         return dataclasses.replace(self, **changes)
 
     @property
@@ -76,54 +76,82 @@ class RunConfig:
         return (int(self.dim), *self.units, int(self.K))
 
     def effective_batch_size(self, n: int) -> int:
+        """Samples per batch for ``n`` samples: ``batch_size``, else ``min(n, 100)``."""
         return int(self.batch_size) if self.batch_size is not None else min(n, 100)
 
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         """Check every field; return ``self`` or raise :class:`ConfigError`."""
-        _choice("--activation", self.activation, ACTIVATIONS)
-        _choice("--init", self.init, INITS)
-        _choice("--loss", self.loss, LOSSES)
-        _choice("--method", self.method, METHODS)
-        _choice("--resize", self.resize, RESIZES)
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("init", self.init, INITS)
+        _choice("loss", self.loss, LOSSES)
+        _choice("method", self.method, METHODS)
+        _choice("resize", self.resize, RESIZES)
         if not isinstance(self.label_noise, (int, float)) or not 0.0 <= self.label_noise <= 1.0:
-            raise ConfigError(f"--label-noise {self.label_noise!r}: must be a fraction between 0 and 1")
+            raise ConfigError.invalid("label_noise", self.label_noise, "must be a fraction between 0 and 1")
         if not isinstance(self.K, int) or self.K < 1:
-            raise ConfigError(f"--K {self.K!r}: the number of outputs must be an integer >= 1")
+            raise ConfigError.invalid("K", self.K, "the number of outputs must be an integer >= 1")
         if self.loss == "cross" and self.K == 1:
-            raise ConfigError(
-                "--K 1 with --loss cross: softmax cross-entropy of one output is constant; use --K >= 2 or --loss mse/cosh"
+            raise ConfigError.invalid(
+                "K", 1, "with loss 'cross': softmax cross-entropy of one output is constant; use K >= 2 or loss "
+                        "mse/cosh"
             )
         if self.n is not None and (not isinstance(self.n, int) or self.n < 1):
-            raise ConfigError(f"--n {self.n!r}: the sample size must be an integer >= 1")
+            raise ConfigError.invalid("n", self.n, "the sample size must be an integer >= 1")
         if self.dim is not None and (not isinstance(self.dim, int) or self.dim < 1):
-            raise ConfigError(f"--dim {self.dim!r}: the input dimension must be an integer >= 1")
+            raise ConfigError.invalid("dim", self.dim, "the input dimension must be an integer >= 1")
         if not self.units:
-            raise ConfigError("--units '': give at least one hidden layer width, e.g. 10,10")
+            raise ConfigError.invalid("units", "", "give at least one hidden layer width, e.g. 10,10")
         for u in self.units:
             if not isinstance(u, int) or u < 1:
-                raise ConfigError(f"--units {','.join(map(str, self.units))!r}: every width must be an integer >= 1")
+                raise ConfigError.invalid("units", ",".join(map(str, self.units)), "every width must be an "
+                                                                                   "integer >= 1")
         if self.batch_size is not None:
             if not isinstance(self.batch_size, int) or self.batch_size < 1:
-                raise ConfigError(f"--batch_size {self.batch_size!r}: must be an integer >= 1")
+                raise ConfigError.invalid("batch_size", self.batch_size, "must be an integer >= 1")
             if self.n is not None and self.batch_size > self.n:
-                raise ConfigError(
-                    f"--batch_size {self.batch_size}: larger than the sample size --n {self.n}; use 1..{self.n}"
+                raise ConfigError.invalid(
+                    "batch_size", self.batch_size, f"larger than the sample size n = {self.n}; use 1..{self.n}"
                 )
-        for flag, value in (("--rtol", self.rtol), ("--atol", self.atol)):
-            if value is not None and (not math.isfinite(value) or value < 0):
-                raise ConfigError(f"{flag} {value!r}: must be a finite number >= 0")
+        for param, value in (("rtol", self.rtol), ("atol", self.atol)):
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                      or not math.isfinite(value) or value < 0):
+                raise ConfigError.invalid(param, value, "must be a finite number >= 0")
         if not isinstance(self.seed, int):
-            raise ConfigError(f"--seed {self.seed!r}: must be an integer")
+            raise ConfigError.invalid("seed", self.seed, "must be an integer")
         return self
 
     def to_dict(self) -> dict:
+        """The configuration as JSON-ready values (``units`` a list)."""
         d = dataclasses.asdict(self)
         d["units"] = list(self.units)
-        if not d["extra"]:
-            d.pop("extra")
         return d
 
 
-def _choice(flag: str, value, allowed) -> None:
+def _choice(param: str, value, allowed) -> None:
     if value not in allowed:
-        raise ConfigError(f"{flag} {value!r}: not one of {', '.join(allowed)}")
+        raise ConfigError.invalid(param, value, f"not one of {', '.join(allowed)}")
+
+
+#: the fields a command line, a grid file or a sweep may set, in the order of ``run --help``
+RUN_OPTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))
+
+
+def run_option_defaults() -> dict:
+    """``{option: default}`` for every :data:`RUN_OPTIONS` entry (``units`` as text, ``"10,10"``)."""
+    d = RunConfig()
+    out = {name: getattr(d, name) for name in RUN_OPTIONS}
+    out["units"] = ",".join(map(str, d.units))
+    return out
+
+
+def config_from_options(options: dict, **overrides) -> RunConfig:
+    """A validated :class:`RunConfig` from option values (``units`` as text such as
+    ``"10,10"``); options not given keep their defaults, ``overrides`` win."""
+    fields = {**run_option_defaults(), **options}
+    unknown = sorted(set(fields) - set(RUN_OPTIONS))
+    if unknown:
+        raise ConfigError.invalid("options", unknown[0], f"not an option; use one of {', '.join(RUN_OPTIONS)}")
+    fields["units"] = parse_units(fields["units"]) if isinstance(fields["units"], str) or fields["units"] is None \
+        else tuple(fields["units"])
+    fields.update(overrides)
+    return RunConfig(**fields).validate()

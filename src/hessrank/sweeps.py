@@ -17,22 +17,32 @@ number whether it was computed in one go or after a resume.
 
 from __future__ import annotations
 
-import datetime
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, RunConfig
+from .atomicio import check_writable
+from .config import RunConfig
 from .curvature import running_hessians
 from .data import load_dataset
-from .experiment import MATRICES, Result, build, check_dense_memory, choose_method, measure_ranks, provenance, run
-from .losses import get_loss
-from .models import MLP
-from .rank import covariance_rank, numerical_rank
-from .store import (RESULT_COLUMNS, ResultTable, StoredOutcome, architecture_name, check_writable, config_hash,
-                    config_identity, config_slug, result_row, row_matches_prediction, store_folder)
-from .theory import predict_ranks
+from .errors import ConfigError
+from .linalg import numerical_rank
+from .matrices import DENSE, MATRICES, SUFFIX
+from .measure import build, make_result, measure_ranks, plan_method, provenance, run
+from .models import MLP, get_loss
+from .store import (
+    RESULT_COLUMNS,
+    ResultTable,
+    StoredOutcome,
+    architecture_name,
+    config_hash,
+    config_identity,
+    config_slug,
+    result_row,
+    row_matches_prediction,
+    store_folder,
+    stored_session,
+)
 
 TASKS = ("samplesize", "width", "depth")
 #: the CSV column named for the swept quantity
@@ -52,9 +62,9 @@ SWEEP_DEFAULTS = {
 }
 
 
-def parse_range(text, *, flag: str) -> tuple[int, ...]:
+def parse_range(text, *, param: str) -> tuple[int, ...]:
     """``"4:36:4"`` → ``(4, 8, …, 36)`` (start:stop:step, stop included), or a comma list
-    ``"4,8,16"``; positive integers, returned sorted without repeats."""
+    ``"4,8,16"``; positive integers, returned sorted without repeats. Errors name ``param``."""
     text = str(text).strip()
     allowed = "give start:stop:step (stop included), e.g. 4:56:4, or a list, e.g. 4,8,16"
     try:
@@ -64,17 +74,21 @@ def parse_range(text, *, flag: str) -> tuple[int, ...]:
                 parts.append(1)
             if len(parts) != 3:
                 raise ValueError
-            start, stop, step = parts
-            if step < 1 or stop < start:
-                raise ConfigError(f"{flag} {text!r}: need stop >= start and step >= 1; {allowed}")
-            values = list(range(start, stop + 1, step))
         else:
             values = [int(s) for s in text.split(",")]
     except ValueError:
-        raise ConfigError(f"{flag} {text!r}: not a range of integers; {allowed}") from None
+        raise ConfigError.invalid(param, text, f"not a range of integers; {allowed}") from None
+    if ":" in text:
+        start, stop, step = parts
+        if stop < start:
+            raise ConfigError.invalid(param, text, f"stop {stop} is below start {start}; stop must be >= start; "
+                                                   f"{allowed}")
+        if step < 1:
+            raise ConfigError.invalid(param, text, f"step {step} must be >= 1; {allowed}")
+        values = list(range(start, stop + 1, step))
     bad = [v for v in values if v < 1]
     if bad or not values:
-        raise ConfigError(f"{flag} {text!r}: {bad[0] if bad else 'no'} value(s) below 1; every value must be >= 1")
+        raise ConfigError.invalid(param, text, f"{bad[0] if bad else 'no'} value(s) below 1; every value must be >= 1")
     return tuple(sorted(set(values)))
 
 
@@ -91,10 +105,12 @@ class Sweep:
 
     @property
     def key(self) -> str:
+        """The CSV column of the swept quantity: ``n``, ``width`` or ``depth``."""
         return KEY_COLUMN[self.task]
 
     @property
     def columns(self) -> tuple[str, ...]:
+        """The stored table's columns: the swept quantity, then the results."""
         return (self.key, *RESULT_COLUMNS)
 
     def config_at(self, point: int) -> RunConfig:
@@ -127,6 +143,7 @@ class Sweep:
         return store_folder(out, "depth", c.loss, c.dataset, self.width)
 
     def table(self, out, *, d: int) -> ResultTable:
+        """The stored table of this sweep under ``out`` for data of dimension ``d``."""
         stem = f"{config_slug(self.base)}_{config_hash(self.identity())}"
         return ResultTable(self.folder(out, d=d), stem, self.columns)
 
@@ -161,34 +178,34 @@ def make_sweep(task: str, base: RunConfig, *, n_max: int | None = None, widths=N
     """A validated :class:`Sweep`. ``widths`` / ``depths`` are sequences or range strings
     (:func:`parse_range`); unset ones take the paper's values."""
     if task not in TASKS:
-        raise ConfigError(f"sweep {task!r}: not one of {', '.join(TASKS)}")
+        raise ConfigError.invalid("task", task, f"not one of {', '.join(TASKS)}")
     if task == "samplesize":
         n_max = DEFAULT_N_MAX if n_max is None else n_max
         if not isinstance(n_max, int) or n_max < 1:
-            raise ConfigError(f"--n-max {n_max!r}: the largest sample size must be an integer >= 1")
+            raise ConfigError.invalid("n_max", n_max, "the largest sample size must be an integer >= 1")
         bs = base.batch_size if base.batch_size is not None else base.effective_batch_size(n_max)
         if not isinstance(bs, int) or bs < 1 or bs > n_max:
-            raise ConfigError(f"--batch_size {bs!r}: the sample-size step must be 1..{n_max} (--n-max {n_max})")
+            raise ConfigError.invalid("batch_size", bs, f"the sample-size step must be 1..{n_max} (n_max {n_max})")
         base = base.replace(n=n_max, batch_size=bs).validate()
         return Sweep("samplesize", base, tuple(range(bs, n_max + 1, bs)))
     if task == "width":
-        sweep = Sweep("width", base, _points(widths, DEFAULT_WIDTHS, flag="--widths"))
+        sweep = Sweep("width", base, _points(widths, DEFAULT_WIDTHS, param="widths"))
     else:
         width = DEFAULT_DEPTH_WIDTH if width is None else width
         if not isinstance(width, int) or width < 1:
-            raise ConfigError(f"--width {width!r}: the width of the hidden layers must be an integer >= 1")
-        sweep = Sweep("depth", base, _points(depths, DEFAULT_DEPTHS, flag="--depths"), width=width)
+            raise ConfigError.invalid("width", width, "the width of the hidden layers must be an integer >= 1")
+        sweep = Sweep("depth", base, _points(depths, DEFAULT_DEPTHS, param="depths"), width=width)
     if base.n is None:
-        raise ConfigError(f"--n: the {task} sweep needs a sample size, e.g. --n 100")
+        raise ConfigError.about("n", f"the {task} sweep needs a sample size, e.g. 100")
     return Sweep(sweep.task, sweep.config_at(sweep.points[0]).validate(), sweep.points, sweep.width)
 
 
-def _points(value, default: str, *, flag: str) -> tuple[int, ...]:
+def _points(value, default: str, *, param: str) -> tuple[int, ...]:
     if value is None:
         value = default
     if not isinstance(value, str):
         value = ",".join(map(str, value))
-    return parse_range(value, flag=flag)
+    return parse_range(value, param=param)
 
 
 @dataclass(kw_only=True)
@@ -207,55 +224,38 @@ def run_sweep(sweep: Sweep, *, out="results", progress=None) -> SweepOutcome:
     """
     data = load_dataset(sweep.base)  # bad data options fail here, before any file is made
     sizes = [MLP(widths=(data.d, *sweep.config_at(p).units, data.K)).num_params for p in sweep.points]
-    method, _ = choose_method(sweep.base.method, max(sizes), data.n, data.K)  # refuses what cannot fit
-    if method == "dense":
-        check_dense_memory(max(sizes))
+    plan_method(sweep.base.method, max(sizes), data.n, data.K)  # refuses what cannot fit, before any file
     table = sweep.table(out, d=data.d)
-    check_writable(table.csv_path, flag="--out")
-    identity = sweep.identity()
+    check_writable(table.csv_path, param="out")
     key = sweep.key
-    with table.lock():
-        meta = table.claim(identity)
-        rows = {int(row[key]): row for row in table.read_rows()}
-        stored_before = len(rows)
-        missing = [p for p in sweep.points if p not in rows]
-        session = {"started": _now(), "finished": None, "computed": [], "host": platform.node(),
-                   "provenance": provenance()}
-        meta = {
-            "identity": identity,
-            "hash": config_hash(identity),
-            "task": sweep.task,
-            "key": key,
-            "config": sweep.base.to_dict(),
-            "sweep": _sweep_params(sweep),
-            "dataset": {"name": sweep.base.dataset, "source": data.source, "d": data.d, "K": data.K},
-            "columns": list(sweep.columns),
-            "command": sweep.command(),
-            "sessions": [*meta.get("sessions", []), session],
-            "complete": False,
-        }
-        table.write_meta(meta)
-        outcome = SweepOutcome(sweep=sweep, table=table, stored_before=stored_before)
+    describe = {
+        "task": sweep.task,
+        "key": key,
+        "config": sweep.base.to_dict(),
+        "sweep": _sweep_params(sweep),
+        "dataset": {"name": sweep.base.dataset, "source": data.source, "d": data.d, "K": data.K},
+        "command": sweep.command(),
+    }
+    with stored_session(table, sweep.identity(), describe=describe, key=lambda row: int(row[key]),
+                        provenance=provenance()) as session:
+        missing = [p for p in sweep.points if p not in session.rows]
+        outcome = SweepOutcome(sweep=sweep, table=table, stored_before=session.stored_before)
         bar = progress(len(missing)) if (progress is not None and missing) else None
         try:
             if bar is not None:
                 bar.begin(f"{key}={missing[0]}")
             for i, (point, result) in enumerate(_measure(sweep, missing)):
-                rows[point] = {key: str(point), **result_row(result)}
-                table.write_rows([rows[k] for k in sorted(rows)])
+                session.store(point, {key: str(point), **result_row(result)}, order=sorted)
                 outcome.computed.append(point)
                 if bar is not None:
-                    bar.end(f"{key}={point}", _point_message(rows[point]))
+                    bar.end(f"{key}={point}", _point_message(session.rows[point]))
                     if i + 1 < len(missing):
                         bar.begin(f"{key}={missing[i + 1]}")
         finally:
             if bar is not None:
                 bar.close()
-            session["finished"] = _now()
-            session["computed"] = list(outcome.computed)
-            meta["complete"] = all(p in rows for p in sweep.points)
-            table.write_meta(meta)
-        outcome.rows = [rows[k] for k in sorted(rows)]
+            session.complete = all(p in session.rows for p in sweep.points)
+        outcome.rows = [session.rows[k] for k in sorted(session.rows)]
     return outcome
 
 
@@ -277,12 +277,16 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int]):
     each wanted n. Matrix-free: each n is measured on its first n samples.
     """
     data, model, theta = build(base)
-    method, reason = choose_method(base.method, model.num_params, max(wanted), data.K)
-    if method != "dense":
-        yield from _measure_sample_sizes_matrix_free(base, data, model, theta, sorted(wanted), reason)
-        return
-    check_dense_memory(model.num_params)
+    p = model.num_params
+    plan = plan_method(base.method, p, max(wanted), data.K)
     loss = get_loss(base.loss)
+    if plan.method != DENSE:
+        for n in sorted(wanted):
+            t = time.perf_counter()
+            ranks, timings, details = measure_ranks(plan, model, loss, theta, data.X[:n], data.Y[:n], base)
+            yield n, make_result(base, data, n, p, ranks, plan, seconds=time.perf_counter() - t, timings=timings,
+                                 details=details)
+        return
     last = max(wanted)
     t = time.perf_counter()
     for n, mats in running_hessians(model, loss, theta, data.X, data.Y, batch_size=base.batch_size):
@@ -291,29 +295,11 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int]):
             # numerical_rank without overwrite works on a copy: the accumulators live on
             ranks = {name: numerical_rank(mats[name], rtol=base.rtol, atol=base.atol) for name in MATRICES}
             now = time.perf_counter()
-            yield n, _sample_size_result(base, data, model, n, ranks, "dense", reason, now - t,
-                                         {"hessians": t_eig - t, "eigen": now - t_eig}, {})
+            yield n, make_result(base, data, n, p, ranks, plan, seconds=now - t,
+                                 timings={"hessians": t_eig - t, "eigen": now - t_eig}, details={})
             t = time.perf_counter()
         if n >= last:
             break
-
-
-def _measure_sample_sizes_matrix_free(base, data, model, theta, sizes, reason):
-    loss = get_loss(base.loss)
-    for n in sizes:
-        t = time.perf_counter()
-        ranks, timings, details = measure_ranks("matrix-free", model, loss, theta, data.X[:n], data.Y[:n], base)
-        yield n, _sample_size_result(base, data, model, n, ranks, "matrix-free", reason,
-                                     time.perf_counter() - t, timings, details)
-
-
-def _sample_size_result(base, data, model, n, ranks, method, reason, seconds, timings, details) -> Result:
-    cov = covariance_rank(data.X[:n], rtol=base.rtol, atol=base.atol)
-    prediction = predict_ranks(r=cov.rank, K=data.K, units=base.units, loss=base.loss,
-                               activation=base.activation, bias=base.bias)
-    return Result(config=base.replace(n=n), p=model.num_params, n=n, d=data.d, r=cov.rank, ranks=ranks,
-                  prediction=prediction, seconds=seconds, method=method, method_reason=reason,
-                  dataset_source=data.source, covariance=cov, timings=timings, method_details=details)
 
 
 def _sweep_params(sweep: Sweep) -> dict:
@@ -328,12 +314,8 @@ def _sweep_params(sweep: Sweep) -> dict:
 
 
 def _point_message(row: dict) -> str:
-    parts = [f"{name} {row['rank_' + s]}/{row['pred_' + s]}" for name, s in (("H_L", "L"), ("H_o", "o"), ("H_F", "F"))]
+    parts = [f"{name} {row['rank_' + s]}/{row['pred_' + s]}" for name, s in SUFFIX.items()]
     return ", ".join(parts) + f" (measured/predicted), {row.get('method') or 'dense'}, {float(row['seconds']):.2f} s"
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def format_summary(outcome: SweepOutcome) -> str:
@@ -343,7 +325,7 @@ def format_summary(outcome: SweepOutcome) -> str:
     kind = rows[0]["kind"] if rows else "exact"
     lines = [f"{key:>6} {'p':>7} {'r':>4}   {'H_L':>13} {'H_o':>13} {'H_F':>13}   (measured / predicted)"]
     for row in rows:
-        cells = [f"{row['rank_' + s]:>6} / {row['pred_' + s]:<4}" for s in ("L", "o", "F")]
+        cells = [f"{row['rank_' + s]:>6} / {row['pred_' + s]:<4}" for s in SUFFIX.values()]
         mark = "" if row_matches_prediction(row) else "  ≠"
         lines.append(f"{row[key]:>6} {row['num_params']:>7} {row['r']:>4}   " + " ".join(cells) + mark)
     equal = sum(row_matches_prediction(r) for r in rows)
@@ -354,7 +336,8 @@ def format_summary(outcome: SweepOutcome) -> str:
         "",
         f"{equal} of {len(rows)} points have rank H_L, H_o, H_F equal to {what}"
         + (f"; method {', '.join(methods)}" if methods else ""),
-        f"{sweep.task} sweep: {len(outcome.computed)} point(s) computed now, {outcome.stored_before} were stored before",
+        f"{sweep.task} sweep: {len(outcome.computed)} point(s) computed now, {outcome.stored_before} were "
+        "stored before",
         f"rows:   {outcome.table.csv_path}",
         f"config: {outcome.table.json_path}",
     ]

@@ -37,6 +37,7 @@ class Prediction:
     L: int
 
     def to_dict(self) -> dict:
+        """The prediction and its ingredients as JSON-ready values."""
         return asdict(self)
 
 

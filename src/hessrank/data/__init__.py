@@ -11,7 +11,7 @@ Named data sets default to ``n = 100`` samples and ``dim = 64``; a user file
 
 from __future__ import annotations
 
-from ..config import ConfigError
+from ..errors import ConfigError, DataError
 from .base import Dataset, encode_dataset, encode_targets, select_and_encode, select_samples
 from .cifar import CIFAR10, paper_images, read_cifar_train
 from .digits import load_digits_dataset
@@ -50,7 +50,7 @@ def _image_loader(fileset: FileSet, read):
             fetch_fileset(fileset, cfg.data_dir)
             found = find_folder(fileset, cfg.data_dir)
         if found is None:
-            raise ConfigError(missing_message(fileset, cfg.data_dir))
+            raise DataError(missing_message(fileset, cfg.data_dir))
         folder, origin = found
         images, labels = read(folder)
         idx = select_samples(labels, n=cfg.n, K=cfg.K, name=fileset.name)
@@ -108,7 +108,7 @@ def fetch(name: str, data_dir: str | None = None) -> tuple[str, str, bool]:
     name, its folder and whether it was downloaded now."""
     canon = canonical_name(name)
     if canon not in FILESETS:
-        raise ConfigError(f"--download {name!r}: not one of {', '.join(FILESETS)} (the others need no download)")
+        raise ConfigError.invalid("download", name, f"not one of {', '.join(FILESETS)} (the others need no download)")
     fs = FILESETS[canon]
     found = find_folder(fs, data_dir)
     if found is not None:
@@ -123,15 +123,16 @@ def load_dataset(cfg) -> Dataset:
     else:
         canon = canonical_name(cfg.dataset)
         if canon is None:
-            raise ConfigError(f"--dataset {cfg.dataset!r}: not one of {', '.join(DATASETS)} "
+            raise ConfigError.invalid("dataset", cfg.dataset, f"not one of {', '.join(DATASETS)} "
                               "or a path to a .npz or .csv file")
         cfg = cfg.replace(n=DEFAULT_N if cfg.n is None else cfg.n, dim=DEFAULT_DIM if cfg.dim is None else cfg.dim)
         ds = _LOADERS[canon](cfg)
     if cfg.dim is not None and ds.d != cfg.dim:
-        raise ConfigError(f"--dim {cfg.dim}: the data set {cfg.dataset!r} has d = {ds.d}")
+        raise ConfigError.invalid("dim", cfg.dim, f"the data set {cfg.dataset!r} has d = {ds.d}")
     return ds
 
 
-__all__ = ["Dataset", "DATASETS", "FILESETS", "availability", "canonical_name", "describe_roots", "download_root", "fetch",
+__all__ = ["Dataset", "DATASETS", "FILESETS", "availability", "canonical_name", "describe_roots", "download_root",
+           "fetch",
            "search_roots", "load_dataset", "encode_targets",
            "select_and_encode", "select_samples"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import ConfigError
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -27,14 +27,17 @@ class Dataset:
 
     @property
     def n(self) -> int:
+        """Number of samples."""
         return int(self.X.shape[0])
 
     @property
     def d(self) -> int:
+        """Input dimension."""
         return int(self.X.shape[1])
 
     @property
     def K(self) -> int:
+        """Number of outputs (columns of the targets)."""
         return int(self.Y.shape[1])
 
 
@@ -61,15 +64,15 @@ def select_samples(labels: np.ndarray, *, n: int | None, K: int, name: str) -> n
     n_classes = classes_kept(K)
     present = np.unique(labels)
     if n_classes > present.size:
-        raise ConfigError(
-            f"--K {K}: the data set {name!r} has only {present.size} classes; use --K <= {present.size}"
+        raise ConfigError.invalid("K", K, f"the data set {name!r} has only {present.size} classes; use --K <= "
+                                          f"{present.size}"
         )
     kept = np.flatnonzero((labels >= 0) & (labels < n_classes))
     if n is None:
         return kept
     if n > kept.size:
-        raise ConfigError(
-            f"--n {n}: the data set {name!r} has only {kept.size} samples of the first {n_classes} classes; "
+        raise ConfigError.invalid("n", n, f"the data set {name!r} has only {kept.size} samples of the first "
+                                          f"{n_classes} classes; "
             f"use --n <= {kept.size}"
         )
     return kept[:n]

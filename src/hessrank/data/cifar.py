@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ConfigError
-from ..store import atomic_output
+from ..atomicio import atomic_output
+from ..errors import DataError
 from .locate import FileSet, RemoteFile, md5_file
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -73,7 +73,7 @@ def _field(batch: dict, key: str):
     for k in (key.encode(), key):
         if k in batch:
             return batch[k]
-    raise ConfigError(f"no {key!r} entry")
+    raise DataError(f"no {key!r} entry")
 
 
 def read_cifar_batch(path, *, md5: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -86,25 +86,25 @@ def read_cifar_batch(path, *, md5: str | None) -> tuple[np.ndarray, np.ndarray]:
     if md5 is not None:
         got = md5_file(path)
         if got != md5:
-            raise ConfigError(f"{path}: checksum mismatch (md5 {got}, expected {md5}); the file is corrupt, "
+            raise DataError(f"{path}: checksum mismatch (md5 {got}, expected {md5}); the file is corrupt, "
                               "truncated or not the official one; delete it and fetch it again")
     try:
         with open(path, "rb") as fh:
             batch = _RestrictedUnpickler(fh, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as err:
-        raise ConfigError(f"{path}: not a valid CIFAR-10 batch ({type(err).__name__}: {err})") from None
+        raise DataError(f"{path}: not a valid CIFAR-10 batch ({type(err).__name__}: {err})") from None
     try:
         if not isinstance(batch, dict):
-            raise ConfigError(f"a {type(batch).__name__}, not a dict")
+            raise DataError(f"a {type(batch).__name__}, not a dict")
         data, labels = _field(batch, "data"), _field(batch, "labels")
         if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
                 and data.shape[1] == 3 * 32 * 32):
-            raise ConfigError("'data' is not a uint8 array of shape (N, 3072)")
+            raise DataError("'data' is not a uint8 array of shape (N, 3072)")
         if not (isinstance(labels, list) and len(labels) == data.shape[0]
                 and all(type(v) is int and 0 <= v < 10 for v in labels)):
-            raise ConfigError(f"'labels' is not a list of {data.shape[0]} integers 0..9")
-    except ConfigError as err:
-        raise ConfigError(f"{path}: not a valid CIFAR-10 batch ({err})") from None
+            raise DataError(f"'labels' is not a list of {data.shape[0]} integers 0..9")
+    except DataError as err:
+        raise DataError(f"{path}: not a valid CIFAR-10 batch ({err})") from None
     return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
 
 
@@ -142,19 +142,19 @@ def unpack_archive(folder: Path, *, checksums: Mapping[str, str] | None = None) 
                 if name is None:
                     continue
                 if not member.isfile():
-                    raise ConfigError(f"{archive}: member {member.name} is not a regular file")
+                    raise DataError(f"{archive}: member {member.name} is not a regular file")
                 digest = hashlib.md5(usedforsecurity=False)
                 with tar.extractfile(member) as src, atomic_output(folder / name, "wb") as dst:
                     for block in iter(lambda: src.read(1 << 20), b""):
                         digest.update(block)
                         dst.write(block)
                     if digest.hexdigest() != checksums[name]:
-                        raise ConfigError(f"{archive}: {member.name} has md5 {digest.hexdigest()}, "
+                        raise DataError(f"{archive}: {member.name} has md5 {digest.hexdigest()}, "
                                           f"expected {checksums[name]}")
     except (tarfile.TarError, EOFError, OSError) as err:
-        raise ConfigError(f"{archive}: cannot unpack ({err}); delete it and fetch it again") from None
+        raise DataError(f"{archive}: cannot unpack ({err}); delete it and fetch it again") from None
     if wanted:
-        raise ConfigError(f"{archive}: missing {', '.join(sorted(wanted))}")
+        raise DataError(f"{archive}: missing {', '.join(sorted(wanted))}")
     archive.unlink()
 
 

@@ -17,8 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..config import ConfigError
-from ..store import atomic_output
+from ..atomicio import atomic_output
+from ..errors import DataError
 from .locate import FileSet, RemoteFile, download_root, md5_file
 
 ENV_MIRROR = "HESSRANK_MIRROR"
@@ -38,7 +38,7 @@ def mirrors_of(fileset: FileSet) -> tuple[str, ...]:
 def fetch_file(remote: RemoteFile, folder: Path, mirrors, *, log=None) -> Path:
     """``folder/remote.name`` with MD5 ``remote.md5``, downloaded unless already there.
 
-    Raises :class:`ConfigError` naming every mirror tried and why it failed.
+    Raises :class:`DataError` naming every mirror tried and why it failed.
     """
     dest = Path(folder) / remote.name
     if dest.is_file() and md5_file(dest) == remote.md5:
@@ -67,7 +67,7 @@ def fetch_file(remote: RemoteFile, folder: Path, mirrors, *, log=None) -> Path:
             errors.append(f"{url}: {err.reason}")
         except (OSError, http.client.HTTPException) as err:
             errors.append(f"{url}: {type(err).__name__} {err}")
-    raise ConfigError(f"--download: could not fetch {remote.name} ({'; '.join(errors) or 'no mirror'}); "
+    raise DataError(f"--download: could not fetch {remote.name} ({'; '.join(errors) or 'no mirror'}); "
                       f"no file was written; copy it by hand into {folder}")
 
 
@@ -78,7 +78,7 @@ def fetch_fileset(fileset: FileSet, data_dir: str | None = None, *, log=None) ->
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"--download: cannot create {folder} ({err.strerror}); choose another --data-dir") from None
+        raise DataError(f"--download: cannot create {folder} ({err.strerror}); choose another --data-dir") from None
     mirrors = mirrors_of(fileset)
     for remote in fileset.downloads:
         fetch_file(remote, folder, mirrors, log=log)

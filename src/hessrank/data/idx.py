@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ConfigError
+from ..errors import DataError
 from .locate import FileSet, RemoteFile
 
 #: IDX type codes -> big-endian NumPy dtypes
@@ -75,33 +75,34 @@ def _read_bytes(path: Path) -> bytes:
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+        raise DataError(f"{path}: cannot read ({err.strerror})") from None
     if data[:2] != b"\x1f\x8b":
         return data
     try:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as err:
         # a bad CRC or length is gzip.BadGzipFile (an OSError); a cut-off stream, EOFError
-        raise ConfigError(f"{path}: corrupt or truncated gzip file ({err}); delete it and fetch it again") from None
+        raise DataError(f"{path}: corrupt or truncated gzip file ({err}); delete it and fetch it again") from None
 
 
 def parse_idx(data: bytes, *, what: str = "IDX data") -> np.ndarray:
-    """The array stored in IDX bytes; :class:`ConfigError` if magic, type or size are wrong."""
+    """The array stored in IDX bytes; :class:`DataError` if magic, type or size are wrong."""
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ConfigError(f"{what}: not an IDX file (bad magic number {data[:4].hex() or 'empty'}, expected 0000xxyy)")
+        raise DataError(f"{what}: not an IDX file (bad magic number {data[:4].hex() or 'empty'}, expected 0000xxyy)")
     code, ndim = data[2], data[3]
     if code not in IDX_TYPES:
-        raise ConfigError(f"{what}: IDX type code 0x{code:02x} is not one of "
+        raise DataError(f"{what}: IDX type code 0x{code:02x} is not one of "
                           f"{', '.join(f'0x{c:02x}' for c in IDX_TYPES)}")
     header = 4 + 4 * ndim
     if ndim < 1 or len(data) < header:
-        raise ConfigError(f"{what}: truncated IDX header ({len(data)} bytes for {ndim} dimensions)")
+        raise DataError(f"{what}: truncated IDX header ({len(data)} bytes for {ndim} dimensions)")
     shape = tuple(int(s) for s in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(IDX_TYPES[code])
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) != expected:
         kind = "truncated" if len(data) < expected else "has trailing bytes"
-        raise ConfigError(f"{what}: IDX file {kind}: header says shape {shape} ({expected} bytes), file has {len(data)} bytes")
+        raise DataError(f"{what}: IDX file {kind}: header says shape {shape} ({expected} bytes), file has "
+                        f"{len(data)} bytes")
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
 
 
@@ -117,11 +118,13 @@ def read_idx_pair(folder) -> tuple[np.ndarray, np.ndarray]:
     paths = {stem: idx_file(folder, stem) for stem in (TRAIN_IMAGES, TRAIN_LABELS)}
     missing = [stem for stem, p in paths.items() if p is None]
     if missing:
-        raise ConfigError(f"{folder}: missing {', '.join(missing)}[.gz]")
+        raise DataError(f"{folder}: missing {', '.join(missing)}[.gz]")
     images, labels = read_idx(paths[TRAIN_IMAGES]), read_idx(paths[TRAIN_LABELS])
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise ConfigError(f"{paths[TRAIN_IMAGES]}: expected uint8 images of shape (N, H, W), got {images.dtype} {images.shape}")
+        raise DataError(f"{paths[TRAIN_IMAGES]}: expected uint8 images of shape (N, H, W), got {images.dtype} "
+                        f"{images.shape}")
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-        raise ConfigError(f"{paths[TRAIN_LABELS]}: expected {images.shape[0]} labels (one per image), got shape {labels.shape}")
+        raise DataError(f"{paths[TRAIN_LABELS]}: expected {images.shape[0]} labels (one per image), got shape "
+                        f"{labels.shape}")
     return images, labels.astype(np.int64)
 

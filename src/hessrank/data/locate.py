@@ -131,6 +131,7 @@ def missing_message(fileset: FileSet, data_dir: str | None = None) -> str:
     subs = ", ".join(fileset.subfolders)
     files = " and ".join(f"{f}{'[.gz]' if fileset.find_file is not _exact_file else ''}" for f in fileset.files)
     other = f", or {fileset.other_way}" if fileset.other_way else ""
-    return (f"--dataset {fileset.name}: files not found; looked in {describe_roots(data_dir)} (each with subfolders {subs}); "
+    return (f"--dataset {fileset.name}: files not found; looked in {describe_roots(data_dir)} (each with "
+            f"subfolders {subs}); "
             f"get them with `{get_command(fileset, data_dir)}` (needs internet; or add --download to this command)"
             f"{other}, or put {files} in {download_root(data_dir) / fileset.install_folder}")

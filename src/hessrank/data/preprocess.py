@@ -25,14 +25,16 @@ import math
 
 import numpy as np
 
-from ..config import RESIZES, ConfigError
+from ..config import RESIZES
+from ..errors import ConfigError
 
 
 def image_side(dim: int) -> int:
     """Side length of a square image with ``dim`` pixels; refuse a non-square ``dim``."""
     side = math.isqrt(int(dim))
     if side * side != dim or side < 1:
-        raise ConfigError(f"--dim {dim}: images are resized to sqrt(dim) x sqrt(dim), so dim must be a perfect square (e.g. 16, 64, 144)")
+        raise ConfigError.invalid("dim", dim, "images are resized to sqrt(dim) x sqrt(dim), so dim must be a "
+                                              "perfect square (e.g. 16, 64, 144)")
     return side
 
 
@@ -75,7 +77,7 @@ def resize_matrix(H: int, side: int, method: str = "nearest") -> np.ndarray:
         for i in rows:
             A[i, start[i]:stop[i]] = 1.0 / (stop[i] - start[i])
     else:
-        raise ConfigError(f"--resize {method!r}: not one of {', '.join(RESIZES)}")
+        raise ConfigError.invalid("resize", method, f"not one of {', '.join(RESIZES)}")
     return A
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ConfigError
+from ..errors import ConfigError, DataError
 from .base import Dataset, encode_dataset, select_samples
 
 SUFFIXES = (".npz", ".csv")
@@ -47,15 +47,16 @@ def read_npz(path) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
             if not {"X", "y"} <= keys:
-                raise ConfigError(f"--dataset {str(path)!r}: needs arrays 'X' (n, d) and 'y'; "
+                raise DataError.invalid("dataset", str(path), f"needs arrays 'X' (n, d) and 'y'; "
                                   f"the file has {', '.join(sorted(keys)) or 'no arrays'}")
             return npz["X"], npz["y"]
-    except ConfigError:
+    except DataError:
         raise
     except ValueError as err:  # e.g. "Object arrays cannot be loaded when allow_pickle=False"
-        raise ConfigError(f"--dataset {str(path)!r}: cannot read ({err})") from None
+        raise DataError.invalid("dataset", str(path), f"cannot read ({err})") from None
     except (OSError, EOFError, KeyError, zipfile.BadZipFile) as err:
-        raise ConfigError(f"--dataset {str(path)!r}: not a readable .npz file ({type(err).__name__}: {err})") from None
+        raise DataError.invalid("dataset", str(path),
+                                f"not a readable .npz file ({type(err).__name__}: {err})") from None
 
 
 def _csv_cell_error(path, rows_skipped: int) -> str:
@@ -80,9 +81,9 @@ def read_csv(path) -> tuple[np.ndarray, np.ndarray]:
         with open(path, newline="") as fh:
             first = next(csv.reader(fh), None)
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"--dataset {str(path)!r}: cannot read ({err})") from None
+        raise DataError.invalid("dataset", str(path), f"cannot read ({err})") from None
     if first is None:
-        raise ConfigError(f"--dataset {str(path)!r}: the file is empty")
+        raise DataError.invalid("dataset", str(path), "the file is empty")
 
     def number(cell):
         try:
@@ -97,52 +98,53 @@ def read_csv(path) -> tuple[np.ndarray, np.ndarray]:
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
             table = np.loadtxt(path, delimiter=",", skiprows=int(header), ndmin=2, dtype=np.float64)
     except ValueError:
-        raise ConfigError(f"--dataset {str(path)!r}: {_csv_cell_error(path, int(header))}") from None
+        raise DataError.invalid("dataset", str(path), f"{_csv_cell_error(path, int(header))}") from None
     if table.shape[0] == 0:
-        raise ConfigError(f"--dataset {str(path)!r}: no data rows")
+        raise DataError.invalid("dataset", str(path), "no data rows")
     if table.shape[1] < 2:
-        raise ConfigError(f"--dataset {str(path)!r}: needs at least one feature column and the label column")
+        raise DataError.invalid("dataset", str(path), "needs at least one feature column and the label column")
     return table[:, :-1], table[:, -1]
 
 
 def _check(path, X, y) -> None:
     name = f"--dataset {str(path)!r}"
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-        raise ConfigError(f"{name}: X must have shape (n, d); it has shape {X.shape}")
+        raise DataError(f"{name}: X must have shape (n, d); it has shape {X.shape}")
     if X.dtype.kind not in "biuf":
-        raise ConfigError(f"{name}: X must hold real numbers; it holds {X.dtype}")
+        raise DataError(f"{name}: X must hold real numbers; it holds {X.dtype}")
     if y.shape[:1] != X.shape[:1] or y.ndim not in (1, 2):
-        raise ConfigError(f"{name}: y must have shape ({X.shape[0]},) or ({X.shape[0]}, K); it has shape {y.shape}")
+        raise DataError(f"{name}: y must have shape ({X.shape[0]},) or ({X.shape[0]}, K); it has shape {y.shape}")
     if y.dtype.kind not in "biuf":
-        raise ConfigError(f"{name}: labels y must be integers; they are {y.dtype}")
+        raise DataError(f"{name}: labels y must be integers; they are {y.dtype}")
     for arr, what in ((X, "X"), (y, "y")):
         bad = ~np.isfinite(arr.astype(np.float64))
         if bad.any():
             where = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ConfigError(f"{name}: {what} holds {int(bad.sum())} NaN or infinite values "
+            raise DataError(f"{name}: {what} holds {int(bad.sum())} NaN or infinite values "
                               f"(first at index {where}); every value must be finite")
     if y.ndim == 1 and y.dtype.kind == "f" and not np.all(y == np.round(y)):
         i = int(np.flatnonzero(y != np.round(y))[0])
-        raise ConfigError(f"{name}: labels y must be integers; y[{i}] = {float(y[i])!r} (give real-valued targets as y of shape (n, K))")
+        raise DataError(f"{name}: labels y must be integers; y[{i}] = {float(y[i])!r} (give real-valued targets "
+                        "as y of shape (n, K))")
 
 
 def load_user_file(path, *, n: int | None, K: int, label_noise: float = 0.0, seed: int = 1) -> Dataset:
     """The samples of a user's ``.npz`` or ``.csv`` file, selected and encoded as described above."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"--dataset {str(path)!r}: no such file")
+        raise ConfigError.invalid("dataset", str(path), "no such file")
     X, y = read_npz(path) if path.suffix.lower() == ".npz" else read_csv(path)
     _check(path, X, y)
     source = f"user file {path.resolve()} (sha256 {_sha256(path)[:16]})"
     X = np.asarray(X, dtype=np.float64)
     if y.ndim == 2:  # real-valued targets, used as they are
         if y.shape[1] != K:
-            raise ConfigError(f"--K {K}: {path} has targets y with {y.shape[1]} columns; use --K {y.shape[1]}")
+            raise ConfigError.invalid("K", K, f"{path} has targets y with {y.shape[1]} columns; use --K {y.shape[1]}")
         if label_noise:
-            raise ConfigError(f"--label-noise {label_noise}: {path} has real-valued targets y (n, K); "
+            raise ConfigError.invalid("label_noise", label_noise, f"{path} has real-valued targets y (n, K); "
                               "label noise needs integer labels y (n,)")
         if n is not None and n > X.shape[0]:
-            raise ConfigError(f"--n {n}: {path} has only {X.shape[0]} rows; use --n <= {X.shape[0]}")
+            raise ConfigError.invalid("n", n, f"{path} has only {X.shape[0]} rows; use --n <= {X.shape[0]}")
         rows = slice(None) if n is None else slice(0, n)
         Y = np.asarray(y, dtype=np.float64)[rows]
         return Dataset(X=np.ascontiguousarray(X[rows]), Y=np.ascontiguousarray(Y), labels=np.argmax(Y, axis=1),

@@ -55,6 +55,7 @@ class Progress:
         print(text, file=self.stream, flush=True)
 
     def close(self) -> None:
+        """Finish the bar (or the last line) and release the stream."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None

@@ -15,6 +15,10 @@ and :math:`H_L = H_o + H_F`. :math:`H_F` is computed as the Hessian of the singl
 scalar :math:`\theta' \mapsto \sum_i \langle g_i, f_{\theta'}(x_i)\rangle` with the
 :math:`g_i` frozen at :math:`\theta` (no K-fold blow-up).
 
+The factor :math:`A = \Lambda^{1/2} J` (nK×p, :func:`outer_product_factor`) gives
+:math:`H_o = A^\top A`, whose non-zero eigenvalues are those of the nK×nK Gram matrix
+:math:`A A^\top`.
+
 Everything is accumulated over batches of the data into p×p float64 NumPy arrays:
 peak memory is the accumulators plus one batch's p×p contribution, never n·p².
 A short final batch is padded with zero-weight samples so that one compiled
@@ -29,11 +33,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .losses import Loss
-from .models import MLP
+from ..models import MLP, Loss
+from .core import (
+    as_float64,
+    batch_rows,
+    batches,
+    factor_rows,
+    functional_scalar,
+    per_sample_jacobians,
+    sample_outputs,
+    weighted_loss,
+)
 
 #: bytes of intermediate activations allowed per chunk of Hessian-vector products
 _CHUNK_BYTES = 256 * 2**20
+MATRICES = ("H_L", "H_o", "H_F")
 
 
 def loss_hessian(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> np.ndarray:
@@ -52,44 +66,25 @@ def functional_hessian(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int |
 
 
 def hessians(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
-             which=("H_L", "H_o", "H_F")) -> dict[str, np.ndarray]:
+             which=MATRICES) -> dict[str, np.ndarray]:
     """The requested dense matrices in one pass over the data, as ``{name: p×p array}``."""
-    theta = jnp.asarray(theta, dtype=jnp.float64)
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
     out = {}
-    for _, out in running_hessians(model, loss, theta, X, Y, batch_size=batch_size, which=which):
-        pass
+    for _, mats in running_hessians(model, loss, theta, X, Y, batch_size=batch_size, which=which):
+        out = mats
     return out
 
 
-def batches(X, Y, batch_size: int):
-    """Yield ``(X_b, Y_b, w_b)``; the last batch is zero-padded with weight 0."""
-    n = X.shape[0]
-    for start in range(0, n, batch_size):
-        Xb, Yb = X[start:start + batch_size], Y[start:start + batch_size]
-        m = Xb.shape[0]
-        w = np.ones(batch_size)
-        if m < batch_size:
-            pad = batch_size - m
-            Xb = np.concatenate([Xb, np.zeros((pad, X.shape[1]))])
-            Yb = np.concatenate([Yb, np.zeros((pad, Y.shape[1]))])
-            w[m:] = 0.0
-        yield Xb, Yb, w
-
-
-def sample_outputs(model: MLP, loss: Loss, theta, X, Y):
-    """Per-sample outputs ``f_i``, output gradients ``g_i`` and output Hessians ``Λ_i``."""
-    F = model.apply(theta, X)
-    G = jax.vmap(loss.grad)(F, Y)
-    Lam = jax.vmap(loss.hessian)(F, Y)
-    return F, G, Lam
-
-
-def weighted_loss(model: MLP, loss: Loss, theta, X, Y, w):
-    """``Σ_i w_i ℓ(f_θ(x_i), y_i)``."""
-    F = model.apply(theta, X)
-    return jnp.sum(w * jax.vmap(loss.value)(F, Y))
+def outer_product_factor(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> np.ndarray:
+    """``A = Λ^{1/2} J``, shape (nK, p), rows ``Λ_i^{1/2} J_i`` sample by sample: ``H_o = AᵀA``."""
+    theta, X, Y = as_float64(theta, X, Y)
+    n, K, p = X.shape[0], Y.shape[1], theta.shape[0]
+    b = batch_rows(n, batch_size)
+    A = np.empty((n * K, p))
+    for start, (Xb, Yb, wb) in zip(range(0, n, b), batches(X, Y, b)):
+        m = min(b, n - start)
+        rows = np.asarray(_factor_rows(model, loss, theta, Xb, Yb, wb))  # (b·K, p), padded rows zero
+        A[start * K:(start + m) * K] = rows[:m * K]
+    return A
 
 
 def dense_hessian(fun, theta, *, chunk: int):
@@ -118,9 +113,7 @@ def _batch_loss_hessian(model, loss, chunk, theta, X, Y, w):
 
 @partial(jax.jit, static_argnums=(0, 1, 2))
 def _batch_functional_hessian(model, loss, chunk, theta, X, Y, w):
-    _, G, _ = sample_outputs(model, loss, theta, X, Y)
-    G = jax.lax.stop_gradient(w[:, None] * G)  # g_i frozen at θ
-    return dense_hessian(lambda t: jnp.sum(G * model.apply(t, X)), theta, chunk=chunk)
+    return dense_hessian(functional_scalar(model, loss, theta, X, Y, w), theta, chunk=chunk)
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2))
@@ -132,16 +125,13 @@ def _batch_outer_product(model, loss, chunk, theta, X, Y, w):
     return J.reshape(-1, p).T @ LamJ.reshape(-1, p)       # Σ_i J_iᵀ (w_i Λ_i J_i)
 
 
-def per_sample_jacobians(model: MLP, theta, X):
-    """``J`` of shape (n, K, p): one reverse-mode Jacobian per sample."""
-    def f_single(t, x):
-        return model.apply(t, x[None, :])[0]
+_factor_rows = jax.jit(factor_rows, static_argnums=(0, 1))
 
-    return jax.vmap(jax.jacrev(f_single), in_axes=(None, 0))(theta, X)
+_BATCH_MATRIX = {"H_L": _batch_loss_hessian, "H_o": _batch_outer_product, "H_F": _batch_functional_hessian}
 
 
 def running_hessians(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
-                     which=("H_L", "H_o", "H_F")):
+                     which=MATRICES):
     """Yield ``(m, {name: matrix of the first m samples})`` after each batch.
 
     After the batch that ends at sample ``m`` the accumulators hold, e.g.,
@@ -150,18 +140,15 @@ def running_hessians(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | N
     arrays are yielded every time and updated in place by the next step, so copy what
     you keep, and never hand them to a destructive eigensolver.
     """
-    theta = jnp.asarray(theta, dtype=jnp.float64)
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
+    theta, X, Y = as_float64(theta, X, Y)
     p = theta.shape[0]
     n = X.shape[0]
-    b = n if batch_size is None else int(batch_size)
+    b = batch_rows(n, batch_size)
     chunk = _hvp_chunk(model, b)
     out = {name: np.zeros((p, p)) for name in which}
-    steps = {"H_L": _batch_loss_hessian, "H_o": _batch_outer_product, "H_F": _batch_functional_hessian}
     seen = 0
     for Xb, Yb, wb in batches(X, Y, b):
         for name in which:
-            out[name] += np.asarray(steps[name](model, loss, chunk, theta, Xb, Yb, wb))
+            out[name] += np.asarray(_BATCH_MATRIX[name](model, loss, chunk, theta, Xb, Yb, wb))
         seen = min(seen + b, n)
         yield seen, out

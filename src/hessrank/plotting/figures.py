@@ -18,43 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-#: one colour per matrix, the same in every figure
-COLOURS = {"H_L": "#6a3d9a", "H_F": "#e31a1c", "H_o": "#ff7f00"}
-MATRIX_ORDER = ("H_L", "H_F", "H_o")
-_SUFFIX = {"H_L": "L", "H_o": "o", "H_F": "F"}
-_TEX = {"H_L": r"$H_L$", "H_o": r"$H_o$", "H_F": r"$H_F$"}
-#: figure size in inches and resolution: PNGs are FIGSIZE × DPI pixels
-FIGSIZE = (7.0, 4.8)
-DPI = 150
-X_LABEL = {"samplesize": "sample size n", "width": "minimal width (2 hidden layers of this width)",
-           "depth": "depth (number of hidden layers)"}
-_RC = {"text.usetex": False, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
-
-
-def _new_figure():
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig, stem) -> list[Path]:
-    """Write ``<stem>.png`` and ``<stem>.pdf`` (atomically: temporary file, then rename)."""
-    import matplotlib
-
-    from .store import atomic_output
-
-    stem = Path(stem)
-    paths = []
-    with matplotlib.rc_context(_RC):
-        for ext in ("png", "pdf"):
-            path = stem.with_name(f"{stem.name}.{ext}")
-            with atomic_output(path, "wb") as fh:
-                fig.savefig(fh, format=ext, dpi=DPI)
-            paths.append(path)
-    return paths
+from ..errors import ConfigError
+from ..matrices import SUFFIX
+from .style import COLOURS, MATRIX_ORDER, RC, TEX, X_LABEL, new_figure, save_figure
 
 
 def default_normalize(task: str) -> bool:
@@ -85,7 +51,6 @@ def sweep_figure(rows, meta: dict, *, normalize: bool | None = None):
     """The paper's figure from stored ``rows`` (a DataFrame of one sweep's CSV) and its
     ``meta`` (the JSON): six series, a line and a row of dots per matrix."""
     import matplotlib
-
     from matplotlib.ticker import MaxNLocator
 
     task, key = meta["task"], meta["key"]
@@ -94,16 +59,16 @@ def sweep_figure(rows, meta: dict, *, normalize: bool | None = None):
     x = rows[key].to_numpy(dtype=float)
     scale = rows["num_params"].to_numpy(dtype=float) if normalize else np.ones_like(x)
     exact = (rows["kind"] == "exact").all()
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure()
+    with matplotlib.rc_context(RC):
+        fig = new_figure()
         ax = fig.add_subplot(1, 1, 1)
         for name in MATRIX_ORDER:
-            s = _SUFFIX[name]
+            s = SUFFIX[name]
             ax.plot(x, rows[f"rank_{s}"].to_numpy(dtype=float) / scale, color=COLOURS[name], lw=1.8, zorder=2,
-                    label=f"rank {_TEX[name]} measured")
+                    label=f"rank {TEX[name]} measured")
             ax.plot(x, rows[f"pred_{s}"].to_numpy(dtype=float) / scale, ls="none", marker="o", ms=5,
                     color=COLOURS[name], mec="black", mew=0.6, zorder=3,
-                    label=f"{_TEX[name]} {'predicted' if exact else 'linear formula (estimate)'}")
+                    label=f"{TEX[name]} {'predicted' if exact else 'linear formula (estimate)'}")
         if x.size <= 16:
             ax.set_xticks(x)
         else:
@@ -121,16 +86,17 @@ def plot_sweep(json_path, *, normalize: bool | None = None) -> list[Path]:
     PDF beside the data as ``<stem>_rank`` or ``<stem>_rank_per_param``; return the paths."""
     import pandas as pd
 
-    from .config import ConfigError
 
     json_path = Path(json_path)
     meta = json.loads(json_path.read_text())
     csv_path = json_path.with_suffix(".csv")
     if not csv_path.exists():
-        raise ConfigError(f"--task {meta['task']}: no rows stored yet in {str(csv_path)!r}; run the sweep first")
+        raise ConfigError.invalid("task", meta['task'], quoted=False, detail="no rows stored yet in "
+                                                                             f"{str(csv_path)!r}; run the sweep first")
     rows = pd.read_csv(csv_path, keep_default_na=False, dtype={"kind": str})
     if rows.empty:
-        raise ConfigError(f"--task {meta['task']}: no rows stored yet in {str(csv_path)!r}; run the sweep first")
+        raise ConfigError.invalid("task", meta['task'], quoted=False, detail="no rows stored yet in "
+                                                                             f"{str(csv_path)!r}; run the sweep first")
     normalize = default_normalize(meta["task"]) if normalize is None else bool(normalize)
     fig = sweep_figure(rows, meta, normalize=normalize)
     suffix = "rank_per_param" if normalize else "rank"
@@ -142,8 +108,8 @@ def spectrum_figure(eigenvalues: dict, ranks: dict, tolerances: dict, *, title: 
     tolerance (dashed) and its cut after the ``rank``-th eigenvalue (dotted)."""
     import matplotlib
 
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure()
+    with matplotlib.rc_context(RC):
+        fig = new_figure()
         ax = fig.add_subplot(1, 1, 1)
         for name in ("H_L", "H_o", "H_F"):
             mags = np.sort(np.abs(np.asarray(eigenvalues[name], dtype=float)))[::-1]
@@ -154,7 +120,7 @@ def spectrum_figure(eigenvalues: dict, ranks: dict, tolerances: dict, *, title: 
             if 0 < rank < mags.size:
                 below = mags[rank]
                 gap = ", gap inf" if below == 0 else f", gap {np.log10(mags[rank - 1] / below):.1f} decades"
-            ax.plot(idx, shown, color=COLOURS[name], lw=1.6, label=f"{_TEX[name]}: rank {rank} of {mags.size}{gap}")
+            ax.plot(idx, shown, color=COLOURS[name], lw=1.6, label=f"{TEX[name]}: rank {rank} of {mags.size}{gap}")
             ax.axhline(tol, color=COLOURS[name], ls="--", lw=0.9)
             ax.axvline(rank + 0.5, color=COLOURS[name], ls=":", lw=1.2)
         ax.set_yscale("log")
@@ -171,6 +137,7 @@ def spectrum_figure(eigenvalues: dict, ranks: dict, tolerances: dict, *, title: 
 
 
 def spectrum_title(meta: dict) -> str:
+    """The title of a spectrum figure, from the stored result's metadata."""
     c = meta["config"]
     net = "-".join(map(str, (meta["d"], *c["units"], c["K"])))
     tol = "default tolerance (max|λ|·p·eps)" if c.get("rtol") is None and c.get("atol") is None else \

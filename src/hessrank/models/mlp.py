@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .config import ACTIVATIONS, INITS, ConfigError
+from ..config import ACTIVATIONS, INITS
+from ..errors import ConfigError
 
 _ACTIVATIONS = {
     "linear": lambda z: z,
@@ -46,9 +47,9 @@ class MLP:
 
     def __post_init__(self):
         if self.activation not in _ACTIVATIONS:
-            raise ConfigError(f"--activation {self.activation!r}: not one of {', '.join(ACTIVATIONS)}")
+            raise ConfigError.invalid("activation", self.activation, f"not one of {', '.join(ACTIVATIONS)}")
         if len(self.widths) < 2 or any(int(w) < 1 for w in self.widths):
-            raise ConfigError(f"network widths {self.widths!r}: need at least input and output, each >= 1")
+            raise ConfigError.invalid("widths", self.widths, "need at least input and output, each >= 1")
 
     @property
     def depth(self) -> int:
@@ -57,6 +58,7 @@ class MLP:
 
     @cached_property
     def shapes(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """``(name, shape)`` of each parameter array in flattening order: ``W1, b1, W2, …``."""
         out = []
         for l, (m_in, m_out) in enumerate(zip(self.widths[:-1], self.widths[1:]), start=1):
             out.append((f"W{l}", (m_out, m_in)))
@@ -66,6 +68,7 @@ class MLP:
 
     @property
     def num_params(self) -> int:
+        """``p``, the number of parameters."""
         return int(sum(np.prod(s) for _, s in self.shapes))
 
     def unflatten(self, theta) -> dict:
@@ -98,7 +101,7 @@ class MLP:
         (semi-)orthogonal matrix. Biases, when present: N(0, BIAS_INIT_STD²).
         """
         if scheme not in INITS:
-            raise ConfigError(f"--init {scheme!r}: not one of {', '.join(INITS)}")
+            raise ConfigError.invalid("scheme", scheme, f"not one of {', '.join(INITS)}")
         rng = np.random.default_rng(seed)
         pieces = []
         for name, shape in self.shapes:

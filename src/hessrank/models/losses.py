@@ -14,13 +14,14 @@ This module is the one place where the losses are defined.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
-from .config import LOSSES, ConfigError
+from ..config import LOSSES
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -75,4 +76,4 @@ def get_loss(name: str) -> Loss:
     try:
         return _LOSSES[name]
     except KeyError:
-        raise ConfigError(f"--loss {name!r}: not one of {', '.join(LOSSES)}") from None
+        raise ConfigError.invalid("loss", name, f"not one of {', '.join(LOSSES)}") from None

@@ -28,7 +28,7 @@ dense matrices carry as well (measured: 1–50 eps·max|λ|, far below the cut).
 
 The cut is the dense rule of :mod:`hessrank.rank` (``max|λ|·p·eps``, ``rtol``,
 ``atol``) with ``p`` the full size, applied to the Ritz values by
-:func:`~hessrank.rank.rank_from_eigenvalues`; eigenvalues outside the basis are
+:func:`~hessrank.linalg.rank_from_eigenvalues`; eigenvalues outside the basis are
 at most :math:`2\delta` and are counted as zeros. A basis that reaches ``k = p``
 is complete: :math:`T` is then an orthogonal similarity of :math:`H` and nothing
 is left to certify. Memory: the k×p basis and the k×k matrix :math:`T`, never p×p.
@@ -93,9 +93,11 @@ class Certificate:
 
     @property
     def certified(self) -> bool:
+        """Whether the rank is certified (or the basis complete)."""
         return not self.status.startswith("not certified")
 
     def to_dict(self) -> dict:
+        """The certificate as JSON-ready values."""
         return {"columns": self.columns, "matvecs": self.matvecs, "residual_bound": self.residual_bound,
                 "failure_probability": self.failure_probability, "status": self.status,
                 "certified": self.certified, "probe_rounds": self.probe_rounds, "seconds": self.seconds}
@@ -122,10 +124,12 @@ class Subspace:
 
     @property
     def Q(self) -> np.ndarray:
+        """The basis: k orthonormal rows of length p."""
         return self._Q[:self.k]
 
     @property
     def T(self) -> np.ndarray:
+        """The k×k Rayleigh quotient ``Q H Qᵀ``."""
         return self._T[:self.k, :self.k]
 
     def append(self, U: np.ndarray, W: np.ndarray) -> np.ndarray:
@@ -193,7 +197,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
     ``block`` probes (a tighter bound), then, if the basis may grow to ``p``, the basis
     is completed. ``max_columns`` caps the basis (memory). ``start`` continues from a
     :class:`Subspace` whose ``T`` already equals ``Q H Qᵀ`` for this operator.
-    The cut and the gap are those of :func:`hessrank.rank.rank_from_eigenvalues` with
+    The cut and the gap are those of :func:`hessrank.linalg.rank_from_eigenvalues` with
     size p (the gap widened by the ``2δ`` uncertainty, see :func:`rank_info_from_ritz`).
     """
     if block < 1 or probes < 1:

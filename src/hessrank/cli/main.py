@@ -1,19 +1,60 @@
-"""The ``hessian-rank`` command line.
+"""The ``hessian-rank`` command line: parsers, commands, and errors as flags.
 
 ``hessian-rank run`` measures one configuration. Bad input ends with one line on
-stderr naming the flag, the value and what is allowed, and exit status 2.
+stderr naming the flag, the value and what is allowed, and exit status 2: the
+library's errors name parameters (``activation='x'``), translated here into the
+flags that set them (``--activation 'x'``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
+from pathlib import Path
 
-from .config import ACTIVATIONS, INITS, LOSSES, METHODS, RESIZES, ConfigError, RunConfig, parse_units
+from ..atomicio import check_writable
+from ..config import ACTIVATIONS, INITS, LOSSES, METHODS, RESIZES, RunConfig, config_from_options, parse_units
+from ..data import availability, describe_roots, download_root, fetch, load_dataset, search_roots
+from ..errors import ConfigError, HessrankError
+from ..grid import format_grid_summary, load_grid, run_grid
+from ..measure import run
+from ..plotting import plot_grid, plot_spectrum, plot_sweep
+from ..store import IDENTITY_EXCLUDED, config_identity, find_results, spectrum_table, store_spectrum, write_spectrum_csv
+from ..sweeps import (
+    DEFAULT_DEPTH_WIDTH,
+    DEFAULT_DEPTHS,
+    DEFAULT_N_MAX,
+    DEFAULT_WIDTHS,
+    SWEEP_DEFAULTS,
+    TASKS,
+    format_summary,
+    make_sweep,
+    run_sweep,
+)
+from .format import format_rank_vs_rtol, format_result
+from .progress import Progress
 
 EXIT_USAGE = 2
+
+#: parameters whose flag is not ``--<parameter>``
+_FLAGS = {"label_noise": "--label-noise", "n_max": "--n-max", "data_dir": "--data-dir",
+          "memory_limit": "--memory-limit", "rank_vs_rtol": "--rank-vs-rtol", "scheme": "--init",
+          "widths": "--widths", "options": "option"}
+
+
+def flag_of(param: str) -> str:
+    """The command-line flag that sets the library parameter ``param``."""
+    return _FLAGS.get(param, f"--{param}")
+
+
+def error_line(err: HessrankError) -> str:
+    """The one line printed for ``err``: the parameter it names replaced by its flag."""
+    if err.param is None:
+        return str(err)
+    if err.shown is not None:
+        return f"{flag_of(err.param)} {err.shown}: {err.detail}"
+    return f"{flag_of(err.param)}: {err.detail}"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,13 +78,16 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults: RunConfig | No
                    help="where data files live (default: $HESSRANK_DATA, then standard places)")
     g.add_argument("--download", action="store_true", default=d.download,
                    help="fetch a missing MNIST/FashionMNIST/CIFAR10 from its mirrors (needs internet)")
-    g.add_argument("--resize", default=d.resize, help=f"image resizing, one of {', '.join(RESIZES)} (default {d.resize})")
+    g.add_argument("--resize", default=d.resize, help=f"image resizing, one of {', '.join(RESIZES)} (default "
+                                                      f"{d.resize})")
     g.add_argument("--label-noise", "--label_noise", dest="label_noise", type=float, default=d.label_noise,
-                   metavar="FRACTION", help="give this fraction of the samples a wrong label, drawn with --seed (default 0)")
+                   metavar="FRACTION", help="give this fraction of the samples a wrong label, drawn with --seed "
+                                            "(default 0)")
     g = parser.add_argument_group("network")
     g.add_argument("--units", default=",".join(map(str, d.units)),
                    help=f"hidden widths, comma-separated (default {','.join(map(str, d.units))})")
-    g.add_argument("--activation", default=d.activation, help=f"one of {', '.join(ACTIVATIONS)} (default {d.activation})")
+    g.add_argument("--activation", default=d.activation, help=f"one of {', '.join(ACTIVATIONS)} (default "
+                                                              f"{d.activation})")
     g.add_argument("--bias", action="store_true", default=d.bias, help="add biases (default: none, as in the paper)")
     g.add_argument("--init", default=d.init, help=f"one of {', '.join(INITS)} (default {d.init})")
     g.add_argument("--seed", type=int, default=d.seed, help=f"seed of data and initialisation (default {d.seed})")
@@ -63,15 +107,7 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults: RunConfig | No
 
 def config_from_args(args: argparse.Namespace, **overrides) -> RunConfig:
     """A validated :class:`RunConfig` from parsed ``run`` options."""
-    fields = dict(
-        dataset=args.dataset, n=args.n, dim=args.dim, K=args.K, units=parse_units(args.units),
-        activation=args.activation, bias=args.bias, init=args.init, loss=args.loss,
-        batch_size=args.batch_size, seed=args.seed, rtol=args.rtol, atol=args.atol,
-        method=args.method, data_dir=args.data_dir,
-        resize=args.resize, label_noise=args.label_noise, download=args.download,
-    )
-    fields.update(overrides)
-    return RunConfig(**fields).validate()
+    return config_from_options({k: v for k, v in vars(args).items() if k in _RUN_DESTS}, **overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,14 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_datasets(args) -> int:
-    from .data import availability, describe_roots, download_root, fetch, search_roots
-
     for name in args.download:
         name, folder, fetched = fetch(name, args.data_dir)
         print(f"{name}: {'downloaded to' if fetched else 'already available in'} {folder}", file=sys.stderr)
     rows = availability(args.data_dir)
     if args.json:
-        print(json.dumps({"datasets": rows, "searched": [{"root": str(r), "origin": o} for r, o in search_roots(args.data_dir)],
+        searched = [{"root": str(r), "origin": o} for r, o in search_roots(args.data_dir)]
+        print(json.dumps({"datasets": rows, "searched": searched,
                           "download_to": str(download_root(args.data_dir))}))
         return 0
     print(f"{'data set':<14}{'status':<11}where it is / the command that gets it")
@@ -126,12 +161,9 @@ def _cmd_datasets(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from .experiment import run
-    from .store import check_writable, write_spectrum_csv
-
     cfg = config_from_args(args)
     if args.spectrum:
-        check_writable(args.spectrum, flag="--spectrum")
+        check_writable(args.spectrum, param="spectrum")
     result = run(cfg)
     if args.spectrum:
         write_spectrum_csv(args.spectrum, result)
@@ -145,61 +177,6 @@ def _cmd_run(args) -> int:
         if args.spectrum:
             print(f"spectra written to {args.spectrum}")
     return 0
-
-
-def format_rank_vs_rtol(result) -> str:
-    """Each rank at rtol = 1e-16 … 1e-2: a plateau over many decades is a cliff in the
-    spectrum; a rank that changes with every decade depends on the tolerance."""
-    from .rank import RTOL_SCAN
-
-    scan = result.rank_vs_rtol()
-    lines = ["rank against the relative tolerance (tol = rtol · max|λ| of each matrix)",
-             f"{'rtol':>7}" + "".join(f"{name:>8}" for name in scan)]
-    for i, rtol in enumerate(RTOL_SCAN):
-        cells = "".join(f"{'?' if col[i] is None else col[i]:>8}" for col in scan.values())
-        lines.append(f"{rtol:>7.0e}{cells}")
-    if any(v is None for col in scan.values() for v in col):
-        lines.append("?: below 2δ of the matrix-free sketch, eigenvalues that small are not resolved")
-    return "\n".join(lines)
-
-
-def _fmt_gap(gap) -> str:
-    if gap is None:
-        return "-"
-    return "inf" if math.isinf(gap) else f"{gap:.1f}"
-
-
-def format_result(result) -> str:
-    """The human-readable table of one run."""
-    c = result.config
-    pred = result.prediction
-    net = "-".join(map(str, (result.d, *c.units, c.K)))
-    lines = [
-        f"data     {c.dataset} ({result.dataset_source}): n = {result.n}, d = {result.d}, r = rank(Σ xxᵀ) = {result.r}",
-        f"network  {net}, {c.activation}, {'bias' if c.bias else 'no bias'}, {c.init} init, seed {c.seed}; "
-        f"loss {c.loss}; p = {result.p}",
-        f"theory   K' = {pred.K_eff}, q = {pred.q}, s = {pred.s}, M = {pred.M}, L = {pred.L} "
-        f"({'exact for this network' if pred.kind == 'exact' else 'linear formula, an estimate only'})",
-        "",
-        f"{'matrix':<7}{'rank':>8}{'predicted':>11}  {'kind':<9}{'tolerance':>11}{'gap (decades)':>15}",
-    ]
-    for name in ("H_L", "H_o", "H_F"):
-        info = result.ranks[name]
-        mark = "" if info.rank == getattr(pred, name) else "  ≠"
-        lines.append(f"{name:<7}{info.rank:>8}{getattr(pred, name):>11}  {pred.kind:<9}{info.tol:>11.2e}"
-                     f"{_fmt_gap(info.gap_decades):>15}{mark}")
-    lines += ["", f"method {result.method} ({result.method_reason}); {result.seconds:.2f} s"]
-    for name, det in result.method_details.items():
-        if "residual_bound" in det:
-            start = f" ({det['start']})" if "start" in det else ""
-            lines.append(f"  {name}: {det['status']}, basis of {det['columns']} vectors{start}, {det['matvecs']} "
-                         f"products, ‖(I−P)H‖ ≤ {det['residual_bound']:.1e}")
-        else:
-            lines.append(f"  {name}: {det['how']}")
-    if result.uncertified:
-        lines.append(f"warning: {', '.join(result.uncertified)} not certified within the memory cap: each rank "
-                     "shown is a lower bound; free memory, or use --method dense where it fits")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- #
@@ -232,10 +209,11 @@ def run_option_defaults() -> dict:
     return vars(probe.parse_args([]))
 
 
+_RUN_DESTS = frozenset(run_option_defaults())
+
+
 def add_sweep_options(parser: argparse.ArgumentParser, task: str) -> None:
     """Options of ``hessian-rank sweep <task>``: every ``run`` option, with the paper's defaults, plus the range."""
-    from .sweeps import DEFAULT_DEPTH_WIDTH, DEFAULT_DEPTHS, DEFAULT_N_MAX, DEFAULT_WIDTHS, SWEEP_DEFAULTS
-
     add_run_options(parser, defaults=SWEEP_DEFAULTS[task])
     g = parser.add_argument_group(f"{task} sweep")
     if task == "samplesize":
@@ -246,7 +224,8 @@ def add_sweep_options(parser: argparse.ArgumentParser, task: str) -> None:
         parser.set_defaults(units=None)
         _set_help(parser, "units", "not used: the sweep sets the hidden widths")
         _set_help(parser, "n", f"number of samples (default {SWEEP_DEFAULTS[task].n})")
-    _set_help(parser, "dim", f"input dimension d; images are resized to √dim × √dim (default {SWEEP_DEFAULTS[task].dim})")
+    _set_help(parser, "dim", "input dimension d; images are resized to √dim × √dim (default "
+                             f"{SWEEP_DEFAULTS[task].dim})")
     if task == "width":
         g.add_argument("--widths", default=DEFAULT_WIDTHS,
                        help=f"widths: start:stop:step (stop included) or a list 4,8,16 (default {DEFAULT_WIDTHS})")
@@ -256,32 +235,25 @@ def add_sweep_options(parser: argparse.ArgumentParser, task: str) -> None:
         g.add_argument("--width", type=int, default=DEFAULT_DEPTH_WIDTH,
                        help=f"width of every hidden layer (default {DEFAULT_DEPTH_WIDTH})")
     g.add_argument("--out", default="results",
-                   help="root of the result store: rows land in <out>/store/<task>/<loss>/<dataset>/… (default results)")
+                   help="root of the result store: rows land in <out>/store/<task>/<loss>/<dataset>/… (default "
+                        "results)")
     parser.set_defaults(handler=_cmd_sweep, sweep_task=task)
 
 
 def _cmd_sweep(args) -> int:
-    from .progress import Progress
-    from .sweeps import format_summary, make_sweep, run_sweep
-
     task = args.sweep_task
-    fields, overrides = dict(vars(args)), {}
+    fields = dict(vars(args))
     if task == "samplesize":
         if args.n is not None:
-            raise ConfigError(f"--n {args.n}: the sample-size sweep sets n itself (n = bs, 2bs, …); "
-                              "give the largest with --n-max")
-        if args.n_max is None or args.n_max < 1:
-            raise ConfigError(f"--n-max {args.n_max}: the largest sample size must be an integer >= 1")
-        if args.batch_size is not None and not 1 <= args.batch_size <= args.n_max:
-            raise ConfigError(f"--batch_size {args.batch_size}: the sample-size step must be 1..{args.n_max} "
-                              f"(--n-max {args.n_max})")
-        overrides["n"] = args.n_max
+            raise ConfigError.invalid("n", args.n, "the sample-size sweep sets n itself (n = bs, 2bs, …); "
+                                      "give the largest with --n-max")
     else:
         if args.units is not None:
             other = "--widths" if task == "width" else "--width and --depths"
-            raise ConfigError(f"--units {args.units!r}: the {task} sweep sets the hidden widths itself; use {other}")
+            raise ConfigError.invalid("units", args.units, f"the {task} sweep sets the hidden widths itself; "
+                                                           f"use {other}")
         fields["units"] = "1"  # placeholder: every point sets its own widths
-    base = config_from_args(argparse.Namespace(**fields), **overrides)
+    base = config_from_args(argparse.Namespace(**fields))
     sweep = make_sweep(task, base, n_max=getattr(args, "n_max", None), widths=getattr(args, "widths", None),
                        depths=getattr(args, "depths", None), width=getattr(args, "width", None))
     outcome = run_sweep(sweep, out=args.out, progress=lambda total: Progress(total, desc=f"{task} sweep"))
@@ -295,7 +267,7 @@ def _yes_no(text: str) -> bool:
         return True
     if value in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"--normalize {text!r}: give 1 or 0 (or true/false)")
+    raise ConfigError.invalid("normalize", text, "give 1 or 0 (or true/false)")
 
 
 def add_plot_options(parser: argparse.ArgumentParser, *, paper: bool = False) -> None:
@@ -319,13 +291,9 @@ def add_plot_options(parser: argparse.ArgumentParser, *, paper: bool = False) ->
 
 
 def _cmd_plot(args) -> int:
-    from .plotting import plot_sweep
-
     if args.spectrum:
         paths = _plot_spectrum(args)
     elif args.grid:
-        from .grid import load_grid, plot_grid
-
         paths = plot_grid(load_grid(args.grid), out=args.out, facet=args.facet)
     else:
         normalize = args.normalize if args.normalize in (None, False) else _yes_no(args.normalize)
@@ -337,22 +305,17 @@ def _cmd_plot(args) -> int:
 
 def _find_sweep(args):
     """The JSON of the one stored sweep that the given options select."""
-    from pathlib import Path
-
-    from .store import IDENTITY_EXCLUDED, find_results
-    from .sweeps import TASKS
-
     task = args.task
     if task not in TASKS:
-        raise ConfigError(f"--task {task!r}: not one of {', '.join(TASKS)} (or give --spectrum)")
+        raise ConfigError.invalid("task", task, f"not one of {', '.join(TASKS)} (or give --spectrum)")
     run_options = run_option_defaults()
     given = {k: v for k, v in vars(args).items() if k in run_options and k not in IDENTITY_EXCLUDED and v is not None}
     if "units" in given:
         if task != "samplesize":
-            raise ConfigError(f"--units {given['units']!r}: the {task} sweep varies the widths; leave --units out")
+            raise ConfigError.invalid("units", given['units'], f"the {task} sweep varies the widths; leave --units out")
         given["units"] = list(parse_units(given["units"]))
     if args.width is not None and task != "depth":
-        raise ConfigError(f"--width {args.width}: only the depth sweep has one hidden width; leave it out")
+        raise ConfigError.invalid("width", args.width, "only the depth sweep has one hidden width; leave it out")
     if args.width is not None:
         given["width"] = args.width
 
@@ -367,8 +330,8 @@ def _find_sweep(args):
     wanted = " ".join(_flag_text(k, v) for k, v in given.items()) or "(no options)"
     if not found:
         others = len(find_results(root, lambda meta: meta.get("task") == task))
-        raise ConfigError(
-            f"--task {task}: no stored {task} sweep under {str(root)!r} matches {wanted} "
+        raise ConfigError.invalid("task", task, quoted=False, detail=f"no stored {task} sweep under "
+                                                                     f"{str(root)!r} matches {wanted} "
             f"({others} other {task} sweep(s) stored there); run the sweep first with the same options"
         )
     if len(found) > 1:
@@ -377,7 +340,8 @@ def _find_sweep(args):
         choices = " | ".join(
             " ".join(_flag_text(k, meta["identity"].get(k)) for k in differ) + f" ({path.with_suffix('.csv')})"
             for path, meta in found)
-        raise ConfigError(f"--task {task}: {len(found)} stored {task} sweeps match {wanted}; "
+        raise ConfigError.invalid("task", task, quoted=False, detail=f"{len(found)} stored {task} sweeps match "
+                                                                     f"{wanted}; "
                           f"add options to choose one: {choices}")
     return found[0][0]
 
@@ -391,17 +355,12 @@ def _flag_text(key, value) -> str:
 
 
 def _plot_spectrum(args):
-    from .data import load_dataset
-    from .experiment import run
-    from .plotting import plot_spectrum
-    from .store import check_writable, config_identity, spectrum_table, store_spectrum
-
     defaults = run_option_defaults()
     filled = {k: (defaults[k] if getattr(args, k, None) is None else getattr(args, k)) for k in defaults}
     cfg = config_from_args(argparse.Namespace(**{**vars(args), **filled}))
     data = load_dataset(cfg)
     table = spectrum_table(cfg, n=data.n, d=data.d, out=args.out)
-    check_writable(table.csv_path, flag="--out")
+    check_writable(table.csv_path, param="out")
     with table.lock():
         meta = table.read_meta()
         if meta is not None:
@@ -433,25 +392,22 @@ def add_grid_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_grid(args) -> int:
-    from .grid import format_grid_summary, load_grid, run_grid
-    from .progress import Progress
-
     if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers {args.workers}: need at least 1 worker process")
+        raise ConfigError.invalid("workers", args.workers, "need at least 1 worker process")
     if args.workers is not None and args.scheduler:
         raise ConfigError("--workers with --scheduler: the existing cluster has its own workers; give one of them")
     if args.scheduler and "://" not in args.scheduler:
-        raise ConfigError(f"--scheduler {args.scheduler!r}: give the scheduler address, e.g. tcp://10.0.0.5:8786")
+        raise ConfigError.invalid("scheduler", args.scheduler, "give the scheduler address, e.g. tcp://10.0.0.5:8786")
     if args.memory_limit is not None:
-        from dask.utils import parse_bytes
-
         if args.scheduler:
             raise ConfigError("--memory-limit with --scheduler: the existing cluster's workers have their own limits")
         try:
+            from dask.utils import parse_bytes  # dask is loaded only for grids
+
             if parse_bytes(args.memory_limit) <= 0:
                 raise ValueError
         except ValueError:
-            raise ConfigError(f"--memory-limit {args.memory_limit!r}: give a size such as 4GB or 500MiB") from None
+            raise ConfigError.invalid("memory_limit", args.memory_limit, "give a size such as 4GB or 500MiB") from None
     grid = load_grid(args.grid)
     outcome = run_grid(grid, out=args.out, workers=args.workers, scheduler=args.scheduler,
                        memory_limit=args.memory_limit,
@@ -471,8 +427,8 @@ def script_main(prog: str, command, argv=None) -> int:
     try:
         args = parser.parse_args(argv)
         return args.handler(args)
-    except ConfigError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+    except HessrankError as err:
+        print(f"{prog}: error: {error_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -484,9 +440,9 @@ def main(argv=None) -> int:
     try:
         args = parser.parse_args(argv)
         return args.handler(args)
-    except ConfigError as err:
+    except HessrankError as err:
         cmd = f"hessian-rank {getattr(args, 'command', '')}".strip() if "args" in locals() else "hessian-rank"
-        print(f"{cmd}: error: {err}", file=sys.stderr)
+        print(f"{cmd}: error: {error_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("hessian-rank: interrupted", file=sys.stderr)

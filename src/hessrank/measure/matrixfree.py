@@ -4,8 +4,8 @@ r"""Ranks of H_L, H_o, H_F without p×p matrices.
   eigenvalues of :math:`H_o = A^\top A` are those of the Gram matrix :math:`A A^\top`
   (nK×nK), used when nK ≤ p. When nK > p the p×p :math:`A^\top A` is formed if it fits,
   otherwise :math:`H_o` is sketched like the others.
-* ``H_F``: the certified randomized sketch of :mod:`hessrank.randomized` on
-  Hessian-vector products (:mod:`hessrank.operators`).
+* ``H_F``: the certified randomized sketch of :mod:`hessrank.linalg.sketch` on
+  Hessian-vector products (:mod:`hessrank.curvature.operators`).
 * ``H_L = H_o + H_F``, so :math:`\mathrm{range}(H_L) \subseteq \mathrm{range}(H_F) +
   \mathrm{range}(A^\top)`: the sketch of ``H_L`` starts from the basis :math:`Q` of
   ``H_F`` plus the eigenvectors :math:`v_j = A^\top u_j / \sqrt{\mu_j}` of ``H_o`` (from
@@ -18,7 +18,7 @@ r"""Ranks of H_L, H_o, H_F without p×p matrices.
   ``A`` is held, Hessian-vector products of the loss otherwise.
 
 Every rank uses the dense tolerance rule with the full size p
-(:func:`hessrank.rank.rank_from_eigenvalues`).
+(:func:`hessrank.linalg.rank_from_eigenvalues`).
 """
 
 from __future__ import annotations
@@ -31,34 +31,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 
-from .curvature import outer_product_hessian
-from .losses import Loss
-from .models import MLP
-from .operators import (CurvatureOperator, functional_hessian_operator, loss_hessian_operator,
-                        outer_product_factor, outer_product_operator)
-from .randomized import BLAS_CONTROLLER as _BLAS, Subspace, rank_from_eigenvalues, sketch_rank
-from .rank import RankInfo, numerical_rank
+from ..curvature import (
+    CurvatureOperator,
+    functional_hessian_operator,
+    loss_hessian_operator,
+    outer_product_factor,
+    outer_product_hessian,
+    outer_product_operator,
+)
+from ..linalg import RankInfo, Subspace, numerical_rank, rank_from_eigenvalues, sketch_rank
+from ..linalg.sketch import BLAS_CONTROLLER as _BLAS
+from ..matrices import H_O_GRAM, H_O_PATHS, H_O_SQUARE, MATRICES
+from ..models import MLP, Loss
+from .plan import SKETCH_BLOCK, MemoryPlan, plan_memory
 
 #: default sketch settings: probes per growing round, and per certifying round
-BLOCK = 128
+BLOCK = SKETCH_BLOCK
 PROBES = 32
-#: p×p float64 arrays held by the "square" H_o path (H_o and LAPACK's copy)
-_SQUARE_HELD = 2
-
-
-@dataclass(frozen=True)
-class MemoryPlan:
-    """How ``H_o`` is computed (``gram``, ``square`` or ``sketch``) and how many basis
-    vectors of length p the sketches may hold within the budget."""
-
-    h_o: str
-    capacity: int
-    fixed_bytes: int
-
-    def describe(self, p: int, nK: int) -> str:
-        how = {"gram": f"H_o from the {nK}×{nK} Gram matrix", "square": f"H_o as {p}×{p} AᵀA",
-               "sketch": "H_o sketched"}[self.h_o]
-        return f"{how}; sketches of up to {self.capacity} vectors"
 
 
 @dataclass
@@ -68,26 +57,6 @@ class MatrixFreeResult:
     ranks: dict[str, RankInfo]
     details: dict[str, dict]
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: int = BLOCK) -> MemoryPlan:
-    """Choose the ``H_o`` path and the basis capacity for ``budget_bytes`` (None: unlimited)."""
-    nK = n * K
-    if budget_bytes is None:
-        return MemoryPlan("gram" if nK <= p else "square", p, 0)
-    gram_bytes = 8 * (nK * p + 3 * nK * nK)             # A, A Aᵀ, eigenvectors, LAPACK work
-    square_bytes = 8 * _SQUARE_HELD * p * p
-    if nK <= p and gram_bytes <= 0.25 * budget_bytes:
-        h_o, fixed = "gram", gram_bytes
-    elif nK > p and square_bytes <= 0.25 * budget_bytes:
-        h_o, fixed = "square", square_bytes
-    else:
-        h_o, fixed = "sketch", 0
-    work = 8 * 8 * block * p                             # probes, products, residuals of one round
-    room = max(0.0, budget_bytes - fixed - work)
-    cap = int(room // (8 * p))
-    cap = int(room // (8 * (p + min(cap, p))))          # the basis (k×p) and T (k×k)
-    return MemoryPlan(h_o, max(0, min(cap, p)), int(fixed + work))
 
 
 def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
@@ -101,12 +70,9 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     ``seed`` seeds the Gaussian probes; ``h_o_path`` (``gram``, ``square``, ``sketch``)
     overrides the choice of :func:`plan_memory` for ``H_o``; ``blas_threads`` limits
     NumPy/SciPy's BLAS meanwhile: a number, None (no limit) or ``auto`` — one thread
-    when the machine is oversubscribed (1-minute load average ≥ cores + ½), no limit
-    otherwise. Measured on this 2-core machine (p = 4560, the sketch alone): with one
-    other job (load 1.5), 2.9 s with two threads against 4.3 s with one; with two or
-    more (load 3–5), the whole run took 7 s with one thread and 11–19 s with two, the
-    threads waiting on each other. The Hessian-vector products run in XLA with their
-    own threads either way.
+    when the machine is oversubscribed (1-minute load average ≥ cores + ½; threads
+    then wait on each other, see ``benchmarks/bench_matrix_free.py``), no limit
+    otherwise. The Hessian-vector products run in XLA with their own threads either way.
     """
     if blas_threads == "auto":
         blas_threads = _busy_machine_blas_threads()
@@ -124,7 +90,7 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
     p, n, K = model.num_params, X.shape[0], Y.shape[1]
     plan = plan_memory(p, n, K, memory_bytes, block=block)
     if h_o_path is not None:
-        if h_o_path not in ("gram", "square", "sketch"):
+        if h_o_path not in H_O_PATHS:
             raise ValueError(f"h_o_path {h_o_path!r}: not one of gram, square, sketch")
         plan = MemoryPlan(h_o_path, plan.capacity, plan.fixed_bytes)
     args = (model, loss, theta, X, Y)
@@ -135,13 +101,13 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
 
     t = time.perf_counter()
     A = H_o = H_o_op = None
-    if plan.h_o == "gram":
+    if plan.h_o == H_O_GRAM:
         A = outer_product_factor(*args, batch_size=batch_size)
         mu, U = scipy.linalg.eigh(A @ A.T, driver="evd", overwrite_a=True, check_finite=False)
         ranks["H_o"] = rank_from_eigenvalues(mu, p, rtol=rtol, atol=atol)
         details["H_o"] = {"how": f"eigenvalues of the {n * K}×{n * K} Gram matrix Λ^½J Jᵀ Λ^½",
                           "columns": n * K, "status": "exact"}
-    elif plan.h_o == "square":
+    elif plan.h_o == H_O_SQUARE:
         H_o = outer_product_hessian(*args, batch_size=batch_size)
         ranks["H_o"] = numerical_rank(H_o, rtol=rtol, atol=atol)
         details["H_o"] = {"how": f"eigenvalues of the {p}×{p} AᵀA (nK = {n * K} > p)", "columns": p,
@@ -174,7 +140,7 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         G = np.vstack([C_F.T, space.Q[k_F:] @ Vo.T])        # Q Voᵀ: Q H_o Qᵀ = G diag(μ) Gᵀ
         space.add_to_matrix((G * mu[keep]) @ G.T)
         start += f" + {added} from range(H_o), with {added} products of H_F"
-        # H_L v = H_F v + Aᵀ(A v): no third compiled product (measured 0.4 s of a 5 s run)
+        # H_L v = H_F v + Aᵀ(A v): no third compiled product
         H_L_op = CurvatureOperator("H_L", p, lambda V: H_F_op(V) + (V @ A.T) @ A)
     elif H_o is not None:
         space.add_to_matrix(space.Q @ H_o @ space.Q.T)
@@ -184,8 +150,8 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
     res = sketch_rank(H_L_op, seed=seed + 2, start=space, **sketch)
     ranks["H_L"], details["H_L"] = res.info, {**_sketch_details(res), "start": start}
     timings["H_L"] = time.perf_counter() - t
-    return MatrixFreeResult(ranks={k: ranks[k] for k in ("H_L", "H_o", "H_F")},
-                            details={k: details[k] for k in ("H_L", "H_o", "H_F")}, timings=timings)
+    return MatrixFreeResult(ranks={k: ranks[k] for k in MATRICES}, details={k: details[k] for k in MATRICES},
+                            timings=timings)
 
 
 def _busy_machine_blas_threads() -> int | None:

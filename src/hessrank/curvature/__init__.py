@@ -1,0 +1,20 @@
+"""Curvature matrices of a network's loss: dense p×p (:mod:`.dense`) or as operators (:mod:`.operators`),
+both built from the shared scalars and batching of :mod:`.core`."""
+
+from .core import batches, per_sample_jacobians, psd_sqrt, sample_outputs
+from .dense import (
+                    MATRICES,
+                    functional_hessian,
+                    hessians,
+                    loss_hessian,
+                    outer_product_factor,
+                    outer_product_hessian,
+                    running_hessians,
+)
+from .operators import CurvatureOperator, functional_hessian_operator, loss_hessian_operator, outer_product_operator
+
+__all__ = [
+    "MATRICES", "hessians", "running_hessians", "loss_hessian", "outer_product_hessian", "functional_hessian",
+    "outer_product_factor", "CurvatureOperator", "loss_hessian_operator", "functional_hessian_operator",
+    "outer_product_operator", "batches", "sample_outputs", "per_sample_jacobians", "psd_sqrt",
+]

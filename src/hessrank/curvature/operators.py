@@ -1,0 +1,126 @@
+r"""Matrix-free H_L, H_o, H_F: products with blocks of vectors.
+
+Each operator maps a block of ``b`` vectors, stored as the rows of a (b, p) array
+``V``, to the rows of :math:`V H` (all three matrices are symmetric), summed over
+batches of the data. No p×p array is formed; memory is O(b·p) plus one batch's
+activations.
+
+* :math:`H_L v = \nabla_\theta \langle \nabla_\theta L(\theta), v\rangle`: forward-over-reverse,
+  ``jax.linearize`` of ``jax.grad`` of the summed loss, applied to each row.
+* :math:`H_F v`: the same with the scalar :math:`\sum_i \langle g_i, f_\theta(x_i)\rangle`,
+  the output gradients :math:`g_i` frozen at :math:`\theta`.
+* :math:`H_o v = \sum_i J_i^\top \Lambda_i J_i v`, as its three factors::
+
+      v  ->  u_i = J_i v          (forward mode: one JVP of the network)
+         ->  z_i = Λ_i u_i        (K×K per sample)
+         ->  Σ_i J_iᵀ z_i         (reverse mode: the transposed JVP)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..models import MLP, Loss
+from .core import as_float64, batch_rows, batches, functional_scalar, sample_outputs, weighted_loss
+
+#: rows of ``V`` pushed through one compiled call (a short last block is zero-padded)
+ROWS_PER_CALL = 64
+#: rows vmapped together inside one call (wider vmaps were measured slower on CPU: the
+#: products of one vector are already matrix-matrix products over the data batch)
+ROWS_VMAPPED = 4
+
+
+@dataclass(frozen=True)
+class CurvatureOperator:
+    """A symmetric p×p matrix known only through ``matmat``: (b, p) rows ``V`` -> rows of ``V H``."""
+
+    name: str
+    p: int
+    matmat: Callable[[np.ndarray], np.ndarray]
+
+    def __call__(self, V) -> np.ndarray:
+        """Rows of ``V H`` for the rows of ``V`` (shape (b, p))."""
+        return self.matmat(V)
+
+
+def loss_hessian_operator(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> CurvatureOperator:
+    """``H_L`` as an operator: rows ``v`` -> ``H_L v`` by forward-over-reverse HVPs."""
+    return _operator("H_L", _loss_hessian_rows, model, loss, theta, X, Y, batch_size)
+
+
+def functional_hessian_operator(model: MLP, loss: Loss, theta, X, Y, *,
+                                batch_size: int | None = None) -> CurvatureOperator:
+    """``H_F`` as an operator: HVPs of ``Σ_i ⟨g_i, f_θ(x_i)⟩`` with ``g_i`` frozen at ``θ``."""
+    return _operator("H_F", _functional_hessian_rows, model, loss, theta, X, Y, batch_size)
+
+
+def outer_product_operator(model: MLP, loss: Loss, theta, X, Y, *,
+                           batch_size: int | None = None) -> CurvatureOperator:
+    """``H_o = Σ_i J_iᵀ Λ_i J_i`` as an operator: ``v -> Jv -> ΛJv -> JᵀΛJv``."""
+    return _operator("H_o", _outer_product_rows, model, loss, theta, X, Y, batch_size)
+
+
+# --------------------------------------------------------------------------- #
+def _operator(name, rows, model, loss, theta, X, Y, batch_size) -> CurvatureOperator:
+    """Sum ``rows(model, loss, θ, X_b, Y_b, w_b, V)`` over the data batches, ROWS_PER_CALL rows at a time."""
+    theta, X, Y = as_float64(theta, X, Y)
+    b = batch_rows(X.shape[0], batch_size)
+    data = [tuple(jnp.asarray(a) for a in batch) for batch in batches(X, Y, b)]
+    p = int(theta.shape[0])
+
+    def matmat(V) -> np.ndarray:
+        V = np.asarray(V, dtype=np.float64)
+        if V.ndim != 2 or V.shape[1] != p:
+            raise ValueError(f"{name} operator: rows must have length p = {p}, got shape {V.shape}")
+        out = np.empty_like(V)
+        for lo in range(0, V.shape[0], ROWS_PER_CALL):
+            chunk = V[lo:lo + ROWS_PER_CALL]
+            m = chunk.shape[0]
+            if m < ROWS_PER_CALL:  # one compiled shape for every call
+                chunk = np.concatenate([chunk, np.zeros((ROWS_PER_CALL - m, p))])
+            chunk = jnp.asarray(chunk)
+            acc = None
+            for Xb, Yb, wb in data:
+                part = rows(model, loss, theta, Xb, Yb, wb, chunk)
+                acc = part if acc is None else acc + part
+            out[lo:lo + m] = np.asarray(acc)[:m]
+        return out
+
+    return CurvatureOperator(name=name, p=p, matmat=matmat)
+
+
+def _hessian_rows(scalar, theta, V):
+    """Rows ``H v`` for each row ``v`` of ``V``, ``H`` the Hessian of ``scalar`` at ``θ``."""
+    _, product = jax.linearize(jax.grad(scalar), theta)              # v -> H v
+    return jax.lax.map(product, V, batch_size=ROWS_VMAPPED)
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _loss_hessian_rows(model, loss, theta, X, Y, w, V):
+    return _hessian_rows(lambda t: weighted_loss(model, loss, t, X, Y, w), theta, V)
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _functional_hessian_rows(model, loss, theta, X, Y, w, V):
+    return _hessian_rows(functional_scalar(model, loss, theta, X, Y, w), theta, V)
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _outer_product_rows(model, loss, theta, X, Y, w, V):
+    _, jvp = jax.linearize(lambda t: model.apply(t, X), theta)       # v -> J v, (b, K)
+    vjp = jax.linear_transpose(jvp, theta)                           # z -> Jᵀ z
+    _, _, Lam = sample_outputs(model, loss, theta, X, Y)
+    WLam = w[:, None, None] * Lam                                    # w_i Λ_i
+
+    def product(v):
+        u = jvp(v)                                                   # J v
+        z = jnp.einsum("ikl,il->ik", WLam, u)                        # Λ J v
+        return vjp(z)[0]                                             # Jᵀ Λ J v
+
+    return jax.lax.map(product, V, batch_size=ROWS_VMAPPED)

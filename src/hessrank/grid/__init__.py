@@ -1,0 +1,7 @@
+"""Grids of runs: a TOML file of option lists (:mod:`.spec`) run on Dask (:mod:`.run`)."""
+
+from .run import GridOutcome, format_grid_summary, run_grid, run_point, summarize
+from .spec import Grid, GridPoint, load_grid, plan_point, text_value
+
+__all__ = ["Grid", "GridPoint", "GridOutcome", "load_grid", "run_grid", "run_point", "plan_point", "summarize",
+           "format_grid_summary", "text_value"]

@@ -1,0 +1,210 @@
+"""Running a grid on Dask: one process writes the store, workers measure points."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+from dataclasses import dataclass
+
+from ..atomicio import check_writable
+from ..config import RunConfig
+from ..data import load_dataset
+from ..errors import ConfigError, HessrankError
+from ..matrices import SUFFIX
+from ..measure import memory_limit, provenance, run
+from ..store import StoredOutcome, result_row, row_matches_prediction, stored_session
+from .spec import Grid, GridPoint, plan_point, text_value
+
+STATUS = ("done", "failed", "skipped")
+
+
+def run_point(config: RunConfig, worker_limit: int | None = None) -> dict:
+    """Run one point (on a Dask worker) planning memory within ``worker_limit`` bytes;
+    return its result columns, status and worker. An error becomes ``status = failed``
+    with its one-line message: it never escapes."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker().address
+    except (ImportError, ValueError):
+        worker = platform.node()
+    try:
+        with memory_limit(worker_limit):
+            row = result_row(run(config))
+        row.update(status="done", error="")
+    except Exception as err:  # noqa: BLE001 - any failure is recorded, the grid goes on
+        row = {"status": "failed", "error": _one_line(err)}
+    row["worker"] = worker
+    return row
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if not isinstance(err, HessrankError) else text
+
+
+@dataclass(kw_only=True)
+class GridOutcome(StoredOutcome):
+    """What :func:`run_grid` left in the store (``computed``: point ids; ``scheduler``:
+    the Dask scheduler's address)."""
+
+    grid: Grid
+    scheduler: str = ""
+
+
+def _dataset_shape(config: RunConfig) -> tuple[int, int]:
+    """``(n, d)`` of a point's data: from the options, or from the data set's defaults."""
+    if config.dim is not None and config.n is not None:
+        return int(config.n), int(config.dim)
+    data = load_dataset(config)
+    return data.n, data.d
+
+
+def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler: str | None = None,
+             memory_limit=None, client=None, progress=None) -> GridOutcome:
+    """Run every point of ``grid`` without a finished row under ``out``.
+
+    Dask: ``client`` if given, else a client of the cluster at ``scheduler``, else a new
+    ``LocalCluster`` of ``workers`` processes (default one per core) with one thread each
+    and ``memory_limit`` per worker (Dask's default: the machine's memory shared out).
+    ``progress``: ``None`` or a factory ``total -> Progress``.
+    """
+    table = grid.table(out)
+    check_writable(table.csv_path, param="out")
+    describe = {
+        "task": "grid",
+        "grid_file": str(grid.path),
+        "grid": {k: [text_value(v) for v in vals] for k, vals in zip(grid.keys, grid.values)},
+        "points": [{"point": p.id, "values": {k: text_value(v) for k, v in p.values.items()},
+                    "config": p.config.to_dict() if p.config else None, "error": p.error} for p in grid.points],
+    }
+    with contextlib.ExitStack() as stack:
+        finished = {row["point"] for row in table.read_rows() if row.get("status") == "done"}
+        if client is None and any(p.id not in finished for p in grid.points):
+            # connect first: a cluster that cannot be reached leaves nothing in the store
+            client = _connect(stack, workers=workers, scheduler=scheduler, memory_limit=memory_limit)
+        session = stack.enter_context(stored_session(
+            table, grid.identity(), describe=describe, key=lambda row: row["point"], provenance=provenance(),
+            done=lambda row: row.get("status") == "done"))
+        todo = [p for p in grid.points if session.rows.get(p.id, {}).get("status") != "done"]
+        outcome = GridOutcome(grid=grid, table=table, stored_before=session.stored_before)
+        order = [p.id for p in grid.points]
+
+        def store(point: GridPoint, result: dict) -> None:
+            row = {"point": point.id, **{k: text_value(v) for k, v in point.values.items()}, **result}
+            session.store(point.id, row, order=lambda rows: [k for k in order if k in rows])
+            outcome.computed.append(point.id)
+
+        bar = progress(len(todo)) if (progress is not None and todo) else None
+        try:
+            if todo:
+                outcome.scheduler = _run_on_dask(todo, store, bar, client)
+        finally:
+            if bar is not None:
+                bar.close()
+            session.extra = {"computed": len(outcome.computed), "scheduler": outcome.scheduler}
+            session.complete = all(session.rows.get(p.id, {}).get("status") == "done" for p in grid.points)
+        outcome.rows = [session.rows[k] for k in order if k in session.rows]
+    return outcome
+
+
+def _connect(stack, *, workers, scheduler, memory_limit):
+    """A Dask client of the cluster at ``scheduler``, or of a new ``LocalCluster``; both
+    closed when ``stack`` closes."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return stack.enter_context(Client(scheduler, timeout="10s"))
+        except (OSError, TimeoutError, ValueError) as err:
+            raise ConfigError.invalid("scheduler", scheduler, f"cannot connect ({_one_line(err)})") from None
+    cluster = stack.enter_context(LocalCluster(
+        n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=None,
+        memory_limit="auto" if memory_limit is None else memory_limit))
+    return stack.enter_context(Client(cluster))
+
+
+def _run_on_dask(todo, store, bar, client) -> str:
+    from distributed import as_completed
+
+    limit = _worker_memory_limit(client)
+    futures = {}
+    for point in todo:
+        if point.config is None:
+            store(point, {"status": "failed", "error": point.error, "worker": ""})
+            _report(bar, point, "failed")
+            continue
+        config, reason = plan_point(point.config, _dataset_shape(point.config), limit)
+        if config is None:
+            store(point, {"status": "skipped", "error": reason, "worker": ""})
+            _report(bar, point, "skipped")
+            continue
+        future = client.submit(run_point, config, limit, key=f"hessrank-grid-{point.id}", pure=False)
+        futures[future] = point
+    for future in as_completed(list(futures)):
+        point = futures[future]
+        try:
+            result = future.result()
+        except Exception as err:  # noqa: BLE001 - e.g. KilledWorker after repeated worker deaths
+            result = {"status": "failed", "error": _one_line(err), "worker": ""}
+        store(point, result)
+        _report(bar, point, result.get("status", "failed"), result)
+    return str(client.scheduler.address)
+
+
+def _worker_memory_limit(client) -> int | None:
+    """The smallest memory limit of the cluster's workers in bytes (``None``: unlimited)."""
+    workers = client.scheduler_info().get("workers", {})
+    limits = [w.get("memory_limit") or 0 for w in workers.values()]
+    limits = [lim for lim in limits if lim > 0]
+    return min(limits) if limits else None
+
+
+def _report(bar, point: GridPoint, status: str, result: dict | None = None) -> None:
+    if bar is None:
+        return
+    if status == "done":
+        msg = ", ".join(f"{name} {result['rank_' + s]}/{result['pred_' + s]}"
+                        for name, s in SUFFIX.items()) + " (measured/predicted)"
+    else:
+        msg = f"{status}: {(result or {}).get('error', '') or point.error or ''}".rstrip(": ")
+    bar.end(point.label(), msg)
+
+
+def summarize(outcome: GridOutcome) -> dict:
+    """Counts: points done / failed / skipped, and how many finished points equal their
+    prediction, split by kind (``exact`` for linear networks without bias)."""
+    rows = outcome.rows
+    done = [r for r in rows if r["status"] == "done"]
+    counts = {s: sum(r["status"] == s for r in rows) for s in STATUS}
+    counts["points"] = len(outcome.grid.points)
+    for kind in ("exact", "estimate"):
+        mine = [r for r in done if r["kind"] == kind]
+        counts[f"{kind}_points"] = len(mine)
+        counts[f"{kind}_equal"] = sum(row_matches_prediction(r) for r in mine)
+    return counts
+
+
+def format_grid_summary(outcome: GridOutcome) -> str:
+    """The summary printed at the end of ``hessian-rank grid``."""
+    c = summarize(outcome)
+    now = set(outcome.computed)
+    done_now = sum(r["status"] == "done" and r["point"] in now for r in outcome.rows)
+    lines = [
+        f"grid {outcome.grid.name}: {c['points']} points: {c['done']} done "
+        f"({done_now} run now, {outcome.stored_before} stored before), "
+        f"{c['failed']} failed, {c['skipped']} skipped",
+        f"exact (linear, no bias): {c['exact_equal']} of {c['exact_points']} points equal their prediction",
+        f"estimate (other networks): {c['estimate_equal']} of {c['estimate_points']} points equal the linear formula",
+    ]
+    for row in outcome.rows:
+        if row["status"] != "done":
+            point = next(p for p in outcome.grid.points if p.id == row["point"])
+            lines.append(f"{row['status']}: {point.label()}: {row['error']}")
+    lines += [f"rows:   {outcome.table.csv_path}", f"config: {outcome.table.json_path}"]
+    if outcome.scheduler:
+        lines.append(f"dask:   {outcome.scheduler}")
+    return "\n".join(lines)
+
+

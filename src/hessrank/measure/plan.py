@@ -1,0 +1,173 @@
+"""One feasibility rule: dense, matrix-free or refuse, and how H_o's rank is taken.
+
+Every caller — ``run``, the sweeps, grid workers — asks :func:`plan_method`. Memory is
+what the OS can give now (``MemAvailable``), capped by an enclosing
+:func:`memory_limit` (a Dask worker's limit). The thresholds:
+
+* ``auto`` runs dense when its p×p matrices take at most :data:`AUTO_DENSE_SHARE` of
+  the free memory, matrix-free otherwise;
+* ``dense`` is refused above :data:`DENSE_MAX_SHARE` (or, with ``fall_back``, run
+  matrix-free instead, as a grid does for a point that does not fit a worker);
+* matrix-free sketches get :data:`MATRIX_FREE_SHARE` of the free memory and are refused
+  when their basis could not hold :data:`MIN_SKETCH_VECTORS` vectors (or p, if fewer).
+
+``H_o`` is ranked by its nK×nK Gram matrix when nK ≤ p (``gram``), by the p×p
+``AᵀA`` otherwise (``square``), or sketched when neither fits a matrix-free budget.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..matrices import AUTO, DENSE, H_O_GRAM, H_O_SKETCH, H_O_SQUARE, MATRIX_FREE
+
+#: p×p float64 matrices alive at the peak of a dense run: 3 accumulators, one
+#: batch contribution, one LAPACK work copy
+DENSE_MATRICES_HELD = 5
+#: ``auto`` runs dense when its matrices take at most this share of the free memory
+AUTO_DENSE_SHARE = 0.5
+#: ``dense`` is refused when its matrices would take more than this share
+DENSE_MAX_SHARE = 0.9
+#: share of the free memory the matrix-free sketches may use
+MATRIX_FREE_SHARE = 0.6
+#: matrix-free refuses, before any work, a p whose basis could not hold this many vectors
+MIN_SKETCH_VECTORS = 256
+#: probes per growing round of the sketch (its working arrays scale with it)
+SKETCH_BLOCK = 128
+#: p×p float64 arrays held by the "square" H_o path (H_o and LAPACK's copy)
+_SQUARE_HELD = 2
+#: the fixed arrays of the Gram or square H_o path may take this share of a matrix-free budget
+_H_O_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How ``H_o`` is ranked (``gram``, ``square`` or ``sketch``) and how many basis
+    vectors of length p the sketches may hold within the budget."""
+
+    h_o: str
+    capacity: int
+    fixed_bytes: int
+
+    def describe(self, p: int, nK: int) -> str:
+        """One line for the output: how H_o is ranked and the sketch capacity."""
+        how = {H_O_GRAM: f"H_o from the {nK}×{nK} Gram matrix", H_O_SQUARE: f"H_o as {p}×{p} AᵀA",
+               H_O_SKETCH: "H_o sketched"}[self.h_o]
+        return f"{how}; sketches of up to {self.capacity} vectors"
+
+
+@dataclass(frozen=True)
+class MethodPlan:
+    """The outcome of :func:`plan_method`: ``method`` (dense or matrix-free), ``reason``
+    (one line for the output), ``h_o`` (gram or square when dense; the matrix-free
+    plan's path otherwise) and, when matrix-free, the ``memory`` plan and ``budget``."""
+
+    method: str
+    reason: str
+    h_o: str
+    memory: MemoryPlan | None = None
+    budget: float | None = None
+
+
+_MEMORY_LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar("hessrank_memory_limit", default=None)
+
+
+@contextmanager
+def memory_limit(nbytes: int | None):
+    """Within this block (this thread), plan memory as if at most ``nbytes`` were free
+    (``None``: no cap) — e.g. a Dask worker's memory limit."""
+    token = _MEMORY_LIMIT.set(int(nbytes) if nbytes else None)
+    try:
+        yield
+    finally:
+        _MEMORY_LIMIT.reset(token)
+
+
+def available_memory_bytes() -> int:
+    """Memory the OS can give us now (``MemAvailable``, else total physical memory),
+    capped by an enclosing :func:`memory_limit`."""
+    have = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    have = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if have is None:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    cap = _MEMORY_LIMIT.get()
+    return have if cap is None else min(have, cap)
+
+
+def dense_memory_bytes(p: int) -> int:
+    """Peak bytes of a dense run with ``p`` parameters."""
+    return DENSE_MATRICES_HELD * p * p * 8
+
+
+def dense_h_o_path(p: int, n: int, K: int) -> str:
+    """``gram`` when the nK×nK Gram matrix is no larger than p×p, else ``square``."""
+    return H_O_GRAM if n * K <= p else H_O_SQUARE
+
+
+def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: int = SKETCH_BLOCK) -> MemoryPlan:
+    """The matrix-free ``H_o`` path and basis capacity within ``budget_bytes`` (None: unlimited)."""
+    nK = n * K
+    if budget_bytes is None:
+        return MemoryPlan(dense_h_o_path(p, n, K), p, 0)
+    gram_bytes = 8 * (nK * p + 3 * nK * nK)             # A, A Aᵀ, eigenvectors, LAPACK work
+    square_bytes = 8 * _SQUARE_HELD * p * p
+    if nK <= p and gram_bytes <= _H_O_SHARE * budget_bytes:
+        h_o, fixed = H_O_GRAM, gram_bytes
+    elif nK > p and square_bytes <= _H_O_SHARE * budget_bytes:
+        h_o, fixed = H_O_SQUARE, square_bytes
+    else:
+        h_o, fixed = H_O_SKETCH, 0
+    work = 8 * 8 * block * p                             # probes, products, residuals of one round
+    room = max(0.0, budget_bytes - fixed - work)
+    cap = int(room // (8 * p))
+    cap = int(room // (8 * (p + min(cap, p))))          # the basis (k×p) and T (k×k)
+    return MemoryPlan(h_o, max(0, min(cap, p)), int(fixed + work))
+
+
+def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False) -> MethodPlan:
+    """How a run of ``p`` parameters on ``n`` samples with ``K`` outputs is computed under
+    ``method`` (``auto``, ``dense`` or ``matrix-free``); raise :class:`ConfigError` when it
+    cannot fit. ``fall_back``: a ``dense`` request that does not fit runs matrix-free."""
+    have = available_memory_bytes()
+    need = dense_memory_bytes(p)
+    h_o = dense_h_o_path(p, n, K)
+    what = "p×p matrices" if h_o == H_O_SQUARE else f"p×p H_L, H_F; H_o from the {n * K}×{n * K} Gram matrix"
+    if method == DENSE and need <= DENSE_MAX_SHARE * have:
+        return MethodPlan(DENSE, f"dense {what}", h_o)
+    if method == AUTO and need <= AUTO_DENSE_SHARE * have:
+        return MethodPlan(DENSE, f"auto: dense {what}, at most {_gib(need)} of {_gib(have)} free", h_o)
+    if method == DENSE and not fall_back:
+        raise ConfigError.invalid(
+            "method", DENSE,
+            f"p = {p} parameters needs about {_gib(need)} for dense Hessians ({DENSE_MATRICES_HELD} p×p "
+            f"float64 matrices) but {_gib(have)} is available; use method matrix-free, or fewer "
+            "parameters (units, dim)", quoted=False)
+    budget = MATRIX_FREE_SHARE * have
+    plan = plan_memory(p, n, K, budget)
+    if plan.capacity < min(p, MIN_SKETCH_VECTORS):
+        raise ConfigError.invalid(
+            "method", method,
+            f"p = {p} parameters leaves room for only {plan.capacity} sketch vectors in {_gib(budget)} "
+            f"(dense would need {_gib(need)}); use fewer parameters (units, dim)", quoted=False)
+    why = {AUTO: "auto: dense would need", MATRIX_FREE: "--method matrix-free; dense would need",
+           DENSE: "dense does not fit; dense would need"}[method]
+    return MethodPlan(MATRIX_FREE, f"{why} {_gib(need)} of {_gib(have)} free; {plan.describe(p, n * K)}",
+                      plan.h_o, plan, budget)
+
+
+def _gib(nbytes: float) -> str:
+    gib = nbytes / 2**30
+    if gib < 0.1:
+        return f"{nbytes / 2**20:.1f} MiB"
+    return f"{gib:.2f} GiB" if gib < 10 else f"{gib:.0f} GiB"

@@ -1,0 +1,175 @@
+"""``run(config) -> Result``: the one place that ties data, model, curvature, rank and theory."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import RunConfig
+from ..curvature import hessians, outer_product_factor
+from ..data import Dataset, load_dataset
+from ..errors import ConfigError
+from ..linalg import (
+    RTOL_SCAN,
+    RankInfo,
+    covariance_rank,
+    numerical_rank,
+    rank_from_eigenvalues,
+    ranks_at_rtols,
+    spectrum,
+)
+from ..matrices import DENSE, H_O_GRAM, MATRICES
+from ..models import MLP, get_loss
+from ..theory import Prediction, predict_ranks
+from .matrixfree import matrix_free_ranks
+from .plan import MethodPlan, plan_method
+from .provenance import peak_rss_bytes, provenance
+
+
+@dataclass
+class Result:
+    """What one run measured, predicted and how; ``to_dict`` gives the JSON form."""
+
+    config: RunConfig
+    p: int
+    n: int
+    d: int
+    r: int
+    ranks: dict[str, RankInfo]
+    prediction: Prediction
+    seconds: float
+    method: str = "dense"
+    method_reason: str = ""
+    dataset_source: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    method_details: dict[str, dict] = field(default_factory=dict)
+    #: peak resident memory of the process and package versions/machine, captured when the run ended
+    peak_rss_bytes: int = 0
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def uncertified(self) -> tuple[str, ...]:
+        """Matrices whose matrix-free rank was not certified (a lower bound only)."""
+        return tuple(k for k in MATRICES if self.method_details.get(k, {}).get("certified") is False)
+
+    @property
+    def method_label(self) -> str:
+        """``dense``, ``matrix-free``, or ``matrix-free (not certified: H_L, H_F)``."""
+        bad = self.uncertified
+        return f"{self.method} (not certified: {', '.join(bad)})" if bad else self.method
+
+    def rank_vs_rtol(self, rtols=RTOL_SCAN) -> dict[str, list[int | None]]:
+        """Each matrix's rank at each relative tolerance (``None`` where a matrix-free
+        sketch did not resolve eigenvalues that small: below ``2δ``)."""
+        return {k: ranks_at_rtols(v, rtols, resolved_below=2 * self._residual_bound(k)) for k, v in self.ranks.items()}
+
+    def _residual_bound(self, name: str) -> float:
+        return float(self.method_details.get(name, {}).get("residual_bound", 0.0))
+
+    @property
+    def spectra(self) -> dict[str, np.ndarray]:
+        """Eigenvalues of each matrix, sorted by decreasing magnitude."""
+        return {k: v.eigenvalues for k, v in self.ranks.items()}
+
+    def to_dict(self) -> dict:
+        """The JSON form (``hessian-rank run --json``); the same dict every time it is called."""
+        return {
+            "p": self.p,
+            "n": self.n,
+            "d": self.d,
+            "r": self.r,
+            "config": self.config.to_dict(),
+            "ranks": {k: v.rank for k, v in self.ranks.items()},
+            "predictions": {
+                "H_L": self.prediction.H_L,
+                "H_o": self.prediction.H_o,
+                "H_F": self.prediction.H_F,
+                "kind": self.prediction.kind,
+            },
+            "theory": self.prediction.to_dict(),
+            "tolerance": {k: v.tol for k, v in self.ranks.items()},
+            "gap_decades": {k: _finite_or_none(v.gap_decades) for k, v in self.ranks.items()},
+            "seconds": self.seconds,
+            "timings": self.timings,
+            "peak_rss_bytes": self.peak_rss_bytes,
+            "method": self.method,
+            "method_reason": self.method_reason,
+            "method_details": self.method_details,
+            "certified": not self.uncertified,
+            "rank_vs_rtol": {"rtol": list(RTOL_SCAN), **self.rank_vs_rtol()},
+            "dataset_source": self.dataset_source,
+            "provenance": self.provenance,
+        }
+
+
+def _finite_or_none(x):
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def build(config: RunConfig) -> tuple[Dataset, MLP, np.ndarray]:
+    """Validate ``config`` and make its data, network and initial parameters."""
+    config.validate()
+    data = load_dataset(config)
+    if config.batch_size is not None and config.batch_size > data.n:
+        raise ConfigError.invalid("batch_size", config.batch_size,
+                                  f"larger than the sample size n = {data.n}; use 1..{data.n}")
+    model = MLP(widths=(data.d, *config.units, data.K), activation=config.activation, bias=config.bias)
+    theta = model.init(seed=config.seed, scheme=config.init)
+    return data, model, theta
+
+
+def make_result(config: RunConfig, data: Dataset, n: int, p: int, ranks: dict[str, RankInfo], plan: MethodPlan,
+                *, seconds: float, timings: dict, details: dict) -> Result:
+    """The one constructor of a :class:`Result`: ``ranks`` measured on the first ``n``
+    samples of ``data``, with r and the predictions computed from the same samples."""
+    config = config.replace(n=n, dim=data.d)  # record what the defaults resolved to
+    r = covariance_rank(data.X[:n], rtol=config.rtol, atol=config.atol).rank
+    prediction = predict_ranks(r=r, K=data.K, units=config.units, loss=config.loss,
+                               activation=config.activation, bias=config.bias)
+    return Result(config=config, p=p, n=n, d=data.d, r=r, ranks=ranks, prediction=prediction, seconds=seconds,
+                  method=plan.method, method_reason=plan.reason, dataset_source=data.source, timings=timings,
+                  method_details=details, peak_rss_bytes=peak_rss_bytes(), provenance=provenance())
+
+
+def run(config: RunConfig) -> Result:
+    """Compute H_L, H_o, H_F for ``config``, their numerical ranks, and the predictions."""
+    t0 = time.perf_counter()
+    data, model, theta = build(config)
+    p = model.num_params
+    plan = plan_method(config.method, p, data.n, data.K)
+    ranks, timings, details = measure_ranks(plan, model, get_loss(config.loss), theta, data.X, data.Y, config)
+    return make_result(config, data, data.n, p, ranks, plan, seconds=time.perf_counter() - t0, timings=timings,
+                       details=details)
+
+
+def measure_ranks(plan: MethodPlan, model: MLP, loss, theta, X, Y, config: RunConfig):
+    """Ranks of H_L, H_o, H_F on the samples ``X, Y`` as ``plan`` says (dense, or matrix-free
+    within its budget): ``(ranks, timings, method_details)``."""
+    p = model.num_params
+    batch_size = config.effective_batch_size(X.shape[0])
+    if plan.method != DENSE:
+        mf = matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=config.rtol, atol=config.atol,
+                               memory_bytes=plan.budget, seed=config.seed)
+        return mf.ranks, dict(mf.timings), mf.details
+    gram = plan.h_o == H_O_GRAM  # H_o = AᵀA has the non-zero eigenvalues of the smaller A Aᵀ
+    t = time.perf_counter()
+    mats = hessians(model, loss, theta, X, Y, batch_size=batch_size,
+                    which=("H_L", "H_F") if gram else MATRICES)
+    if gram:
+        A = outer_product_factor(model, loss, theta, X, Y, batch_size=batch_size)
+        gram_matrix = A @ A.T
+        del A
+    timings = {"hessians": time.perf_counter() - t}
+    t = time.perf_counter()
+    ranks = {}
+    for name in MATRICES:
+        if name == "H_o" and gram:
+            ranks[name] = rank_from_eigenvalues(spectrum(gram_matrix, overwrite=True), p,
+                                                rtol=config.rtol, atol=config.atol)
+        else:
+            ranks[name] = numerical_rank(mats.pop(name), rtol=config.rtol, atol=config.atol, overwrite=True)
+    timings["eigen"] = time.perf_counter() - t
+    return ranks, timings, {}

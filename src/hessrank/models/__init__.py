@@ -1,0 +1,6 @@
+"""Networks and losses: the built-in fully-connected network and the per-sample losses."""
+
+from .losses import Loss, get_loss
+from .mlp import BIAS_INIT_STD, MLP
+
+__all__ = ["MLP", "BIAS_INIT_STD", "Loss", "get_loss"]
