@@ -78,3 +78,77 @@ def test_formula_examples_by_hand():
     assert (p.H_o, p.H_F, p.H_L) == (3 * 9, 2 * 3 * 20 + 2 * 9 - 2 * 9, 2 * 3 * 20 - 18 + 3 * 12)
     assert predict_ranks(r=5, K=2, units=(4,), activation="relu").kind == "estimate"
     assert predict_ranks(r=5, K=2, units=(4,), bias=True).kind == "estimate"
+
+
+# --------------------------------------------------------------------------- kinds, bounds, validation
+from hessrank.config import ConfigError  # noqa: E402
+from hessrank.theory import explain_deficiency  # noqa: E402
+
+
+def test_kinds_per_matrix_and_the_backwards_compatible_kind():
+    p = predict_ranks(r=25, K=10, units=(5, 10))
+    assert p.kinds == {"H_L": "exact", "H_o": "exact", "H_F": "exact"} and p.kind == "exact"
+    p = predict_ranks(r=25, K=10, units=(5, 10), bias=True, n=50, d=25)
+    assert p.kinds == {"H_L": "estimate", "H_o": "exact", "H_F": "estimate"} and p.kind == "estimate"
+    assert p.r_affine == 26 and p.H_o == 5 * (26 + 10 - 5) + (10 - 5)   # = q(r+K-q)+K = 160
+    p = predict_ranks(r=16, K=10, units=(20, 20), activation="relu", n=400, d=16)
+    assert p.kind == "bound" and p.p == 920
+    assert (p.H_o, p.bounds["H_o"]) == (920 - 40, "rescaling")  # one direction per hidden neuron
+    assert (p.H_L, p.bounds["H_L"]) == (920, "p")
+    p = predict_ranks(r=16, K=10, units=(20, 20), activation="relu", n=40, d=16)
+    assert (p.H_o, p.bounds["H_o"]) == (400, "nK'")
+
+
+def test_bounds_by_hand():
+    # tanh, cross, bias: p = 3*4+4 + 4*3+3 = 31; shift S = 4 + 1; data span (d+1-r~)M_1 = (3+1-2)*4
+    p = predict_ranks(r=2, K=3, units=(4,), loss="cross", activation="tanh", bias=True, n=2, d=3)
+    assert p.p == 31 and p.r_affine == 2
+    assert (p.H_L, p.bounds["H_L"]) == (31 - 5 - 8, "data-span+softmax-shift")
+    assert (p.H_o, p.bounds["H_o"]) == (2 * 2, "nK'")
+    # leaky relu without bias, d = 5, r = 3: data span (5-3)*6, rescaling 6+2
+    p = predict_ranks(r=3, K=2, units=(6, 2), activation="leaky_relu", n=100, d=5)
+    assert p.p == 30 + 12 + 4
+    assert (p.H_o, p.bounds["H_o"]) == (46 - 12 - 8, "data-span+rescaling")
+    assert (p.H_F, p.bounds["H_F"]) == (46 - 12, "data-span")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(units=(5, -1)), "units=(5, -1): every width must be an integer >= 1"),
+    (dict(units=(5, 2.5)), "units=(5, 2.5): every width must be an integer >= 1"),
+    (dict(units=()), "units=(): need at least one hidden layer"),
+    (dict(K=0), "K=0: must be an integer >= 1"),
+    (dict(r=-1), "r=-1: must be an integer >= 0"),
+    (dict(r=2.0), "r=2.0: must be an integer >= 0"),
+    (dict(loss="hinge"), "loss='hinge': not one of mse, cross, cosh"),
+    (dict(activation="gelu"), "activation='gelu'"),
+    (dict(loss="cross", K=1), "K=1: softmax cross-entropy needs K >= 2"),
+    (dict(n=0), "n=0: must be an integer >= 1"),
+    (dict(d=2), "r=3: exceeds d = 2"),
+])
+def test_bad_arguments_raise_one_line_errors_naming_them(kwargs, message):
+    args = dict(r=3, K=2, units=(4,))
+    args.update(kwargs)
+    with pytest.raises(ConfigError) as err:
+        predict_ranks(**args)
+    assert isinstance(err.value, ValueError)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_explain_deficiency_by_hand():
+    # the design's ReLU example: p = 920, rank H_o = 880 at n = 400, 400 at n = 40
+    e = explain_deficiency(ranks={"H_o": 880, "H_L": 920}, r=16, K=10, units=(20, 20), n=400, d=16,
+                           activation="relu")
+    assert e["H_o"].parts["rescaling"] == 40 and e["H_o"].unexplained == 0
+    assert e["H_L"].deficiency == 0 and e["H_L"].unexplained == 0
+    e = explain_deficiency(ranks={"H_o": 400}, r=16, K=10, units=(20, 20), n=40, d=16, activation="relu")
+    assert e["H_o"].parts == {"data_span": 0, "softmax_shift": 0, "rescaling": 40, "sample_count": 480,
+                              "linear_structure": 0}
+    # linear, worked check of the design: 250 / 150 / 175 of 275, all explained
+    e = explain_deficiency(ranks={"H_L": 250, "H_o": 150, "H_F": 175}, r=25, K=10, units=(5, 10), n=50, d=25)
+    assert all(x.unexplained == 0 for x in e.values())
+    assert e["H_o"].parts["rescaling"] == 15 and e["H_o"].parts["linear_structure"] == 275 - 15 - 150
+    # a rank above a bound shows up as a negative remainder
+    e = explain_deficiency(ranks={"H_o": 881}, r=16, K=10, units=(20, 20), n=400, d=16, activation="relu")
+    assert e["H_o"].unexplained == -1
+    with pytest.raises(ConfigError, match="unknown matrix"):
+        explain_deficiency(ranks={"H": 3}, r=3, K=2, units=(4,), n=5, d=3)
