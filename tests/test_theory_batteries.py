@@ -20,9 +20,8 @@ import pytest
 
 from hessrank.curvature import hessians
 from hessrank.data.synthetic import gaussian_mixture
-from hessrank.losses import get_loss
-from hessrank.models import MLP
-from hessrank.rank import covariance_rank, numerical_rank
+from hessrank.linalg import covariance_rank, numerical_rank
+from hessrank.models import MLP, get_loss
 from hessrank.theory import MATRICES, explain_deficiency, predict_ranks
 
 BATCH = 16  # fixed batch size: one compilation per architecture, whatever n is
