@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,17 @@ def test_library_errors_name_parameters_and_the_cli_names_flags(capsys):
     assert main(["sweep", "width", "--widths", "9:4:1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("hessian-rank sweep: error: --widths '9:4:1': stop 4 is below start 9") and "\n" not in err
+
+
+def test_compile_cache_is_kept_between_processes_and_can_be_turned_off(tmp_path):
+    args = [sys.executable, "-m", "hessrank.cli", "run", "--dataset", "gaussian", "--n", "8", "--dim", "3",
+            "--units", "2", "--K", "2", "--json"]
+    on, off = tmp_path / "on", tmp_path / "off"
+    first = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "HESSRANK_COMPILE_CACHE": str(on)})
+    assert first.returncode == 0, first.stderr
+    assert any(on.iterdir()), "compiled programs are stored"
+    again = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "HESSRANK_COMPILE_CACHE": str(on)})
+    assert json.loads(again.stdout)["ranks"] == json.loads(first.stdout)["ranks"]
+    no = subprocess.run([*args, "--no-compile-cache"], capture_output=True, text=True,
+                        env={**os.environ, "HESSRANK_COMPILE_CACHE": str(off)})
+    assert no.returncode == 0 and not off.exists()

@@ -14,7 +14,18 @@ import sys
 from pathlib import Path
 
 from ..atomicio import check_writable
-from ..config import ACTIVATIONS, INITS, LOSSES, METHODS, RESIZES, RunConfig, config_from_options, parse_units
+from ..compile_cache import default_cache_dir, enable_compile_cache
+from ..config import (
+    ACTIVATIONS,
+    INITS,
+    LOSSES,
+    METHODS,
+    RESIZES,
+    RUN_OPTIONS,
+    RunConfig,
+    config_from_options,
+    parse_units,
+)
 from ..data import availability, describe_roots, download_root, fetch, load_dataset, search_roots
 from ..errors import ConfigError, HessrankError
 from ..grid import format_grid_summary, load_grid, run_grid
@@ -103,11 +114,19 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults: RunConfig | No
     g.add_argument("--rtol", type=float, default=d.rtol,
                    help="relative tolerance: tol = rtol * max|eigenvalue| (default size * eps)")
     g.add_argument("--atol", type=float, default=d.atol, help="absolute tolerance (with --rtol, the larger wins)")
+    add_cache_option(parser)
+
+
+def add_cache_option(parser: argparse.ArgumentParser) -> None:
+    """``--no-compile-cache``: do not keep compiled programs between processes."""
+    parser.add_argument("--no-compile-cache", dest="compile_cache", action="store_false", default=True,
+                        help="do not reuse compiled programs across runs (default: cached under "
+                             "$HESSRANK_COMPILE_CACHE or ~/.cache/hessrank/jax)")
 
 
 def config_from_args(args: argparse.Namespace, **overrides) -> RunConfig:
     """A validated :class:`RunConfig` from parsed ``run`` options."""
-    return config_from_options({k: v for k, v in vars(args).items() if k in _RUN_DESTS}, **overrides)
+    return config_from_options({k: v for k, v in vars(args).items() if k in RUN_OPTIONS}, **overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,10 +225,7 @@ def run_option_defaults() -> dict:
     """The options of ``hessian-rank run`` with their defaults, ``{dest: default}``."""
     probe = _Parser(add_help=False)
     add_run_options(probe)
-    return vars(probe.parse_args([]))
-
-
-_RUN_DESTS = frozenset(run_option_defaults())
+    return {k: v for k, v in vars(probe.parse_args([])).items() if k in RUN_OPTIONS}
 
 
 def add_sweep_options(parser: argparse.ArgumentParser, task: str) -> None:
@@ -388,6 +404,7 @@ def add_grid_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-limit", "--memory_limit", dest="memory_limit", default=None,
                         help="memory limit per local worker, e.g. 4GB (default: the machine's memory shared out)")
     parser.add_argument("--out", default="results", help="root of the result store (default results)")
+    add_cache_option(parser)
     parser.set_defaults(handler=_cmd_grid)
 
 
@@ -409,8 +426,9 @@ def _cmd_grid(args) -> int:
         except ValueError:
             raise ConfigError.invalid("memory_limit", args.memory_limit, "give a size such as 4GB or 500MiB") from None
     grid = load_grid(args.grid)
+    cache = default_cache_dir() if args.compile_cache else None
     outcome = run_grid(grid, out=args.out, workers=args.workers, scheduler=args.scheduler,
-                       memory_limit=args.memory_limit,
+                       memory_limit=args.memory_limit, compile_cache=None if cache is None else str(cache),
                        progress=lambda total: Progress(total, desc=f"grid {grid.name}"))
     print(format_grid_summary(outcome))
     return 0
@@ -426,6 +444,8 @@ def script_main(prog: str, command, argv=None) -> int:
         add_plot_options(parser, paper=True)
     try:
         args = parser.parse_args(argv)
+        if getattr(args, "compile_cache", False):
+            enable_compile_cache()
         return args.handler(args)
     except HessrankError as err:
         print(f"{prog}: error: {error_line(err)}", file=sys.stderr)
@@ -439,6 +459,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if getattr(args, "compile_cache", False):
+            enable_compile_cache()
         return args.handler(args)
     except HessrankError as err:
         cmd = f"hessian-rank {getattr(args, 'command', '')}".strip() if "args" in locals() else "hessian-rank"

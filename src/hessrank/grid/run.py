@@ -8,6 +8,7 @@ import platform
 from dataclasses import dataclass
 
 from ..atomicio import check_writable
+from ..compile_cache import enable_compile_cache
 from ..config import RunConfig
 from ..data import load_dataset
 from ..errors import ConfigError, HessrankError
@@ -19,10 +20,13 @@ from .spec import Grid, GridPoint, plan_point, text_value
 STATUS = ("done", "failed", "skipped")
 
 
-def run_point(config: RunConfig, worker_limit: int | None = None) -> dict:
+def run_point(config: RunConfig, worker_limit: int | None = None, compile_cache: str | None = None) -> dict:
     """Run one point (on a Dask worker) planning memory within ``worker_limit`` bytes;
     return its result columns, status and worker. An error becomes ``status = failed``
-    with its one-line message: it never escapes."""
+    with its one-line message: it never escapes. ``compile_cache``: the folder of JAX's
+    persistent compilation cache on the worker (``None``: off)."""
+    if compile_cache:
+        enable_compile_cache(compile_cache)
     try:
         from distributed import get_worker
 
@@ -62,7 +66,7 @@ def _dataset_shape(config: RunConfig) -> tuple[int, int]:
 
 
 def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler: str | None = None,
-             memory_limit=None, client=None, progress=None) -> GridOutcome:
+             memory_limit=None, client=None, progress=None, compile_cache: str | None = None) -> GridOutcome:
     """Run every point of ``grid`` without a finished row under ``out``.
 
     Dask: ``client`` if given, else a client of the cluster at ``scheduler``, else a new
@@ -99,7 +103,7 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
         bar = progress(len(todo)) if (progress is not None and todo) else None
         try:
             if todo:
-                outcome.scheduler = _run_on_dask(todo, store, bar, client)
+                outcome.scheduler = _run_on_dask(todo, store, bar, client, compile_cache)
         finally:
             if bar is not None:
                 bar.close()
@@ -125,7 +129,7 @@ def _connect(stack, *, workers, scheduler, memory_limit):
     return stack.enter_context(Client(cluster))
 
 
-def _run_on_dask(todo, store, bar, client) -> str:
+def _run_on_dask(todo, store, bar, client, compile_cache) -> str:
     from distributed import as_completed
 
     limit = _worker_memory_limit(client)
@@ -140,7 +144,7 @@ def _run_on_dask(todo, store, bar, client) -> str:
             store(point, {"status": "skipped", "error": reason, "worker": ""})
             _report(bar, point, "skipped")
             continue
-        future = client.submit(run_point, config, limit, key=f"hessrank-grid-{point.id}", pure=False)
+        future = client.submit(run_point, config, limit, compile_cache, key=f"hessrank-grid-{point.id}", pure=False)
         futures[future] = point
     for future in as_completed(list(futures)):
         point = futures[future]
