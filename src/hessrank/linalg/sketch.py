@@ -62,8 +62,8 @@ BLAS_CONTROLLER = ThreadpoolController()
 
 def serial_lapack():
     """Context in which BLAS/LAPACK run on one thread, for the small (b×b) eigen- and
-    Cholesky decompositions of each round: with two OpenBLAS threads on a busy 2-core
-    machine they were measured 5–60× slower (threads wait on each other)."""
+    Cholesky decompositions of each round: on a busy machine several threads wait on
+    each other for problems this small (``benchmarks/bench_matrix_free.py``)."""
     return BLAS_CONTROLLER.limit(limits=1, user_api="blas")
 
 
@@ -354,8 +354,8 @@ def _project_out(Q: np.ndarray, Y: np.ndarray, C: np.ndarray | None = None) -> n
 def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) -> np.ndarray:
     """Orthonormal rows spanning the part of span(rows of ``R``) above ``floor``, orthogonal to ``Q``.
 
-    Rank-revealing through the b×b Gram matrix ``R Rᵀ`` (all BLAS-3: Householder QR of a
-    tall p×b block was measured 10× slower here): directions with singular value
+    Rank-revealing through the b×b Gram matrix ``R Rᵀ`` (all BLAS-3, unlike a Householder
+    QR of the tall p×b block): directions with singular value
     ``s > max(floor, 1e-6·s_max)`` are kept — weaker ones come back in a later round,
     once the strong ones are projected out — then made orthonormal to working
     precision by Cholesky QR, twice. ``scale``: the largest norm of a row before its
