@@ -1,5 +1,28 @@
+"""Shared set-up: CPU-only JAX in float64, and one small problem factory for every test."""
+
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
 import hessrank  # noqa: E402,F401  (switches JAX to float64)
+from hessrank.data import encode_targets  # noqa: E402
+from hessrank.models import MLP, get_loss  # noqa: E402
+
+
+def make_problem(activation, loss, bias, seed=0, n=7, d=4, units=(3, 5), K=3):
+    """``(model, loss, θ, X, Y)``: Gaussian inputs, one-hot targets of random classes, a
+    random initialisation of an MLP with hidden ``units``."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    Y = encode_targets(rng.integers(0, K, n), K)
+    model = MLP(widths=(d, *units, K), activation=activation, bias=bias)
+    return model, get_loss(loss), model.init(seed=seed + 1), X, Y
+
+
+@pytest.fixture
+def problem():
+    """The factory :func:`make_problem`: ``problem(activation, loss, bias, seed=…, n=…, …)``."""
+    return make_problem

@@ -4,27 +4,19 @@ import numpy as np
 import pytest
 from reference import ref_loss_hessian, ref_outer_product
 
-from hessrank import MLP, functional_hessian, get_loss, hessians, loss_hessian, outer_product_hessian
-from hessrank.data import encode_targets
+from hessrank import functional_hessian, hessians, loss_hessian, outer_product_hessian
 
 ACTIVATIONS = ["linear", "relu", "leaky_relu", "tanh", "elu", "sigmoid"]
 LOSSES = ["mse", "cross", "cosh"]
 
 
-def _problem(activation, loss, bias, seed=0, n=7, d=4, units=(3, 5), K=3):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    Y = encode_targets(rng.integers(0, K, n), K)
-    model = MLP(widths=(d, *units, K), activation=activation, bias=bias)
-    theta = model.init(seed=seed + 1)
-    return model, get_loss(loss), theta, X, Y
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("bias", [False, True])
-def test_against_references(activation, loss, bias):
-    model, lossf, theta, X, Y = _problem(activation, loss, bias)
+def test_against_references(activation, loss, bias, problem):
+    model, lossf, theta, X, Y = problem(activation, loss, bias)
     H = hessians(model, lossf, theta, X, Y, batch_size=3)  # 7 = 3 + 3 + 1 (padded batch)
     HL_ref = ref_loss_hessian(theta, X, Y, model.widths, activation, bias, loss)
     Ho_ref = ref_outer_product(theta, X, Y, model.widths, activation, bias, loss)
@@ -35,8 +27,8 @@ def test_against_references(activation, loss, bias):
     np.testing.assert_allclose(H["H_o"] + H["H_F"], H["H_L"], atol=1e-10 * scale, rtol=0)
 
 
-def test_public_functions_match_joint_pass_and_batching():
-    model, lossf, theta, X, Y = _problem("tanh", "cross", True, seed=3, n=10)
+def test_public_functions_match_joint_pass_and_batching(problem):
+    model, lossf, theta, X, Y = problem("tanh", "cross", True, seed=3, n=10)
     joint = hessians(model, lossf, theta, X, Y)
     for fn, name in [(loss_hessian, "H_L"), (outer_product_hessian, "H_o"), (functional_hessian, "H_F")]:
         for bs in (1, 4, 10):
@@ -44,8 +36,8 @@ def test_public_functions_match_joint_pass_and_batching():
                                        atol=1e-12 * np.abs(joint["H_L"]).max(), rtol=0)
 
 
-def test_matrices_are_symmetric_float64():
-    model, lossf, theta, X, Y = _problem("relu", "mse", False, seed=5)
+def test_matrices_are_symmetric_float64(problem):
+    model, lossf, theta, X, Y = problem("relu", "mse", False, seed=5)
     for M in hessians(model, lossf, theta, X, Y).values():
         assert M.dtype == np.float64
         np.testing.assert_allclose(M, M.T, atol=1e-13 * np.abs(M).max())

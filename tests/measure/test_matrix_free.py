@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from reference import ref_loss_hessian, ref_outer_product
 
-from hessrank import MLP, ConfigError, RunConfig, get_loss, hessians, numerical_rank, run
+from hessrank import ConfigError, RunConfig, hessians, numerical_rank, run
 from hessrank.cli import main
 from hessrank.curvature import (
     CurvatureOperator,
@@ -17,18 +17,9 @@ from hessrank.curvature import (
     outer_product_operator,
     psd_sqrt,
 )
-from hessrank.data import encode_targets
 from hessrank.linalg.sketch import Subspace, rank_info_from_ritz, residual_bound, sketch_rank
 from hessrank.measure import matrix_free_ranks, plan_memory
 from hessrank.measure import plan as planning
-
-
-def _problem(activation, loss, bias, seed=0, n=7, d=4, units=(3, 5), K=3):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    Y = encode_targets(rng.integers(0, K, n), K)
-    model = MLP(widths=(d, *units, K), activation=activation, bias=bias)
-    return model, get_loss(loss), model.init(seed=seed + 1), X, Y
 
 
 def _explicit(H):
@@ -38,8 +29,8 @@ def _explicit(H):
 # ----------------------------------------------------------------- operators
 @pytest.mark.parametrize("activation,loss,bias", [("tanh", "cross", True), ("relu", "cosh", False),
                                                   ("linear", "mse", False), ("sigmoid", "cross", False)])
-def test_operators_match_jax_hessian_and_explicit_ggn(activation, loss, bias):
-    model, lossf, theta, X, Y = _problem(activation, loss, bias)
+def test_operators_match_jax_hessian_and_explicit_ggn(activation, loss, bias, problem):
+    model, lossf, theta, X, Y = problem(activation, loss, bias)
     H_L = ref_loss_hessian(theta, X, Y, model.widths, activation, bias, loss)
     H_o = ref_outer_product(theta, X, Y, model.widths, activation, bias, loss)
     V = np.random.default_rng(1).standard_normal((70, model.num_params))   # 70: two calls, one padded
@@ -63,8 +54,8 @@ def test_psd_sqrt_of_singular_softmax_hessians():
         np.testing.assert_allclose(S @ S, Lam, atol=1e-14)
 
 
-def test_operator_rejects_wrong_length():
-    model, lossf, theta, X, Y = _problem("linear", "mse", False)
+def test_operator_rejects_wrong_length(problem):
+    model, lossf, theta, X, Y = problem("linear", "mse", False)
     with pytest.raises(ValueError, match="p = "):
         loss_hessian_operator(model, lossf, theta, X, Y)(np.zeros((2, 5)))
 
@@ -176,8 +167,8 @@ def test_tolerance_overrides_give_the_dense_ranks():
 
 
 @pytest.mark.parametrize("h_o", ["gram", "square", "sketch"])
-def test_every_outer_product_path_gives_the_dense_ranks(h_o):
-    model, lossf, theta, X, Y = _problem("linear", "cross", False, n=20, d=6, units=(4, 5), K=4)
+def test_every_outer_product_path_gives_the_dense_ranks(h_o, problem):
+    model, lossf, theta, X, Y = problem("linear", "cross", False, n=20, d=6, units=(4, 5), K=4)
     dense = {k: numerical_rank(H).rank for k, H in hessians(model, lossf, theta, X, Y).items()}
     free = matrix_free_ranks(model, lossf, theta, X, Y, h_o_path=h_o, block=16, probes=16)
     assert {k: v.rank for k, v in free.ranks.items()} == dense

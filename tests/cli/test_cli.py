@@ -11,7 +11,7 @@ import pytest
 
 from hessrank.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--dataset", "gaussian", "--n", "12", "--dim", "6", "--units", "3,4", "--K", "3"]
 
 

@@ -22,7 +22,7 @@ from hessrank.data import DATASETS
 from hessrank.store import RESULT_COLUMNS, ResultTable
 from hessrank.sweeps import make_sweep, parse_range, run_sweep
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = {"samplesize": "rank_vs_sample_size.py", "width": "rank_vs_width.py", "depth": "rank_vs_depth.py"}
 KEY = {"samplesize": "n", "width": "width", "depth": "depth"}
 
