@@ -16,7 +16,7 @@ python3 -c "import jax; print('jax', jax.__version__, jax.devices())"
 
 echo "== tests on the GPU"
 JAX_PLATFORMS=$gpu timeout 300 python3 -m pytest -q -x -p no:cacheprovider \
-    tests/test_curvature.py tests/test_matrix_free.py tests/test_rank.py tests/test_models_losses.py 2>&1 | tail -4
+    tests/curvature tests/measure/test_matrix_free.py tests/linalg tests/models 2>&1 | tail -4
 
 run() {  # platform method units K name
     local t0 t1

@@ -95,3 +95,20 @@ def test_ranks_at_rtols_unresolved_cuts_and_implied_zeros():
     assert ranks_at_rtols(info, [1e-12, 1e-6, 1e-2]) == [3, 2, 1]
     # a sketch resolves eigenvalues down to 2δ = 1e-5 only
     assert ranks_at_rtols(info, [1e-12, 1e-6, 1e-2], resolved_below=1e-5) == [None, None, 1]
+
+
+def test_two_stage_eigenvalues_equal_numpy_and_the_rank_rule_is_unchanged():
+    from hessrank.linalg import spectrum
+    from hessrank.linalg.lapack import eigvalsh_2stage, two_stage_available
+
+    rng = np.random.default_rng(11)
+    for p, r in ((1, 1), (7, 3), (60, 20), (301, 150)):
+        B = rng.standard_normal((p, r))
+        H = B @ np.diag(rng.standard_normal(r)) @ B.T
+        ref = np.linalg.eigvalsh(H)
+        assert np.allclose(spectrum(H), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+        assert numerical_rank(H).rank == np.linalg.matrix_rank(H, hermitian=True) == r
+        if two_stage_available():
+            H2 = H.copy()
+            w = eigvalsh_2stage(H2, overwrite=True)
+            assert np.allclose(w, ref, rtol=0, atol=1e-12 * np.abs(ref).max())

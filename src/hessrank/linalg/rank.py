@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from .lapack import eigvalsh_2stage
+
 EPS = float(np.finfo(np.float64).eps)
 
 
@@ -33,8 +35,12 @@ class RankInfo:
 
 
 def spectrum(H, *, overwrite: bool = False) -> np.ndarray:
-    """Eigenvalues of the symmetric matrix ``H`` (LAPACK ``syevd``), ascending."""
+    """Eigenvalues of the symmetric matrix ``H``, ascending: LAPACK's two-stage
+    ``syevd_2stage`` where SciPy's OpenBLAS provides it (:mod:`.lapack`), else ``syevd``."""
     H = np.asarray(H, dtype=np.float64)
+    w = eigvalsh_2stage(H, overwrite=overwrite)
+    if w is not None:
+        return w
     return scipy.linalg.eigvalsh(H, overwrite_a=overwrite, check_finite=False, driver="evd")
 
 
