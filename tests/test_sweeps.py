@@ -364,7 +364,7 @@ def test_row_values_are_the_run_values():
     row = result_row(res)
     assert list(row) == list(RESULT_COLUMNS)
     assert int(row["rank_o"]) == res.ranks["H_o"].rank and int(row["pred_F"]) == res.prediction.H_F
-    assert row["kind"] == "estimate" and int(row["num_params"]) == res.p == 5 * 3 + 3 * 2
+    assert row["kind"] == "bound" and int(row["num_params"]) == res.p == 5 * 3 + 3 * 2
     assert float(row["tol_L"]) == res.ranks["H_L"].tol
     gap = res.ranks["H_F"].gap_decades
     assert row["gap_F"] == ("" if gap is None else "inf" if np.isinf(gap) else repr(gap))
