@@ -63,6 +63,9 @@ def test_relu_width_sweep_stores_bounds_that_hold(relu_width):
     text = format_summary(outcome)
     assert "bound:    0 of 6 ranks above their bound" in text and "exact:" not in text
     assert "> bound!" not in text and " / ≤" in text
+    from hessrank.sweeps import _point_message  # the progress line of one point
+
+    assert _point_message(outcome.rows[0]).startswith(f"H_L {outcome.rows[0]['rank_L']}/≤{outcome.rows[0]['pred_L']}")
 
 
 def test_an_old_table_stays_readable_and_is_summarised_by_kind(relu_width, tmp_path):

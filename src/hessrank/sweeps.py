@@ -317,7 +317,9 @@ def _sweep_params(sweep: Sweep) -> dict:
 
 
 def _point_message(row: dict) -> str:
-    parts = [f"{name} {row['rank_' + s]}/{row['pred_' + s]}" for name, s in SUFFIX.items()]
+    kinds = row_kinds(row)
+    parts = [f"{name} {row['rank_' + s]}/{'≤' if kinds[name] == 'bound' else ''}{row['pred_' + s]}"
+             for name, s in SUFFIX.items()]
     return ", ".join(parts) + f" (measured/predicted), {row.get('method') or 'dense'}, {float(row['seconds']):.2f} s"
 
 

@@ -13,7 +13,7 @@ from ..data import load_dataset
 from ..errors import ConfigError, HessrankError
 from ..matrices import SUFFIX
 from ..measure import memory_limit, provenance, run
-from ..store import StoredOutcome, comparison_lines, count_comparisons, result_row, stored_session
+from ..store import StoredOutcome, comparison_lines, count_comparisons, result_row, row_kinds, stored_session
 from .spec import Grid, GridPoint, plan_point, text_value
 
 STATUS = ("done", "failed", "skipped")
@@ -165,7 +165,8 @@ def _report(bar, point: GridPoint, status: str, result: dict | None = None) -> N
     if bar is None:
         return
     if status == "done":
-        msg = ", ".join(f"{name} {result['rank_' + s]}/{result['pred_' + s]}"
+        kinds = row_kinds(result)
+        msg = ", ".join(f"{name} {result['rank_' + s]}/{'≤' if kinds[name] == 'bound' else ''}{result['pred_' + s]}"
                         for name, s in SUFFIX.items()) + " (measured/predicted)"
     else:
         msg = f"{status}: {(result or {}).get('error', '') or point.error or ''}".rstrip(": ")
