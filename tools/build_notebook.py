@@ -138,12 +138,18 @@ fig = sweep_figure(rows, json.loads(outcome.table.json_path.read_text()), normal
 fig"""),
     ("md", r"""## Beyond the theory: a ReLU network
 
-With a non-linear activation no formula is known; the linear one is only a reference
-(`kind = "estimate"`). Worse, the spectrum may have no cliff, and then the rank depends
-on the tolerance. Ranks at several relative tolerances make that visible: a rank stays
+With a non-linear activation no formula is known; the tool predicts proven upper
+bounds instead (`kind = "bound"`, see `docs/theory.md`): every hidden ReLU neuron can be
+rescaled without changing f (one null direction of $H_o$ each), and first-layer weights
+orthogonal to the data change nothing. A measured rank may fall below a bound, never
+above it. Worse, the spectrum may have no cliff, and then the rank depends on the
+tolerance. Ranks at several relative tolerances make that visible: a rank stays
 put while the tolerance moves inside its gap, and moves once the tolerance leaves it."""),
     ("code", r"""relu = hessrank.run(RunConfig(dataset="digits", n=100, dim=64, K=10, units=(10, 10), activation="relu", seed=1))
-print(f"prediction kind: {relu.prediction.kind}")
+print(f"kinds: {relu.prediction.kinds}, bounds: {relu.prediction.bounds}")
+for k, info in relu.ranks.items():  # a measured rank against its proven bound
+    print(f"{k}: rank {info.rank} <= bound {getattr(relu.prediction, k)}")
+    assert info.rank <= getattr(relu.prediction, k), (k, info.rank, getattr(relu.prediction, k))
 rtols = [1e-15, 1e-13, 1e-11, 1e-9, 1e-7, 1e-5]
 scan = pd.DataFrame({
     f"{net} {name}": [hessrank.linalg.rank_from_eigenvalues(info.eigenvalues, info.size, rtol=t).rank for t in rtols]
@@ -158,8 +164,8 @@ fig"""),
     ("md", r"""**Reading it.** The linear network's ranks equal the formulas at the default tolerance.
 On digits their gaps are about 5 decades for $H_L$ and $H_o$ (a few pixels barely vary
 across the samples), so those ranks hold up to `rtol` ≈ 1e-13 and drop beyond; $H_F$,
-with a 10-decade cliff, does not move at all. The ReLU network's ranks are nowhere near
-the linear reference and drift with the tolerance. A rank is only meaningful with its
+with a 10-decade cliff, does not move at all. The ReLU network's ranks stay below their bounds
+and drift with the tolerance. A rank is only meaningful with its
 tolerance and its gap, which is why `hessian-rank run` always prints both.
 
 Regenerate this notebook with its outputs: `python3 tools/build_notebook.py`."""),

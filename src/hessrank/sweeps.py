@@ -35,11 +35,14 @@ from .store import (
     ResultTable,
     StoredOutcome,
     architecture_name,
+    comparison_lines,
     config_hash,
     config_identity,
     config_slug,
+    count_comparisons,
     result_row,
-    row_matches_prediction,
+    row_kinds,
+    row_mark,
     store_folder,
     stored_session,
 )
@@ -314,31 +317,35 @@ def _sweep_params(sweep: Sweep) -> dict:
 
 
 def _point_message(row: dict) -> str:
-    parts = [f"{name} {row['rank_' + s]}/{row['pred_' + s]}" for name, s in SUFFIX.items()]
+    kinds = row_kinds(row)
+    parts = [f"{name} {row['rank_' + s]}/{'≤' if kinds[name] == 'bound' else ''}{row['pred_' + s]}"
+             for name, s in SUFFIX.items()]
     return ", ".join(parts) + f" (measured/predicted), {row.get('method') or 'dense'}, {float(row['seconds']):.2f} s"
 
 
 def format_summary(outcome: SweepOutcome) -> str:
-    """The table of a finished sweep and where it is stored."""
+    """The table of a finished sweep and where it is stored: a bound is shown as
+    ``≤ value``; ``≠`` marks a rank that differs from an exact prediction or an estimate,
+    ``> bound!`` one above its bound (never expected)."""
     sweep, key = outcome.sweep, outcome.sweep.key
     rows = outcome.rows
-    kind = rows[0]["kind"] if rows else "exact"
-    lines = [f"{key:>6} {'p':>7} {'r':>4}   {'H_L':>13} {'H_o':>13} {'H_F':>13}   (measured / predicted)"]
+    lines = [f"{key:>6} {'p':>7} {'r':>4}   {'H_L':>14} {'H_o':>14} {'H_F':>14}   (measured / predicted)"]
     for row in rows:
-        cells = [f"{row['rank_' + s]:>6} / {row['pred_' + s]:<4}" for s in SUFFIX.values()]
-        mark = "" if row_matches_prediction(row) else "  ≠"
-        lines.append(f"{row[key]:>6} {row['num_params']:>7} {row['r']:>4}   " + " ".join(cells) + mark)
-    equal = sum(row_matches_prediction(r) for r in rows)
-    what = "the predictions (exact for these networks)" if kind == "exact" else \
-        "the linear formula (an estimate only for these networks)"
+        kinds = row_kinds(row)
+        cells = [f"{row['rank_' + s]:>6} / {('≤' if kinds[name] == 'bound' else '') + row['pred_' + s]:<5}"
+                 for name, s in SUFFIX.items()]
+        mark = row_mark(row)
+        lines.append(f"{row[key]:>6} {row['num_params']:>7} {row['r']:>4}   " + " ".join(cells)
+                     + (f"  {mark}" if mark else ""))
     methods = sorted({row.get("method", "") for row in rows} - {""})
+    lines += ["", *comparison_lines(count_comparisons(rows))]
+    if methods:
+        lines.append(f"method {', '.join(methods)}")
     lines += [
-        "",
-        f"{equal} of {len(rows)} points have rank H_L, H_o, H_F equal to {what}"
-        + (f"; method {', '.join(methods)}" if methods else ""),
         f"{sweep.task} sweep: {len(outcome.computed)} point(s) computed now, {outcome.stored_before} were "
         "stored before",
         f"rows:   {outcome.table.csv_path}",
         f"config: {outcome.table.json_path}",
     ]
     return "\n".join(lines)
+

@@ -261,6 +261,29 @@ def predict_ranks(*, r: int, K: int, units, loss: str = "mse", activation: str =
                       r_affine=r_aff if bias else None, linear=linear)
 
 
+#: how a measured rank compares with its prediction (:func:`compare_rank`)
+COMPARISONS = ("equal", "differs", "below", "violated")
+
+
+def compare_rank(measured: int, predicted: int | None, kind: str | None) -> str | None:
+    """How a measured rank stands against a prediction of ``kind``.
+
+    ``exact``/``estimate``: ``"equal"`` or ``"differs"``; ``bound``: ``"equal"`` (met),
+    ``"below"`` or ``"violated"`` (measured above a proven bound: the bound is wrong, or
+    the measurement is); ``None`` when there is no prediction.
+    """
+    if kind is None or predicted is None:
+        return None
+    if kind not in KINDS:
+        raise ConfigError(f"kind={kind!r}: not one of {', '.join(KINDS)}")
+    measured, predicted = int(measured), int(predicted)
+    if measured == predicted:
+        return "equal"
+    if kind == "bound":
+        return "violated" if measured > predicted else "below"
+    return "differs"
+
+
 @dataclass(frozen=True)
 class Deficiency:
     """``p - rank`` of one matrix split into ``parts`` (see :data:`DEFICIENCY_PARTS`)

@@ -32,7 +32,7 @@ def test_table_and_spectrum_csv(tmp_path, capsys):
     path = tmp_path / "sub" / "spec.csv"
     assert main(["run", *SMALL, "--activation", "tanh", "--bias", "--spectrum", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "H_L" in out and "estimate" in out and "p = " in out
+    assert "H_L" in out and "bound" in out and "p = " in out  # tanh: only the bounds ≤ p − data span
     rows = list(csv.DictReader(path.open()))
     assert len(rows) == 6 * 3 + 3 + 3 * 4 + 4 + 4 * 3 + 3
     assert list(rows[0]) == ["index", "H_L", "H_o", "H_F"]

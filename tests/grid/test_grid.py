@@ -56,7 +56,7 @@ def test_grid_on_a_local_cluster_of_two_processes(tmp_path, capsys):
     assert main(["grid", str(grid_file), "--workers", "2", "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "8 points: 8 done (8 run now, 0 stored before), 0 failed, 0 skipped" in captured.out
-    assert "exact (linear, no bias): 8 of 8 points equal their prediction" in captured.out
+    assert "exact:    24 of 24 ranks equal their prediction" in captured.out  # 8 points × 3 matrices
     progress = [line for line in captured.err.splitlines() if line.startswith("grid mixed: [")]
     assert len(progress) == 8 and progress[-1].startswith("grid mixed: [8/8]")
 

@@ -291,7 +291,7 @@ def test_sweep_logs_progress_lines_when_not_a_terminal(tmp_path, capsys):
     log = captured.err.splitlines()
     assert [line.split(":")[0] for line in log] == ["depth sweep", "depth sweep"]
     assert "[2/2] depth=2" in log[1] and "ETA" in log[1]
-    assert "2 of 2 points have rank H_L, H_o, H_F equal to the predictions" in captured.out
+    assert "exact:    6 of 6 ranks equal their prediction" in captured.out  # 2 points × 3 matrices
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -325,7 +325,7 @@ def test_root_scripts_run_without_installing(tmp_path):
     res = subprocess.run([sys.executable, str(ROOT / "rank_vs_width.py"), *common, "--n", "20", "--widths", "2,3"],
                          cwd=tmp_path, capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
-    assert "2 of 2 points have rank H_L, H_o, H_F equal to the predictions" in res.stdout
+    assert "exact:    6 of 6 ranks equal their prediction" in res.stdout  # 2 points × 3 matrices
     res = subprocess.run([sys.executable, str(ROOT / "plotting.py"), "--task", "width", "--loss", "cosh",
                           "--dataset", "gaussian", "--normalize", "0"], cwd=tmp_path, capture_output=True, text=True,
                          env=env)
@@ -364,7 +364,7 @@ def test_row_values_are_the_run_values():
     row = result_row(res)
     assert list(row) == list(RESULT_COLUMNS)
     assert int(row["rank_o"]) == res.ranks["H_o"].rank and int(row["pred_F"]) == res.prediction.H_F
-    assert row["kind"] == "estimate" and int(row["num_params"]) == res.p == 5 * 3 + 3 * 2
+    assert row["kind"] == "bound" and int(row["num_params"]) == res.p == 5 * 3 + 3 * 2
     assert float(row["tol_L"]) == res.ranks["H_L"].tol
     gap = res.ranks["H_F"].gap_decades
     assert row["gap_F"] == ("" if gap is None else "inf" if np.isinf(gap) else repr(gap))

@@ -6,6 +6,7 @@ import math
 
 from ..linalg import RTOL_SCAN
 from ..matrices import MATRICES
+from ..theory import DEFICIENCY_PARTS, compare_rank
 
 
 def format_rank_vs_rtol(result) -> str:
@@ -28,25 +29,76 @@ def _fmt_gap(gap) -> str:
     return "inf" if math.isinf(gap) else f"{gap:.1f}"
 
 
+#: what each null space in a bound's name is, for the ``theory`` line
+_BOUND_PARTS = {
+    "data-span": "data span",
+    "softmax-shift": "softmax shift",
+    "rescaling": "rescaling symmetry (one per hidden neuron)",
+}
+#: the columns of ``--explain``, in the order the deficiency is attributed
+_EXPLAIN_HEADS = {"data_span": "data span", "softmax_shift": "softmax shift", "rescaling": "rescaling",
+                  "sample_count": "sample count", "linear_structure": "linear structure"}
+
+
+def _bound_text(name: str) -> str:
+    """``"p − rescaling symmetry (…)"``, ``"nK' (sample count)"``, ``"p"``."""
+    if name == "nK'":
+        return "nK' (sample count)"
+    if name == "p":
+        return "p (no symmetry applies)"
+    return "p − " + " − ".join(_BOUND_PARTS.get(part, part) for part in name.split("+"))
+
+
+def describe_predictions(pred) -> list[str]:
+    """Phrases saying what the predictions of ``pred`` are (the ``theory`` lines)."""
+    kinds = pred.kinds
+    if all(kinds.get(m) == "exact" for m in MATRICES):
+        return ["exact for this network (linear, no bias)"]
+    phrases = []
+    exact = [m for m in MATRICES if kinds.get(m) == "exact"]
+    if exact:
+        phrases.append(f"{', '.join(exact)} exact")
+    bounds = {}
+    for m in MATRICES:
+        if kinds.get(m) == "bound":
+            bounds.setdefault(pred.bounds.get(m, "p"), []).append(m)
+    if bounds:
+        phrases += [f"bound: {', '.join(ms)} ≤ {_bound_text(name)}" for name, ms in bounds.items()]
+    estimates = [m for m in MATRICES if kinds.get(m) == "estimate"]
+    if estimates:
+        phrases.append(f"{', '.join(estimates)} estimate{'s' if len(estimates) > 1 else ''} only (no guarantee)")
+    return phrases
+
+
+def _mark(comparison: str | None) -> str:
+    return {"violated": "  > bound!", "differs": "  ≠"}.get(comparison, "")
+
+
 def format_result(result) -> str:
-    """The human-readable table of one run."""
+    """The human-readable table of one run: per matrix the measured rank, the prediction
+    (``≤ b`` for a bound), its kind, the tolerance and the gap at the cut; ``≠`` marks a
+    rank that differs from an exact prediction or an estimate, ``> bound!`` one above a
+    proven bound (never expected: the bound or the measurement would be wrong)."""
     c = result.config
     pred = result.prediction
     net = "-".join(map(str, (result.d, *c.units, c.K)))
+    r_aff = f", r̃ = rank [X, 1] = {pred.r_affine}" if pred.r_affine is not None else ""
     lines = [
-        f"data     {c.dataset} ({result.dataset_source}): n = {result.n}, d = {result.d}, r = rank(Σ xxᵀ) = {result.r}",
+        f"data     {c.dataset} ({result.dataset_source}): n = {result.n}, d = {result.d}, r = rank(Σ xxᵀ) = "
+        f"{result.r}{r_aff}",
         f"network  {net}, {c.activation}, {'bias' if c.bias else 'no bias'}, {c.init} init, seed {c.seed}; "
         f"loss {c.loss}; p = {result.p}",
-        f"theory   K' = {pred.K_eff}, q = {pred.q}, s = {pred.s}, M = {pred.M}, L = {pred.L} "
-        f"({'exact for this network' if pred.kind == 'exact' else 'linear formula, an estimate only'})",
+        f"theory   K' = {pred.K_eff}, q = {pred.q}, s = {pred.s}, M = {pred.M}, L = {pred.L}",
+        *(f"         {phrase}" for phrase in describe_predictions(pred)),
         "",
         f"{'matrix':<7}{'rank':>8}{'predicted':>11}  {'kind':<9}{'tolerance':>11}{'gap (decades)':>15}",
     ]
     for name in MATRICES:
         info = result.ranks[name]
-        mark = "" if info.rank == getattr(pred, name) else "  ≠"
-        lines.append(f"{name:<7}{info.rank:>8}{getattr(pred, name):>11}  {pred.kind:<9}{info.tol:>11.2e}"
-                     f"{_fmt_gap(info.gap_decades):>15}{mark}")
+        kind, value = pred.kinds.get(name), getattr(pred, name)
+        shown = "-" if value is None else (f"≤ {value}" if kind == "bound" else str(value))
+        lines.append(f"{name:<7}{info.rank:>8}{shown:>11}  {kind or '-':<9}{info.tol:>11.2e}"
+                     f"{_fmt_gap(info.gap_decades):>15}{_mark(compare_rank(info.rank, value, kind))}")
     lines += ["", f"method {result.method} ({result.method_reason}); {result.seconds:.2f} s"]
     for name, det in result.method_details.items():
         if "residual_bound" in det:
@@ -58,4 +110,24 @@ def format_result(result) -> str:
     if result.uncertified:
         lines.append(f"warning: {', '.join(result.uncertified)} not certified within the memory cap: each rank "
                      "shown is a lower bound; free memory, or use --method dense where it fits")
+    return "\n".join(lines)
+
+
+def format_explain(result) -> str:
+    """``p − rank`` of each matrix split into the parts the theory accounts for, in the
+    order they are attributed (each part is what it removes after the ones before it),
+    and the unexplained rest: 0 where an exact formula holds, ≥ 0 under a bound."""
+    explained = result.explain()
+    heads = [_EXPLAIN_HEADS[k] for k in DEFICIENCY_PARTS]
+    widths = [max(len(h), 6) for h in heads]
+    lines = [f"p − rank explained (p = {result.p}; each part counts what it removes after the parts left of it)",
+             f"{'matrix':<7}{'p − rank':>9}  " + "  ".join(f"{h:>{w}}" for h, w in zip(heads, widths))
+             + f"  {'unexplained':>11}"]
+    for name in MATRICES:
+        if name not in explained:
+            continue
+        e = explained[name]
+        cells = "  ".join(f"{e.parts[k]:>{w}}" for k, w in zip(DEFICIENCY_PARTS, widths))
+        note = "  (measured above the theory)" if e.unexplained < 0 else ""
+        lines.append(f"{name:<7}{e.deficiency:>9}  {cells}  {e.unexplained:>11}{note}")
     return "\n".join(lines)

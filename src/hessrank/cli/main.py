@@ -43,7 +43,7 @@ from ..sweeps import (
     make_sweep,
     run_sweep,
 )
-from .format import format_rank_vs_rtol, format_result
+from .format import format_explain, format_rank_vs_rtol, format_result
 from .progress import Progress
 
 EXIT_USAGE = 2
@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p_run.add_argument("--rank-vs-rtol", "--rank_vs_rtol", dest="rank_vs_rtol", action="store_true",
                        help="also print each rank at rtol = 1e-16 … 1e-2 (how much the rank depends on the tolerance)")
+    p_run.add_argument("--explain", action="store_true",
+                       help="also print p − rank of each matrix split into what the theory accounts for (data span, "
+                            "softmax shift, rescaling symmetries, sample count, linear structure) and what remains")
     p_run.set_defaults(handler=_cmd_run)
     p_data = sub.add_parser("datasets", help="list the data sets, where they are, how to get a missing one")
     p_data.add_argument("--data-dir", "--data_dir", dest="data_dir", help="also look here (first)")
@@ -193,6 +196,9 @@ def _cmd_run(args) -> int:
         if args.rank_vs_rtol:
             print()
             print(format_rank_vs_rtol(result))
+        if args.explain:
+            print()
+            print(format_explain(result))
         if args.spectrum:
             print(f"spectra written to {args.spectrum}")
     return 0

@@ -14,7 +14,7 @@ from ..data import load_dataset
 from ..errors import ConfigError, HessrankError
 from ..matrices import SUFFIX
 from ..measure import memory_limit, provenance, run
-from ..store import StoredOutcome, result_row, row_matches_prediction, stored_session
+from ..store import StoredOutcome, comparison_lines, count_comparisons, result_row, row_kinds, stored_session
 from .spec import Grid, GridPoint, plan_point, text_value
 
 STATUS = ("done", "failed", "skipped")
@@ -169,7 +169,8 @@ def _report(bar, point: GridPoint, status: str, result: dict | None = None) -> N
     if bar is None:
         return
     if status == "done":
-        msg = ", ".join(f"{name} {result['rank_' + s]}/{result['pred_' + s]}"
+        kinds = row_kinds(result)
+        msg = ", ".join(f"{name} {result['rank_' + s]}/{'≤' if kinds[name] == 'bound' else ''}{result['pred_' + s]}"
                         for name, s in SUFFIX.items()) + " (measured/predicted)"
     else:
         msg = f"{status}: {(result or {}).get('error', '') or point.error or ''}".rstrip(": ")
@@ -177,16 +178,16 @@ def _report(bar, point: GridPoint, status: str, result: dict | None = None) -> N
 
 
 def summarize(outcome: GridOutcome) -> dict:
-    """Counts: points done / failed / skipped, and how many finished points equal their
-    prediction, split by kind (``exact`` for linear networks without bias)."""
+    """Counts: points done / failed / skipped, and over the finished points' ranks (one
+    per point and matrix) how each stands against its prediction, by kind: ``exact_equal``
+    of ``exact_ranks``, ``bound_violated`` / ``bound_equal`` / ``bound_below`` of
+    ``bound_ranks``, ``estimate_equal`` of ``estimate_ranks`` (see
+    :func:`~hessrank.store.count_comparisons`)."""
     rows = outcome.rows
     done = [r for r in rows if r["status"] == "done"]
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUS}
     counts["points"] = len(outcome.grid.points)
-    for kind in ("exact", "estimate"):
-        mine = [r for r in done if r["kind"] == kind]
-        counts[f"{kind}_points"] = len(mine)
-        counts[f"{kind}_equal"] = sum(row_matches_prediction(r) for r in mine)
+    counts.update(count_comparisons(done))
     return counts
 
 
@@ -199,8 +200,7 @@ def format_grid_summary(outcome: GridOutcome) -> str:
         f"grid {outcome.grid.name}: {c['points']} points: {c['done']} done "
         f"({done_now} run now, {outcome.stored_before} stored before), "
         f"{c['failed']} failed, {c['skipped']} skipped",
-        f"exact (linear, no bias): {c['exact_equal']} of {c['exact_points']} points equal their prediction",
-        f"estimate (other networks): {c['estimate_equal']} of {c['estimate_points']} points equal the linear formula",
+        *comparison_lines(c),
     ]
     for row in outcome.rows:
         if row["status"] != "done":

@@ -23,7 +23,7 @@ from ..linalg import (
 )
 from ..matrices import DENSE, H_O_GRAM, MATRICES
 from ..models import MLP, get_loss
-from ..theory import Prediction, predict_ranks
+from ..theory import Deficiency, Prediction, explain_deficiency, predict_ranks
 from .matrixfree import matrix_free_ranks
 from .plan import MethodPlan, plan_method
 from .provenance import peak_rss_bytes, provenance
@@ -69,6 +69,14 @@ class Result:
     def _residual_bound(self, name: str) -> float:
         return float(self.method_details.get(name, {}).get("residual_bound", 0.0))
 
+    def explain(self) -> dict[str, Deficiency]:
+        """``p - rank`` of each measured matrix split into the parts the theory accounts
+        for and the unexplained rest (:func:`~hessrank.theory.explain_deficiency`)."""
+        c = self.config
+        return explain_deficiency(ranks={k: v.rank for k, v in self.ranks.items()}, r=self.r, K=c.K,
+                                  units=c.units, d=self.d, n=self.n, loss=c.loss, activation=c.activation,
+                                  bias=c.bias, r_affine=self.prediction.r_affine)
+
     @property
     def spectra(self) -> dict[str, np.ndarray]:
         """Eigenvalues of each matrix, sorted by decreasing magnitude."""
@@ -89,6 +97,10 @@ class Result:
                 "H_F": self.prediction.H_F,
                 "kind": self.prediction.kind,
             },
+            "kinds": dict(self.prediction.kinds),
+            "bounds": dict(self.prediction.bounds),
+            "explain": {k: {"deficiency": e.deficiency, "parts": dict(e.parts), "unexplained": e.unexplained}
+                        for k, e in self.explain().items()},
             "theory": self.prediction.to_dict(),
             "tolerance": {k: v.tol for k, v in self.ranks.items()},
             "gap_decades": {k: _finite_or_none(v.gap_decades) for k, v in self.ranks.items()},
@@ -126,12 +138,25 @@ def make_result(config: RunConfig, data: Dataset, n: int, p: int, ranks: dict[st
     """The one constructor of a :class:`Result`: ``ranks`` measured on the first ``n``
     samples of ``data``, with r and the predictions computed from the same samples."""
     config = config.replace(n=n, dim=data.d)  # record what the defaults resolved to
-    r = covariance_rank(data.X[:n], rtol=config.rtol, atol=config.atol).rank
-    prediction = predict_ranks(r=r, K=data.K, units=config.units, loss=config.loss,
-                               activation=config.activation, bias=config.bias)
+    X = data.X[:n]
+    r = covariance_rank(X, rtol=config.rtol, atol=config.atol).rank
+    r_affine = _affine_rank(X, r, rtol=config.rtol, atol=config.atol) if config.bias else None
+    prediction = predict_ranks(r=r, K=data.K, units=config.units, loss=config.loss, activation=config.activation,
+                               bias=config.bias, n=n, d=data.d, r_affine=r_affine)
     return Result(config=config, p=p, n=n, d=data.d, r=r, ranks=ranks, prediction=prediction, seconds=seconds,
                   method=plan.method, method_reason=plan.reason, dataset_source=data.source, timings=timings,
                   method_details=details, peak_rss_bytes=peak_rss_bytes(), provenance=provenance())
+
+
+def _affine_rank(X, r: int, *, rtol, atol) -> int:
+    """``rank [X, 1]`` (what the first layer sees with biases) by the same rule as ``r``.
+
+    In exact arithmetic it lies in ``[r, min(n, r + 1)]``; the eigenvalues of the augmented
+    Gram matrix interlace the original's, but its larger tolerance can drop an eigenvalue
+    that sat at the cut, so the count is kept in that range."""
+    n = X.shape[0]
+    measured = covariance_rank(np.hstack([X, np.ones((n, 1))]), rtol=rtol, atol=atol).rank
+    return min(max(measured, r), min(n, r + 1))
 
 
 def run(config: RunConfig) -> Result:

@@ -1,7 +1,8 @@
 """Figures from the result store: rank against sample size, width or depth, and spectra.
 
-* :func:`sweep_figure`: measured ranks of H_L, H_F, H_o as lines, the predictions as
-  dots on them, one fixed colour per matrix; y is the rank or rank / #params.
+* :func:`sweep_figure`: measured ranks of H_L, H_F, H_o as lines, one fixed colour per
+  matrix, with the predictions by kind: exact ones as dots, proven bounds as dashed
+  lines, estimates as thin dotted lines; y is the rank or rank / #params.
 * :func:`spectrum_figure`: the sorted |eigenvalues| of H_L, H_o, H_F on a log scale,
   each with its tolerance (dashed) and its cut (dotted, at the rank): why a rank is
   that rank.
@@ -20,7 +21,17 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..matrices import SUFFIX
+from ..store import row_kinds
 from .style import COLOURS, MATRIX_ORDER, RC, TEX, X_LABEL, new_figure, save_figure
+
+#: how a prediction is drawn, by kind: exact ones as dots, proven bounds as dashed
+#: lines, estimates as a thin dotted reference line
+PREDICTION_STYLE = {
+    "exact": {"ls": "none", "marker": "o", "ms": 5, "mec": "black", "mew": 0.6},
+    "bound": {"ls": "--", "lw": 1.3},
+    "estimate": {"ls": ":", "lw": 0.9},
+}
+PREDICTION_LABEL = {"exact": "predicted (exact)", "bound": "bound (rank ≤)", "estimate": "estimate"}
 
 
 def default_normalize(task: str) -> bool:
@@ -49,7 +60,8 @@ def sweep_title(meta: dict) -> str:
 
 def sweep_figure(rows, meta: dict, *, normalize: bool | None = None):
     """The paper's figure from stored ``rows`` (a DataFrame of one sweep's CSV) and its
-    ``meta`` (the JSON): six series, a line and a row of dots per matrix."""
+    ``meta`` (the JSON): per matrix a line (measured) and a series per kind of prediction
+    in the rows (:data:`PREDICTION_STYLE`)."""
     import matplotlib
     from matplotlib.ticker import MaxNLocator
 
@@ -58,7 +70,7 @@ def sweep_figure(rows, meta: dict, *, normalize: bool | None = None):
     rows = rows.sort_values(key)
     x = rows[key].to_numpy(dtype=float)
     scale = rows["num_params"].to_numpy(dtype=float) if normalize else np.ones_like(x)
-    exact = (rows["kind"] == "exact").all()
+    kinds = [row_kinds(row) for row in rows.to_dict("records")]
     with matplotlib.rc_context(RC):
         fig = new_figure()
         ax = fig.add_subplot(1, 1, 1)
@@ -66,9 +78,12 @@ def sweep_figure(rows, meta: dict, *, normalize: bool | None = None):
             s = SUFFIX[name]
             ax.plot(x, rows[f"rank_{s}"].to_numpy(dtype=float) / scale, color=COLOURS[name], lw=1.8, zorder=2,
                     label=f"rank {TEX[name]} measured")
-            ax.plot(x, rows[f"pred_{s}"].to_numpy(dtype=float) / scale, ls="none", marker="o", ms=5,
-                    color=COLOURS[name], mec="black", mew=0.6, zorder=3,
-                    label=f"{TEX[name]} {'predicted' if exact else 'linear formula (estimate)'}")
+            pred = rows[f"pred_{s}"].to_numpy(dtype=float) / scale
+            for kind, style in PREDICTION_STYLE.items():
+                mine = np.array([k[name] == kind for k in kinds])
+                if mine.any():  # NaN elsewhere: a point of another kind breaks the line
+                    ax.plot(x, np.where(mine, pred, np.nan), color=COLOURS[name], zorder=3,
+                            label=f"{TEX[name]} {PREDICTION_LABEL[kind]}", **style)
         if x.size <= 16:
             ax.set_xticks(x)
         else:

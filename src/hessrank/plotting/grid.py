@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import ConfigError
 from ..grid import Grid, text_value
 from ..matrices import MATRICES, SUFFIX
+from ..store import row_kinds
 from .style import COLOURS, DPI, RC, TEX, save_figure
+
+#: the marker of a point by the kind of its prediction
+_MARKERS = {"exact": {"marker": "o"}, "bound": {"marker": "v", "mfc": "none"},
+            "estimate": {"marker": "s", "mfc": "none"}}
+_LABELS = {"exact": "exact prediction", "bound": "bound (measured ≤ bound)", "estimate": "estimate"}
 
 
 def grid_figure(rows, grid: Grid, *, facet: str | None = None):
     """Measured against predicted rank, one panel per matrix (columns) and per value of
     ``facet`` (rows; default the first grid option with several values). Points on the
-    diagonal equal their prediction; filled markers are exact predictions, hollow ones
-    the linear formula as an estimate."""
+    diagonal equal their prediction; filled dots are exact predictions, hollow
+    downward triangles proven bounds (on or below the diagonal: measured ≤ bound),
+    hollow squares estimates."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -37,13 +46,12 @@ def grid_figure(rows, grid: Grid, *, facet: str | None = None):
                 s = SUFFIX[name]
                 pred = part[f"pred_{s}"].astype(float).to_numpy()
                 meas = part[f"rank_{s}"].astype(float).to_numpy()
-                exact = (part["kind"] == "exact").to_numpy()
+                kind = np.array([row_kinds(row)[name] or "-" for row in part.to_dict("records")], dtype=object)
                 top = max([1.0, *pred, *meas]) * 1.05
                 ax.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="measured = predicted")
-                ax.plot(pred[exact], meas[exact], ls="none", marker="o", ms=5, color=COLOURS[name],
-                        label="exact prediction")
-                ax.plot(pred[~exact], meas[~exact], ls="none", marker="o", ms=5, mfc="none", color=COLOURS[name],
-                        label="linear formula (estimate)")
+                for k, style in _MARKERS.items():
+                    mine = kind == k
+                    ax.plot(pred[mine], meas[mine], ls="none", ms=5, color=COLOURS[name], label=_LABELS[k], **style)
                 ax.set_xlim(0, top)
                 ax.set_ylim(0, top)
                 title = f"rank {TEX[name]}" + (f" — {facet} = {level}" if level is not None else "")

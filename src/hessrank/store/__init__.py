@@ -2,13 +2,27 @@
 result with a JSON of what produced it, written atomically under a lock."""
 
 from .identity import IDENTITY_EXCLUDED, architecture_name, config_hash, config_identity, config_slug, store_folder
-from .rows import RESULT_COLUMNS, format_float, result_row, row_matches_prediction, spectrum_csv, write_spectrum_csv
+from .rows import (
+    RESULT_COLUMNS,
+    comparison_lines,
+    count_comparisons,
+    encode_kinds,
+    format_float,
+    result_row,
+    row_comparisons,
+    row_kinds,
+    row_mark,
+    row_matches_prediction,
+    spectrum_csv,
+    write_spectrum_csv,
+)
 from .session import Session, now, stored_session
 from .tables import ResultTable, StoredOutcome, find_results, spectrum_table, store_spectrum
 
 __all__ = [
     "IDENTITY_EXCLUDED", "architecture_name", "config_hash", "config_identity", "config_slug", "store_folder",
     "RESULT_COLUMNS", "format_float", "result_row", "row_matches_prediction", "spectrum_csv", "write_spectrum_csv",
+    "encode_kinds", "row_kinds", "comparison_lines", "row_comparisons", "count_comparisons", "row_mark",
     "Session", "now", "stored_session", "ResultTable", "StoredOutcome", "find_results", "spectrum_table",
     "store_spectrum",
 ]
