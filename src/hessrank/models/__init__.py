@@ -1,6 +1,9 @@
 """Networks and losses: the built-in fully-connected network and the per-sample losses."""
 
+from .base import Model, ParameterLayout
+from .function import FunctionModel, function_model, leaf_name
 from .losses import Loss, get_loss
 from .mlp import BIAS_INIT_STD, MLP
 
-__all__ = ["MLP", "BIAS_INIT_STD", "Loss", "get_loss"]
+__all__ = ["MLP", "BIAS_INIT_STD", "Loss", "get_loss", "Model", "ParameterLayout", "FunctionModel", "function_model",
+           "leaf_name"]
