@@ -43,15 +43,7 @@ class FunctionModel:
 
 def leaf_name(path) -> str:
     """A pytree key path as ``a/b/0``: dict keys, attribute names and indices joined by ``/``."""
-    parts = []
-    for key in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(key, attr):
-                parts.append(str(getattr(key, attr)))
-                break
-        else:
-            parts.append(str(key))
-    return "/".join(parts) or "params"
+    return jax.tree_util.keystr(tuple(path), simple=True, separator="/") or "params"
 
 
 def function_model(f: Callable, params) -> tuple[FunctionModel, jax.Array]:
