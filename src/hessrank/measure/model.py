@@ -27,7 +27,7 @@ from ..config import METHODS
 from ..curvature import float64_scope
 from ..errors import ConfigError
 from ..linalg import RTOL_SCAN, RankInfo, ranks_at_rtols
-from ..matrices import MATRICES
+from ..matrices import H_O_GRAM, MATRICES
 from ..models import Model, function_model, get_loss
 from ..theory import effective_outputs
 from .blocks import BlockRanks, resolve_blocks
@@ -52,6 +52,8 @@ class ModelResult:
     bounds: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    #: how H_o was ranked by a dense run: ``gram`` (nK×nK Gram matrix) or ``square`` (p×p)
+    h_o: str = ""
 
     @property
     def uncertified(self) -> tuple[str, ...]:
@@ -62,7 +64,7 @@ class ModelResult:
         """How the rank of ``name`` was obtained: ``dense``, ``Gram`` or ``certified sketch``."""
         det = self.method_details.get(name)
         if not det:
-            return "dense"
+            return "Gram" if name == "H_o" and self.h_o == H_O_GRAM else "dense"
         if "residual_bound" in det:
             return "certified sketch" if det.get("certified") else "sketch (not certified)"
         return "Gram" if "Gram" in det.get("how", "") else "dense"
@@ -159,7 +161,7 @@ def measure_model(model: Model, theta, X, Y, *, loss: str = "mse", method: str =
             blocks=resolved)
     return ModelResult(p=p, n=n, K=K, loss=loss, ranks=ranks, method=plan.method, method_reason=plan.reason,
                        method_details=details, blocks=block_ranks, bounds=trivial_bounds(p, n, K, loss),
-                       timings=timings, seconds=time.perf_counter() - t0)
+                       timings=timings, seconds=time.perf_counter() - t0, h_o=plan.h_o)
 
 
 def _check_data(X, Y, loss):
