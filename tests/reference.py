@@ -63,3 +63,36 @@ def ref_outer_product(theta, X, Y, widths, activation, bias, loss):
         Lam = jax.hessian(lambda f: loss_sum(f[None, :], Y[i:i + 1], loss))(F[i])
         H += np.asarray(J[i].T @ Lam @ J[i])
     return H
+
+
+# ------------------------------------------------- any model: f(params, X) over a pytree
+def ref_pytree_matrices(f, params, X, Y, loss):
+    """(H_L, H_o, leaf names, leaf sizes) of f on the flattened float64 parameters: H_L from
+    jax.hessian of the summed loss, H_o = Σ_i J_iᵀ Λ_i J_i from jax.jacobian; H_F = H_L − H_o."""
+    from jax.flatten_util import ravel_pytree
+
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), params)
+    theta, unravel = ravel_pytree(params)
+    X = jnp.asarray(X, dtype=jnp.float64)
+    F = lambda t: f(unravel(t), X)
+    H_L = np.asarray(jax.hessian(lambda t: loss_sum(F(t), Y, loss))(theta))
+    J = np.asarray(jax.jacobian(F)(theta))                                   # (n, K, p)
+    out = F(theta)
+    H_o = np.zeros_like(H_L)
+    for i in range(X.shape[0]):
+        Lam = np.asarray(jax.hessian(lambda g: loss_sum(g[None, :], Y[i:i + 1], loss))(out[i]))
+        H_o += J[i].T @ Lam @ J[i]
+    paths = jax.tree_util.tree_flatten_with_path(params)[0]
+    names = [jax.tree_util.keystr(k, simple=True, separator="/") for k, _ in paths]
+    sizes = [int(np.size(a)) for _, a in paths]
+    return H_L, H_o, names, sizes
+
+
+def count_above(H, tol):
+    """Eigenvalues of the symmetric H with |λ| > tol (numpy's matrix_rank rule with a given tol)."""
+    return int(np.sum(np.abs(np.linalg.eigvalsh(H)) > tol))
+
+
+def default_tol(H):
+    """NumPy's matrix_rank tolerance: max|λ| · p · eps."""
+    return float(np.max(np.abs(np.linalg.eigvalsh(H)))) * H.shape[0] * np.finfo(np.float64).eps

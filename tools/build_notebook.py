@@ -31,13 +31,15 @@ $\theta \in \mathbb{R}^p$, data $x_1,\dots,x_n$ with targets $y_i$, and the loss
 $L(\theta) = \sum_i \ell(f_\theta(x_i), y_i)$ (a sum: ranks do not care, values do).
 Everything is float64: in float32 the eigenvalues that should vanish sit at $10^{-7}$ of
 the largest, the ones that should not can be smaller, and the ranks come out wrong.
-Importing `hessrank` switches JAX to float64."""),
+Every hessrank call computes in float64 (a scoped `jax.enable_x64`) and leaves JAX's
+configuration as it was; this notebook also switches its own JAX code to float64."""),
     ("code", r"""import numpy as np
 import pandas as pd
 import jax
 import hessrank
 from hessrank import RunConfig
 
+jax.config.update("jax_enable_x64", True)   # for this notebook's own JAX code; hessrank needs no switch
 print("float64 enabled:", jax.config.jax_enable_x64)
 cfg = RunConfig(dataset="digits", n=100, dim=64, K=10, units=(10, 10), loss="mse", seed=1)
 data = hessrank.load_dataset(cfg)          # first n samples of the first K classes, one-hot targets

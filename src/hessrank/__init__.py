@@ -12,17 +12,17 @@ p×p matrices: :func:`matrix_free_ranks`, :func:`sketch_rank` and the operators
 :func:`loss_hessian_operator`, :func:`functional_hessian_operator`,
 :func:`outer_product_operator`, :func:`outer_product_factor`. Errors:
 :class:`HessrankError` and its kinds :class:`ConfigError`, :class:`DataError`,
-:class:`StoreError`. Importing the package switches JAX to float64 (ranks are wrong
-in float32).
+:class:`StoreError`. Any JAX model: :func:`hessian_ranks` (a function over a pytree of
+parameters, with per-block ranks).
+
+Importing the package leaves JAX's configuration alone: every entry point computes in
+float64 inside a scoped ``jax.enable_x64`` (ranks are wrong in float32) and restores the
+caller's setting on return; float32 parameters and data are promoted.
 """
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
-from ._version import __version__  # noqa: E402
-from .config import RunConfig, parse_units  # noqa: E402
-from .curvature import (  # noqa: E402
+from ._version import __version__
+from .config import RunConfig, parse_units
+from .curvature import (
                         functional_hessian,
                         functional_hessian_operator,
                         hessians,
@@ -32,16 +32,18 @@ from .curvature import (  # noqa: E402
                         outer_product_hessian,
                         outer_product_operator,
 )
-from .data import Dataset, load_dataset  # noqa: E402
-from .errors import ConfigError, DataError, HessrankError, StoreError  # noqa: E402
-from .linalg import RankInfo, covariance_rank, numerical_rank, sketch_rank  # noqa: E402
-from .measure import Result, matrix_free_ranks, run  # noqa: E402
-from .models import MLP, get_loss  # noqa: E402
-from .theory import Prediction, predict_ranks  # noqa: E402
+from .data import Dataset, load_dataset
+from .errors import ConfigError, DataError, HessrankError, StoreError
+from .linalg import RankInfo, covariance_rank, numerical_rank, sketch_rank
+from .measure import ModelResult, Result, hessian_ranks, matrix_free_ranks, run
+from .models import MLP, get_loss
+from .theory import Prediction, predict_ranks
 
 __all__ = [
     # running a configuration
     "RunConfig", "parse_units", "run", "Result",
+    # any JAX model
+    "hessian_ranks", "ModelResult",
     # dense matrices and ranks
     "loss_hessian", "outer_product_hessian", "functional_hessian", "hessians",
     "numerical_rank", "covariance_rank", "RankInfo",

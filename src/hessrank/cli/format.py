@@ -131,3 +131,35 @@ def format_explain(result) -> str:
         note = "  (measured above the theory)" if e.unexplained < 0 else ""
         lines.append(f"{name:<7}{e.deficiency:>9}  {cells}  {e.unexplained:>11}{note}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- #
+# Any model and per-block ranks (issue 12)
+
+def format_blocks(blocks) -> str:
+    """The per-block table: each block's size and the ranks (gap in decades) of its diagonal
+    blocks of H_L, H_o, H_F, counted at the tolerance of the whole matrix."""
+    width = max([len("block")] + [len(name) for name in blocks]) + 2
+    lines = ["diagonal blocks, ranks counted at the tolerance of the whole matrix (gap in decades)",
+             f"{'block':<{width}}{'size':>7}" + "".join(f"{name:>16}" for name in MATRICES)]
+    for name, b in blocks.items():
+        cells = "".join(f"{b.ranks[m].rank:>8} ({_fmt_gap(b.ranks[m].gap_decades):>5})" for m in MATRICES)
+        lines.append(f"{name:<{width}}{b.size:>7}{cells}")
+    return "\n".join(lines)
+
+
+def format_model_result(result, *, data: str, model: str) -> str:
+    """The table of one :func:`hessrank.hessian_ranks` result: ``data`` and ``model`` describe them."""
+    lines = [f"data     {data}", f"model    {model}; loss {result.loss}; p = {result.p}",
+             "bounds   rank H_o ≤ min(p, nK'), each rank ≤ p (no formula for this network)", "",
+             f"{'matrix':<7}{'rank':>8}{'bound':>9}  {'kind':<7}{'tolerance':>11}{'gap (decades)':>15}  how"]
+    for name in MATRICES:
+        info = result.ranks[name]
+        mark = "  > bound!" if info.rank > result.bounds[name] else ""
+        lines.append(f"{name:<7}{info.rank:>8}{result.bounds[name]:>9}  {'bound':<7}{info.tol:>11.2e}"
+                     f"{_fmt_gap(info.gap_decades):>15}  {result.how(name)}{mark}")
+    lines += ["", f"method {result.method} ({result.method_reason}); {result.seconds:.2f} s"]
+    if result.uncertified:
+        lines.append(f"warning: {', '.join(result.uncertified)} not certified within the memory cap: each rank "
+                     "shown is a lower bound")
+    return "\n".join(lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -29,7 +30,9 @@ from ..config import (
 from ..data import availability, describe_roots, download_root, fetch, load_dataset, search_roots
 from ..errors import ConfigError, HessrankError
 from ..grid import format_grid_summary, load_grid, run_grid
-from ..measure import run
+from ..measure import hessian_ranks, run
+from ..measure.blocks import BLOCK_KINDS
+from ..models import build_cnn, load_user_model
 from ..plotting import plot_grid, plot_spectrum, plot_sweep
 from ..store import IDENTITY_EXCLUDED, config_identity, find_results, spectrum_table, store_spectrum, write_spectrum_csv
 from ..sweeps import (
@@ -43,7 +46,7 @@ from ..sweeps import (
     make_sweep,
     run_sweep,
 )
-from .format import format_explain, format_rank_vs_rtol, format_result
+from .format import format_blocks, format_explain, format_model_result, format_rank_vs_rtol, format_result
 from .progress import Progress
 
 EXIT_USAGE = 2
@@ -142,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--explain", action="store_true",
                        help="also print p − rank of each matrix split into what the theory accounts for (data span, "
                             "softmax shift, rescaling symmetries, sample count, linear structure) and what remains")
+    add_model_options(p_run)
     p_run.set_defaults(handler=_cmd_run)
     p_data = sub.add_parser("datasets", help="list the data sets, where they are, how to get a missing one")
     p_data.add_argument("--data-dir", "--data_dir", dest="data_dir", help="also look here (first)")
@@ -183,16 +187,21 @@ def _cmd_datasets(args) -> int:
 
 
 def _cmd_run(args) -> int:
+    if args.model or args.arch != "mlp":
+        return _cmd_run_any_model(args)
     cfg = config_from_args(args)
     if args.spectrum:
         check_writable(args.spectrum, param="spectrum")
-    result = run(cfg)
+    result = run(cfg, blocks=args.blocks)
     if args.spectrum:
         write_spectrum_csv(args.spectrum, result)
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False))
     else:
         print(format_result(result))
+        if result.blocks:
+            print()
+            print(format_blocks(result.blocks))
         if args.rank_vs_rtol:
             print()
             print(format_rank_vs_rtol(result))
@@ -201,6 +210,69 @@ def _cmd_run(args) -> int:
             print(format_explain(result))
         if args.spectrum:
             print(f"spectra written to {args.spectrum}")
+    return 0
+
+
+# --------------------------------------------------------------------------- #
+# Any model (issue 12): `run --blocks`, `run --model FILE.py:build`, `run --arch cnn --conv 8:3,8:3`.
+# Flags of `run` only (not of sweeps and grids, whose options are add_run_options').
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``hessian-rank run`` for per-block ranks, a user's model and the built-in CNN."""
+    g = parser.add_argument_group("any model and per-block ranks")
+    g.add_argument("--blocks", choices=BLOCK_KINDS, default=None,
+                   help="also rank the diagonal blocks of H_L, H_o, H_F, one per parameter array (leaves) or per "
+                        "layer (layers), at the tolerance of the whole matrix")
+    g.add_argument("--model", metavar="FILE.py:FUNCTION", default=None,
+                   help="your own network: FUNCTION(d, K, seed) returns (f, params), f(params, X) -> (n, K) "
+                        "(--units, --activation, --bias, --init are then not used)")
+    g.add_argument("--arch", default="mlp", help="mlp (default) or cnn: --conv layers on √dim × √dim images, then "
+                                                 "one dense layer to K")
+    g.add_argument("--conv", default="8:3,8:3", help="cnn: channels:kernel of each conv layer (default 8:3,8:3)")
+    g.add_argument("--stride", type=int, default=1, help="cnn: stride of every conv layer (default 1)")
+    g.add_argument("--padding", default="valid", help="cnn: valid or same (default valid)")
+    g.add_argument("--pool", default="none", help="cnn: none or avg (2×2 average pool after each conv layer)")
+
+
+def _cmd_run_any_model(args) -> int:
+    if args.arch not in ("mlp", "cnn"):
+        raise ConfigError.invalid("arch", args.arch, "not one of mlp, cnn")
+    if args.model and args.arch != "mlp":
+        raise ConfigError("--model with --arch cnn: give one of them")
+    unavailable = [flag for flag, given in (("--spectrum", args.spectrum), ("--rank-vs-rtol", args.rank_vs_rtol),
+                                            ("--explain", args.explain)) if given]
+    if unavailable:
+        raise ConfigError(f"{unavailable[0]} is not yet available with {'--model' if args.model else '--arch cnn'}")
+    cfg = config_from_args(args)
+    data = load_dataset(cfg)
+    if args.model:
+        f, params = load_user_model(args.model, data.d, data.K, cfg.seed)
+        label = f"{args.model} (d = {data.d}, K = {data.K}, seed {cfg.seed})"
+    else:
+        f, params = build_cnn(data.d, data.K, args.conv, stride=args.stride, padding=args.padding, pool=args.pool,
+                              activation=cfg.activation, bias=cfg.bias, seed=cfg.seed)
+        side = math.isqrt(data.d)
+        label = (f"cnn {args.conv} on {side}×{side} images, stride {args.stride}, {args.padding}, pool "
+                 f"{args.pool}, {cfg.activation}, {'bias' if cfg.bias else 'no bias'}, seed {cfg.seed}")
+    try:
+        result = hessian_ranks(f, params, data.X, data.Y, loss=cfg.loss, method=cfg.method, blocks=args.blocks,
+                               rtol=cfg.rtol, atol=cfg.atol, batch_size=cfg.effective_batch_size(data.n),
+                               seed=cfg.seed)
+    except ConfigError as err:
+        if err.param in ("f", "params") and args.model:  # the model's own fault: name the flag that chose it
+            raise ConfigError.invalid("model", args.model, f"{err}") from None
+        raise
+    if args.json:
+        out = result.to_dict()
+        out["model"] = label
+        out["dataset"] = {"name": cfg.dataset, "source": data.source, "n": data.n, "d": data.d}
+        print(json.dumps(out, allow_nan=False))
+        return 0
+    print(format_model_result(result, data=f"{cfg.dataset} ({data.source}): n = {data.n}, d = {data.d}",
+                              model=label))
+    if result.blocks:
+        print()
+        print(format_blocks(result.blocks))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Curvature matrices of a network's loss: dense p×p (:mod:`.dense`) or as operators (:mod:`.operators`),
 both built from the shared scalars and batching of :mod:`.core`."""
 
-from .core import batches, per_sample_jacobians, psd_sqrt, sample_outputs
+from .core import batches, float64_scope, in_float64, per_sample_jacobians, psd_sqrt, sample_outputs
 from .dense import (
                     MATRICES,
                     functional_hessian,
@@ -16,5 +16,6 @@ from .operators import CurvatureOperator, functional_hessian_operator, loss_hess
 __all__ = [
     "MATRICES", "hessians", "running_hessians", "loss_hessian", "outer_product_hessian", "functional_hessian",
     "outer_product_factor", "CurvatureOperator", "loss_hessian_operator", "functional_hessian_operator",
-    "outer_product_operator", "batches", "sample_outputs", "per_sample_jacobians", "psd_sqrt",
+    "outer_product_operator", "float64_scope", "in_float64", "batches", "sample_outputs", "per_sample_jacobians",
+    "psd_sqrt",
 ]

@@ -10,14 +10,35 @@ For a batch of samples with weights :math:`w_i` (0 for padding):
   :math:`H_o = \sum_i J_i^\top w_i\Lambda_i J_i`;
 * :func:`batches`: fixed-size batches, the last one zero-padded with weight 0, so one
   compiled function serves every batch;
-* :func:`as_float64`: the one prologue that turns θ, X, Y into float64 arrays.
+* :func:`as_float64`: the one prologue that turns θ, X, Y into float64 arrays;
+  :func:`float64_scope` / :func:`in_float64`: the scoped float64 every entry point runs in
+  (``jax.enable_x64`` as a context: the caller's JAX configuration is left as it was).
+
+A model is anything with ``apply(θ, X)`` and ``num_params`` (:class:`hessrank.models.Model`).
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+def float64_scope():
+    """A context in which JAX computes in float64; on exit the caller's setting is restored."""
+    return jax.enable_x64(True)
+
+
+def in_float64(fn):
+    """``fn`` run inside :func:`float64_scope` (for public entry points; not for generators)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with float64_scope():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def as_float64(theta, X, Y):
@@ -39,8 +60,8 @@ def batches(X, Y, batch_size: int):
         w = np.ones(batch_size)
         if m < batch_size:
             pad = batch_size - m
-            Xb = np.concatenate([Xb, np.zeros((pad, X.shape[1]))])
-            Yb = np.concatenate([Yb, np.zeros((pad, Y.shape[1]))])
+            Xb = np.concatenate([Xb, np.zeros((pad, *X.shape[1:]))])
+            Yb = np.concatenate([Yb, np.zeros((pad, *Y.shape[1:]))])
             w[m:] = 0.0
         yield Xb, Yb, w
 
@@ -73,7 +94,7 @@ def functional_scalar(model, loss, theta, X, Y, w):
 def per_sample_jacobians(model, theta, X):
     """``J`` of shape (n, K, p): one reverse-mode Jacobian per sample."""
     def f_single(t, x):
-        return model.apply(t, x[None, :])[0]
+        return model.apply(t, x[None])[0]
 
     return jax.vmap(jax.jacrev(f_single), in_axes=(None, 0))(theta, X)
 
@@ -94,3 +115,13 @@ def factor_rows(model, loss, theta, X, Y, w):
     S = psd_sqrt(Lam) * jnp.sqrt(w)[:, None, None]                   # (w_i Λ_i)^{1/2}
     A = jnp.einsum("ikl,ilp->ikp", S, J)
     return A.reshape(-1, theta.shape[0])
+
+
+def activation_floats_per_sample(model, theta, X) -> int:
+    """Floats of the intermediate arrays of ``model.apply`` per sample (the jaxpr's
+    outputs for two samples minus those for one): the size of one sample's activations."""
+    def count(m):
+        jaxpr = jax.make_jaxpr(model.apply)(theta, jnp.zeros((m, *X.shape[1:]), theta.dtype))
+        return sum(int(np.prod(v.aval.shape)) for eqn in jaxpr.jaxpr.eqns for v in eqn.outvars)
+
+    return max(1, count(2) - count(1))

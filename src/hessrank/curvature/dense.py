@@ -33,13 +33,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..models import MLP, Loss
+from ..models import Loss, Model
 from .core import (
+    activation_floats_per_sample,
     as_float64,
     batch_rows,
     batches,
     factor_rows,
+    float64_scope,
     functional_scalar,
+    in_float64,
     per_sample_jacobians,
     sample_outputs,
     weighted_loss,
@@ -50,22 +53,26 @@ _CHUNK_BYTES = 256 * 2**20
 MATRICES = ("H_L", "H_o", "H_F")
 
 
-def loss_hessian(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> np.ndarray:
+@in_float64
+def loss_hessian(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> np.ndarray:
     """``H_L``, the p×p Hessian of the summed loss, accumulated over batches."""
     return hessians(model, loss, theta, X, Y, batch_size=batch_size, which=("H_L",))["H_L"]
 
 
-def outer_product_hessian(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> np.ndarray:
+@in_float64
+def outer_product_hessian(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> np.ndarray:
     """``H_o = Σ_i J_iᵀ Λ_i J_i`` (the generalized Gauss–Newton matrix), p×p."""
     return hessians(model, loss, theta, X, Y, batch_size=batch_size, which=("H_o",))["H_o"]
 
 
-def functional_hessian(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> np.ndarray:
+@in_float64
+def functional_hessian(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> np.ndarray:
     """``H_F = Σ_i Σ_k ∂ℓ/∂f_k · ∇²_θ f_k(x_i)``, p×p, computed on its own."""
     return hessians(model, loss, theta, X, Y, batch_size=batch_size, which=("H_F",))["H_F"]
 
 
-def hessians(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
+@in_float64
+def hessians(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
              which=MATRICES) -> dict[str, np.ndarray]:
     """The requested dense matrices in one pass over the data, as ``{name: p×p array}``."""
     out = {}
@@ -74,7 +81,8 @@ def hessians(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = No
     return out
 
 
-def outer_product_factor(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> np.ndarray:
+@in_float64
+def outer_product_factor(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> np.ndarray:
     """``A = Λ^{1/2} J``, shape (nK, p), rows ``Λ_i^{1/2} J_i`` sample by sample: ``H_o = AᵀA``."""
     theta, X, Y = as_float64(theta, X, Y)
     n, K, p = X.shape[0], Y.shape[1], theta.shape[0]
@@ -100,9 +108,9 @@ def dense_hessian(fun, theta, *, chunk: int):
     return jax.lax.map(column, jnp.arange(p), batch_size=min(chunk, p))
 
 
-def _hvp_chunk(model: MLP, batch: int) -> int:
-    # activations of one HVP: about 4 arrays of batch × (sum of widths) float64
-    per_vector = 4 * 8 * batch * sum(model.widths)
+def _hvp_chunk(model: Model, theta, X, batch: int) -> int:
+    # activations of one HVP: the forward pass's intermediates and their tangents and cotangents
+    per_vector = 3 * 8 * batch * activation_floats_per_sample(model, theta, X)
     return max(1, _CHUNK_BYTES // per_vector)
 
 
@@ -130,7 +138,7 @@ _factor_rows = jax.jit(factor_rows, static_argnums=(0, 1))
 _BATCH_MATRIX = {"H_L": _batch_loss_hessian, "H_o": _batch_outer_product, "H_F": _batch_functional_hessian}
 
 
-def running_hessians(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
+def running_hessians(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
                      which=MATRICES):
     """Yield ``(m, {name: matrix of the first m samples})`` after each batch.
 
@@ -140,15 +148,18 @@ def running_hessians(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | N
     arrays are yielded every time and updated in place by the next step, so copy what
     you keep, and never hand them to a destructive eigensolver.
     """
-    theta, X, Y = as_float64(theta, X, Y)
-    p = theta.shape[0]
-    n = X.shape[0]
-    b = batch_rows(n, batch_size)
-    chunk = _hvp_chunk(model, b)
+    # float64 only around the work, never across a yield: the caller's code runs in its own setting
+    with float64_scope():
+        theta, X, Y = as_float64(theta, X, Y)
+        p = theta.shape[0]
+        n = X.shape[0]
+        b = batch_rows(n, batch_size)
+        chunk = _hvp_chunk(model, theta, X, b)
     out = {name: np.zeros((p, p)) for name in which}
     seen = 0
     for Xb, Yb, wb in batches(X, Y, b):
-        for name in which:
-            out[name] += np.asarray(_BATCH_MATRIX[name](model, loss, chunk, theta, Xb, Yb, wb))
+        with float64_scope():
+            for name in which:
+                out[name] += np.asarray(_BATCH_MATRIX[name](model, loss, chunk, theta, Xb, Yb, wb))
         seen = min(seen + b, n)
         yield seen, out

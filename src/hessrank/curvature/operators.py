@@ -5,6 +5,9 @@ Each operator maps a block of ``b`` vectors, stored as the rows of a (b, p) arra
 batches of the data. No p×p array is formed; memory is O(b·p) plus one batch's
 activations.
 
+The operators run in float64 whatever the caller's JAX setting (each product enters
+:func:`~hessrank.curvature.core.float64_scope`).
+
 * :math:`H_L v = \nabla_\theta \langle \nabla_\theta L(\theta), v\rangle`: forward-over-reverse,
   ``jax.linearize`` of ``jax.grad`` of the summed loss, applied to each row.
 * :math:`H_F v`: the same with the scalar :math:`\sum_i \langle g_i, f_\theta(x_i)\rangle`,
@@ -26,8 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..models import MLP, Loss
-from .core import as_float64, batch_rows, batches, functional_scalar, sample_outputs, weighted_loss
+from ..models import Loss, Model
+from .core import as_float64, batch_rows, batches, float64_scope, functional_scalar, sample_outputs, weighted_loss
 
 #: rows of ``V`` pushed through one compiled call (a short last block is zero-padded)
 ROWS_PER_CALL = 64
@@ -49,18 +52,18 @@ class CurvatureOperator:
         return self.matmat(V)
 
 
-def loss_hessian_operator(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> CurvatureOperator:
+def loss_hessian_operator(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> CurvatureOperator:
     """``H_L`` as an operator: rows ``v`` -> ``H_L v`` by forward-over-reverse HVPs."""
     return _operator("H_L", _loss_hessian_rows, model, loss, theta, X, Y, batch_size)
 
 
-def functional_hessian_operator(model: MLP, loss: Loss, theta, X, Y, *,
+def functional_hessian_operator(model: Model, loss: Loss, theta, X, Y, *,
                                 batch_size: int | None = None) -> CurvatureOperator:
     """``H_F`` as an operator: HVPs of ``Σ_i ⟨g_i, f_θ(x_i)⟩`` with ``g_i`` frozen at ``θ``."""
     return _operator("H_F", _functional_hessian_rows, model, loss, theta, X, Y, batch_size)
 
 
-def outer_product_operator(model: MLP, loss: Loss, theta, X, Y, *,
+def outer_product_operator(model: Model, loss: Loss, theta, X, Y, *,
                            batch_size: int | None = None) -> CurvatureOperator:
     """``H_o = Σ_i J_iᵀ Λ_i J_i`` as an operator: ``v -> Jv -> ΛJv -> JᵀΛJv``."""
     return _operator("H_o", _outer_product_rows, model, loss, theta, X, Y, batch_size)
@@ -69,15 +72,20 @@ def outer_product_operator(model: MLP, loss: Loss, theta, X, Y, *,
 # --------------------------------------------------------------------------- #
 def _operator(name, rows, model, loss, theta, X, Y, batch_size) -> CurvatureOperator:
     """Sum ``rows(model, loss, θ, X_b, Y_b, w_b, V)`` over the data batches, ROWS_PER_CALL rows at a time."""
-    theta, X, Y = as_float64(theta, X, Y)
-    b = batch_rows(X.shape[0], batch_size)
-    data = [tuple(jnp.asarray(a) for a in batch) for batch in batches(X, Y, b)]
+    with float64_scope():
+        theta, X, Y = as_float64(theta, X, Y)
+        b = batch_rows(X.shape[0], batch_size)
+        data = [tuple(jnp.asarray(a) for a in batch) for batch in batches(X, Y, b)]
     p = int(theta.shape[0])
 
     def matmat(V) -> np.ndarray:
         V = np.asarray(V, dtype=np.float64)
         if V.ndim != 2 or V.shape[1] != p:
             raise ValueError(f"{name} operator: rows must have length p = {p}, got shape {V.shape}")
+        with float64_scope():  # called later, outside the builder's scope
+            return _matmat(V)
+
+    def _matmat(V) -> np.ndarray:
         out = np.empty_like(V)
         for lo in range(0, V.shape[0], ROWS_PER_CALL):
             chunk = V[lo:lo + ROWS_PER_CALL]

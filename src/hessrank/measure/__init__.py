@@ -1,7 +1,9 @@
 """Measuring one configuration: the feasibility rule (:mod:`.plan`), dense and
 matrix-free ranks, the :class:`Result` and its provenance."""
 
+from .blocks import BlockRanks, resolve_blocks
 from .matrixfree import MatrixFreeResult, matrix_free_ranks
+from .model import ModelResult, hessian_ranks, measure_model, trivial_bounds
 from .plan import (
                    MemoryPlan,
                    MethodPlan,
@@ -12,10 +14,11 @@ from .plan import (
                    plan_method,
 )
 from .provenance import peak_rss_bytes, provenance
-from .run import Result, build, make_result, measure_ranks, run
+from .run import Result, build, make_result, measure_model_ranks, measure_ranks, run
 
 __all__ = [
     "Result", "run", "build", "make_result", "measure_ranks", "matrix_free_ranks", "MatrixFreeResult",
     "MethodPlan", "MemoryPlan", "plan_method", "plan_memory", "memory_limit", "available_memory_bytes",
-    "dense_memory_bytes", "provenance", "peak_rss_bytes",
+    "dense_memory_bytes", "provenance", "peak_rss_bytes", "hessian_ranks", "measure_model", "ModelResult",
+    "measure_model_ranks", "BlockRanks", "resolve_blocks", "trivial_bounds",
 ]

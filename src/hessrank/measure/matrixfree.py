@@ -33,6 +33,7 @@ import scipy.linalg
 
 from ..curvature import (
     CurvatureOperator,
+    float64_scope,
     functional_hessian_operator,
     loss_hessian_operator,
     outer_product_factor,
@@ -43,6 +44,7 @@ from ..linalg import RankInfo, Subspace, numerical_rank, rank_from_eigenvalues, 
 from ..linalg.sketch import BLAS_CONTROLLER as _BLAS
 from ..matrices import H_O_GRAM, H_O_PATHS, H_O_SQUARE, MATRICES
 from ..models import MLP, Loss
+from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, restrict
 from .plan import SKETCH_BLOCK, MemoryPlan, plan_memory
 
 #: default sketch settings: probes per growing round, and per certifying round
@@ -57,13 +59,15 @@ class MatrixFreeResult:
     ranks: dict[str, RankInfo]
     details: dict[str, dict]
     timings: dict[str, float] = field(default_factory=dict)
+    blocks: dict[str, BlockRanks] = field(default_factory=dict)
 
 
 def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
                       rtol: float | None = None, atol: float | None = None,
                       memory_bytes: float | None = None, block: int = BLOCK, probes: int = PROBES,
                       seed: int = 0, h_o_path: str | None = None,
-                      blas_threads: int | str | None = "auto") -> MatrixFreeResult:
+                      blas_threads: int | str | None = "auto", blocks: dict[str, Block] | None = None
+                      ) -> MatrixFreeResult:
     """Numerical ranks of ``H_L``, ``H_o``, ``H_F`` with O(p·k) memory (see module docstring).
 
     ``memory_bytes`` bounds the arrays this function holds (the basis, the factor A);
@@ -73,18 +77,20 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     when the machine is oversubscribed (1-minute load average ≥ cores + ½; threads
     then wait on each other, see ``benchmarks/bench_matrix_free.py``), no limit
     otherwise. The Hessian-vector products run in XLA with their own threads either way.
+    ``blocks`` (from :func:`hessrank.measure.blocks.resolve_blocks`): also rank each
+    diagonal block, at the whole matrix's tolerance, on products restricted to the block.
     """
     if blas_threads == "auto":
         blas_threads = _busy_machine_blas_threads()
     limit = nullcontext() if blas_threads is None else _BLAS.limit(limits=blas_threads, user_api="blas")
-    with limit:
+    with limit, float64_scope():
         return _matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
                                   memory_bytes=memory_bytes, block=block, probes=probes, seed=seed,
-                                  h_o_path=h_o_path)
+                                  h_o_path=h_o_path, blocks=blocks or {})
 
 
 def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memory_bytes, block, probes, seed,
-                       h_o_path) -> MatrixFreeResult:
+                       h_o_path, blocks) -> MatrixFreeResult:
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
     p, n, K = model.num_params, X.shape[0], Y.shape[1]
@@ -150,8 +156,30 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
     res = sketch_rank(H_L_op, seed=seed + 2, start=space, **sketch)
     ranks["H_L"], details["H_L"] = res.info, {**_sketch_details(res), "start": start}
     timings["H_L"] = time.perf_counter() - t
+    del res, space
+
+    t = time.perf_counter()
+    ops = {"H_L": H_L_op, "H_F": H_F_op, "H_o": H_o_op}
+    block_ranks = {}
+    for i, (name, blk) in enumerate(blocks.items()):
+        b_ranks, b_details = {}, {}
+        for j, m in enumerate(MATRICES):
+            if m == "H_o" and A is not None:
+                b_ranks[m] = at_whole_tolerance(factor_block_spectrum(A, blk), blk.size, ranks[m])
+                b_details[m] = {"how": "eigenvalues of A_bᵀA_b (the block's columns of A)", "status": "exact"}
+            elif m == "H_o" and H_o is not None:
+                b_ranks[m] = at_whole_tolerance(dense_block_spectrum(H_o, blk), blk.size, ranks[m])
+                b_details[m] = {"how": "eigenvalues of the block of AᵀA", "status": "exact"}
+            else:
+                res = sketch_rank(restrict(ops[m], blk), seed=seed + 3 + 3 * i + j, max_columns=plan.capacity,
+                                  rtol=None, atol=ranks[m].tol, block=min(block, blk.size), probes=probes)
+                b_ranks[m], b_details[m] = res.info, _sketch_details(res)
+                del res
+        block_ranks[name] = BlockRanks(blk.size, blk.leaves, b_ranks, b_details)
+    if blocks:
+        timings["blocks"] = time.perf_counter() - t
     return MatrixFreeResult(ranks={k: ranks[k] for k in MATRICES}, details={k: details[k] for k in MATRICES},
-                            timings=timings)
+                            timings=timings, blocks=block_ranks)
 
 
 def _busy_machine_blas_threads() -> int | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import RunConfig
-from ..curvature import hessians, outer_product_factor
+from ..curvature import float64_scope, hessians, in_float64, outer_product_factor
 from ..data import Dataset, load_dataset
 from ..errors import ConfigError
 from ..linalg import (
@@ -22,8 +22,9 @@ from ..linalg import (
     spectrum,
 )
 from ..matrices import DENSE, H_O_GRAM, MATRICES
-from ..models import MLP, get_loss
+from ..models import MLP, Model, get_loss
 from ..theory import Deficiency, Prediction, explain_deficiency, predict_ranks
+from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
 from .matrixfree import matrix_free_ranks
 from .plan import MethodPlan, plan_method
 from .provenance import peak_rss_bytes, provenance
@@ -49,6 +50,8 @@ class Result:
     #: peak resident memory of the process and package versions/machine, captured when the run ended
     peak_rss_bytes: int = 0
     provenance: dict = field(default_factory=dict)
+    #: per-block ranks (``run(config, blocks=...)``), in the JSON only when asked for
+    blocks: dict[str, BlockRanks] = field(default_factory=dict)
 
     @property
     def uncertified(self) -> tuple[str, ...]:
@@ -84,6 +87,12 @@ class Result:
 
     def to_dict(self) -> dict:
         """The JSON form (``hessian-rank run --json``); the same dict every time it is called."""
+        out = self._to_dict()
+        if self.blocks:
+            out["blocks"] = {name: b.to_dict() for name, b in self.blocks.items()}
+        return out
+
+    def _to_dict(self) -> dict:
         return {
             "p": self.p,
             "n": self.n,
@@ -159,42 +168,74 @@ def _affine_rank(X, r: int, *, rtol, atol) -> int:
     return min(max(measured, r), min(n, r + 1))
 
 
-def run(config: RunConfig) -> Result:
-    """Compute H_L, H_o, H_F for ``config``, their numerical ranks, and the predictions."""
+@in_float64
+def run(config: RunConfig, *, blocks=None) -> Result:
+    """Compute H_L, H_o, H_F for ``config``, their numerical ranks, and the predictions.
+
+    ``blocks`` (``"leaves"``, ``"layers"`` or a mapping name → leaf names ``W1``, ``b1``, …):
+    also the ranks of the diagonal blocks, in ``Result.blocks``."""
     t0 = time.perf_counter()
     data, model, theta = build(config)
     p = model.num_params
+    resolved = resolve_blocks(model, blocks)
     plan = plan_method(config.method, p, data.n, data.K)
-    ranks, timings, details = measure_ranks(plan, model, get_loss(config.loss), theta, data.X, data.Y, config)
-    return make_result(config, data, data.n, p, ranks, plan, seconds=time.perf_counter() - t0, timings=timings,
-                       details=details)
+    ranks, timings, details, block_ranks = measure_model_ranks(
+        plan, model, get_loss(config.loss), theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
+        rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=resolved)
+    result = make_result(config, data, data.n, p, ranks, plan, seconds=time.perf_counter() - t0, timings=timings,
+                         details=details)
+    result.blocks = block_ranks
+    return result
 
 
-def measure_ranks(plan: MethodPlan, model: MLP, loss, theta, X, Y, config: RunConfig):
+def measure_ranks(plan: MethodPlan, model: Model, loss, theta, X, Y, config: RunConfig):
     """Ranks of H_L, H_o, H_F on the samples ``X, Y`` as ``plan`` says (dense, or matrix-free
     within its budget): ``(ranks, timings, method_details)``."""
+    return measure_model_ranks(plan, model, loss, theta, X, Y, batch_size=config.effective_batch_size(X.shape[0]),
+                               rtol=config.rtol, atol=config.atol, seed=config.seed)[:3]
+
+
+def measure_model_ranks(plan: MethodPlan, model: Model, loss, theta, X, Y, *, batch_size: int,
+                        rtol: float | None = None, atol: float | None = None, seed: int = 0,
+                        blocks: dict[str, Block] | None = None):
+    """The one measurement behind ``run``, the sweeps and :func:`hessrank.hessian_ranks`:
+    ``(ranks, timings, method_details, block_ranks)``, ``block_ranks`` holding the
+    :class:`BlockRanks` of each of ``blocks`` (diagonal blocks at the whole matrix's tolerance)."""
     p = model.num_params
-    batch_size = config.effective_batch_size(X.shape[0])
+    blocks = blocks or {}
     if plan.method != DENSE:
-        mf = matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=config.rtol, atol=config.atol,
-                               memory_bytes=plan.budget, seed=config.seed)
-        return mf.ranks, dict(mf.timings), mf.details
+        mf = matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
+                               memory_bytes=plan.budget, seed=seed, blocks=blocks)
+        return mf.ranks, dict(mf.timings), mf.details, mf.blocks
     gram = plan.h_o == H_O_GRAM  # H_o = AᵀA has the non-zero eigenvalues of the smaller A Aᵀ
     t = time.perf_counter()
-    mats = hessians(model, loss, theta, X, Y, batch_size=batch_size,
-                    which=("H_L", "H_F") if gram else MATRICES)
-    if gram:
-        A = outer_product_factor(model, loss, theta, X, Y, batch_size=batch_size)
-        gram_matrix = A @ A.T
-        del A
+    with float64_scope():
+        mats = hessians(model, loss, theta, X, Y, batch_size=batch_size,
+                        which=("H_L", "H_F") if gram else MATRICES)
+        if gram:
+            A = outer_product_factor(model, loss, theta, X, Y, batch_size=batch_size)
+            gram_matrix = A @ A.T
+            if not blocks:
+                del A
     timings = {"hessians": time.perf_counter() - t}
     t = time.perf_counter()
+    # block spectra first: ranking the whole matrix overwrites it; counted later at the whole tolerance
+    block_spectra = {name: {m: (factor_block_spectrum(A, blk) if m == "H_o" and gram
+                                else dense_block_spectrum(mats[m], blk)) for m in MATRICES}
+                     for name, blk in blocks.items()}
     ranks = {}
     for name in MATRICES:
         if name == "H_o" and gram:
-            ranks[name] = rank_from_eigenvalues(spectrum(gram_matrix, overwrite=True), p,
-                                                rtol=config.rtol, atol=config.atol)
+            ranks[name] = rank_from_eigenvalues(spectrum(gram_matrix, overwrite=True), p, rtol=rtol, atol=atol)
         else:
-            ranks[name] = numerical_rank(mats.pop(name), rtol=config.rtol, atol=config.atol, overwrite=True)
+            ranks[name] = numerical_rank(mats.pop(name), rtol=rtol, atol=atol, overwrite=True)
     timings["eigen"] = time.perf_counter() - t
-    return ranks, timings, {}
+    how = {"H_L": "eigenvalues of the diagonal block", "H_F": "eigenvalues of the diagonal block",
+           "H_o": "eigenvalues of A_bᵀA_b (the block's columns of A)" if gram
+           else "eigenvalues of the diagonal block"}
+    block_ranks = {
+        name: BlockRanks(blk.size, blk.leaves,
+                         {m: at_whole_tolerance(block_spectra[name][m], blk.size, ranks[m]) for m in MATRICES},
+                         {m: {"how": how[m], "status": "exact"} for m in MATRICES})
+        for name, blk in blocks.items()}
+    return ranks, timings, {}, block_ranks

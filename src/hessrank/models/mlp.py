@@ -67,6 +67,15 @@ class MLP:
         return tuple(out)
 
     @property
+    def leaves(self) -> tuple[tuple[str, int], ...]:
+        """``(name, size)`` of each parameter array in flattening order: ``W1, b1, W2, …``."""
+        return tuple((name, int(np.prod(shape))) for name, shape in self.shapes)
+
+    def layer_of(self, leaf: str) -> str:
+        """``layer<l>`` for ``W<l>`` and ``b<l>``: a layer's weight matrix and its bias."""
+        return f"layer{leaf[1:]}"
+
+    @property
     def num_params(self) -> int:
         """``p``, the number of parameters."""
         return int(sum(np.prod(s) for _, s in self.shapes))

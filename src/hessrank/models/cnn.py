@@ -1,0 +1,89 @@
+r"""The built-in convolutional network, as a function over a dict of parameters.
+
+Inputs of dimension :math:`d` are :math:`\sqrt d \times \sqrt d` single-channel images.
+Conv layers ``channels:kernel`` (``conv1``, ``conv2``, …; weights :math:`C_{out}\times
+C_{in}\times k\times k`, optional bias), the activation after each, optionally a 2×2
+average pool after each, then one dense layer (``dense``) from the flattened maps to
+:math:`K`. Initialisation: Glorot normal, :math:`\mathcal N(0, 2/(\mathrm{fan_{in}} +
+\mathrm{fan_{out}}))` with fans :math:`C k^2`; biases :math:`\mathcal N(0,` ``BIAS_INIT_STD²``:math:`)`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+
+from ..errors import ConfigError
+from .mlp import _ACTIVATIONS, BIAS_INIT_STD
+
+PADDINGS = ("valid", "same")
+POOLS = ("none", "avg")
+
+
+def parse_conv(spec: str) -> tuple[tuple[int, int], ...]:
+    """``"8:3,8:3"`` -> ``((8, 3), (8, 3))``: (channels, kernel) of each conv layer."""
+    layers = []
+    for part in str(spec).split(","):
+        try:
+            c, k = (int(x) for x in part.split(":"))
+        except ValueError:
+            raise ConfigError.invalid("conv", spec, "give channels:kernel per layer, e.g. 8:3,8:3") from None
+        if c < 1 or k < 1:
+            raise ConfigError.invalid("conv", spec, "channels and kernel must be >= 1")
+        layers.append((c, k))
+    return tuple(layers)
+
+
+def build_cnn(d: int, K: int, conv, *, stride: int = 1, padding: str = "valid", pool: str = "none",
+              activation: str = "relu", bias: bool = False, seed: int = 1):
+    """``(f, params)`` of the CNN: ``f(params, X)`` for X of shape (n, d), outputs (n, K)."""
+    conv = parse_conv(conv) if isinstance(conv, str) else tuple(conv)
+    side = math.isqrt(d)
+    if side * side != d:
+        raise ConfigError.invalid("dim", d, "a CNN needs square images: dim must be a perfect square (e.g. 64)")
+    if padding not in PADDINGS:
+        raise ConfigError.invalid("padding", padding, f"not one of {', '.join(PADDINGS)}")
+    if pool not in POOLS:
+        raise ConfigError.invalid("pool", pool, f"not one of {', '.join(POOLS)}")
+    if stride < 1:
+        raise ConfigError.invalid("stride", stride, "must be >= 1")
+    if activation not in _ACTIVATIONS:
+        raise ConfigError.invalid("activation", activation, f"not one of {', '.join(_ACTIVATIONS)}")
+    rng = np.random.default_rng(seed)
+    params, c_in, size = {}, 1, side
+    for l, (c, k) in enumerate(conv, start=1):
+        size = (size - k) // stride + 1 if padding == "valid" else -(-size // stride)
+        if pool == "avg":
+            size //= 2
+        if size < 1:
+            raise ConfigError.invalid("conv", ",".join(f"{a}:{b}" for a, b in conv),
+                                      f"layer {l} leaves no pixels of the {side}×{side} images")
+        std = math.sqrt(2.0 / ((c_in + c) * k * k))
+        params[f"conv{l}"] = {"w": std * rng.standard_normal((c, c_in, k, k))}
+        if bias:
+            params[f"conv{l}"]["b"] = BIAS_INIT_STD * rng.standard_normal(c)
+        c_in = c
+    flat = c_in * size * size
+    params["dense"] = {"w": math.sqrt(2.0 / (flat + K)) * rng.standard_normal((flat, K))}
+    if bias:
+        params["dense"]["b"] = BIAS_INIT_STD * rng.standard_normal(K)
+    sigma = _ACTIVATIONS[activation]
+    n_conv = len(conv)
+
+    def f(P, X):
+        h = X.reshape(X.shape[0], 1, side, side)
+        for l in range(1, n_conv + 1):
+            h = jax.lax.conv_general_dilated(h, P[f"conv{l}"]["w"], (stride, stride), padding.upper(),
+                                             dimension_numbers=("NCHW", "OIHW", "NCHW"))
+            if "b" in P[f"conv{l}"]:
+                h = h + P[f"conv{l}"]["b"][None, :, None, None]
+            h = sigma(h)
+            if pool == "avg":
+                h = jax.lax.reduce_window(h, 0.0, jax.lax.add, (1, 1, 2, 2), (1, 1, 2, 2), "VALID") / 4.0
+        h = h.reshape(X.shape[0], -1)
+        out = h @ P["dense"]["w"]
+        return out + P["dense"]["b"] if "b" in P["dense"] else out
+
+    return f, params

@@ -1,0 +1,81 @@
+r"""A user's network ``f(params, X)`` over any pytree of parameters, as a :class:`~hessrank.models.Model`.
+
+``params`` (a dict of arrays, Flax variables, the arrays of an Equinox module) is
+flattened by ``jax.flatten_util.ravel_pytree`` into one vector :math:`\theta`; then
+``apply(θ, X) = f(unravel(θ), X)``. A leaf is named by its path, keys joined by
+``/`` (``{"conv1": {"w": …}}`` → ``conv1/w``); its layer is the first key of that path
+after the keys that every leaf shares (Flax's ``params/…`` collection, say).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: a static jit argument that reuses its compiled code
+class FunctionModel:
+    """``f(params, X)`` on the flat vector: ``apply(θ, X) = f(unravel(θ), X)``."""
+
+    f: Callable
+    unravel: Callable
+    num_params: int
+    leaves: tuple[tuple[str, int], ...]
+    #: path components every leaf shares (skipped when naming layers)
+    shared_prefix: int = 0
+
+    def apply(self, theta, X):
+        """Outputs ``f(unravel(θ), X)``."""
+        return self.f(self.unravel(theta), X)
+
+    def layer_of(self, leaf: str) -> str:
+        """The first key of the leaf's path after the keys all leaves share."""
+        parts = leaf.split("/")
+        return parts[min(self.shared_prefix, len(parts) - 1)]
+
+
+def leaf_name(path) -> str:
+    """A pytree key path as ``a/b/0``: dict keys, attribute names and indices joined by ``/``."""
+    return jax.tree_util.keystr(tuple(path), simple=True, separator="/") or "params"
+
+
+def function_model(f: Callable, params) -> tuple[FunctionModel, jax.Array]:
+    """``(model, θ)``: ``f`` as a :class:`FunctionModel` and ``params`` as one float64 vector.
+
+    Every leaf of ``params`` must be a floating-point array (float32 is promoted to
+    float64). Raises :class:`~hessrank.ConfigError` naming the parameter otherwise.
+    """
+    if not callable(f):
+        raise ConfigError.invalid("f", f, "not callable: give f(params, X_batch) -> outputs (b, K)", quoted=False)
+    with jax.enable_x64(True):
+        flat, _ = jax.tree_util.tree_flatten_with_path(params)
+        if not flat:
+            raise ConfigError.about("params", "no parameter arrays (an empty pytree)")
+        names, arrays = [], []
+        for path, leaf in flat:
+            name = leaf_name(path)
+            if not isinstance(leaf, np.ndarray | jax.Array) or not jnp.issubdtype(leaf.dtype, jnp.floating):
+                what = f"{leaf.dtype} array" if hasattr(leaf, "dtype") else type(leaf).__name__
+                raise ConfigError.invalid("params", name, f"leaf is a {what}: every leaf must be a floating-point "
+                                                          "array (filter out the rest, e.g. eqx.partition)")
+            names.append(name)
+            arrays.append(jnp.asarray(leaf, dtype=jnp.float64))
+        leaves64 = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), arrays)
+        theta, unravel = ravel_pytree(leaves64)
+        if len(names) > 1:
+            split = [n.split("/") for n in names]
+            shared = 0
+            while all(len(s) > shared + 1 and s[shared] == split[0][shared] for s in split):
+                shared += 1
+        else:
+            shared = 0
+        model = FunctionModel(f=f, unravel=unravel, num_params=int(theta.shape[0]),
+                              leaves=tuple((n, int(a.size)) for n, a in zip(names, arrays)), shared_prefix=shared)
+        return model, theta
