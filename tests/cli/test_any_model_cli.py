@@ -11,7 +11,7 @@ from hessrank.cli import main
 from hessrank.data import load_dataset
 from hessrank.models import build_cnn, load_user_model
 
-EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "my_model.py") + ":build"
+EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "my_model.py") + ":build"
 
 
 def _json(capsys, argv):
