@@ -254,7 +254,8 @@ def run_sweep(sweep: Sweep, *, out="results", progress=None) -> SweepOutcome:
     with stored_session(table, sweep.identity(), describe=describe, key=lambda row: int(row[key]),
                         provenance=provenance()) as session:
         missing = [p for p in sweep.points if p not in session.rows]
-        outcome = SweepOutcome(sweep=sweep, table=table, stored_before=session.stored_before)
+        outcome = SweepOutcome(sweep=sweep, table=table, stored_before=session.stored_before,
+                               set_aside=session.set_aside)
         bar = progress(len(missing)) if (progress is not None and missing) else None
         try:
             if bar is not None:
@@ -356,4 +357,5 @@ def format_summary(outcome: SweepOutcome) -> str:
         f"rows:   {outcome.table.csv_path}",
         f"config: {outcome.table.json_path}",
     ]
+    lines += [f"damaged row: {line}" for line in outcome.set_aside]
     return "\n".join(lines)

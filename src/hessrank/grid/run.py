@@ -80,7 +80,7 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
                     "config": p.config.to_dict() if p.config else None, "error": p.error} for p in grid.points],
     }
     with contextlib.ExitStack() as stack:
-        finished = {row["point"] for row in table.read_rows() if row.get("status") == "done"}
+        finished = {row["point"] for row in table.read_rows(strict=False) if row.get("status") == "done"}
         if client is None and any(p.id not in finished for p in grid.points):
             # connect first: a cluster that cannot be reached leaves nothing in the store
             client = _connect(stack, workers=workers, scheduler=scheduler, memory_limit=memory_limit)
@@ -88,7 +88,8 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
             table, grid.identity(), describe=describe, key=lambda row: row["point"], provenance=provenance(),
             done=lambda row: row.get("status") == "done"))
         todo = [p for p in grid.points if session.rows.get(p.id, {}).get("status") != "done"]
-        outcome = GridOutcome(grid=grid, table=table, stored_before=session.stored_before)
+        outcome = GridOutcome(grid=grid, table=table, stored_before=session.stored_before,
+                              set_aside=session.set_aside)
         order = [p.id for p in grid.points]
 
         def store(point: GridPoint, result: dict) -> None:
@@ -203,6 +204,7 @@ def format_grid_summary(outcome: GridOutcome) -> str:
             point = next(p for p in outcome.grid.points if p.id == row["point"])
             lines.append(f"{row['status']}: {point.label()}: {row['error']}")
     lines += [f"rows:   {outcome.table.csv_path}", f"config: {outcome.table.json_path}"]
+    lines += [f"damaged row: {line}" for line in outcome.set_aside]
     if outcome.scheduler:
         lines.append(f"dask:   {outcome.scheduler}")
     return "\n".join(lines)
