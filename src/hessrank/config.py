@@ -80,44 +80,55 @@ class RunConfig:
         return int(self.batch_size) if self.batch_size is not None else min(n, 100)
 
     def validate(self) -> RunConfig:
-        """Check every field; return ``self`` or raise :class:`ConfigError`."""
+        """Check every field; return ``self`` or raise :class:`ConfigError`.
+
+        Types are checked first (a boolean is not an integer, a string not a number), then
+        ranges; sizes above :data:`MAX_SIZE` are refused here, before anything is allocated
+        (what fits the memory is :func:`hessrank.measure.plan` 's rule)."""
+        for param in ("dataset", "activation", "init", "loss", "method", "resize"):
+            _text(param, getattr(self, param))
+        if self.data_dir is not None:
+            _text("data_dir", self.data_dir)
+        for param in ("bias", "download"):
+            if not isinstance(getattr(self, param), bool):
+                raise ConfigError.invalid(param, getattr(self, param), "must be true or false")
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("init", self.init, INITS)
         _choice("loss", self.loss, LOSSES)
         _choice("method", self.method, METHODS)
         _choice("resize", self.resize, RESIZES)
-        if not isinstance(self.label_noise, (int, float)) or not 0.0 <= self.label_noise <= 1.0:
+        if not _is_number(self.label_noise) or not 0.0 <= self.label_noise <= 1.0:
             raise ConfigError.invalid("label_noise", self.label_noise, "must be a fraction between 0 and 1")
-        if not isinstance(self.K, int) or self.K < 1:
-            raise ConfigError.invalid("K", self.K, "the number of outputs must be an integer >= 1")
+        _size("K", self.K, "the number of outputs must be an integer >= 1")
         if self.loss == "cross" and self.K == 1:
             raise ConfigError.invalid(
                 "K", 1, "with loss 'cross': softmax cross-entropy of one output is constant; use K >= 2 or loss "
                         "mse/cosh"
             )
-        if self.n is not None and (not isinstance(self.n, int) or self.n < 1):
-            raise ConfigError.invalid("n", self.n, "the sample size must be an integer >= 1")
-        if self.dim is not None and (not isinstance(self.dim, int) or self.dim < 1):
-            raise ConfigError.invalid("dim", self.dim, "the input dimension must be an integer >= 1")
+        if self.n is not None:
+            _size("n", self.n, "the sample size must be an integer >= 1")
+        if self.dim is not None:
+            _size("dim", self.dim, "the input dimension must be an integer >= 1")
+        if not isinstance(self.units, tuple):
+            raise ConfigError.invalid("units", self.units, "must be a tuple of integer widths, e.g. (10, 10)")
         if not self.units:
             raise ConfigError.invalid("units", "", "give at least one hidden layer width, e.g. 10,10")
+        if len(self.units) > MAX_LAYERS:
+            raise ConfigError.invalid("units", f"{len(self.units)} widths", f"at most {MAX_LAYERS} hidden layers",
+                                      quoted=False)
         for u in self.units:
-            if not isinstance(u, int) or u < 1:
-                raise ConfigError.invalid("units", ",".join(map(str, self.units)), "every width must be an "
-                                                                                   "integer >= 1")
+            _size("units", u, "every width must be an integer >= 1", shown=_units_text(self.units))
         if self.batch_size is not None:
-            if not isinstance(self.batch_size, int) or self.batch_size < 1:
-                raise ConfigError.invalid("batch_size", self.batch_size, "must be an integer >= 1")
+            _size("batch_size", self.batch_size, "must be an integer >= 1")
             if self.n is not None and self.batch_size > self.n:
                 raise ConfigError.invalid(
                     "batch_size", self.batch_size, f"larger than the sample size n = {self.n}; use 1..{self.n}"
                 )
         for param, value in (("rtol", self.rtol), ("atol", self.atol)):
-            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
-                                      or not math.isfinite(value) or value < 0):
+            if value is not None and (not _is_number(value) or not math.isfinite(value) or value < 0):
                 raise ConfigError.invalid(param, value, "must be a finite number >= 0")
-        if not isinstance(self.seed, int):
-            raise ConfigError.invalid("seed", self.seed, "must be an integer")
+        if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError.invalid("seed", self.seed, f"must be an integer from 0 to {MAX_SEED} (2^63 - 1)")
         return self
 
     def to_dict(self) -> dict:
@@ -125,6 +136,44 @@ class RunConfig:
         d = dataclasses.asdict(self)
         d["units"] = list(self.units)
         return d
+
+
+#: the largest value any size (n, dim, K, a width, batch_size) may take: far beyond any
+#: machine's memory, and small enough that products of sizes stay exact in int64
+MAX_SIZE = 2**31 - 1
+#: the most hidden layers a network may have
+MAX_LAYERS = 1000
+#: seeds are NumPy/JAX seeds: non-negative, at most 64 bits signed
+MAX_SEED = 2**63 - 1
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _size(param: str, value, detail: str, *, shown=None) -> None:
+    if not _is_int(value) or value < 1:
+        raise ConfigError.invalid(param, value if shown is None else shown, detail, quoted=shown is None)
+    if value > MAX_SIZE:
+        raise ConfigError.invalid(param, value if shown is None else shown,
+                                  f"larger than any size this tool can allocate (at most {MAX_SIZE})",
+                                  quoted=shown is None)
+
+
+def _text(param: str, value) -> None:
+    if not isinstance(value, str) or "\0" in value:
+        raise ConfigError.invalid(param, value, "must be text")
+
+
+def _units_text(units) -> str:
+    try:
+        return ",".join(map(str, units))
+    except TypeError:
+        return repr(units)
 
 
 def _choice(param: str, value, allowed) -> None:

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomicio import check_writable
-from .config import RunConfig
+from .config import MAX_SIZE, RunConfig
 from .curvature import running_hessians
-from .data import load_dataset
+from .data import expected_shape, load_dataset
 from .errors import ConfigError
 from .linalg import numerical_rank
 from .matrices import DENSE, MATRICES, SUFFIX
-from .measure import build, make_result, measure_ranks, plan_method, provenance, run
+from .measure import build, make_result, measure_ranks, plan_before_loading, plan_method, provenance, run
 from .models import MLP, get_loss
 from .store import (
     RESULT_COLUMNS,
@@ -88,11 +88,22 @@ def parse_range(text, *, param: str) -> tuple[int, ...]:
                                                    f"{allowed}")
         if step < 1:
             raise ConfigError.invalid(param, text, f"step {step} must be >= 1; {allowed}")
+        _check_point_count(param, text, (stop - start) // step + 1)  # counted before the range is made
         values = list(range(start, stop + 1, step))
+    _check_point_count(param, text, len(values))
     bad = [v for v in values if v < 1]
     if bad or not values:
         raise ConfigError.invalid(param, text, f"{bad[0] if bad else 'no'} value(s) below 1; every value must be >= 1")
     return tuple(sorted(set(values)))
+
+
+#: the most points one sweep may have (each point is at least one Hessian)
+MAX_SWEEP_POINTS = 10_000
+
+
+def _check_point_count(param: str, value, count: int) -> None:
+    if count > MAX_SWEEP_POINTS:
+        raise ConfigError.invalid(param, value, f"{count} points; a sweep has at most {MAX_SWEEP_POINTS}")
 
 
 @dataclass(frozen=True)
@@ -184,11 +195,13 @@ def make_sweep(task: str, base: RunConfig, *, n_max: int | None = None, widths=N
         raise ConfigError.invalid("task", task, f"not one of {', '.join(TASKS)}")
     if task == "samplesize":
         n_max = DEFAULT_N_MAX if n_max is None else n_max
-        if not isinstance(n_max, int) or n_max < 1:
-            raise ConfigError.invalid("n_max", n_max, "the largest sample size must be an integer >= 1")
+        if not isinstance(n_max, int) or isinstance(n_max, bool) or not 1 <= n_max <= MAX_SIZE:
+            raise ConfigError.invalid("n_max", n_max, f"the largest sample size must be an integer from 1 to "
+                                                      f"{MAX_SIZE}")
         bs = base.batch_size if base.batch_size is not None else base.effective_batch_size(n_max)
         if not isinstance(bs, int) or bs < 1 or bs > n_max:
             raise ConfigError.invalid("batch_size", bs, f"the sample-size step must be 1..{n_max} (n_max {n_max})")
+        _check_point_count("n_max", n_max, n_max // bs)
         base = base.replace(n=n_max, batch_size=bs).validate()
         return Sweep("samplesize", base, tuple(range(bs, n_max + 1, bs)))
     if task == "width":
@@ -225,6 +238,8 @@ def run_sweep(sweep: Sweep, *, out="results", progress=None) -> SweepOutcome:
     beside it records the configuration, the command, package versions and machine of
     every session. ``progress``: ``None``, or a factory ``total -> Progress``.
     """
+    largest = sweep.base if sweep.task == "samplesize" else sweep.config_at(max(sweep.points))
+    plan_before_loading(largest, **expected_shape(largest))  # sizes first: nothing is allocated yet
     data = load_dataset(sweep.base)  # bad data options fail here, before any file is made
     sizes = [MLP(widths=(data.d, *sweep.config_at(p).units, data.K)).num_params for p in sweep.points]
     plan_method(sweep.base.method, max(sizes), data.n, data.K)  # refuses what cannot fit, before any file
@@ -242,7 +257,8 @@ def run_sweep(sweep: Sweep, *, out="results", progress=None) -> SweepOutcome:
     with stored_session(table, sweep.identity(), describe=describe, key=lambda row: int(row[key]),
                         provenance=provenance()) as session:
         missing = [p for p in sweep.points if p not in session.rows]
-        outcome = SweepOutcome(sweep=sweep, table=table, stored_before=session.stored_before)
+        outcome = SweepOutcome(sweep=sweep, table=table, stored_before=session.stored_before,
+                               set_aside=session.set_aside)
         bar = progress(len(missing)) if (progress is not None and missing) else None
         try:
             if bar is not None:
@@ -347,5 +363,6 @@ def format_summary(outcome: SweepOutcome) -> str:
         f"rows:   {outcome.table.csv_path}",
         f"config: {outcome.table.json_path}",
     ]
+    lines += [f"damaged row: {line}" for line in outcome.set_aside]
     return "\n".join(lines)
 

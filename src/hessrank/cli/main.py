@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -520,33 +521,57 @@ def script_main(prog: str, command, argv=None) -> int:
         add_sweep_options(parser, command[1])
     else:
         add_plot_options(parser, paper=True)
-    try:
-        args = parser.parse_args(argv)
-        if getattr(args, "compile_cache", False):
-            enable_compile_cache()
-        return args.handler(args)
-    except HessrankError as err:
-        print(f"{prog}: error: {error_line(err)}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+    return _guarded(parser, argv, lambda args: prog)
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    """Run ``hessian-rank`` with ``argv``; return the exit status (2: bad input, one line on stderr)."""
+    return _guarded(build_parser(), argv, lambda args: f"hessian-rank {getattr(args, 'command', '') or ''}".strip())
+
+
+#: exit status when stdout was closed by the reader (``… | head -1``), as a shell reports SIGPIPE
+EXIT_BROKEN_PIPE = 141
+
+
+def _guarded(parser, argv, name) -> int:
+    """Parse ``argv`` and run its handler; every failure ends in one line on stderr."""
+    args = None
     try:
         args = parser.parse_args(argv)
         if getattr(args, "compile_cache", False):
             enable_compile_cache()
         return args.handler(args)
     except HessrankError as err:
-        cmd = f"hessian-rank {getattr(args, 'command', '')}".strip() if "args" in locals() else "hessian-rank"
-        print(f"{cmd}: error: {error_line(err)}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(name(args), error_line(err))
+    except BrokenPipeError:
+        _detach_stdout()
+        return EXIT_BROKEN_PIPE
+    except MemoryError as err:  # a size that passed every check but still did not fit
+        return _fail(name(args), f"out of memory ({err}); use a smaller problem (n, dim, units)")
+    except OSError as err:  # a file system failure no check foresaw (disk full, I/O error)
+        where = f" {err.filename!r}" if err.filename else ""
+        return _fail(name(args), f"cannot access{where}: {err.strerror or err}")
     except KeyboardInterrupt:
-        print("hessian-rank: interrupted", file=sys.stderr)
+        print(f"{name(args)}: interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(prog: str, line: str) -> int:
+    try:
+        print(f"{prog}: error: {line}", file=sys.stderr)
+    except OSError:
+        pass
+    return EXIT_USAGE
+
+
+def _detach_stdout() -> None:
+    """After a reader closed stdout: point it at /dev/null so that the final flush at exit is silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout replaced by an object without a descriptor
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

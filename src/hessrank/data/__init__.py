@@ -116,6 +116,14 @@ def fetch(name: str, data_dir: str | None = None) -> tuple[str, str, bool]:
     return canon, str(fetch_fileset(fs, data_dir)), True
 
 
+def expected_shape(cfg) -> dict:
+    """``{"n": …, "d": …}`` of the data ``cfg`` will load, as far as known before reading
+    a file (``None``: only the file knows; a user file's defaults are its own)."""
+    if is_user_file(cfg.dataset):
+        return {"n": cfg.n, "d": cfg.dim}
+    return {"n": DEFAULT_N if cfg.n is None else cfg.n, "d": DEFAULT_DIM if cfg.dim is None else cfg.dim}
+
+
 def load_dataset(cfg) -> Dataset:
     """Load the data set named by ``cfg.dataset``, prepared as the paper did."""
     if is_user_file(cfg.dataset):
@@ -133,6 +141,6 @@ def load_dataset(cfg) -> Dataset:
 
 
 __all__ = ["Dataset", "DATASETS", "FILESETS", "availability", "canonical_name", "describe_roots", "download_root",
-           "fetch",
+           "expected_shape", "fetch",
            "search_roots", "load_dataset", "encode_targets",
            "select_and_encode", "select_samples"]

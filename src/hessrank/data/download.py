@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 
 from ..atomicio import atomic_output
-from ..errors import DataError
-from .locate import FileSet, RemoteFile, download_root, md5_file
+from ..errors import DataError, StoreError
+from .locate import MAX_DOWNLOAD_BYTES, FileSet, RemoteFile, download_root, md5_file
 
 ENV_MIRROR = "HESSRANK_MIRROR"
 TIMEOUT_S = 60
@@ -51,9 +51,17 @@ def fetch_file(remote: RemoteFile, folder: Path, mirrors, *, log=None) -> Path:
             continue
         print(f"downloading {url}", file=log or sys.stderr)
         digest = hashlib.md5(usedforsecurity=False)
+        limit = remote.size if remote.size is not None else MAX_DOWNLOAD_BYTES
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, atomic_output(dest, "wb") as out:
+                announced = response.headers.get("Content-Length")
+                if announced is not None and announced.isdigit() and int(announced) > limit:
+                    raise _ChecksumMismatch(f"the mirror announces {announced} bytes, the file has {limit}")
+                received = 0
                 for block in iter(lambda: response.read(1 << 20), b""):
+                    received += len(block)
+                    if received > limit:  # stop at the published size: the rest is not the file
+                        raise _ChecksumMismatch(f"more than the {limit} bytes of the file; stopped there")
                     digest.update(block)
                     out.write(block)
                 if digest.hexdigest() != remote.md5:
@@ -65,7 +73,7 @@ def fetch_file(remote: RemoteFile, folder: Path, mirrors, *, log=None) -> Path:
             errors.append(f"{url}: HTTP {err.code} {err.reason}")
         except urllib.error.URLError as err:
             errors.append(f"{url}: {err.reason}")
-        except (OSError, http.client.HTTPException) as err:
+        except (OSError, http.client.HTTPException, StoreError) as err:
             errors.append(f"{url}: {type(err).__name__} {err}")
     raise DataError(f"--download: could not fetch {remote.name} ({'; '.join(errors) or 'no mirror'}); "
                       f"no file was written; copy it by hand into {folder}")
@@ -75,13 +83,28 @@ def fetch_fileset(fileset: FileSet, data_dir: str | None = None, *, log=None) ->
     """Download every file of ``fileset`` into ``download_root(data_dir)/install_folder``
     (then unpack it if the data set comes as an archive); return that folder."""
     folder = download_root(data_dir) / fileset.install_folder
+    made = [f for f in (folder, *folder.parents) if not f.exists()]  # removed again if the download fails
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DataError(f"--download: cannot create {folder} ({err.strerror}); choose another --data-dir") from None
     mirrors = mirrors_of(fileset)
-    for remote in fileset.downloads:
-        fetch_file(remote, folder, mirrors, log=log)
-    if fileset.unpack is not None:
-        fileset.unpack(folder)
+    fetched = []
+    try:
+        for remote in fileset.downloads:
+            if not (folder / remote.name).exists():
+                fetched.append(folder / remote.name)
+            fetch_file(remote, folder, mirrors, log=log)
+        if fileset.unpack is not None:
+            fileset.unpack(folder)
+    except BaseException:
+        if made:  # this call made the install folder: leave nothing of it behind
+            for path in fetched:
+                path.unlink(missing_ok=True)
+        for f in made:  # deepest first; a folder that holds anything (another file) is kept
+            try:
+                f.rmdir()
+            except OSError:
+                break
+        raise
     return folder

@@ -10,6 +10,7 @@ are ``train-images-idx3-ubyte`` (N × 28 × 28), the labels ``train-labels-idx1-
 from __future__ import annotations
 
 import gzip
+import io
 import zlib
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from .locate import FileSet, RemoteFile
 
 #: IDX type codes -> big-endian NumPy dtypes
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+#: the most bytes an IDX file may unpack into (MNIST's training images: 47 MB)
+MAX_IDX_BYTES = 1 << 30
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -42,8 +46,8 @@ MNIST = FileSet(
     subfolders=("MNIST/raw", "MNIST", "mnist"),
     files=(TRAIN_IMAGES, TRAIN_LABELS),
     downloads=(
-        RemoteFile(f"{TRAIN_IMAGES}.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-        RemoteFile(f"{TRAIN_LABELS}.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+        RemoteFile(f"{TRAIN_IMAGES}.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", 9912422),
+        RemoteFile(f"{TRAIN_LABELS}.gz", "d53e105ee54ea40749a09fcbcd1e9432", 28881),
     ),
     mirrors=(
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -60,8 +64,8 @@ FASHION_MNIST = FileSet(
     subfolders=("FashionMNIST/raw", "FashionMNIST", "fashion-mnist", "fashion_mnist"),
     files=(TRAIN_IMAGES, TRAIN_LABELS),
     downloads=(
-        RemoteFile(f"{TRAIN_IMAGES}.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-        RemoteFile(f"{TRAIN_LABELS}.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+        RemoteFile(f"{TRAIN_IMAGES}.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26421880),
+        RemoteFile(f"{TRAIN_LABELS}.gz", "25c81989df183df01b3e8a0aad5dffbe", 29515),
     ),
     mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
     install_folder="FashionMNIST/raw",
@@ -79,7 +83,12 @@ def _read_bytes(path: Path) -> bytes:
     if data[:2] != b"\x1f\x8b":
         return data
     try:
-        return gzip.decompress(data)
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+            out = fh.read(MAX_IDX_BYTES + 1)  # bounded: a small file may claim to unpack into terabytes
+            if len(out) > MAX_IDX_BYTES:
+                raise DataError(f"{path}: unpacks to more than {MAX_IDX_BYTES} bytes; no IDX data set is that "
+                                "large")
+            return out
     except (OSError, EOFError, zlib.error) as err:
         # a bad CRC or length is gzip.BadGzipFile (an OSError); a cut-off stream, EOFError
         raise DataError(f"{path}: corrupt or truncated gzip file ({err}); delete it and fetch it again") from None

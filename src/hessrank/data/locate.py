@@ -29,10 +29,16 @@ DEBIAN_DATASETS = Path("/usr/share/datasets")
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """A file on a mirror and the MD5 of its bytes (the checksum the publishers give)."""
+    """A file on a mirror, the MD5 of its bytes (the checksum the publishers give) and
+    its size in bytes, where published (``None``: bounded by :data:`MAX_DOWNLOAD_BYTES`)."""
 
     name: str
     md5: str
+    size: int | None = None
+
+
+#: a download of unknown size stops here: a hostile or broken mirror cannot fill the disk
+MAX_DOWNLOAD_BYTES = 1 << 30
 
 
 def md5_file(path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import threading
 from dataclasses import dataclass
 
 from ..atomicio import check_writable
@@ -18,6 +19,8 @@ from ..store import StoredOutcome, comparison_lines, count_comparisons, result_r
 from .spec import Grid, GridPoint, plan_point, text_value
 
 STATUS = ("done", "failed", "skipped")
+#: seconds to wait for a scheduler given by address (a silent listener must not hang the grid)
+CONNECT_TIMEOUT_S = 10
 
 
 def run_point(config: RunConfig, worker_limit: int | None = None, compile_cache: str | None = None) -> dict:
@@ -84,7 +87,7 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
                     "config": p.config.to_dict() if p.config else None, "error": p.error} for p in grid.points],
     }
     with contextlib.ExitStack() as stack:
-        finished = {row["point"] for row in table.read_rows() if row.get("status") == "done"}
+        finished = {row["point"] for row in table.read_rows(strict=False) if row.get("status") == "done"}
         if client is None and any(p.id not in finished for p in grid.points):
             # connect first: a cluster that cannot be reached leaves nothing in the store
             client = _connect(stack, workers=workers, scheduler=scheduler, memory_limit=memory_limit)
@@ -92,7 +95,8 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
             table, grid.identity(), describe=describe, key=lambda row: row["point"], provenance=provenance(),
             done=lambda row: row.get("status") == "done"))
         todo = [p for p in grid.points if session.rows.get(p.id, {}).get("status") != "done"]
-        outcome = GridOutcome(grid=grid, table=table, stored_before=session.stored_before)
+        outcome = GridOutcome(grid=grid, table=table, stored_before=session.stored_before,
+                              set_aside=session.set_aside)
         order = [p.id for p in grid.points]
 
         def store(point: GridPoint, result: dict) -> None:
@@ -119,14 +123,34 @@ def _connect(stack, *, workers, scheduler, memory_limit):
     from distributed import Client, LocalCluster
 
     if scheduler:
-        try:
-            return stack.enter_context(Client(scheduler, timeout="10s"))
-        except (OSError, TimeoutError, ValueError) as err:
-            raise ConfigError.invalid("scheduler", scheduler, f"cannot connect ({_one_line(err)})") from None
+        return stack.enter_context(_client_within(Client, scheduler, CONNECT_TIMEOUT_S))
     cluster = stack.enter_context(LocalCluster(
         n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=None,
         memory_limit="auto" if memory_limit is None else memory_limit))
     return stack.enter_context(Client(cluster))
+
+
+def _client_within(Client, scheduler: str, seconds: float):
+    """A client of the scheduler at ``scheduler``, or :class:`ConfigError` within about
+    ``seconds``: Dask's own timeout covers the connection, not a server that accepts it
+    and then answers with something else (an HTTP service) or nothing, so the client
+    is made in a daemon thread that is abandoned when the time is up."""
+    box = {}
+
+    def connect():
+        try:
+            box["client"] = Client(scheduler, timeout=f"{seconds}s")
+        except BaseException as err:  # noqa: BLE001 - reported below, in the caller's thread
+            box["error"] = err
+
+    thread = threading.Thread(target=connect, name="hessrank-connect", daemon=True)
+    thread.start()
+    thread.join(seconds + 5)
+    if "client" in box:
+        return box["client"]
+    why = f"{_one_line(box['error'])[:200]}" if "error" in box else "no Dask answer"
+    raise ConfigError.invalid("scheduler", scheduler, f"cannot connect to a Dask scheduler within {seconds} s "
+                                                      f"({why})")
 
 
 def _run_on_dask(todo, store, bar, client, compile_cache) -> str:
@@ -139,7 +163,12 @@ def _run_on_dask(todo, store, bar, client, compile_cache) -> str:
             store(point, {"status": "failed", "error": point.error, "worker": ""})
             _report(bar, point, "failed")
             continue
-        config, reason = plan_point(point.config, _dataset_shape(point.config), limit)
+        try:
+            config, reason = plan_point(point.config, _dataset_shape(point.config), limit)
+        except Exception as err:  # noqa: BLE001 - e.g. unreadable data: this point fails, the grid goes on
+            store(point, {"status": "failed", "error": _one_line(err), "worker": ""})
+            _report(bar, point, "failed")
+            continue
         if config is None:
             store(point, {"status": "skipped", "error": reason, "worker": ""})
             _report(bar, point, "skipped")
@@ -207,6 +236,7 @@ def format_grid_summary(outcome: GridOutcome) -> str:
             point = next(p for p in outcome.grid.points if p.id == row["point"])
             lines.append(f"{row['status']}: {point.label()}: {row['error']}")
     lines += [f"rows:   {outcome.table.csv_path}", f"config: {outcome.table.json_path}"]
+    lines += [f"damaged row: {line}" for line in outcome.set_aside]
     if outcome.scheduler:
         lines.append(f"dask:   {outcome.scheduler}")
     return "\n".join(lines)

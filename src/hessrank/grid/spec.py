@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,13 +95,23 @@ class Grid:
         return ResultTable(folder, f"grid_{config_hash(self.identity())}", self.columns)
 
 
+#: the most points one grid file may have (each is at least one Hessian; loading checks each)
+MAX_GRID_POINTS = 20_000
+
+
 def load_grid(path) -> Grid:
     """Read a grid file; refuse (ConfigError, one line) a malformed file, an unknown
     option, or a value that is invalid at every point it appears in."""
     path = Path(path)
     where = f"grid file {str(path)!r}"
+    name = path.stem
+    if name in ("", ".", "..") or name != name.strip() or any(ch in name for ch in "/\\\0"):
+        raise ConfigError(f"{where}: the grid's name {name!r} (the file name without its suffix) cannot name a "
+                          "folder of store/grid/; rename the file, e.g. mygrid.toml")
     try:
-        spec = tomllib.loads(path.read_text())
+        spec = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{where}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     except OSError as err:
         raise ConfigError(f"{where}: cannot be read ({err.strerror or err})") from None
     except tomllib.TOMLDecodeError as err:
@@ -124,6 +135,10 @@ def load_grid(path) -> Grid:
                 raise ConfigError(f"{where}: [grid] {raw_key} value {v!r}: give numbers, strings or booleans")
         keys.append(key)
         values.append(tuple(vals))
+    count = math.prod(len(vals) for vals in values)
+    if count > MAX_GRID_POINTS:  # counted before the product is expanded
+        raise ConfigError(f"{where}: {count} points; a grid has at most {MAX_GRID_POINTS}: split it into "
+                          "several grid files")
     varying = tuple(k for k, vals in zip(keys, values) if len(vals) > 1)
     points = tuple(_make_point(dict(zip(keys, combo)), defaults, varying) for combo in itertools.product(*values))
     _refuse_values_that_never_work(where, keys, values, points)

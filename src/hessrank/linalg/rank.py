@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from ..errors import DataError
 from .lapack import eigvalsh_2stage
 
 EPS = float(np.finfo(np.float64).eps)
@@ -60,6 +61,7 @@ def rank_from_eigenvalues(eigenvalues, size: int | None = None, *, rtol: float |
     from a Gram matrix); the missing ``size - len(eigenvalues)`` ones are exact zeros.
     """
     lam = np.asarray(eigenvalues, dtype=np.float64)
+    _refuse_non_finite(lam, "eigenvalues")
     size = lam.size if size is None else int(size)
     lam = lam[np.argsort(-np.abs(lam), kind="stable")]
     mags = np.abs(lam)
@@ -73,6 +75,14 @@ def rank_from_eigenvalues(eigenvalues, size: int | None = None, *, rtol: float |
     return RankInfo(rank=rank, tol=float(tol), gap_decades=gap, eigenvalues=lam, size=size)
 
 
+def _refuse_non_finite(a: np.ndarray, what: str) -> None:
+    """A rank of values that are not numbers is not a rank: raise :class:`DataError`."""
+    if a.size and not np.isfinite(a).all():
+        bad = int(np.count_nonzero(~np.isfinite(a)))
+        raise DataError(f"the {what} hold {bad} NaN or infinite value(s) of {a.size}: the loss or its derivatives "
+                        "overflow float64 at these data and parameters (scale the data down); no rank is defined")
+
+
 def numerical_rank(H, *, rtol: float | None = None, atol: float | None = None,
                    overwrite: bool = False) -> RankInfo:
     """Numerical rank of the symmetric matrix ``H`` by a symmetric eigensolver.
@@ -83,6 +93,7 @@ def numerical_rank(H, *, rtol: float | None = None, atol: float | None = None,
     H = np.asarray(H)
     if H.ndim != 2 or H.shape[0] != H.shape[1]:
         raise ValueError(f"numerical_rank needs a square matrix, got shape {H.shape}")
+    _refuse_non_finite(H, "matrix")
     return rank_from_eigenvalues(spectrum(H, overwrite=overwrite), H.shape[0], rtol=rtol, atol=atol)
 
 

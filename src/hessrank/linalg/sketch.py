@@ -44,6 +44,7 @@ import numpy as np
 import scipy.linalg
 from threadpoolctl import ThreadpoolController
 
+from ..errors import ConfigError, DataError
 from .rank import EPS, RankInfo, rank_from_eigenvalues, tolerance
 
 #: the chance that a certificate is wrong (the Gaussian probes missed a direction)
@@ -56,6 +57,9 @@ NOISE_FLOOR = 1e3
 #: projection (measured up to ~600 eps·‖W‖ at k = 1500); a direction below it that
 #: matters is found by the next Gaussian probe round
 KRYLOV_FLOOR = 1e4
+#: the operator must be symmetric: on the probes, ``|(ΩH)Ωᵀ − ((ΩH)Ωᵀ)ᵀ|`` at most this
+#: times ``max‖ω_i H‖·max‖ω_j‖`` (rounding of Hessian-vector products is ~1e-15 of that)
+SYMMETRY_TOL = 1e-8
 #: NumPy/SciPy's BLAS libraries, to limit their threads
 BLAS_CONTROLLER = ThreadpoolController()
 
@@ -235,7 +239,10 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
             U, pending = pending, None
         else:  # a probe round: certify, or find new directions
             b = min(rows, p)
-            Y = apply(rng.standard_normal((b, p)))
+            Omega = rng.standard_normal((b, p))
+            Y = apply(Omega)
+            _check_symmetric(Y @ Omega.T, float(np.max(np.linalg.norm(Y, axis=1)))
+                             * float(np.max(np.linalg.norm(Omega, axis=1))))
             count["rounds"] += 1
             t = time.perf_counter()
             scale = float(np.max(np.linalg.norm(Y, axis=1)))
@@ -280,7 +287,10 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
         U = U[:room]
         W = apply(U)
         t = time.perf_counter()
+        _check_finite(W)
         C = space.append(U, W)                              # C = W Qᵀ, rows of T
+        # U H Uᵀ, unit rows U: its rounding is relative to ‖H‖ ≈ the largest ‖u H‖ seen
+        _check_symmetric(C[:, space.k - U.shape[0]:], max(h_scale, float(np.max(np.linalg.norm(W, axis=1)))))
         # block Krylov: the part of W = U H outside span(Q) (C serves as the first projection)
         R = _project_out(space.Q, W, C)
         h_scale = max(h_scale, float(np.max(np.linalg.norm(W, axis=1))))     # ≈ max|λ| (unit rows U)
@@ -292,6 +302,24 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
             pending = nxt
         elif not keep_all:
             rows = probes
+
+
+def _check_finite(Y: np.ndarray) -> None:
+    if not np.isfinite(Y).all():
+        raise DataError("the Hessian-vector products hold NaN or infinite values: the loss or its derivatives "
+                        "overflow float64 at these data and parameters (scale the data down); no rank is defined")
+
+
+def _check_symmetric(S: np.ndarray, scale: float) -> None:
+    """Refuse an operator whose small sample ``S = V H Vᵀ`` is not symmetric: the sketch
+    (and its certificate) hold only for symmetric matrices."""
+    _check_finite(S)
+    if not np.isfinite(scale):
+        _check_finite(np.array([scale]))
+    skew = float(np.max(np.abs(S - S.T), initial=0.0))
+    if skew > SYMMETRY_TOL * scale:
+        raise ConfigError.about("operator", f"not symmetric: on the probes |VHVᵀ − (VHVᵀ)ᵀ| = {skew:.1e} against "
+                                            f"{scale:.1e} for the products; the sketch ranks symmetric matrices only")
 
 
 def residual_bound(rho: float, probes: int) -> float:

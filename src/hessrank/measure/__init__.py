@@ -8,8 +8,10 @@ from .plan import (
                    MemoryPlan,
                    MethodPlan,
                    available_memory_bytes,
+                   check_data_size,
                    dense_memory_bytes,
                    memory_limit,
+                   plan_before_loading,
                    plan_memory,
                    plan_method,
 )
@@ -20,5 +22,5 @@ __all__ = [
     "Result", "run", "build", "make_result", "measure_ranks", "matrix_free_ranks", "MatrixFreeResult",
     "MethodPlan", "MemoryPlan", "plan_method", "plan_memory", "memory_limit", "available_memory_bytes",
     "dense_memory_bytes", "provenance", "peak_rss_bytes", "hessian_ranks", "measure_model", "ModelResult",
-    "measure_model_ranks", "BlockRanks", "resolve_blocks", "trivial_bounds",
+    "measure_model_ranks", "BlockRanks", "resolve_blocks", "trivial_bounds", "check_data_size", "plan_before_loading",
 ]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..matrices import AUTO, DENSE, H_O_GRAM, H_O_SKETCH, H_O_SQUARE, MATRIX_FREE
+from ..models import MLP
 
 #: p×p float64 matrices alive at the peak of a dense run: 3 accumulators, one
 #: batch contribution, one LAPACK work copy
@@ -164,6 +165,39 @@ def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False)
            DENSE: "dense does not fit; dense would need"}[method]
     return MethodPlan(MATRIX_FREE, f"{why} {_gib(need)} of {_gib(have)} free; {plan.describe(p, n * K)}",
                       plan.h_o, plan, budget)
+
+
+#: float64 copies of the data alive while it is made, selected, resized and encoded
+DATA_COPIES = 4
+#: the data may take at most this share of the free memory (the Hessians need the rest)
+DATA_MAX_SHARE = 0.25
+
+
+def check_data_size(n: int, d: int, K: int) -> None:
+    """Refuse (:class:`ConfigError`, naming the largest of n, dim, K) data of ``n``
+    samples, ``d`` inputs and ``K`` outputs whose float64 arrays would not fit in
+    :data:`DATA_MAX_SHARE` of the free memory — before anything is allocated."""
+    need = DATA_COPIES * 8 * int(n) * (int(d) + int(K))
+    have = available_memory_bytes()
+    if need <= DATA_MAX_SHARE * have:
+        return
+    param, value = max((("n", int(n)), ("dim", int(d)), ("K", int(K))), key=lambda kv: kv[1])
+    raise ConfigError.invalid(
+        param, value, f"n = {n} samples of d = {d} inputs and K = {K} outputs need about {_gib(need)} while "
+                      f"they are loaded, but {_gib(have)} is free; use a smaller {param}", quoted=False)
+
+
+def plan_before_loading(config, *, n: int | None, d: int | None) -> None:
+    """Check ``config`` (data of ``n`` samples of dimension ``d``, either ``None`` when
+    only the data file knows it) against the memory before data or parameters exist:
+    the data's size, then :func:`plan_method` for the network's p (from its widths:
+    nothing is allocated). Raises :class:`ConfigError`."""
+    if n is not None and d is not None:
+        check_data_size(n, d, config.K)
+    if d is not None:
+        p = MLP(widths=(int(d), *config.units, int(config.K)), activation=config.activation,
+                bias=config.bias).num_params
+        plan_method(config.method, p, n or 1, config.K)
 
 
 def _gib(nbytes: float) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..config import RunConfig
 from ..curvature import float64_scope, hessians, in_float64, outer_product_factor
-from ..data import Dataset, load_dataset
+from ..data import Dataset, expected_shape, load_dataset
 from ..errors import ConfigError
 from ..linalg import (
     RTOL_SCAN,
@@ -26,7 +26,7 @@ from ..models import MLP, Model, get_loss
 from ..theory import Deficiency, Prediction, explain_deficiency, predict_ranks
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
 from .matrixfree import matrix_free_ranks
-from .plan import MethodPlan, plan_method
+from .plan import MethodPlan, plan_before_loading, plan_method
 from .provenance import peak_rss_bytes, provenance
 
 
@@ -133,11 +133,13 @@ def _finite_or_none(x):
 def build(config: RunConfig) -> tuple[Dataset, MLP, np.ndarray]:
     """Validate ``config`` and make its data, network and initial parameters."""
     config.validate()
+    plan_before_loading(config, **expected_shape(config))  # sizes first: nothing is allocated yet
     data = load_dataset(config)
     if config.batch_size is not None and config.batch_size > data.n:
         raise ConfigError.invalid("batch_size", config.batch_size,
                                   f"larger than the sample size n = {data.n}; use 1..{data.n}")
     model = MLP(widths=(data.d, *config.units, data.K), activation=config.activation, bias=config.bias)
+    plan_method(config.method, model.num_params, data.n, data.K)  # p planned before θ exists
     theta = model.init(seed=config.seed, scheme=config.init)
     return data, model, theta
 

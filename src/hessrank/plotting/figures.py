@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..matrices import SUFFIX
-from ..store import row_kinds
+from ..store import ResultTable, row_kinds
 from .style import COLOURS, MATRIX_ORDER, RC, TEX, X_LABEL, new_figure, save_figure
 
 #: how a prediction is drawn, by kind: exact ones as dots, proven bounds as dashed
@@ -103,11 +103,13 @@ def plot_sweep(json_path, *, normalize: bool | None = None) -> list[Path]:
 
 
     json_path = Path(json_path)
-    meta = json.loads(json_path.read_text())
     csv_path = json_path.with_suffix(".csv")
+    stored = ResultTable(json_path.parent, json_path.stem, ())
+    meta = stored.read_meta() or {}
     if not csv_path.exists():
-        raise ConfigError.invalid("task", meta['task'], quoted=False, detail="no rows stored yet in "
+        raise ConfigError.invalid("task", meta.get('task'), quoted=False, detail="no rows stored yet in "
                                                                              f"{str(csv_path)!r}; run the sweep first")
+    ResultTable(json_path.parent, json_path.stem, meta.get("columns", ())).read_rows()  # damaged: refused
     rows = pd.read_csv(csv_path, keep_default_na=False, dtype={"kind": str})
     if rows.empty:
         raise ConfigError.invalid("task", meta['task'], quoted=False, detail="no rows stored yet in "

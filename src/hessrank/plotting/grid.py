@@ -73,6 +73,7 @@ def plot_grid(grid: Grid, *, out="results", facet: str | None = None) -> list[Pa
     if not table.exists():
         raise ConfigError.invalid("grid", str(grid.path), f"nothing stored yet at {str(table.csv_path)!r}; "
                           "run hessian-rank grid first")
+    table.read_rows()  # a damaged table is refused, one line naming file and line
     rows = pd.read_csv(table.csv_path, keep_default_na=False, dtype=str)
     fig = grid_figure(rows, grid, facet=facet)
     return save_figure(fig, table.csv_path.with_name(table.stem + "_grid"))

@@ -22,6 +22,47 @@ RESULT_COLUMNS = (
 )
 
 
+#: stored columns holding a count (non-negative integer text)
+INT_COLUMNS = frozenset({"rank_L", "rank_o", "rank_F", "pred_L", "pred_o", "pred_F", "num_params", "r",
+                         "n", "width", "depth", "index"})
+#: stored columns holding a float (``inf`` allowed, NaN not); gaps may be empty (no cut)
+FLOAT_COLUMNS = frozenset({"tol_L", "tol_o", "tol_F", "gap_L", "gap_o", "gap_F", "seconds"})
+_MAY_BE_EMPTY = frozenset({"gap_L", "gap_o", "gap_F"})
+#: a grid row's status; only ``done`` rows carry results
+ROW_STATUSES = ("done", "failed", "skipped")
+
+
+def row_problem(row: dict, columns) -> str | None:
+    """What is wrong with one stored row (text by column, as read from the CSV), or
+    ``None`` if it is well formed: every column present, counts non-negative integers,
+    floats numbers (not NaN), a grid row's status known; rows of a failed or skipped
+    grid point may leave the result columns empty."""
+    missing = [c for c in columns if row.get(c) is None]
+    if missing:
+        return f"missing column(s) {', '.join(missing)} (the line is cut short)"
+    status = row.get("status")
+    if "status" in columns and status not in ROW_STATUSES:
+        return f"status {status!r} is not one of {', '.join(ROW_STATUSES)}"
+    results_optional = status is not None and status != "done"
+    for c in columns:
+        text = row[c]
+        if text == "" and (results_optional or c in _MAY_BE_EMPTY) and c in (INT_COLUMNS | FLOAT_COLUMNS) - {
+                "n", "width", "depth", "index"}:
+            continue
+        if c in INT_COLUMNS and not (text.isascii() and text.isdigit()):
+            return f"column {c} = {text!r} is not a non-negative integer"
+        if c in FLOAT_COLUMNS:
+            try:
+                value = float(text)
+            except ValueError:
+                return f"column {c} = {text!r} is not a number"
+            if value != value:
+                return f"column {c} is NaN"
+    if not results_optional and "kind" in columns and not row.get("kind"):
+        return "column kind is empty"
+    return None
+
+
 def format_float(x) -> str:
     """Exact, round-trip text of a float for CSV; ``""`` for None, ``inf`` for infinity."""
     if x is None:

@@ -39,6 +39,8 @@ class Session:
     complete: bool = False
     #: extra fields of this session's record, written when it ends (they win over the defaults)
     extra: dict = field(default_factory=dict)
+    #: damaged stored lines set aside when the session opened (one line each), to be recomputed
+    set_aside: list = field(default_factory=list)
 
     def store(self, key, row: dict, order) -> None:
         """Keep ``row`` under ``key`` and rewrite the CSV (atomically) with the rows in ``order``."""
@@ -55,14 +57,20 @@ def stored_session(table: ResultTable, identity: dict, *, describe: dict, key: C
     finished (``stored_before``)."""
     with table.lock():
         old = table.claim(identity)
-        rows = {key(row): row for row in table.read_rows()}
+        rows = {key(row): row for row in table.read_rows(strict=False)}
+        set_aside = []
+        if table.rejected:  # damaged lines: kept aside, out of the results, recomputed
+            side = table.set_aside()
+            set_aside = [f"{table.csv_path} line {number}: {reason} (set aside in {side.name}; recomputed)"
+                         for number, reason, _ in table.rejected]
+            table.write_rows(rows.values())
         record = {"started": now(), "finished": None, "computed": [], "host": platform.node(),
-                  "provenance": provenance}
+                  "provenance": provenance, **({"set_aside": set_aside} if set_aside else {})}
         meta = {"identity": identity, "hash": config_hash(identity), **describe, "columns": list(table.columns),
                 "sessions": [*old.get("sessions", []), record], "complete": False}
         table.write_meta(meta)
         session = Session(table=table, rows=rows, meta=meta, record=record,
-                          stored_before=sum(bool(done(r)) for r in rows.values()))
+                          stored_before=sum(bool(done(r)) for r in rows.values()), set_aside=set_aside)
         try:
             yield session
         finally:

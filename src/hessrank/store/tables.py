@@ -23,7 +23,7 @@ from pathlib import Path
 from ..atomicio import atomic_write_text
 from ..errors import StoreError
 from .identity import architecture_name, config_hash, config_identity, config_slug, store_folder
-from .rows import spectrum_csv
+from .rows import row_problem, spectrum_csv
 
 
 @dataclass(kw_only=True)
@@ -35,6 +35,8 @@ class StoredOutcome:
     rows: list[dict[str, str]] = field(default_factory=list)
     computed: list = field(default_factory=list)
     stored_before: int = 0
+    #: damaged stored lines set aside (one line each: file, line, reason), to be recomputed
+    set_aside: list[str] = field(default_factory=list)
 
 
 class ResultTable:
@@ -53,27 +55,54 @@ class ResultTable:
         self.csv_path = self.folder / f"{stem}.csv"
         self.json_path = self.folder / f"{stem}.json"
         self.lock_path = self.folder / f"{stem}.lock"
+        #: ``(line, reason, text)`` of the damaged lines the last :meth:`read_rows` left out
+        self.rejected: list[tuple[int, str, str]] = []
 
     @contextlib.contextmanager
     def lock(self):
         """Hold an exclusive lock on this result; refuse (StoreError) if another process
         holds it. The OS releases it when the holder dies, even by SIGKILL."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._acquire()
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise StoreError.about("out", f"another process is writing {str(self.csv_path)!r} (lock "
-                                              f"{self.lock_path.name} is held); "
-                    "wait for it to finish or give another --out"
-                ) from None
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
             self._remove_stale_temporaries()
             yield self
         finally:
+            # removed while still held: a process that opened the old file finds it gone and retries
+            with contextlib.suppress(OSError):
+                os.unlink(self.lock_path)
             os.close(fd)  # closing the descriptor releases the lock
+
+    def _acquire(self) -> int:
+        """A descriptor of the lock file, locked; the lock file is the one at :attr:`lock_path` now."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError.about("out", f"cannot make the folder {str(self.folder)!r} "
+                                          f"({err.strerror or err}); give another --out") from None
+        for _ in range(100):
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            except OSError as err:  # a folder, a link, a device where the lock belongs
+                raise StoreError.about("out", f"cannot use the lock file {str(self.lock_path)!r} "
+                                              f"({err.strerror or err}); move it away") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise StoreError.about("out", f"another process is writing {str(self.csv_path)!r} (lock "
+                                              f"{self.lock_path.name} is held); "
+                    "wait for it to finish or give another --out"
+                ) from None
+            try:
+                same = os.stat(self.lock_path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return fd
+            os.close(fd)  # its holder removed it after we opened it: take the new one
+        raise StoreError.about("out", f"cannot take the lock {str(self.lock_path)!r}; try again")
 
     def _remove_stale_temporaries(self) -> None:
         # left by a writer killed between creating its temporary file and the rename
@@ -85,18 +114,67 @@ class ResultTable:
         """Whether the CSV exists."""
         return self.csv_path.exists()
 
-    def read_rows(self) -> list[dict[str, str]]:
-        """The stored rows as text, exactly as written; ``[]`` if there is no file yet."""
-        if not self.csv_path.exists():
+    def read_rows(self, *, strict: bool = True) -> list[dict[str, str]]:
+        """The stored rows as text, exactly as written; ``[]`` if there is no file yet.
+
+        Every row is checked (:func:`~hessrank.store.rows.row_problem`; a NUL byte, bytes
+        that are not UTF-8, a line cut short, a key seen before). ``strict``: the first
+        damaged line is refused (:class:`StoreError` naming the file and line); otherwise
+        damaged lines are left out and listed in :attr:`rejected` as ``(line, reason, text)``.
+        """
+        self.rejected = []
+        try:
+            data = self.csv_path.read_bytes()
+        except FileNotFoundError:
             return []
-        with self.csv_path.open(newline="") as fh:
-            reader = csv.DictReader(fh)
-            if tuple(reader.fieldnames or ()) != self.columns:
-                raise StoreError.about("out", f"{str(self.csv_path)!r} has columns {reader.fieldnames} but "
-                                              f"{list(self.columns)} "
-                    "were expected; move it away or give another --out"
-                )
-            return list(reader)
+        except OSError as err:
+            raise StoreError.about("out", f"cannot read {str(self.csv_path)!r} ({err.strerror or err}); move it "
+                                          "away or give another --out") from None
+        lines = data.split(b"\n")
+        cut_short = lines[-1] != b""  # every write ends with a newline
+        if not cut_short:
+            lines.pop()
+        header = _split_line(lines[0]) if lines else None
+        if header is None or tuple(header) != self.columns:
+            raise StoreError.about("out", f"{str(self.csv_path)!r} has columns {header} but {list(self.columns)} "
+                                          "were expected; move it away or give another --out")
+        rows, seen, key = [], set(), self.columns[0]
+        for number, raw in enumerate(lines[1:], start=2):
+            fields = _split_line(raw)
+            if fields is None:
+                reason = "holds a NUL byte or bytes that are not UTF-8"
+            elif number == len(lines) and cut_short:
+                reason = "the file ends in the middle of this line (cut short)"
+            elif len(fields) != len(self.columns):
+                reason = f"{len(fields)} fields where {len(self.columns)} columns were expected"
+            else:
+                row = dict(zip(self.columns, fields))
+                reason = row_problem(row, self.columns)
+                if reason is None and row[key] in seen:
+                    reason = f"{key} {row[key]!r} is stored twice"
+            if reason is None:
+                seen.add(row[key])
+                rows.append(row)
+                continue
+            if strict:
+                raise StoreError.about("out", f"{str(self.csv_path)!r} line {number}: {reason}; the table is "
+                                              "damaged: move it away or give another --out")
+            self.rejected.append((number, reason, raw.decode("utf-8", "backslashreplace").replace("\0", "\\0")))
+        return rows
+
+    def set_aside(self) -> Path | None:
+        """Append the lines :meth:`read_rows` left out to ``<stem>.rejected.txt`` (with their
+        line numbers and reasons), atomically; return that file, or ``None`` if none were."""
+        if not self.rejected:
+            return None
+        side = self.folder / f"{self.stem}.rejected.txt"
+        try:
+            before = side.read_text(errors="backslashreplace") if side.is_file() else ""
+        except OSError:
+            before = ""
+        lines = [f"{self.csv_path.name} line {number}: {reason}: {text}" for number, reason, text in self.rejected]
+        atomic_write_text(side, before + "\n".join(lines) + "\n")
+        return side
 
     def write_rows(self, rows) -> None:
         """Replace the CSV by ``rows`` (dicts keyed by :attr:`columns`), atomically."""
@@ -108,13 +186,21 @@ class ResultTable:
         atomic_write_text(self.csv_path, buf.getvalue())
 
     def read_meta(self) -> dict | None:
-        """The JSON beside the CSV, or ``None`` if there is none yet."""
-        if not self.json_path.exists():
+        """The JSON beside the CSV, or ``None`` if there is none yet; a file that is not
+        a JSON object (with a list of ``sessions``, if any) is refused (:class:`StoreError`)."""
+        if not self.json_path.exists() and not self.json_path.is_symlink():
             return None
         try:
-            return json.loads(self.json_path.read_text())
-        except json.JSONDecodeError as err:
+            meta = json.loads(self.json_path.read_bytes().decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
             raise StoreError.about("out", f"{str(self.json_path)!r} is not valid JSON ({err}); move it away") from None
+        except OSError as err:
+            raise StoreError.about("out", f"cannot read {str(self.json_path)!r} ({err.strerror or err}); move it "
+                                          "away") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("sessions", []), list):
+            raise StoreError.about("out", f"{str(self.json_path)!r} is not a stored result's JSON object (it "
+                                          f"holds a {type(meta).__name__}); move it away")
+        return meta
 
     def write_meta(self, meta: dict) -> None:
         """Replace the JSON by ``meta``, atomically."""
@@ -135,6 +221,20 @@ class ResultTable:
                 "move it away or give another --out"
             )
         return meta
+
+
+def _split_line(raw: bytes) -> list[str] | None:
+    """The CSV fields of one line, or ``None`` for a NUL byte or bytes that are not UTF-8."""
+    if b"\0" in raw:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    try:
+        return next(csv.reader([text.removesuffix("\r")]), [])
+    except csv.Error:
+        return None
 
 
 def spectrum_table(config, *, n: int, d: int, out) -> ResultTable:
