@@ -107,9 +107,7 @@ def format_result(result) -> str:
                          f"products, ‖(I−P)H‖ ≤ {det['residual_bound']:.1e}")
         else:
             lines.append(f"  {name}: {det['how']}")
-    if result.uncertified:
-        lines.append(f"warning: {', '.join(result.uncertified)} not certified within the memory cap: each rank "
-                     "shown is a lower bound; free memory, or use --method dense where it fits")
+    lines += _uncertified_warning(result)
     return "\n".join(lines)
 
 
@@ -159,7 +157,16 @@ def format_model_result(result, *, data: str, model: str) -> str:
         lines.append(f"{name:<7}{info.rank:>8}{result.bounds[name]:>9}  {'bound':<7}{info.tol:>11.2e}"
                      f"{_fmt_gap(info.gap_decades):>15}  {result.how(name)}{mark}")
     lines += ["", f"method {result.method} ({result.method_reason}); {result.seconds:.2f} s"]
-    if result.uncertified:
-        lines.append(f"warning: {', '.join(result.uncertified)} not certified within the memory cap: each rank "
-                     "shown is a lower bound")
+    lines += _uncertified_warning(result)
     return "\n".join(lines)
+
+
+def _uncertified_warning(result) -> list[str]:
+    """One warning per matrix whose matrix-free rank is not certified, with the sketch's own reason."""
+    out = []
+    for name in result.uncertified:
+        status = result.method_details.get(name, {}).get("status", "not certified")
+        remedy = "free memory, or use --method dense where it fits" if "memory cap" in status else \
+            "the cut lies in the sketch's uncertainty; compare with --method dense where it fits, or set --rtol/--atol"
+        out.append(f"warning: {name} {status}: the rank shown is a lower bound; {remedy}")
+    return out
