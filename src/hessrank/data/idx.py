@@ -115,9 +115,45 @@ def parse_idx(data: bytes, *, what: str = "IDX data") -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
 
 
+def _declared_size(path: Path) -> None:
+    """Refuse, before reading the body, an IDX file whose header claims more (or less) data
+    than the file holds: the header's shape against the file's size (raw) or the size gzip
+    records in its trailer (modulo 2³², as gzip stores it)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+            gz = head[:2] == b"\x1f\x8b"
+            if gz:
+                fh.seek(-4, 2)
+                stored = int.from_bytes(fh.read(4), "little")
+                fh.seek(0)
+                with gzip.GzipFile(fileobj=fh) as unzipped:
+                    head = unzipped.read(4)
+                    if len(head) == 4 and head[:2] == b"\x00\x00":
+                        head += unzipped.read(4 * head[3])
+            elif len(head) == 4 and head[:2] == b"\x00\x00":
+                head += fh.read(4 * head[3])
+            size = path.stat().st_size
+    except (OSError, EOFError, zlib.error):
+        return  # the full read reports it in one line
+    if len(head) < 4 or head[:2] != b"\x00\x00" or head[2] not in IDX_TYPES or len(head) < 4 + 4 * head[3]:
+        return  # parse_idx explains what is wrong with the header
+    shape = tuple(int(v) for v in np.frombuffer(head, dtype=">u4", count=head[3], offset=4))
+    declared = 4 + 4 * head[3] + int(np.prod(shape, dtype=object)) * np.dtype(IDX_TYPES[head[2]]).itemsize
+    if declared > MAX_IDX_BYTES:
+        raise DataError(f"{path}: IDX header says shape {shape} ({declared} bytes), more than {MAX_IDX_BYTES} bytes; "
+                        "no IDX data set is that large")
+    actual = stored if gz else size
+    if (declared % 2**32 if gz else declared) != actual:
+        raise DataError(f"{path}: IDX header says shape {shape} ({declared} bytes) but the file holds "
+                        f"{actual} bytes{' (gzip trailer)' if gz else ''}; delete it and fetch it again")
+
+
 def read_idx(path) -> np.ndarray:
-    """Read one IDX file (``.gz`` or raw) into an array, checked as :func:`parse_idx` does."""
+    """Read one IDX file (``.gz`` or raw) into an array, checked as :func:`parse_idx` does;
+    a header that disagrees with the file's size is refused before the body is read."""
     path = Path(path)
+    _declared_size(path)
     return parse_idx(_read_bytes(path), what=str(path))
 
 

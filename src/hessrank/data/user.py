@@ -41,6 +41,24 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _check_npz_members(path, names) -> None:
+    """Refuse, before any array is read, a member whose ``.npy`` header claims more data than
+    the member holds (a damaged or hostile file would otherwise allocate what it claims)."""
+    with zipfile.ZipFile(path) as zf:
+        for name in names:
+            info = zf.getinfo(f"{name}.npy")
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(fh)
+                body = info.file_size - fh.tell()
+            claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if claimed != body:
+                raise DataError.invalid("dataset", str(path), f"array {name!r} claims shape {shape} of {dtype} "
+                                        f"({claimed} bytes) but the file holds {body} bytes for it")
+
+
 def read_npz(path) -> tuple[np.ndarray, np.ndarray]:
     """Arrays ``X`` and ``y`` of an ``.npz`` file, unvalidated."""
     try:
@@ -49,6 +67,7 @@ def read_npz(path) -> tuple[np.ndarray, np.ndarray]:
             if not {"X", "y"} <= keys:
                 raise DataError.invalid("dataset", str(path), f"needs arrays 'X' (n, d) and 'y'; "
                                   f"the file has {', '.join(sorted(keys)) or 'no arrays'}")
+            _check_npz_members(path, ("X", "y"))
             return npz["X"], npz["y"]
     except DataError:
         raise
