@@ -20,14 +20,29 @@ def _lying_idx(shape) -> bytes:
 
 
 @pytest.mark.parametrize("gz", [False, True])
-@pytest.mark.parametrize("shape", [(60000, 28, 28), (2**31, 2**31, 2), (3, 2, 2)])
-def test_an_idx_header_that_disagrees_with_the_file_is_refused_before_reading(tmp_path, gz, shape):
+@pytest.mark.parametrize("shape,needle", [((60000, 28, 28), "truncated"), ((2**31, 2**31, 2), "more than"),
+                                          ((3, 2, 2), "truncated"), ((1, 2, 2), "trailing bytes")])
+def test_an_idx_header_that_disagrees_with_the_file_is_refused_in_one_line(tmp_path, gz, shape, needle):
     data = _lying_idx(shape)
     path = tmp_path / ("f.gz" if gz else "f")
     path.write_bytes(gzip.compress(data) if gz else data)
-    with pytest.raises(DataError, match="IDX header says shape") as err:
+    with pytest.raises(DataError, match=needle) as err:
         read_idx(path)
     assert "\n" not in str(err.value)
+
+
+def test_a_gzip_idx_is_unpacked_only_as_far_as_its_header_declares(tmp_path, monkeypatch):
+    from hessrank.data import idx
+
+    data = _lying_idx((1, 2, 2)) + bytes(10**6)  # a header for 4 values, then a megabyte more
+    path = tmp_path / "f.gz"
+    path.write_bytes(gzip.compress(data))
+    seen = []
+    real = idx.parse_idx
+    monkeypatch.setattr(idx, "parse_idx", lambda b, **kw: seen.append(len(b)) or real(b, **kw))
+    with pytest.raises(DataError, match="trailing bytes"):
+        read_idx(path)
+    assert seen == [4 + 12 + 4 + 1]
 
 
 def test_a_truthful_idx_file_still_reads(tmp_path):

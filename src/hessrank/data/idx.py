@@ -74,8 +74,10 @@ FASHION_MNIST = FileSet(
 )
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The bytes of ``path``, gunzipped if they start with the gzip magic (whatever the name says)."""
+def _read_bytes(path: Path, *, limit: int | None = None) -> bytes:
+    """The bytes of ``path``, gunzipped if they start with the gzip magic (whatever the name says);
+    at most ``limit + 1`` unpacked bytes (one more than the header declares, to see trailing
+    bytes), and never more than :data:`MAX_IDX_BYTES` + 1."""
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -84,7 +86,8 @@ def _read_bytes(path: Path) -> bytes:
         return data
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
-            out = fh.read(MAX_IDX_BYTES + 1)  # bounded: a small file may claim to unpack into terabytes
+            # bounded: a small file may claim to unpack into terabytes
+            out = fh.read(min(MAX_IDX_BYTES, MAX_IDX_BYTES if limit is None else limit) + 1)
             if len(out) > MAX_IDX_BYTES:
                 raise DataError(f"{path}: unpacks to more than {MAX_IDX_BYTES} bytes; no IDX data set is that "
                                 "large")
@@ -115,46 +118,36 @@ def parse_idx(data: bytes, *, what: str = "IDX data") -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
 
 
-def _declared_size(path: Path) -> None:
-    """Refuse, before reading the body, an IDX file whose header claims more (or less) data
-    than the file holds: the header's shape against the file's size (raw) or the size gzip
-    records in its trailer (modulo 2³², as gzip stores it)."""
+def _declared_size(path: Path) -> int | None:
+    """The total size an IDX file's header declares (header included), read without
+    unpacking the body; ``None`` when the header cannot be read (the full read explains).
+    A declared size above :data:`MAX_IDX_BYTES` is refused here, before anything that
+    size is read or allocated."""
     try:
-        with path.open("rb") as fh:
+        with path.open("rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            fh = gzip.GzipFile(fileobj=raw) if gz else raw
             head = fh.read(4)
-            gz = head[:2] == b"\x1f\x8b"
-            if gz:
-                fh.seek(-4, 2)
-                stored = int.from_bytes(fh.read(4), "little")
-                fh.seek(0)
-                with gzip.GzipFile(fileobj=fh) as unzipped:
-                    head = unzipped.read(4)
-                    if len(head) == 4 and head[:2] == b"\x00\x00":
-                        head += unzipped.read(4 * head[3])
-            elif len(head) == 4 and head[:2] == b"\x00\x00":
+            if len(head) == 4 and head[:2] == b"\x00\x00":
                 head += fh.read(4 * head[3])
-            size = path.stat().st_size
     except (OSError, EOFError, zlib.error):
-        return  # the full read reports it in one line
+        return None
     if len(head) < 4 or head[:2] != b"\x00\x00" or head[2] not in IDX_TYPES or len(head) < 4 + 4 * head[3]:
-        return  # parse_idx explains what is wrong with the header
+        return None
     shape = tuple(int(v) for v in np.frombuffer(head, dtype=">u4", count=head[3], offset=4))
     declared = 4 + 4 * head[3] + int(np.prod(shape, dtype=object)) * np.dtype(IDX_TYPES[head[2]]).itemsize
     if declared > MAX_IDX_BYTES:
         raise DataError(f"{path}: IDX header says shape {shape} ({declared} bytes), more than {MAX_IDX_BYTES} bytes; "
                         "no IDX data set is that large")
-    actual = stored if gz else size
-    if (declared % 2**32 if gz else declared) != actual:
-        raise DataError(f"{path}: IDX header says shape {shape} ({declared} bytes) but the file holds "
-                        f"{actual} bytes{' (gzip trailer)' if gz else ''}; delete it and fetch it again")
+    return declared
 
 
 def read_idx(path) -> np.ndarray:
     """Read one IDX file (``.gz`` or raw) into an array, checked as :func:`parse_idx` does;
     a header that disagrees with the file's size is refused before the body is read."""
     path = Path(path)
-    _declared_size(path)
-    return parse_idx(_read_bytes(path), what=str(path))
+    return parse_idx(_read_bytes(path, limit=_declared_size(path)), what=str(path))
 
 
 def read_idx_pair(folder) -> tuple[np.ndarray, np.ndarray]:
