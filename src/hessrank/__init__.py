@@ -35,7 +35,15 @@ from .curvature import (  # noqa: E402
 from .data import Dataset, load_dataset  # noqa: E402
 from .errors import ConfigError, DataError, HessrankError, StoreError  # noqa: E402
 from .linalg import RankInfo, covariance_rank, numerical_rank, sketch_rank  # noqa: E402
-from .measure import Result, matrix_free_ranks, run  # noqa: E402
+from .measure import (  # noqa: E402
+                      Result,
+                      SpectrumOptions,
+                      hessian_spectrum_mlp,
+                      matrix_free_ranks,
+                      matrix_spectrum,
+                      operator_spectrum,
+                      run,
+)
 from .models import MLP, get_loss  # noqa: E402
 from .theory import Prediction, predict_ranks  # noqa: E402
 
@@ -52,6 +60,8 @@ __all__ = [
     # without p×p matrices
     "matrix_free_ranks", "sketch_rank", "loss_hessian_operator", "functional_hessian_operator",
     "outer_product_operator", "outer_product_factor",
+    # spectra beyond the rank: top eigenvalues, trace, density, outliers, condition
+    "hessian_spectrum_mlp", "matrix_spectrum", "operator_spectrum", "SpectrumOptions",
     # errors
     "HessrankError", "ConfigError", "DataError", "StoreError",
     "__version__",
