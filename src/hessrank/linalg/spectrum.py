@@ -297,11 +297,17 @@ class Density:
     method: str
     probes: int | None = None
     lanczos_steps: int | None = None
+    #: the quadrature behind it: eigenvalues (or Lanczos nodes) and their weights (summing to 1)
+    nodes: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready values."""
-        return {"x": self.x.tolist(), "y": self.y.tolist(), "sigma": self.sigma, "method": self.method,
-                "probes": self.probes, "lanczos_steps": self.lanczos_steps}
+        out = {"x": self.x.tolist(), "y": self.y.tolist(), "sigma": self.sigma, "method": self.method,
+               "probes": self.probes, "lanczos_steps": self.lanczos_steps}
+        if self.nodes is not None:
+            out.update(nodes=self.nodes.tolist(), weights=self.weights.tolist())
+        return out
 
 
 def density_grid(lo: float, hi: float, *, points: int = DENSITY_POINTS,
@@ -334,7 +340,8 @@ def exact_density(known: KnownSpectrum, **grid) -> Density:
     x, sigma = density_grid(float(lam.min(initial=0.0)), float(lam.max(initial=0.0)), **grid)
     nodes = np.append(lam, 0.0)
     weights = np.append(np.ones(lam.size), zeros) / known.size
-    return Density(x, smoothed_density(nodes, weights, x, sigma), sigma, "smoothed histogram of the exact spectrum")
+    return Density(x, smoothed_density(nodes, weights, x, sigma), sigma, "smoothed histogram of the exact spectrum",
+                   nodes=nodes, weights=weights)
 
 
 def lanczos_quadrature(operator, *, probes: int = 8, steps: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -360,8 +367,20 @@ def slq_density(operator, *, probes: int = 8, steps: int = 64, seed: int = 0, **
     (:func:`lanczos_quadrature`), smoothed on a grid over the range of the nodes."""
     nodes, weights = lanczos_quadrature(operator, probes=probes, steps=steps, seed=seed)
     x, sigma = density_grid(float(nodes.min()), float(nodes.max()), **grid)
-    y = smoothed_density(nodes.ravel(), weights.ravel() / probes, x, sigma)
-    return Density(x, y, sigma, "stochastic Lanczos quadrature", probes, nodes.shape[1])
+    nodes, weights = nodes.ravel(), weights.ravel() / probes
+    y = smoothed_density(nodes, weights, x, sigma)
+    return Density(x, y, sigma, "stochastic Lanczos quadrature", probes, steps, nodes=nodes, weights=weights)
+
+
+def log_density(nodes, weights, cut: float, *, points: int = 400, decades: float = 0.1):
+    """The density per unit of ``u = sign(λ)·log10(1 + |λ|/cut)`` (a symmetric-log coordinate,
+    linear within ``±cut``), smoothed with a Gaussian of ``decades`` in ``u``: what a
+    symmetric-log axis shows. Returns ``(λ on the grid, density per unit u)``."""
+    nodes = np.asarray(nodes, dtype=np.float64)
+    u = np.sign(nodes) * np.log10(1.0 + np.abs(nodes) / cut)
+    grid = np.linspace(min(u.min(), 0.0) - 5 * decades, max(u.max(), 0.0) + 5 * decades, points)
+    y = smoothed_density(u, weights, grid, decades)
+    return np.sign(grid) * cut * (10.0 ** np.abs(grid) - 1.0), y
 
 
 def density_moments(density: Density) -> tuple[float, float, float]:

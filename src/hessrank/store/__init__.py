@@ -4,11 +4,19 @@ result with a JSON of what produced it, written atomically under a lock."""
 from .identity import IDENTITY_EXCLUDED, architecture_name, config_hash, config_identity, config_slug, store_folder
 from .rows import RESULT_COLUMNS, format_float, result_row, row_matches_prediction, spectrum_csv, write_spectrum_csv
 from .session import Session, now, stored_session
-from .tables import ResultTable, StoredOutcome, find_results, spectrum_table, store_spectrum
+from .tables import (
+                     ResultTable,
+                     StoredOutcome,
+                     find_results,
+                     spectra_table,
+                     spectrum_table,
+                     store_spectra,
+                     store_spectrum,
+)
 
 __all__ = [
     "IDENTITY_EXCLUDED", "architecture_name", "config_hash", "config_identity", "config_slug", "store_folder",
     "RESULT_COLUMNS", "format_float", "result_row", "row_matches_prediction", "spectrum_csv", "write_spectrum_csv",
     "Session", "now", "stored_session", "ResultTable", "StoredOutcome", "find_results", "spectrum_table",
-    "store_spectrum",
+    "store_spectrum", "spectra_table", "store_spectra",
 ]
