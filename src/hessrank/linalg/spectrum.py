@@ -312,14 +312,15 @@ class Density:
 
 def density_grid(lo: float, hi: float, *, points: int = DENSITY_POINTS,
                  sigma_fraction: float = SIGMA_FRACTION) -> tuple[np.ndarray, float]:
-    """A uniform grid over ``[lo, hi]`` (0 included) widened by 5σ each side, and the kernel
-    width ``σ = sigma_fraction · (hi − lo)`` (at least 4 grid steps, so that the kernel is resolved)."""
+    """A uniform grid over ``[lo, hi]`` (0 included) widened by 6σ each side (the kernel mass
+    left outside is 2e-9), and the kernel width ``σ = sigma_fraction · (hi − lo)`` (at least 4
+    grid steps, so that the trapezoid rule integrates the kernel to working accuracy)."""
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     width = hi - lo if hi > lo else 1.0
     sigma = sigma_fraction * width
-    step = (width + 10 * sigma) / (points - 1)
+    step = (width + 12 * sigma) / (points - 1)
     sigma = max(sigma, 4 * step)
-    return np.linspace(lo - 5 * sigma, hi + 5 * sigma, points), float(sigma)
+    return np.linspace(lo - 6 * sigma, hi + 6 * sigma, points), float(sigma)
 
 
 def smoothed_density(nodes, weights, x, sigma: float) -> np.ndarray:
