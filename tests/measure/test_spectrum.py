@@ -7,7 +7,7 @@ import pytest
 from hessrank.config import RunConfig
 from hessrank.curvature import hessians
 from hessrank.errors import ConfigError
-from hessrank.linalg.spectrum import (
+from hessrank.linalg.spectral import (
     condition_number,
     count_outliers,
     density_moments,

@@ -41,7 +41,7 @@ from ..curvature import (
 )
 from ..linalg import RankInfo, Subspace, numerical_rank, rank_from_eigenvalues, sketch_rank
 from ..linalg.sketch import BLAS_CONTROLLER as _BLAS
-from ..linalg.spectrum import known_from_dense, known_from_factor, known_from_subspace
+from ..linalg.spectral import known_from_dense, known_from_factor, known_from_subspace
 from ..matrices import H_O_GRAM, H_O_PATHS, H_O_SQUARE, MATRICES
 from ..models import MLP, Loss
 from .plan import SKETCH_BLOCK, MemoryPlan, plan_memory
@@ -76,7 +76,7 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     otherwise. The Hessian-vector products run in XLA with their own threads either way.
     ``observe(name, info, known, operator)``, when given, is called as soon as each
     matrix's rank is known, while its basis is still intact (``H_F``'s becomes the start of
-    ``H_L``'s): ``known(vectors)`` returns its :class:`~hessrank.linalg.spectrum.KnownSpectrum`,
+    ``H_L``'s): ``known(vectors)`` returns its :class:`~hessrank.linalg.spectral.KnownSpectrum`,
     ``operator`` its products (None when its spectrum is exact); :mod:`hessrank.measure.spectrum` uses it.
     """
     if blas_threads == "auto":

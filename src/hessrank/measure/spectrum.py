@@ -6,7 +6,7 @@ Configure, then call: :class:`SpectrumOptions` says what to compute; then
 * :func:`operator_spectrum` — one matrix known by its products (a
   :class:`~hessrank.curvature.CurvatureOperator`): the certified sketch, then Ritz values
   with their bound :math:`2\delta`, a deflated trace estimate and stochastic Lanczos
-  quadrature (:mod:`hessrank.linalg.spectrum`);
+  quadrature (:mod:`hessrank.linalg.spectral`);
 * :func:`measure_spectra` — H_L, H_o, H_F of a model on data, ``(model, loss, θ, X, Y)``
   as :func:`~hessrank.measure.measure_ranks` takes them, dense or matrix-free as the plan says
   (matrix-free reuses the rank computation: each matrix's spectrum is taken while its
@@ -31,7 +31,7 @@ from ..config import RunConfig
 from ..curvature import hessians, outer_product_factor
 from ..errors import ConfigError
 from ..linalg import RankInfo, rank_from_eigenvalues, sketch_rank
-from ..linalg.spectrum import (
+from ..linalg.spectral import (
     Density,
     KnownSpectrum,
     TraceEstimate,
@@ -102,9 +102,9 @@ class MatrixSpectrum:
 
     ``top``: the largest-magnitude eigenvalues; ``top_bound``: each lies within it of an
     eigenvalue (0: exact); ``vectors``: their eigenvectors as rows (or None);
-    ``trace`` (a :class:`~hessrank.linalg.spectrum.TraceEstimate`), ``density``
-    (a :class:`~hessrank.linalg.spectrum.Density`), ``outliers``
-    (:func:`~hessrank.linalg.spectrum.count_outliers` over the eigenvalues above the cut),
+    ``trace`` (a :class:`~hessrank.linalg.spectral.TraceEstimate`), ``density``
+    (a :class:`~hessrank.linalg.spectral.Density`), ``outliers``
+    (:func:`~hessrank.linalg.spectral.count_outliers` over the eigenvalues above the cut),
     ``condition`` (``max|λ|/min|λ|`` over them; None where the rank is not certified),
     ``rank``/``tol``/``gap_decades`` of the rank rule, and ``source`` (how the values were found).
     """

@@ -165,7 +165,7 @@ def density_figure(meta: dict, *, title: str = ""):
     eigenvalues per decade; each matrix's cut ``±tol`` is marked (dotted)."""
     import matplotlib
 
-    from ..linalg.spectrum import log_density
+    from ..linalg.spectral import log_density
 
     shown = [name for name in MATRIX_ORDER if meta[name].get("density")]
     cut = min(float(meta[name]["tol"]) for name in shown) if shown else 1e-12
