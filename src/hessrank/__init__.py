@@ -35,7 +35,17 @@ from .curvature import (
 from .data import Dataset, load_dataset
 from .errors import ConfigError, DataError, HessrankError, StoreError
 from .linalg import RankInfo, covariance_rank, numerical_rank, sketch_rank
-from .measure import ModelResult, Result, hessian_ranks, matrix_free_ranks, run
+from .measure import (
+    ModelResult,
+    Result,
+    SpectrumOptions,
+    hessian_ranks,
+    hessian_spectrum_mlp,
+    matrix_free_ranks,
+    matrix_spectrum,
+    operator_spectrum,
+    run,
+)
 from .models import MLP, get_loss
 from .theory import Prediction, predict_ranks
 
@@ -54,6 +64,8 @@ __all__ = [
     # without p×p matrices
     "matrix_free_ranks", "sketch_rank", "loss_hessian_operator", "functional_hessian_operator",
     "outer_product_operator", "outer_product_factor",
+    # spectra beyond the rank: top eigenvalues, trace, density, outliers, condition
+    "hessian_spectrum_mlp", "matrix_spectrum", "operator_spectrum", "SpectrumOptions",
     # errors
     "HessrankError", "ConfigError", "DataError", "StoreError",
     "__version__",

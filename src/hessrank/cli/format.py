@@ -170,3 +170,42 @@ def _uncertified_warning(result) -> list[str]:
             "the cut lies in the sketch's uncertainty; compare with --method dense where it fits, or set --rtol/--atol"
         out.append(f"warning: {name} {status}: the rank shown is a lower bound; {remedy}")
     return out
+
+
+def _num(x, fmt=".4g") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def format_spectrum(result) -> str:
+    """The human-readable table of ``hessian-rank spectrum``: per matrix its rank, the
+    largest eigenvalues, trace (± standard error), outliers, condition, and how they were found."""
+    c = result.config
+    net = "-".join(map(str, (result.d, *c.units, c.K)))
+    k = result.options.top
+    lines = [f"data     {c.dataset}: n = {result.n}, d = {result.d}",
+             f"network  {net}, {c.activation}, {'bias' if c.bias else 'no bias'}, {c.init} init, seed {c.seed}; "
+             f"loss {c.loss}; p = {result.p}",
+             f"method   {result.method} ({result.method_reason}); {result.seconds:.2f} s", "",
+             f"{'matrix':<7}{'rank':>8}{'λ_max':>12}{'trace':>14}{'± s.e.':>10}{'outliers':>10}{'condition':>12}"]
+    for name, m in result.matrices.items():
+        value, stderr = (None, None) if m.trace is None else (m.trace.value, m.trace.stderr)
+        lines.append(f"{name:<7}{m.rank:>8}{_num(m.top[0] if m.top.size else None, '.5g'):>12}"
+                     f"{_num(value, '.7g'):>14}{_num(stderr, '.2g'):>10}"
+                     f"{m.outliers:>10}{_num(m.condition, '.3g'):>12}")
+    lines += ["", f"top {k} eigenvalues by magnitude (each within the bound shown of an eigenvalue):"]
+    for name, m in result.matrices.items():
+        vals = " ".join(f"{v:.5g}" for v in m.top)
+        lines.append(f"  {name} (± {m.top_bound:.1e}; {m.source}): {vals}")
+    lines.append("")
+    for name, m in result.matrices.items():
+        how = []
+        if m.trace is not None:
+            how.append(f"trace: {m.trace.method}" + (f", {m.trace.products} products" if m.trace.products else ""))
+        if m.density is not None:
+            den = m.density
+            how.append(f"density: {den.method}" + (f", {den.probes} probes × {den.lanczos_steps} Lanczos steps"
+                                                   if den.probes else "") + f", σ = {den.sigma:.2g}")
+        lines.append(f"  {name}: " + "; ".join(how))
+    lines.append("outliers: eigenvalues with log10|λ| more than 3 robust standard deviations (1.4826·MAD) above "
+                 "the median over the non-zero spectrum")
+    return "\n".join(lines)

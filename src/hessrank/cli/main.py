@@ -15,7 +15,9 @@ import os
 import sys
 from pathlib import Path
 
-from ..atomicio import check_writable
+import numpy as np
+
+from ..atomicio import atomic_output, check_writable
 from ..compile_cache import default_cache_dir, enable_compile_cache
 from ..config import (
     ACTIVATIONS,
@@ -31,11 +33,20 @@ from ..config import (
 from ..data import availability, describe_roots, download_root, fetch, load_dataset, search_roots
 from ..errors import ConfigError, HessrankError
 from ..grid import format_grid_summary, load_grid, run_grid
-from ..measure import hessian_ranks, run
+from ..measure import SpectrumOptions, hessian_ranks, hessian_spectrum_mlp, run
 from ..measure.blocks import BLOCK_KINDS
 from ..models import build_cnn, load_user_model
-from ..plotting import plot_grid, plot_spectrum, plot_sweep
-from ..store import IDENTITY_EXCLUDED, config_identity, find_results, spectrum_table, store_spectrum, write_spectrum_csv
+from ..plotting import plot_density, plot_grid, plot_spectrum, plot_sweep
+from ..store import (
+    IDENTITY_EXCLUDED,
+    config_identity,
+    find_results,
+    spectra_table,
+    spectrum_table,
+    store_spectra,
+    store_spectrum,
+    write_spectrum_csv,
+)
 from ..sweeps import (
     DEFAULT_DEPTH_WIDTH,
     DEFAULT_DEPTHS,
@@ -47,7 +58,14 @@ from ..sweeps import (
     make_sweep,
     run_sweep,
 )
-from .format import format_blocks, format_explain, format_model_result, format_rank_vs_rtol, format_result
+from .format import (
+    format_blocks,
+    format_explain,
+    format_model_result,
+    format_rank_vs_rtol,
+    format_result,
+    format_spectrum,
+)
 from .progress import Progress
 
 EXIT_USAGE = 2
@@ -55,7 +73,8 @@ EXIT_USAGE = 2
 #: parameters whose flag is not ``--<parameter>``
 _FLAGS = {"label_noise": "--label-noise", "n_max": "--n-max", "data_dir": "--data-dir",
           "memory_limit": "--memory-limit", "rank_vs_rtol": "--rank-vs-rtol", "scheme": "--init",
-          "widths": "--widths", "options": "option"}
+          "widths": "--widths", "options": "option", "trace_samples": "--trace-samples",
+          "lanczos_steps": "--lanczos-steps"}
 
 
 def flag_of(param: str) -> str:
@@ -148,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "softmax shift, rescaling symmetries, sample count, linear structure) and what remains")
     add_model_options(p_run)
     p_run.set_defaults(handler=_cmd_run)
+    add_spectrum_options(sub.add_parser("spectrum", help="top eigenvalues, trace, density, outliers and condition "
+                                                         "of H_L, H_o, H_F", description=_SPECTRUM_DESCRIPTION))
     p_data = sub.add_parser("datasets", help="list the data sets, where they are, how to get a missing one")
     p_data.add_argument("--data-dir", "--data_dir", dest="data_dir", help="also look here (first)")
     p_data.add_argument("--download", nargs="+", metavar="NAME", default=[],
@@ -211,6 +232,73 @@ def _cmd_run(args) -> int:
             print(format_explain(result))
         if args.spectrum:
             print(f"spectra written to {args.spectrum}")
+    return 0
+
+
+_SPECTRUM_DESCRIPTION = (
+    "Spectra beyond the rank, for H_L, H_o and H_F of one configuration (every option of `hessian-rank run`): "
+    "the --top K eigenvalues of largest magnitude (dense: exact; matrix-free: Ritz values of the certified sketch, "
+    "each within its bound 2δ of an eigenvalue), the trace (exact when dense or from the Gram matrix, otherwise a "
+    "stochastic estimate with its standard error), the eigenvalue density (a smoothed histogram of the exact "
+    "spectrum, or stochastic Lanczos quadrature), the number of outliers (log10|λ| more than 3 robust standard "
+    "deviations above the median over the non-zero spectrum) and the condition number over the non-zero spectrum. "
+    "The result and a density figure land in the result store under <out>/store/spectra/…"
+)
+
+
+def add_spectrum_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``hessian-rank spectrum``: every ``run`` option plus what to compute."""
+    add_run_options(parser)
+    d = SpectrumOptions()
+    g = parser.add_argument_group("spectrum")
+    g.add_argument("--top", type=int, default=d.top, metavar="K",
+                   help=f"the K eigenvalues of largest magnitude of each matrix (default {d.top})")
+    g.add_argument("--trace", action=argparse.BooleanOptionalAction, default=d.trace,
+                   help="the trace of each matrix (default on)")
+    g.add_argument("--density", action=argparse.BooleanOptionalAction, default=d.density,
+                   help="the eigenvalue density of each matrix, and its figure (default on)")
+    g.add_argument("--eigenvectors", metavar="FILE.npz",
+                   help="write the eigenvectors of the --top eigenvalues (arrays H_L_values, H_L_vectors, …)")
+    g.add_argument("--trace-samples", "--trace_samples", dest="trace_samples", type=int, default=d.trace_samples,
+                   help=f"probes of a stochastic trace estimate (default {d.trace_samples})")
+    g.add_argument("--probes", type=int, default=d.probes,
+                   help=f"random probes of stochastic Lanczos quadrature (default {d.probes})")
+    g.add_argument("--lanczos-steps", "--lanczos_steps", dest="lanczos_steps", type=int, default=d.lanczos_steps,
+                   help=f"Lanczos steps per probe (default {d.lanczos_steps})")
+    g.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    g.add_argument("--out", default="results", help="root of the result store (default results)")
+    parser.set_defaults(handler=_cmd_spectrum)
+
+
+def _cmd_spectrum(args) -> int:
+    cfg = config_from_args(args)
+    options = SpectrumOptions(top=args.top, trace=args.trace, density=args.density,
+                              eigenvectors=bool(args.eigenvectors), trace_samples=args.trace_samples,
+                              probes=args.probes, lanczos_steps=args.lanczos_steps).validate()
+    if args.eigenvectors:
+        if not str(args.eigenvectors).endswith(".npz"):
+            raise ConfigError.invalid("eigenvectors", args.eigenvectors, "give a file name ending in .npz")
+        check_writable(args.eigenvectors, param="eigenvectors")
+    check_writable(Path(args.out) / "store" / "probe", param="out")
+    result = hessian_spectrum_mlp(cfg, **options.__dict__)
+    table = spectra_table(result.config, n=result.n, d=result.d, options=dict(options.__dict__), out=args.out)
+    with table.lock():
+        store_spectra(table, result)
+    paths = [table.json_path, table.csv_path]
+    if options.density:
+        paths += plot_density(table.json_path)
+    if args.eigenvectors:
+        with atomic_output(args.eigenvectors, "wb") as fh:
+            np.savez(fh, **{f"{k}_{part}": getattr(m, attr) for k, m in result.matrices.items()
+                            for part, attr in (("values", "top"), ("vectors", "vectors"))})
+        paths.append(Path(args.eigenvectors))
+    if args.json:
+        print(json.dumps({**result.to_dict(), "files": [str(p) for p in paths]}, allow_nan=False))
+    else:
+        print(format_spectrum(result))
+        print()
+        for path in paths:
+            print(f"written: {path}")
     return 0
 
 

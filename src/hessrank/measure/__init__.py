@@ -17,10 +17,22 @@ from .plan import (
 )
 from .provenance import peak_rss_bytes, provenance
 from .run import Result, build, make_result, measure_model_ranks, measure_ranks, run
+from .spectrum import (
+                       MatrixSpectrum,
+                       SpectrumOptions,
+                       SpectrumResult,
+                       hessian_spectrum_mlp,
+                       matrix_spectrum,
+                       measure_spectra,
+                       operator_spectrum,
+                       plan_spectrum,
+)
 
 __all__ = [
     "Result", "run", "build", "make_result", "measure_ranks", "matrix_free_ranks", "MatrixFreeResult",
     "MethodPlan", "MemoryPlan", "plan_method", "plan_memory", "memory_limit", "available_memory_bytes",
     "dense_memory_bytes", "provenance", "peak_rss_bytes", "hessian_ranks", "measure_model", "ModelResult",
     "measure_model_ranks", "BlockRanks", "resolve_blocks", "trivial_bounds", "check_data_size", "plan_before_loading",
+    "SpectrumOptions", "MatrixSpectrum", "SpectrumResult", "hessian_spectrum_mlp", "matrix_spectrum",
+    "operator_spectrum", "measure_spectra", "plan_spectrum",
 ]

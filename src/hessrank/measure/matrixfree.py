@@ -42,6 +42,7 @@ from ..curvature import (
 )
 from ..linalg import RankInfo, Subspace, numerical_rank, rank_from_eigenvalues, sketch_rank
 from ..linalg.sketch import BLAS_CONTROLLER as _BLAS
+from ..linalg.spectral import known_from_dense, known_from_factor, known_from_subspace
 from ..matrices import H_O_GRAM, H_O_PATHS, H_O_SQUARE, MATRICES
 from ..models import MLP, Loss
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, restrict
@@ -66,8 +67,8 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
                       rtol: float | None = None, atol: float | None = None,
                       memory_bytes: float | None = None, block: int = BLOCK, probes: int = PROBES,
                       seed: int = 0, h_o_path: str | None = None,
-                      blas_threads: int | str | None = "auto", blocks: dict[str, Block] | None = None
-                      ) -> MatrixFreeResult:
+                      blas_threads: int | str | None = "auto", blocks: dict[str, Block] | None = None,
+                      observe=None) -> MatrixFreeResult:
     """Numerical ranks of ``H_L``, ``H_o``, ``H_F`` with O(p·k) memory (see module docstring).
 
     ``memory_bytes`` bounds the arrays this function holds (the basis, the factor A);
@@ -79,6 +80,10 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     otherwise. The Hessian-vector products run in XLA with their own threads either way.
     ``blocks`` (from :func:`hessrank.measure.blocks.resolve_blocks`): also rank each
     diagonal block, at the whole matrix's tolerance, on products restricted to the block.
+    ``observe(name, info, known, operator)``, when given, is called as soon as each
+    matrix's rank is known, while its basis is still intact (``H_F``'s becomes the start of
+    ``H_L``'s): ``known(vectors)`` returns its :class:`~hessrank.linalg.spectral.KnownSpectrum`,
+    ``operator`` its products (None when its spectrum is exact); :mod:`hessrank.measure.spectrum` uses it.
     """
     if blas_threads == "auto":
         blas_threads = _busy_machine_blas_threads()
@@ -86,11 +91,11 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     with limit, float64_scope():
         return _matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
                                   memory_bytes=memory_bytes, block=block, probes=probes, seed=seed,
-                                  h_o_path=h_o_path, blocks=blocks or {})
+                                  h_o_path=h_o_path, blocks=blocks or {}, observe=observe)
 
 
 def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memory_bytes, block, probes, seed,
-                       h_o_path, blocks) -> MatrixFreeResult:
+                       h_o_path, blocks, observe) -> MatrixFreeResult:
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
     p, n, K = model.num_params, X.shape[0], Y.shape[1]
@@ -113,21 +118,29 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         ranks["H_o"] = rank_from_eigenvalues(mu, p, rtol=rtol, atol=atol)
         details["H_o"] = {"how": f"eigenvalues of the {n * K}×{n * K} Gram matrix Λ^½J Jᵀ Λ^½",
                           "columns": n * K, "status": "exact"}
+        if observe:
+            observe("H_o", ranks["H_o"], lambda vectors: known_from_factor(A, mu=mu, U=U), None)
     elif plan.h_o == H_O_SQUARE:
         H_o = outer_product_hessian(*args, batch_size=batch_size)
         ranks["H_o"] = numerical_rank(H_o, rtol=rtol, atol=atol)
         details["H_o"] = {"how": f"eigenvalues of the {p}×{p} AᵀA (nK = {n * K} > p)", "columns": p,
                           "status": "exact"}
+        if observe:
+            observe("H_o", ranks["H_o"], lambda vectors: known_from_dense(H_o, vectors=vectors), None)
     else:
         H_o_op = outer_product_operator(*args, batch_size=batch_size)
         res = sketch_rank(H_o_op, seed=seed, max_columns=plan.capacity, **sketch)
         ranks["H_o"], details["H_o"] = res.info, _sketch_details(res)
+        if observe:
+            _observe_sketch(observe, "H_o", res, H_o_op)
         del res
     timings["H_o"] = time.perf_counter() - t
 
     t = time.perf_counter()
     res = sketch_rank(H_F_op, seed=seed + 1, max_columns=plan.capacity, **sketch)
     ranks["H_F"], details["H_F"] = res.info, _sketch_details(res)
+    if observe:
+        _observe_sketch(observe, "H_F", res, H_F_op)
     timings["H_F"] = time.perf_counter() - t
 
     # H_L = H_o + H_F: start from H_F's basis (T = Q H_F Qᵀ), add range(Aᵀ), add Q H_o Qᵀ
@@ -155,6 +168,8 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         space.add_to_matrix(0.5 * (C + C.T))
     res = sketch_rank(H_L_op, seed=seed + 2, start=space, **sketch)
     ranks["H_L"], details["H_L"] = res.info, {**_sketch_details(res), "start": start}
+    if observe:
+        _observe_sketch(observe, "H_L", res, H_L_op)
     timings["H_L"] = time.perf_counter() - t
     del res, space
 
@@ -189,6 +204,12 @@ def _busy_machine_blas_threads() -> int | None:
     except OSError:
         return None
     return 1 if load >= (os.cpu_count() or 1) + 0.5 else None
+
+
+def _observe_sketch(observe, name, res, operator) -> None:
+    delta = res.certificate.residual_bound
+    observe(name, res.info, lambda vectors: known_from_subspace(res.subspace, delta, values=res.info.eigenvalues,
+                                                                vectors=vectors), operator)
 
 
 def _sketch_details(res) -> dict:

@@ -1,8 +1,16 @@
 """Figures of stored results: sweeps and spectra (:mod:`.figures`), grids (:mod:`.grid`)."""
 
-from .figures import default_normalize, plot_spectrum, plot_sweep, spectrum_figure, sweep_figure
+from .figures import (
+                      default_normalize,
+                      density_figure,
+                      plot_density,
+                      plot_spectrum,
+                      plot_sweep,
+                      spectrum_figure,
+                      sweep_figure,
+)
 from .grid import grid_figure, plot_grid
 from .style import COLOURS, DPI, FIGSIZE, save_figure
 
 __all__ = ["plot_sweep", "sweep_figure", "plot_spectrum", "spectrum_figure", "default_normalize", "grid_figure",
-           "plot_grid", "save_figure", "COLOURS", "DPI", "FIGSIZE"]
+           "plot_grid", "plot_density", "density_figure", "save_figure", "COLOURS", "DPI", "FIGSIZE"]

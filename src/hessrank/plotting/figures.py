@@ -173,3 +173,46 @@ def plot_spectrum(json_path) -> list[Path]:
     eig = {name: table[name].to_numpy(dtype=float) for name in ("H_L", "H_o", "H_F")}
     fig = spectrum_figure(eig, meta["ranks"], meta["tolerance"], title=spectrum_title(meta), size=meta["p"])
     return save_figure(fig, json_path.with_name(json_path.stem + "_spectrum"))
+
+
+def density_figure(meta: dict, *, title: str = ""):
+    """The eigenvalue density of H_L, H_o, H_F (``meta``: a stored spectrum JSON) on a
+    symmetric-log x axis, linear within the smallest cut (the numerically zero eigenvalues);
+    the density is smoothed in that coordinate (0.1 decade), so y is the fraction of
+    eigenvalues per decade; each matrix's cut ``±tol`` is marked (dotted)."""
+    import matplotlib
+
+    from ..linalg.spectral import log_density
+
+    shown = [name for name in MATRIX_ORDER if meta[name].get("density")]
+    cut = min(float(meta[name]["tol"]) for name in shown) if shown else 1e-12
+    cut = cut if cut > 0 else 1e-12
+    with matplotlib.rc_context(RC):
+        fig = new_figure()
+        ax = fig.add_subplot(1, 1, 1)
+        for name in shown:
+            m, den = meta[name], meta[name]["density"]
+            how = f"SLQ {den['probes']}×{den['lanczos_steps']}" if den["probes"] else "exact"
+            x, y = log_density(den["nodes"], den["weights"], cut)
+            ax.plot(x, np.where(y > 1e-6, y, np.nan), color=COLOURS[name], lw=1.4,
+                    label=f"{TEX[name]}: rank {m['rank']} of {m['size']}, {m['outliers']} outliers ({how})")
+            for sign in (-1, 1):
+                ax.axvline(sign * float(m["tol"]), color=COLOURS[name], ls=":", lw=1.1)
+        ax.set_xscale("symlog", linthresh=cut)
+        ax.set_yscale("log")
+        ax.set_xlabel(r"eigenvalue $\lambda$ (symmetric log scale, linear within the smallest cut)")
+        ax.set_ylabel("fraction of eigenvalues per decade")
+        ax.plot([], [], color="grey", ls=":", lw=1.1, label=r"cut $\pm$tol (rank)")
+        ax.set_title(title, fontsize=8.5)
+        ax.legend(fontsize=7.5, loc="upper left", framealpha=0.85)
+        fig.tight_layout()
+    return fig
+
+
+def plot_density(json_path) -> list[Path]:
+    """Draw the densities stored at ``json_path`` (a ``hessian-rank spectrum`` result) as
+    ``<stem>_density.png``/``.pdf`` beside it."""
+    json_path = Path(json_path)
+    meta = json.loads(json_path.read_text())
+    fig = density_figure(meta, title=spectrum_title(meta).replace("spectra:", "eigenvalue density:", 1))
+    return save_figure(fig, json_path.with_name(json_path.stem + "_density"))

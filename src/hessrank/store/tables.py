@@ -255,6 +255,30 @@ def store_spectrum(table: ResultTable, result) -> None:
     table.write_meta(meta)
 
 
+def spectra_table(config, *, n: int, d: int, options: dict, out) -> ResultTable:
+    """Where the spectral summary of one run lives (``hessian-rank spectrum``):
+    ``<out>/store/spectra/<loss>/<dataset>/<arch>/``, one row per density grid point."""
+    identity = config_identity(config, task="spectra", options=options)
+    folder = store_folder(out, "spectra", config.loss, config.dataset, architecture_name(d, config.units, config.K))
+    return ResultTable(folder, f"n{n}_{config_slug(config)}_{config_hash(identity)}", ("matrix", "x", "density"))
+
+
+def store_spectra(table: ResultTable, result) -> None:
+    """Write one :class:`~hessrank.measure.SpectrumResult`: its densities (CSV rows
+    ``matrix, x, density``) and its JSON (with identity) into ``table``."""
+    meta = result.to_dict()
+    meta["identity"] = config_identity(result.config, task="spectra", options=dict(result.options.__dict__))
+    meta["hash"] = config_hash(meta["identity"])
+    meta["task"] = "spectra"
+    rows = []
+    for name, m in result.matrices.items():
+        if m.density is not None:
+            rows += [{"matrix": name, "x": repr(float(x)), "density": repr(float(y))}
+                     for x, y in zip(m.density.x, m.density.y)]
+    table.write_rows(rows)
+    table.write_meta(meta)
+
+
 def find_results(root, match) -> list[tuple[Path, dict]]:
     """``(json_path, metadata)`` of every stored result under ``root`` whose metadata
     satisfies ``match(meta)``, sorted by path."""

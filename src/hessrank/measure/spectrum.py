@@ -1,0 +1,312 @@
+r"""Spectra of H_L, H_o, H_F beyond the rank: top eigenvalues, trace, density, outliers, condition.
+
+Configure, then call: :class:`SpectrumOptions` says what to compute; then
+
+* :func:`matrix_spectrum` — one dense symmetric matrix (everything exact);
+* :func:`operator_spectrum` — one matrix known by its products (a
+  :class:`~hessrank.curvature.CurvatureOperator`): the certified sketch, then Ritz values
+  with their bound :math:`2\delta`, a deflated trace estimate and stochastic Lanczos
+  quadrature (:mod:`hessrank.linalg.spectral`);
+* :func:`measure_spectra` — H_L, H_o, H_F of a model on data, ``(model, loss, θ, X, Y)``
+  as :func:`~hessrank.measure.measure_ranks` takes them, dense or matrix-free as the plan says
+  (matrix-free reuses the rank computation: each matrix's spectrum is taken while its
+  sketch's basis is intact);
+* :func:`hessian_spectrum_mlp` — the built-in network of a :class:`~hessrank.RunConfig`.
+
+Each matrix gives a :class:`MatrixSpectrum`; :meth:`SpectrumResult.to_dict` is what
+``hessian-rank spectrum --json`` prints. Memory is planned before any work
+(:func:`plan_spectrum`): the sketches' budget shrinks by what the spectral extras hold,
+and a request whose extras cannot fit is refused with the estimate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import RunConfig
+from ..curvature import hessians, in_float64, outer_product_factor
+from ..errors import ConfigError
+from ..linalg import RankInfo, rank_from_eigenvalues, sketch_rank
+from ..linalg.spectral import (
+    Density,
+    KnownSpectrum,
+    TraceEstimate,
+    condition_number,
+    count_outliers,
+    exact_density,
+    exact_trace,
+    hutchinson_deflated_trace,
+    known_from_dense,
+    known_from_factor,
+    known_from_subspace,
+    nonzero_magnitudes,
+    slq_density,
+    slq_memory_bytes,
+    top_eigenvalues,
+    xtrace,
+)
+from ..matrices import DENSE, H_O_GRAM, MATRICES
+from ..models import get_loss
+from .matrixfree import matrix_free_ranks
+from .plan import MethodPlan, _gib, available_memory_bytes, dense_memory_bytes, plan_method
+from .provenance import peak_rss_bytes, provenance
+from .run import build
+
+#: the spectral extras (Lanczos vectors, eigenvectors, trace probes) may take this share of the free memory
+EXTRA_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class SpectrumOptions:
+    """What to compute for each matrix: the ``top`` eigenvalues of largest magnitude (and
+    their ``eigenvectors``), the ``trace`` (stochastic ones with ``trace_samples`` probes),
+    the ``density`` (stochastic Lanczos quadrature: ``probes`` × ``lanczos_steps``, on
+    ``density_points`` grid points); ``seed`` seeds every random probe."""
+
+    top: int = 20
+    trace: bool = True
+    density: bool = True
+    eigenvectors: bool = False
+    trace_samples: int = 32
+    probes: int = 8
+    lanczos_steps: int = 64
+    density_points: int = 512
+    seed: int = 0
+
+    def validate(self) -> SpectrumOptions:
+        """Raise :class:`ConfigError` naming the first bad setting; return ``self``."""
+        for name, low in (("top", 1), ("trace_samples", 2), ("probes", 1), ("lanczos_steps", 1),
+                          ("density_points", 16)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError.invalid(name, value, f"give an integer >= {low}")
+        return self
+
+    def extra_bytes(self, p: int) -> int:
+        """Bytes the spectral extras of one matrix hold beyond its rank computation."""
+        extra = 8 * p * (3 * self.trace_samples if self.trace else 0)
+        if self.density:
+            extra = max(extra, slq_memory_bytes(p, self.probes, self.lanczos_steps))
+        if self.eigenvectors:
+            extra += 8 * p * self.top * len(MATRICES)       # kept for all three matrices
+        return extra
+
+
+@dataclass
+class MatrixSpectrum:
+    """The spectral summary of one symmetric matrix.
+
+    ``top``: the largest-magnitude eigenvalues; ``top_bound``: each lies within it of an
+    eigenvalue (0: exact); ``vectors``: their eigenvectors as rows (or None);
+    ``trace`` (a :class:`~hessrank.linalg.spectral.TraceEstimate`), ``density``
+    (a :class:`~hessrank.linalg.spectral.Density`), ``outliers``
+    (:func:`~hessrank.linalg.spectral.count_outliers` over the eigenvalues above the cut),
+    ``condition`` (``max|λ|/min|λ|`` over them; None where the rank is not certified),
+    ``rank``/``tol``/``gap_decades`` of the rank rule, and ``source`` (how the values were found).
+    """
+
+    name: str
+    size: int
+    rank: int
+    tol: float
+    gap_decades: float | None
+    top: np.ndarray
+    top_bound: float
+    source: str
+    outliers: int
+    condition: float | None
+    certified: bool = True
+    trace: TraceEstimate | None = None
+    density: Density | None = None
+    vectors: np.ndarray | None = None
+
+    def to_dict(self) -> dict:
+        """The JSON form: the keys of ``hessian-rank spectrum --json``."""
+        t = self.trace
+        return {
+            "top": [float(v) for v in self.top],
+            "top_bound": self.top_bound,
+            "trace": None if t is None else t.value,
+            "trace_stderr": None if t is None else t.stderr,
+            "trace_products": None if t is None else t.products,
+            "trace_method": None if t is None else t.method,
+            "density": None if self.density is None else self.density.to_dict(),
+            "outliers": self.outliers,
+            "condition": self.condition,
+            "rank": self.rank,
+            "tol": self.tol,
+            "gap_decades": None if self.gap_decades is None or not math.isfinite(self.gap_decades)
+            else float(self.gap_decades),
+            "certified": self.certified,
+            "size": self.size,
+            "source": self.source,
+        }
+
+
+def summarize(name: str, known: KnownSpectrum, info: RankInfo, operator, options: SpectrumOptions, *,
+              certified: bool = True, seed: int | None = None) -> MatrixSpectrum:
+    """The :class:`MatrixSpectrum` of one matrix from what is known of its spectrum and, when
+    that is not exact, its ``operator`` (rows ``V`` -> ``V H``)."""
+    seed = options.seed if seed is None else seed
+    nonzero = nonzero_magnitudes(known, info)
+    top = top_eigenvalues(known, options.top)
+    out = MatrixSpectrum(name=name, size=known.size, rank=info.rank, tol=info.tol, gap_decades=info.gap_decades,
+                         top=top, top_bound=known.bound, source=known.source, outliers=count_outliers(nonzero),
+                         condition=condition_number(nonzero) if certified else None, certified=certified)
+    if options.eigenvectors:
+        out.vectors = known.vectors(min(options.top, known.values.size))
+    if options.trace:
+        if known.exact:
+            out.trace = exact_trace(known)
+        elif known.basis is not None:
+            out.trace = hutchinson_deflated_trace(operator, known.basis, known.basis_trace,
+                                                  samples=options.trace_samples, seed=seed)
+        else:
+            out.trace = xtrace(operator, samples=options.trace_samples, seed=seed)
+    if options.density:
+        grid = {"points": options.density_points}
+        out.density = exact_density(known, **grid) if known.exact else slq_density(
+            operator, probes=options.probes, steps=options.lanczos_steps, seed=seed, **grid)
+    return out
+
+
+@in_float64
+def matrix_spectrum(H, options: SpectrumOptions | None = None, *, name: str = "H", rtol: float | None = None,
+                    atol: float | None = None) -> MatrixSpectrum:
+    """The spectral summary of the dense symmetric matrix ``H``: everything exact."""
+    options = (options or SpectrumOptions()).validate()
+    H = np.asarray(H, dtype=np.float64)
+    if H.ndim != 2 or H.shape[0] != H.shape[1]:
+        raise ValueError(f"matrix_spectrum needs a square matrix, got shape {H.shape}")
+    known = known_from_dense(H.copy(), vectors=options.eigenvectors)
+    info = rank_from_eigenvalues(known.values, H.shape[0], rtol=rtol, atol=atol)
+    return summarize(name, known, info, None, options)
+
+
+@in_float64
+def operator_spectrum(operator, options: SpectrumOptions | None = None, *, rtol: float | None = None,
+                      atol: float | None = None, max_columns: int | None = None) -> MatrixSpectrum:
+    """The spectral summary of a symmetric matrix known by its products ``operator``
+    (rows ``V`` -> ``V H``, size ``operator.p``): the certified sketch
+    (:func:`~hessrank.linalg.sketch_rank`), then :func:`summarize`."""
+    options = (options or SpectrumOptions()).validate()
+    res = sketch_rank(operator, rtol=rtol, atol=atol, seed=options.seed, max_columns=max_columns)
+    known = known_from_subspace(res.subspace, res.certificate.residual_bound, values=res.info.eigenvalues,
+                                vectors=options.eigenvectors)
+    return summarize(getattr(operator, "name", "H"), known, res.info, operator, options,
+                     certified=res.certificate.certified, seed=options.seed + 3)
+
+
+# --------------------------------------------------------------------------- the three matrices of a model
+def plan_spectrum(method: str, p: int, n: int, K: int, options: SpectrumOptions) -> MethodPlan:
+    """:func:`~hessrank.measure.plan_method` for a spectrum: refuse (ConfigError) when the
+    spectral extras would take more than :data:`EXTRA_SHARE` of the free memory, and take
+    them out of a matrix-free budget."""
+    extra = options.extra_bytes(p)
+    have = available_memory_bytes()
+    if extra > EXTRA_SHARE * have:
+        param, value = ("lanczos_steps", options.lanczos_steps) if options.density else ("top", options.top)
+        raise ConfigError.invalid(param, value, f"p = {p}: the spectral extras (Lanczos vectors, eigenvectors, "
+                                                f"trace probes) need about {_gib(extra)} but {_gib(have)} is "
+                                                "available; use fewer probes, Lanczos steps or eigenvectors",
+                                  quoted=False)
+    plan = plan_method(method, p, n, K)
+    if plan.method == DENSE and dense_memory_bytes(p) + extra > available_memory_bytes():
+        raise ConfigError.invalid("method", method, f"p = {p}: dense matrices and spectral extras need about "
+                                                    f"{_gib(dense_memory_bytes(p) + extra)} but {_gib(have)} is "
+                                                    "available; use method matrix-free", quoted=False)
+    if plan.budget is not None:
+        plan = MethodPlan(plan.method, plan.reason, plan.h_o, plan.memory, max(0.0, plan.budget - extra))
+    return plan
+
+
+def measure_spectra(plan: MethodPlan, model, loss, theta, X, Y, config: RunConfig,
+                    options: SpectrumOptions) -> tuple[dict[str, MatrixSpectrum], dict, dict]:
+    """Spectral summaries of H_L, H_o, H_F on the samples ``X, Y`` as ``plan`` says:
+    ``({name: MatrixSpectrum}, timings, method_details)``."""
+    p = model.num_params
+    batch_size = config.effective_batch_size(X.shape[0])
+    found: dict[str, MatrixSpectrum] = {}
+    if plan.method != DENSE:
+        seeds = {"H_o": 3, "H_F": 4, "H_L": 5}
+
+        def observe(name, info, known, operator):
+            found[name] = summarize(name, known(options.eigenvectors), info, operator, options,
+                                    seed=options.seed + seeds[name])
+
+        mf = matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=config.rtol,
+                               atol=config.atol, memory_bytes=plan.budget, seed=config.seed, observe=observe)
+        for name, det in mf.details.items():
+            found[name].certified = det.get("certified", True) is not False
+            if not found[name].certified:
+                found[name].condition = None
+        return {k: found[k] for k in MATRICES}, dict(mf.timings), mf.details
+    gram = plan.h_o == H_O_GRAM
+    t = time.perf_counter()
+    mats = hessians(model, loss, theta, X, Y, batch_size=batch_size, which=("H_L", "H_F") if gram else MATRICES)
+    timings = {"hessians": time.perf_counter() - t}
+    t = time.perf_counter()
+    for name in MATRICES:
+        if name == "H_o" and gram:   # H_o = AᵀA: the non-zero eigenvalues of the smaller A Aᵀ
+            known = known_from_factor(outer_product_factor(model, loss, theta, X, Y, batch_size=batch_size))
+        else:
+            known = known_from_dense(mats.pop(name), vectors=options.eigenvectors)
+        info = rank_from_eigenvalues(known.values, p, rtol=config.rtol, atol=config.atol)
+        found[name] = summarize(name, known, info, None, options)
+    timings["spectra"] = time.perf_counter() - t
+    return {k: found[k] for k in MATRICES}, timings, {}
+
+
+@dataclass
+class SpectrumResult:
+    """The spectra of one configuration: ``matrices`` maps H_L, H_o, H_F to their
+    :class:`MatrixSpectrum`; ``to_dict`` gives the JSON form."""
+
+    config: RunConfig
+    p: int
+    n: int
+    d: int
+    matrices: dict[str, MatrixSpectrum]
+    method: str
+    method_reason: str
+    seconds: float
+    timings: dict = field(default_factory=dict)
+    method_details: dict = field(default_factory=dict)
+    options: SpectrumOptions = field(default_factory=SpectrumOptions)
+    peak_rss_bytes: int = 0
+    provenance: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """``{"H_L": {...}, "H_o": {...}, "H_F": {...}, "p": …, "config": …, …}``."""
+        out = {name: m.to_dict() for name, m in self.matrices.items()}
+        out.update({"p": self.p, "n": self.n, "d": self.d, "config": self.config.to_dict(), "method": self.method,
+                    "method_reason": self.method_reason, "seconds": self.seconds, "timings": self.timings,
+                    "method_details": self.method_details, "options": self.options.__dict__,
+                    "peak_rss_bytes": self.peak_rss_bytes, "provenance": self.provenance})
+        return out
+
+
+@in_float64
+def hessian_spectrum_mlp(config: RunConfig, *, top: int = 20, trace: bool = True, density: bool = True,
+                         eigenvectors: bool = False, method: str | None = None, **settings) -> SpectrumResult:
+    """Top eigenvalues, trace, density, outliers and condition of H_L, H_o, H_F for the
+    built-in network of ``config`` (``method`` overrides ``config.method``; ``settings``:
+    the other fields of :class:`SpectrumOptions`)."""
+    t0 = time.perf_counter()
+    options = SpectrumOptions(top=top, trace=trace, density=density, eigenvectors=eigenvectors,
+                              **settings).validate()
+    if method is not None:
+        config = config.replace(method=method)
+    data, model, theta = build(config)
+    p = model.num_params
+    plan = plan_spectrum(config.method, p, data.n, data.K, options)
+    spectra, timings, details = measure_spectra(plan, model, get_loss(config.loss), theta, data.X, data.Y, config,
+                                                options)
+    return SpectrumResult(config=config.replace(n=data.n, dim=data.d), p=p, n=data.n, d=data.d, matrices=spectra,
+                          method=plan.method, method_reason=plan.reason, seconds=time.perf_counter() - t0,
+                          timings=timings, method_details=details, options=options, peak_rss_bytes=peak_rss_bytes(),
+                          provenance=provenance())

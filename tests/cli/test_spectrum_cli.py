@@ -1,0 +1,62 @@
+"""`hessian-rank spectrum`: JSON, table, stored result and figure, eigenvectors file, one-line errors."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hessrank.cli import main
+
+SMALL = ["--dataset", "gaussian", "--n", "10", "--dim", "5", "--units", "3,4", "--K", "3", "--activation", "tanh"]
+
+
+def test_json_has_every_matrix_with_the_documented_keys_and_the_files_exist(tmp_path, capsys):
+    assert main(["spectrum", *SMALL, "--top", "4", "--json", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    obj = json.loads(out)
+    assert out.strip().count("\n") == 0
+    for name in ("H_L", "H_o", "H_F"):
+        m = obj[name]
+        for key in ("top", "trace", "trace_stderr", "trace_products", "density", "outliers", "condition", "rank"):
+            assert key in m, key
+        assert len(m["top"]) == 4 and m["trace_stderr"] is None       # dense: exact
+        assert abs(m["top"][0]) >= abs(m["top"][-1])
+        assert set(m["density"]) >= {"x", "y", "probes", "lanczos_steps"}
+        assert np.trapezoid(m["density"]["y"], m["density"]["x"]) == pytest.approx(1.0, abs=1e-6)
+    # H_L = H_o + H_F: the three traces, computed separately, add up
+    assert obj["H_L"]["trace"] == pytest.approx(obj["H_o"]["trace"] + obj["H_F"]["trace"], rel=1e-12)
+    files = obj["files"]
+    assert any(f.endswith("_density.png") for f in files) and all(Path(f).is_file() for f in files)
+    stored = json.loads(open([f for f in files if f.endswith(".json")][0]).read())
+    assert stored["task"] == "spectra" and stored["H_L"]["top"] == obj["H_L"]["top"]
+
+
+def test_table_no_trace_no_density_and_eigenvectors_file(tmp_path, capsys):
+    ev = tmp_path / "ev.npz"
+    assert main(["spectrum", *SMALL, "--top", "3", "--no-trace", "--no-density", "--eigenvectors", str(ev),
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "H_L" in out and "top 3 eigenvalues" in out and "outliers" in out
+    assert not list(tmp_path.rglob("*_density.png"))
+    with np.load(ev, allow_pickle=False) as z:
+        assert z["H_L_vectors"].shape == (3, 5 * 3 + 3 * 4 + 4 * 3) and z["H_L_values"].shape == (3,)
+        np.testing.assert_allclose(np.linalg.norm(z["H_F_vectors"], axis=1), 1.0, rtol=1e-10)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--top", "0"], "--top 0: give an integer >= 1"),
+    (["--probes", "0"], "--probes 0"),
+    (["--lanczos-steps", "x"], "--lanczos-steps"),
+    (["--trace-samples", "1"], "--trace-samples 1"),
+    (["--eigenvectors", "vectors.txt"], "--eigenvectors 'vectors.txt': give a file name ending in .npz"),
+    (["--loss", "hinge"], "--loss 'hinge'"),
+    (["--lanczos-steps", "100000000"], "GiB"),
+])
+def test_bad_flags_are_one_line_exit_2_and_leave_nothing(tmp_path, capsys, args, needle):
+    out = tmp_path / "res"
+    assert main(["spectrum", *SMALL, "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err, err
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert not out.exists()
