@@ -3,6 +3,7 @@
 from .figures import default_normalize, plot_spectrum, plot_sweep, spectrum_figure, sweep_figure
 from .grid import grid_figure, plot_grid
 from .style import COLOURS, DPI, FIGSIZE, save_figure
+from .training import plot_training, training_figure
 
 __all__ = ["plot_sweep", "sweep_figure", "plot_spectrum", "spectrum_figure", "default_normalize", "grid_figure",
-           "plot_grid", "save_figure", "COLOURS", "DPI", "FIGSIZE"]
+           "plot_grid", "plot_training", "training_figure", "save_figure", "COLOURS", "DPI", "FIGSIZE"]
