@@ -110,7 +110,7 @@ def test_plot_training_writes_png_and_pdf_beside_the_data(trained, capsys):
     assert all(Path(p).parent == csv_path.parent and Path(p).stat().st_size > 1000 for p in paths)
     assert main(["plot", "--task", "training", "--optimizer", "sgd", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "no stored training sweep" in err and err.count("\n") == 1
+    assert "no stored training run" in err and err.count("\n") == 1
 
 
 def test_default_checkpoints():

@@ -208,9 +208,14 @@ def _cmd_run(args) -> int:
     if args.spectrum:
         write_spectrum_csv(args.spectrum, result)
     if args.json:
-        print(json.dumps(result.to_dict(), allow_nan=False))
+        out = result.to_dict()
+        if args.params:
+            out["params"] = args.params
+        print(json.dumps(out, allow_nan=False))
     else:
         print(format_result(result))
+        if args.params:
+            print(f"measured at the parameters in {args.params} (not the initialisation)")
         if result.blocks:
             print()
             print(format_blocks(result.blocks))
@@ -487,13 +492,14 @@ def _find_sweep(args):
         return all(ident[k] == v for k, v in given.items() if k in ident)
 
     root = Path(args.out) / "store" / task
+    kind = "training run" if task == "training" else f"{task} sweep"
     found = find_results(root, match)
     wanted = " ".join(_flag_text(k, v) for k, v in {**given, **training}.items()) or "(no options)"
     if not found:
         others = len(find_results(root, lambda meta: meta.get("task") == task))
-        raise ConfigError.invalid("task", task, quoted=False, detail=f"no stored {task} sweep under "
+        raise ConfigError.invalid("task", task, quoted=False, detail=f"no stored {kind} under "
                                                                      f"{str(root)!r} matches {wanted} "
-            f"({others} other {task} sweep(s) stored there); run the sweep first with the same options"
+            f"({others} other {kind}(s) stored there); run it first with the same options"
         )
     if len(found) > 1:
         # a training run's own settings (optimizer, lr, train_batch) count as options too
@@ -503,7 +509,7 @@ def _find_sweep(args):
         choices = " | ".join(
             " ".join(_flag_text(k, ident.get(k)) for k in differ) + f" ({path.with_suffix('.csv')})"
             for (path, _), ident in zip(found, idents))
-        raise ConfigError.invalid("task", task, quoted=False, detail=f"{len(found)} stored {task} sweeps match "
+        raise ConfigError.invalid("task", task, quoted=False, detail=f"{len(found)} stored {kind}s match "
                                                                      f"{wanted}; "
                           f"add options to choose one: {choices}")
     return found[0][0]
