@@ -36,7 +36,8 @@ from ..grid import format_grid_summary, load_grid, run_grid
 from ..measure import SpectrumOptions, hessian_ranks, hessian_spectrum_mlp, run
 from ..measure.blocks import BLOCK_KINDS
 from ..models import build_cnn, load_user_model
-from ..plotting import plot_density, plot_grid, plot_spectrum, plot_sweep
+from ..models.params import load_arrays
+from ..plotting import plot_density, plot_grid, plot_spectrum, plot_sweep, plot_training
 from ..store import (
     IDENTITY_EXCLUDED,
     config_identity,
@@ -58,6 +59,7 @@ from ..sweeps import (
     make_sweep,
     run_sweep,
 )
+from ..training import OPTIMIZERS, TrainConfig, format_training, parse_checkpoints, run_training
 from .format import (
     format_blocks,
     format_explain,
@@ -74,7 +76,7 @@ EXIT_USAGE = 2
 _FLAGS = {"label_noise": "--label-noise", "n_max": "--n-max", "data_dir": "--data-dir",
           "memory_limit": "--memory-limit", "rank_vs_rtol": "--rank-vs-rtol", "scheme": "--init",
           "widths": "--widths", "options": "option", "trace_samples": "--trace-samples",
-          "lanczos_steps": "--lanczos-steps"}
+          "lanczos_steps": "--lanczos-steps", "train_batch": "--train-batch"}
 
 
 def flag_of(param: str) -> str:
@@ -165,10 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--explain", action="store_true",
                        help="also print p − rank of each matrix split into what the theory accounts for (data span, "
                             "softmax shift, rescaling symmetries, sample count, linear structure) and what remains")
+    p_run.add_argument("--params", metavar="FILE.npz", default=None,
+                       help="measure at these parameters (one array per leaf W1, b1, …, as `hessian-rank train` "
+                            "saves them) instead of the initialisation")
     add_model_options(p_run)
     p_run.set_defaults(handler=_cmd_run)
     add_spectrum_options(sub.add_parser("spectrum", help="top eigenvalues, trace, density, outliers and condition "
                                                          "of H_L, H_o, H_F", description=_SPECTRUM_DESCRIPTION))
+    add_train_options(sub.add_parser("train", help="train a network and measure rank H_L, H_o, H_F at checkpoints",
+                                     description=_TRAIN_DESCRIPTION))
     p_data = sub.add_parser("datasets", help="list the data sets, where they are, how to get a missing one")
     p_data.add_argument("--data-dir", "--data_dir", dest="data_dir", help="also look here (first)")
     p_data.add_argument("--download", nargs="+", metavar="NAME", default=[],
@@ -210,17 +217,26 @@ def _cmd_datasets(args) -> int:
 
 def _cmd_run(args) -> int:
     if args.model or args.arch != "mlp":
+        if args.params:
+            raise ConfigError(f"--params with {'--model' if args.model else '--arch'}: saved parameters are read "
+                              "for the built-in MLP only")
         return _cmd_run_any_model(args)
     cfg = config_from_args(args)
     if args.spectrum:
         check_writable(args.spectrum, param="spectrum")
-    result = run(cfg, blocks=args.blocks)
+    params = None if args.params is None else load_arrays(args.params)
+    result = run(cfg, blocks=args.blocks, params=params, params_source=args.params or "")
     if args.spectrum:
         write_spectrum_csv(args.spectrum, result)
     if args.json:
-        print(json.dumps(result.to_dict(), allow_nan=False))
+        out = result.to_dict()
+        if args.params:
+            out["params"] = args.params
+        print(json.dumps(out, allow_nan=False))
     else:
         print(format_result(result))
+        if args.params:
+            print(f"measured at the parameters in {args.params} (not the initialisation)")
         if result.blocks:
             print()
             print(format_blocks(result.blocks))
@@ -444,6 +460,48 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
+_TRAIN_DESCRIPTION = (
+    "Train the network (optax sgd, momentum or adam on the mean loss of a batch of the same n samples whose "
+    "Hessians are measured) and store, at each checkpoint step, the training loss, the gradient norm, the ranks "
+    "of H_L, H_o, H_F with tolerance and gap, the predictions and their kinds, and the largest |eigenvalue| of "
+    "each. Rows land in <out>/store/training/<loss>/<dataset>/<d>x…x<K>/ with the parameters of each checkpoint "
+    "(npz, one array per leaf); the same command again resumes from the last stored checkpoint."
+)
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``hessian-rank train``: every ``run`` option plus the training."""
+    add_run_options(parser)
+    add_model_options(parser)
+    g = parser.add_argument_group("training")
+    g.add_argument("--optimizer", default="sgd", help=f"one of {', '.join(OPTIMIZERS)} (default sgd)")
+    g.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    g.add_argument("--steps", type=int, default=100, help="number of training steps (default 100)")
+    g.add_argument("--train-batch", "--train_batch", dest="train_batch", type=int, default=None,
+                   help="samples per step, reshuffled every epoch with --seed (default: all n, full batch)")
+    g.add_argument("--checkpoints", default=None,
+                   help="steps at which to measure, e.g. 0,10,100 (default: 0 and about 20 log-spaced steps up "
+                        "to --steps)")
+    g.add_argument("--out", default="results", help="root of the result store (default results)")
+    parser.set_defaults(handler=_cmd_train)
+
+
+def _cmd_train(args) -> int:
+    if args.model or args.arch != "mlp" or args.blocks:
+        flag = "--model" if args.model else ("--arch" if args.arch != "mlp" else "--blocks")
+        raise ConfigError(f"{flag} is not yet available with train: it trains the built-in MLP (--units, "
+                          "--activation, --bias); measure a saved checkpoint with `run --params`")
+    cfg = config_from_args(args)
+    tc = TrainConfig(optimizer=args.optimizer, lr=args.lr, steps=args.steps, train_batch=args.train_batch)
+    tc.validate()
+    if args.checkpoints is not None:
+        tc = TrainConfig(optimizer=tc.optimizer, lr=tc.lr, steps=tc.steps, train_batch=tc.train_batch,
+                         checkpoints=parse_checkpoints(args.checkpoints, steps=tc.steps))
+    outcome = run_training(cfg, tc, out=args.out, progress=lambda total: Progress(total, desc="training"))
+    print(format_training(outcome))
+    return 0
+
+
 def _yes_no(text: str) -> bool:
     value = str(text).strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -459,7 +517,11 @@ def add_plot_options(parser: argparse.ArgumentParser, *, paper: bool = False) ->
     parser.set_defaults(**{dest: None for dest in run_option_defaults()})  # not given = any value
     g = parser.add_argument_group("plot")
     g.add_argument("--task", default="depth" if paper else None,
-                   help="samplesize, width or depth" + (" (default depth)" if paper else ""))
+                   help="samplesize, width, depth or training" + (" (default depth)" if paper else ""))
+    g.add_argument("--optimizer", default=None, help="training: only runs of this optimizer")
+    g.add_argument("--lr", type=float, default=None, help="training: only runs of this learning rate")
+    g.add_argument("--train-batch", "--train_batch", dest="train_batch", type=int, default=None,
+                   help="training: only runs of this training batch")
     g.add_argument("--width", type=int, default=None, help="depth sweep: the width of the hidden layers")
     g.add_argument("--no-bias", dest="bias", action="store_const", const=False, help="only sweeps without biases")
     g.add_argument("--normalize", nargs="?", const="1", default=None, metavar="1|0",
@@ -478,6 +540,8 @@ def _cmd_plot(args) -> int:
         paths = _plot_spectrum(args)
     elif args.grid:
         paths = plot_grid(load_grid(args.grid), out=args.out, facet=args.facet)
+    elif args.task == "training":
+        paths = plot_training(_find_sweep(args))
     else:
         normalize = args.normalize if args.normalize in (None, False) else _yes_no(args.normalize)
         paths = plot_sweep(_find_sweep(args), normalize=normalize)
@@ -489,8 +553,8 @@ def _cmd_plot(args) -> int:
 def _find_sweep(args):
     """The JSON of the one stored sweep that the given options select."""
     task = args.task
-    if task not in TASKS:
-        raise ConfigError.invalid("task", task, f"not one of {', '.join(TASKS)} (or give --spectrum)")
+    if task not in (*TASKS, "training"):
+        raise ConfigError.invalid("task", task, f"not one of {', '.join(TASKS)}, training (or give --spectrum)")
     run_options = run_option_defaults()
     given = {k: v for k, v in vars(args).items() if k in run_options and k not in IDENTITY_EXCLUDED and v is not None}
     if "units" in given:
@@ -501,35 +565,46 @@ def _find_sweep(args):
         raise ConfigError.invalid("width", args.width, "only the depth sweep has one hidden width; leave it out")
     if args.width is not None:
         given["width"] = args.width
+    training = {k: getattr(args, k, None) for k in ("optimizer", "lr", "train_batch")}
+    training = {k: v for k, v in training.items() if v is not None}
+    if training and task != "training":
+        raise ConfigError.invalid(next(iter(training)), next(iter(training.values())),
+                                  "only a training run has this; leave it out")
 
     def match(meta):
         if meta.get("task") != task:
             return False
         ident = meta["identity"]
+        if any(ident.get("training", {}).get(k) != v for k, v in training.items()):
+            return False
         return all(ident[k] == v for k, v in given.items() if k in ident)
 
     root = Path(args.out) / "store" / task
+    kind = "training run" if task == "training" else f"{task} sweep"
     found = find_results(root, match)
-    wanted = " ".join(_flag_text(k, v) for k, v in given.items()) or "(no options)"
+    wanted = " ".join(_flag_text(k, v) for k, v in {**given, **training}.items()) or "(no options)"
     if not found:
         others = len(find_results(root, lambda meta: meta.get("task") == task))
-        raise ConfigError.invalid("task", task, quoted=False, detail=f"no stored {task} sweep under "
+        raise ConfigError.invalid("task", task, quoted=False, detail=f"no stored {kind} under "
                                                                      f"{str(root)!r} matches {wanted} "
-            f"({others} other {task} sweep(s) stored there); run the sweep first with the same options"
+            f"({others} other {kind}(s) stored there); run it first with the same options"
         )
     if len(found) > 1:
-        idents = [meta["identity"] for _, meta in found]
+        # a training run's own settings (optimizer, lr, train_batch) count as options too
+        idents = [{**{k: v for k, v in meta["identity"].items() if k != "training"},
+                   **meta["identity"].get("training", {})} for _, meta in found]
         differ = sorted(k for k in set().union(*idents) if len({json.dumps(i.get(k)) for i in idents}) > 1)
         choices = " | ".join(
-            " ".join(_flag_text(k, meta["identity"].get(k)) for k in differ) + f" ({path.with_suffix('.csv')})"
-            for path, meta in found)
-        raise ConfigError.invalid("task", task, quoted=False, detail=f"{len(found)} stored {task} sweeps match "
+            " ".join(_flag_text(k, ident.get(k)) for k in differ) + f" ({path.with_suffix('.csv')})"
+            for (path, _), ident in zip(found, idents))
+        raise ConfigError.invalid("task", task, quoted=False, detail=f"{len(found)} stored {kind}s match "
                                                                      f"{wanted}; "
                           f"add options to choose one: {choices}")
     return found[0][0]
 
 
 def _flag_text(key, value) -> str:
+    key = key.replace("train_batch", "train-batch")
     if key == "bias":
         return "--bias" if value else "--no-bias"
     if isinstance(value, list):

@@ -23,6 +23,7 @@ from ..linalg import (
 )
 from ..matrices import DENSE, H_O_GRAM, MATRICES
 from ..models import MLP, Model, get_loss
+from ..models.params import flat_params
 from ..theory import Deficiency, Prediction, explain_deficiency, predict_ranks
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
 from .matrixfree import matrix_free_ranks
@@ -171,13 +172,18 @@ def _affine_rank(X, r: int, *, rtol, atol) -> int:
 
 
 @in_float64
-def run(config: RunConfig, *, blocks=None) -> Result:
+def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "") -> Result:
     """Compute H_L, H_o, H_F for ``config``, their numerical ranks, and the predictions.
 
     ``blocks`` (``"leaves"``, ``"layers"`` or a mapping name → leaf names ``W1``, ``b1``, …):
-    also the ranks of the diagonal blocks, in ``Result.blocks``."""
+    also the ranks of the diagonal blocks, in ``Result.blocks``. ``params``
+    (``{leaf name: array}``, e.g. a checkpoint saved by ``hessian-rank train``): measure
+    at these parameters instead of the initialisation; a leaf missing or of another shape
+    is refused (:class:`ConfigError` naming ``params`` and ``params_source``)."""
     t0 = time.perf_counter()
     data, model, theta = build(config)
+    if params is not None:
+        theta = flat_params(model, params, source=params_source)
     p = model.num_params
     resolved = resolve_blocks(model, blocks)
     plan = plan_method(config.method, p, data.n, data.K)

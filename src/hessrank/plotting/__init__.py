@@ -11,6 +11,8 @@ from .figures import (
 )
 from .grid import grid_figure, plot_grid
 from .style import COLOURS, DPI, FIGSIZE, save_figure
+from .training import plot_training, training_figure
 
 __all__ = ["plot_sweep", "sweep_figure", "plot_spectrum", "spectrum_figure", "default_normalize", "grid_figure",
-           "plot_grid", "plot_density", "density_figure", "save_figure", "COLOURS", "DPI", "FIGSIZE"]
+           "plot_grid", "plot_density", "density_figure", "plot_training", "training_figure", "save_figure", "COLOURS",
+           "DPI", "FIGSIZE"]

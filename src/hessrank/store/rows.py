@@ -32,11 +32,13 @@ _MAY_BE_EMPTY = frozenset({"gap_L", "gap_o", "gap_F"})
 ROW_STATUSES = ("done", "failed", "skipped")
 
 
-def row_problem(row: dict, columns) -> str | None:
+def row_problem(row: dict, columns, *, floats=frozenset(), ints=frozenset()) -> str | None:
     """What is wrong with one stored row (text by column, as read from the CSV), or
     ``None`` if it is well formed: every column present, counts non-negative integers,
     floats numbers (not NaN), a grid row's status known; rows of a failed or skipped
-    grid point may leave the result columns empty."""
+    grid point may leave the result columns empty. ``floats`` and ``ints``: a table's own
+    numeric columns, beside :data:`FLOAT_COLUMNS` and :data:`INT_COLUMNS`."""
+    float_columns, int_columns = FLOAT_COLUMNS | frozenset(floats), INT_COLUMNS | frozenset(ints)
     missing = [c for c in columns if row.get(c) is None]
     if missing:
         return f"missing column(s) {', '.join(missing)} (the line is cut short)"
@@ -46,12 +48,12 @@ def row_problem(row: dict, columns) -> str | None:
     results_optional = status is not None and status != "done"
     for c in columns:
         text = row[c]
-        if text == "" and (results_optional or c in _MAY_BE_EMPTY) and c in (INT_COLUMNS | FLOAT_COLUMNS) - {
+        if text == "" and (results_optional or c in _MAY_BE_EMPTY) and c in (int_columns | float_columns) - {
                 "n", "width", "depth", "index"}:
             continue
-        if c in INT_COLUMNS and not (text.isascii() and text.isdigit()):
+        if c in int_columns and not (text.isascii() and text.isdigit()):
             return f"column {c} = {text!r} is not a non-negative integer"
-        if c in FLOAT_COLUMNS:
+        if c in float_columns:
             try:
                 value = float(text)
             except ValueError:

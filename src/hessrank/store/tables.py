@@ -48,8 +48,10 @@ class ResultTable:
     either the previous or the new complete file, never a part.
     """
 
-    def __init__(self, folder, stem: str, columns):
+    def __init__(self, folder, stem: str, columns, *, floats=(), ints=()):
         self.folder = Path(folder)
+        #: this table's own numeric columns, checked on reading beside the shared ones
+        self.floats, self.ints = frozenset(floats), frozenset(ints)
         self.stem = stem
         self.columns = tuple(columns)
         self.csv_path = self.folder / f"{stem}.csv"
@@ -149,7 +151,7 @@ class ResultTable:
                 reason = f"{len(fields)} fields where {len(self.columns)} columns were expected"
             else:
                 row = dict(zip(self.columns, fields))
-                reason = row_problem(row, self.columns)
+                reason = row_problem(row, self.columns, floats=self.floats, ints=self.ints)
                 if reason is None and row[key] in seen:
                     reason = f"{key} {row[key]!r} is stored twice"
             if reason is None:
