@@ -7,7 +7,8 @@ the formulas with r measured on the data. Nothing is copied from one to the othe
 import numpy as np
 import pytest
 
-from hessrank import RunConfig, predict_ranks, run
+from hessrank import RunConfig, hessian_ranks, predict_ranks, run
+from hessrank.measure import build
 
 
 def _random_configs(count, seed=2024):
@@ -61,6 +62,12 @@ def test_linear_ranks_equal_predictions(cfg):
     got = {k: res.ranks[k].rank for k in ("H_L", "H_o", "H_F")}
     want = {k: getattr(res.prediction, k) for k in ("H_L", "H_o", "H_F")}
     assert got == want, (cfg, {k: res.ranks[k].gap_decades for k in got})
+    # the same network through the any-model API: the same engine, the same ranks
+    data, model, theta = build(cfg)
+    other = hessian_ranks(lambda P, X: model.apply(P["theta"], X), {"theta": theta}, data.X, data.Y,
+                          loss=cfg.loss, batch_size=cfg.batch_size)
+    assert {k: other.ranks[k].rank for k in got} == got
+    assert {k: other.ranks[k].tol for k in got} == {k: res.ranks[k].tol for k in got}
 
 
 def test_worked_check_of_design():
