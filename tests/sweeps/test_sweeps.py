@@ -1,19 +1,17 @@
 """Sweeps over sample size, width and depth: the paper's commands, the store layout,
 ranks against predictions, resume (SIGKILL included), locks, progress and bad input."""
 
-import csv
 import io
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import csv_rows, run_until_rows
 
 from hessrank import ConfigError, RunConfig, StoreError, run
 from hessrank.cli import main, script_main
@@ -37,8 +35,7 @@ SMALL = {"samplesize": ["--n-max", "25"], "width": ["--widths", "2:4:2", "--n", 
 
 
 def _rows(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+    return csv_rows(path)
 
 
 def _store_files(out, task, dataset):
@@ -210,33 +207,12 @@ def _sweep_command(out):
             "--units", "15,15", "--K", "5", "--batch_size", "4", "--n-max", "64", "--out", str(out)]
 
 
-def _run_until_rows(cmd, csv_glob_root, at_least, env):
-    """Start ``cmd``; SIGKILL it as soon as its CSV holds ``at_least`` rows (or it ends)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.time() + 120
-    rows = 0
-    while proc.poll() is None and time.time() < deadline:
-        found = list(Path(csv_glob_root).rglob("*.csv"))
-        if found:
-            try:
-                rows = len(_rows(found[0]))
-            except (OSError, csv.Error):
-                rows = 0
-            if rows >= at_least:
-                time.sleep(random.uniform(0.0, 0.05))  # land anywhere in the next point
-                proc.send_signal(signal.SIGKILL)
-                break
-        time.sleep(0.003)
-    proc.wait()
-    return proc.returncode, rows
-
-
 def test_sigkill_mid_sweep_then_resume_equals_an_uninterrupted_run(tmp_path):
     out = tmp_path / "killed"
     # one BLAS thread: quick on a loaded machine, and the same arithmetic in every process
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    code1, rows1 = _run_until_rows(_sweep_command(out), out, 1, env)
-    code2, rows2 = _run_until_rows(_sweep_command(out), out, rows1 + 2, env)
+    code1, rows1 = run_until_rows(_sweep_command(out), out, 1, env)
+    code2, rows2 = run_until_rows(_sweep_command(out), out, rows1 + 2, env)
     assert code1 == code2 == -signal.SIGKILL, "the sweep finished before it could be killed: make it slower"
     assert 1 <= rows1 < rows2 < 16
     done = subprocess.run(_sweep_command(out), capture_output=True, text=True, env=env)

@@ -1,18 +1,16 @@
 """Rank along training (issue 15): `hessian-rank train` against `hessian-rank run`, determinism,
 SIGKILL-resume, the plot and bad input."""
 
-import csv
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import csv_rows, run_until_rows
 
 from hessrank.cli import main
 from hessrank.training import TRAINING_COLUMNS, default_checkpoints
@@ -24,8 +22,7 @@ TRAIN = ["--optimizer", "adam", "--lr", "0.05", "--steps", "60", "--train-batch"
 
 
 def _rows(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+    return csv_rows(path)
 
 
 def _stored(out):
@@ -128,32 +125,11 @@ def _train_command(out):
     return [sys.executable, "-m", "hessrank.cli", "train", *KILLED, "--out", str(out)]
 
 
-def _run_until_rows(cmd, root, at_least, env):
-    """Start ``cmd``; SIGKILL it as soon as its CSV holds ``at_least`` rows (or it ends)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.time() + 120
-    rows = 0
-    while proc.poll() is None and time.time() < deadline:
-        found = list(Path(root).rglob("*.csv"))
-        if found:
-            try:
-                rows = len(_rows(found[0]))
-            except (OSError, csv.Error):
-                rows = 0
-            if rows >= at_least:
-                time.sleep(random.uniform(0.0, 0.1))  # land anywhere in the next stretch of training
-                proc.send_signal(signal.SIGKILL)
-                break
-        time.sleep(0.003)
-    proc.wait()
-    return proc.returncode, rows
-
-
 def test_sigkill_mid_training_then_resume_equals_an_uninterrupted_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     out = tmp_path / "killed"
-    code1, rows1 = _run_until_rows(_train_command(out), out, 1, env)
-    code2, rows2 = _run_until_rows(_train_command(out), out, rows1 + 2, env)
+    code1, rows1 = run_until_rows(_train_command(out), out, 1, env, jitter=0.1)
+    code2, rows2 = run_until_rows(_train_command(out), out, rows1 + 2, env, jitter=0.1)
     assert code1 == code2 == -signal.SIGKILL, "training finished before it could be killed: make it slower"
     assert 1 <= rows1 < rows2 < 11
     done = subprocess.run(_train_command(out), capture_output=True, text=True, env=env)
