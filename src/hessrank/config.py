@@ -10,8 +10,10 @@ a configuration from option values as text (a grid file, the command line).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import ConfigError
 
@@ -21,6 +23,48 @@ LOSSES = ("mse", "cross", "cosh")
 METHODS = ("auto", "dense", "matrix-free")
 #: image resizing rules (see hessrank.data.preprocess); "nearest" is the paper's
 RESIZES = ("nearest", "nearest-exact", "bilinear", "area")
+#: the built-in networks: the paper's fully-connected one, and a convolutional one
+ARCHS = ("mlp", "cnn")
+#: the CNN's conv layers when ``conv`` is not given (channels:kernel per layer)
+DEFAULT_CONV = "8:3,8:3"
+PADDINGS = ("valid", "same")
+POOLS = ("none", "avg")
+#: the fields that describe a network other than the MLP; at their defaults they stay out
+#: of :meth:`RunConfig.to_dict` (and so of every stored identity made before they existed)
+NETWORK_FIELDS = ("arch", "conv", "stride", "padding", "pool", "model")
+
+
+def parse_conv(spec: str) -> tuple[tuple[int, int], ...]:
+    """``"8:3,8:3"`` -> ``((8, 3), (8, 3))``: (channels, kernel) of each conv layer."""
+    layers = []
+    for part in str(spec).split(","):
+        try:
+            c, k = (int(x) for x in part.split(":"))
+        except ValueError:
+            raise ConfigError.invalid("conv", spec, "give channels:kernel per layer, e.g. 8:3,8:3") from None
+        if c < 1 or k < 1:
+            raise ConfigError.invalid("conv", spec, "channels and kernel must be >= 1")
+        if c > MAX_SIZE or k > MAX_SIZE:
+            raise ConfigError.invalid("conv", spec, f"channels and kernel must be at most {MAX_SIZE}")
+        layers.append((c, k))
+    if len(layers) > MAX_LAYERS:
+        raise ConfigError.invalid("conv", f"{len(layers)} layers", f"at most {MAX_LAYERS} conv layers", quoted=False)
+    return tuple(layers)
+
+
+def conv_text(layers) -> str:
+    """``((8, 3), (8, 3))`` -> ``"8:3,8:3"`` (the canonical text of a conv spec)."""
+    return ",".join(f"{c}:{k}" for c, k in layers)
+
+
+def model_file_hash(spec: str) -> str | None:
+    """SHA-256 of the file of a model spec ``FILE.py:FUNCTION`` (``None`` if unreadable):
+    an edited model file is another configuration."""
+    path = str(spec).rpartition(":")[0]
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def parse_units(text: str | None) -> tuple[int, ...]:
@@ -63,6 +107,16 @@ class RunConfig:
     data_dir: str | None = None
     resize: str = "nearest"
     label_noise: float = 0.0
+    #: the network: ``mlp`` (``units``, ``activation``, ``bias``, ``init``) or ``cnn``
+    #: (``conv`` layers channels:kernel, ``stride``, ``padding``, ``pool``; ``activation``, ``bias``)
+    arch: str = "mlp"
+    #: cnn: channels:kernel of each conv layer (None: :data:`DEFAULT_CONV`)
+    conv: str | None = None
+    stride: int = 1
+    padding: str = "valid"
+    pool: str = "none"
+    #: a user's network ``FILE.py:FUNCTION`` with ``FUNCTION(d, K, seed) -> (f, params)``
+    model: str | None = None
     download: bool = field(default=False, compare=False)
 
     # ------------------------------------------------------------------ #
@@ -74,6 +128,16 @@ class RunConfig:
     def widths(self) -> tuple[int, ...]:
         """All layer widths ``(d, M_1, ..., M_{L-1}, K)``; needs a known ``dim``."""
         return (int(self.dim), *self.units, int(self.K))
+
+    @property
+    def conv_layers(self) -> tuple[tuple[int, int], ...]:
+        """The CNN's ``(channels, kernel)`` per conv layer (``conv``, else :data:`DEFAULT_CONV`)."""
+        return parse_conv(DEFAULT_CONV if self.conv is None else self.conv)
+
+    @property
+    def network(self) -> str:
+        """Which network: ``mlp``, ``cnn`` or ``model`` (a user's file)."""
+        return "model" if self.model is not None else self.arch
 
     def effective_batch_size(self, n: int) -> int:
         """Samples per batch for ``n`` samples: ``batch_size``, else ``min(n, 100)``."""
@@ -129,12 +193,50 @@ class RunConfig:
                 raise ConfigError.invalid(param, value, "must be a finite number >= 0")
         if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
             raise ConfigError.invalid("seed", self.seed, f"must be an integer from 0 to {MAX_SEED} (2^63 - 1)")
+        self._validate_network()
         return self
+
+    def _validate_network(self) -> None:
+        """The fields of :data:`NETWORK_FIELDS`: each valid, and only where its network uses it."""
+        _text("arch", self.arch)
+        _choice("arch", self.arch, ARCHS)
+        if self.conv is not None:
+            _text("conv", self.conv)
+            parse_conv(self.conv)
+        _size("stride", self.stride, "the stride must be an integer >= 1")
+        _text("padding", self.padding)
+        _choice("padding", self.padding, PADDINGS)
+        _text("pool", self.pool)
+        _choice("pool", self.pool, POOLS)
+        if self.arch != "cnn":
+            for param, default in (("conv", None), ("stride", 1), ("padding", "valid"), ("pool", "none")):
+                if getattr(self, param) != default:
+                    raise ConfigError.invalid(param, getattr(self, param), "only for a convolutional network "
+                                                                           "(arch cnn)")
+        elif self.init != "glorot":
+            raise ConfigError.invalid("init", self.init, "the CNN is initialised glorot (normal) only")
+        if self.model is not None:
+            _text("model", self.model)
+            path, sep, name = self.model.rpartition(":")
+            if not sep or not path or not name:
+                raise ConfigError.invalid("model", self.model, "give FILE.py:FUNCTION, e.g. mynet.py:build")
+            if not Path(path).is_file():
+                raise ConfigError.invalid("model", self.model, f"no such file {path!r}")
+            if self.arch != "mlp":
+                raise ConfigError.invalid("arch", self.arch, "a model file replaces the built-in networks; give "
+                                                             "one of them")
 
     def to_dict(self) -> dict:
         """The configuration as JSON-ready values (``units`` a list)."""
         d = dataclasses.asdict(self)
         d["units"] = list(self.units)
+        for name in NETWORK_FIELDS:  # left out at their defaults: older identities stay the same
+            if d[name] == _NETWORK_DEFAULTS[name]:
+                del d[name]
+        if self.arch == "cnn":
+            d["conv"] = conv_text(self.conv_layers)
+        if self.model is not None:
+            d["model_sha256"] = model_file_hash(self.model)
         return d
 
 
@@ -180,6 +282,8 @@ def _choice(param: str, value, allowed) -> None:
     if value not in allowed:
         raise ConfigError.invalid(param, value, f"not one of {', '.join(allowed)}")
 
+
+_NETWORK_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name in NETWORK_FIELDS}
 
 #: the fields a command line, a grid file or a sweep may set, in the order of ``run --help``
 RUN_OPTIONS = tuple(f.name for f in dataclasses.fields(RunConfig))

@@ -114,6 +114,17 @@ def effective_outputs(K: int, loss: str) -> int:
     return K - 1 if loss == "cross" else K
 
 
+def trivial_prediction(*, p: int, n: int, K: int, loss: str, r: int) -> Prediction:
+    """The bounds that hold for every network (a CNN, a user's model): ``rank H_o ≤
+    min(p, nK')`` (:math:`H_o = \\sum_i J_i^\\top \\Lambda_i J_i`, :math:`\\operatorname{rank}
+    \\Lambda_i \\le K'`) and each rank ``≤ p``; kind ``bound``, no formula (q, s, M, L are 0)."""
+    K_eff = effective_outputs(K, loss)
+    h_o = min(p, n * K_eff)
+    return Prediction(H_L=p, H_o=h_o, H_F=p, kinds=dict.fromkeys(MATRICES, "bound"),
+                      bounds={"H_L": "p", "H_o": "nK'" if h_o < p else "p", "H_F": "p"},
+                      r=r, K_eff=K_eff, q=0, s=0, M=0, L=0, p=p)
+
+
 def num_params(*, d: int, units, K: int, bias: bool) -> int:
     """``p`` of the MLP with widths ``(d, *units, K)``."""
     widths = (d, *units, K)

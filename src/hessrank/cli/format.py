@@ -6,6 +6,7 @@ import math
 
 from ..linalg import RTOL_SCAN
 from ..matrices import MATRICES
+from ..measure.network import network_label
 from ..theory import DEFICIENCY_PARTS, compare_rank
 
 
@@ -81,15 +82,15 @@ def format_result(result) -> str:
     proven bound (never expected: the bound or the measurement would be wrong)."""
     c = result.config
     pred = result.prediction
-    net = "-".join(map(str, (result.d, *c.units, c.K)))
     r_aff = f", r̃ = rank [X, 1] = {pred.r_affine}" if pred.r_affine is not None else ""
+    theory = [f"theory   K' = {pred.K_eff}, q = {pred.q}, s = {pred.s}, M = {pred.M}, L = {pred.L}",
+              *(f"         {phrase}" for phrase in describe_predictions(pred))] if c.network == "mlp" else \
+        [f"bounds   rank H_o ≤ min(p, nK') with K' = {pred.K_eff}, each rank ≤ p (no formula for this network)"]
     lines = [
         f"data     {c.dataset} ({result.dataset_source}): n = {result.n}, d = {result.d}, r = rank(Σ xxᵀ) = "
         f"{result.r}{r_aff}",
-        f"network  {net}, {c.activation}, {'bias' if c.bias else 'no bias'}, {c.init} init, seed {c.seed}; "
-        f"loss {c.loss}; p = {result.p}",
-        f"theory   K' = {pred.K_eff}, q = {pred.q}, s = {pred.s}, M = {pred.M}, L = {pred.L}",
-        *(f"         {phrase}" for phrase in describe_predictions(pred)),
+        f"network  {network_label(c, result.d)}, seed {c.seed}; loss {c.loss}; p = {result.p}",
+        *theory,
         "",
         f"{'matrix':<7}{'rank':>8}{'predicted':>11}  {'kind':<9}{'tolerance':>11}{'gap (decades)':>15}",
     ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -21,9 +20,13 @@ from ..atomicio import atomic_output, check_writable
 from ..compile_cache import default_cache_dir, enable_compile_cache
 from ..config import (
     ACTIVATIONS,
+    ARCHS,
+    DEFAULT_CONV,
     INITS,
     LOSSES,
     METHODS,
+    PADDINGS,
+    POOLS,
     RESIZES,
     RUN_OPTIONS,
     RunConfig,
@@ -33,9 +36,9 @@ from ..config import (
 from ..data import availability, describe_roots, download_root, fetch, load_dataset, search_roots
 from ..errors import ConfigError, HessrankError
 from ..grid import format_grid_summary, load_grid, run_grid
-from ..measure import SpectrumOptions, hessian_ranks, hessian_spectrum_mlp, run
+from ..measure import SpectrumOptions, hessian_spectrum_mlp, run
 from ..measure.blocks import BLOCK_KINDS
-from ..models import build_cnn, load_user_model
+from ..measure.network import network_label
 from ..models.params import load_arrays
 from ..plotting import plot_density, plot_grid, plot_spectrum, plot_sweep, plot_training
 from ..store import (
@@ -63,7 +66,6 @@ from ..training import OPTIMIZERS, TrainConfig, format_training, parse_checkpoin
 from .format import (
     format_blocks,
     format_explain,
-    format_model_result,
     format_rank_vs_rtol,
     format_result,
     format_spectrum,
@@ -127,6 +129,20 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults: RunConfig | No
     g.add_argument("--bias", action="store_true", default=d.bias, help="add biases (default: none, as in the paper)")
     g.add_argument("--init", default=d.init, help=f"one of {', '.join(INITS)} (default {d.init})")
     g.add_argument("--seed", type=int, default=d.seed, help=f"seed of data and initialisation (default {d.seed})")
+    g.add_argument("--arch", default=d.arch, help=f"{' or '.join(ARCHS)} (default {d.arch}): cnn is --conv layers on "
+                                                  "√dim × √dim images, then one dense layer to K")
+    g.add_argument("--conv", default=d.conv, help=f"cnn: channels:kernel of each conv layer (default {DEFAULT_CONV})")
+    g.add_argument("--stride", type=int, default=d.stride, help=f"cnn: stride of every conv layer (default "
+                                                                 f"{d.stride})")
+    g.add_argument("--padding", default=d.padding, help=f"cnn: {' or '.join(PADDINGS)} (default {d.padding})")
+    g.add_argument("--pool", default=d.pool, help=f"cnn: {' or '.join(POOLS)} (2×2 average pool after each conv "
+                                                  f"layer; default {d.pool})")
+    g.add_argument("--model", metavar="FILE.py:FUNCTION", default=d.model,
+                   help="your own network: FUNCTION(d, K, seed) returns (f, params), f(params, X) -> (n, K) "
+                        "(--units, --activation, --bias, --init are then not used)")
+    g.add_argument("--blocks", choices=BLOCK_KINDS, default=None,
+                   help="also rank the diagonal blocks of H_L, H_o, H_F, one per parameter array (leaves) or per "
+                        "layer (layers), at the tolerance of the whole matrix")
     g = parser.add_argument_group("loss and computation")
     g.add_argument("--loss", default=d.loss, help=f"one of {', '.join(LOSSES)} (default {d.loss})")
     g.add_argument("--batch_size", "--batch-size", dest="batch_size", type=int, default=d.batch_size,
@@ -170,7 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--params", metavar="FILE.npz", default=None,
                        help="measure at these parameters (one array per leaf W1, b1, …, as `hessian-rank train` "
                             "saves them) instead of the initialisation")
-    add_model_options(p_run)
     p_run.set_defaults(handler=_cmd_run)
     add_spectrum_options(sub.add_parser("spectrum", help="top eigenvalues, trace, density, outliers and condition "
                                                          "of H_L, H_o, H_F", description=_SPECTRUM_DESCRIPTION))
@@ -216,12 +231,10 @@ def _cmd_datasets(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    if args.model or args.arch != "mlp":
-        if args.params:
-            raise ConfigError(f"--params with {'--model' if args.model else '--arch'}: saved parameters are read "
-                              "for the built-in MLP only")
-        return _cmd_run_any_model(args)
     cfg = config_from_args(args)
+    if args.explain and cfg.network != "mlp":
+        raise ConfigError.invalid("explain", True, f"{cfg.network}: the theory of null spaces is the MLP's; "
+                                                   "leave --explain out", quoted=False)
     if args.spectrum:
         check_writable(args.spectrum, param="spectrum")
     params = None if args.params is None else load_arrays(args.params)
@@ -230,6 +243,8 @@ def _cmd_run(args) -> int:
         write_spectrum_csv(args.spectrum, result)
     if args.json:
         out = result.to_dict()
+        if cfg.network != "mlp":
+            out["model"] = network_label(result.config, result.d)
         if args.params:
             out["params"] = args.params
         print(json.dumps(out, allow_nan=False))
@@ -288,6 +303,9 @@ def add_spectrum_options(parser: argparse.ArgumentParser) -> None:
 
 def _cmd_spectrum(args) -> int:
     cfg = config_from_args(args)
+    if args.blocks:
+        raise ConfigError.invalid("blocks", args.blocks, "not available with spectrum; use `hessian-rank run "
+                                                         "--blocks`")
     options = SpectrumOptions(top=args.top, trace=args.trace, density=args.density,
                               eigenvectors=bool(args.eigenvectors), trace_samples=args.trace_samples,
                               probes=args.probes, lanczos_steps=args.lanczos_steps).validate()
@@ -315,69 +333,6 @@ def _cmd_spectrum(args) -> int:
         print()
         for path in paths:
             print(f"written: {path}")
-    return 0
-
-
-# --------------------------------------------------------------------------- #
-# Any model (issue 12): `run --blocks`, `run --model FILE.py:build`, `run --arch cnn --conv 8:3,8:3`.
-# Flags of `run` only (not of sweeps and grids, whose options are add_run_options').
-
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """The options of ``hessian-rank run`` for per-block ranks, a user's model and the built-in CNN."""
-    g = parser.add_argument_group("any model and per-block ranks")
-    g.add_argument("--blocks", choices=BLOCK_KINDS, default=None,
-                   help="also rank the diagonal blocks of H_L, H_o, H_F, one per parameter array (leaves) or per "
-                        "layer (layers), at the tolerance of the whole matrix")
-    g.add_argument("--model", metavar="FILE.py:FUNCTION", default=None,
-                   help="your own network: FUNCTION(d, K, seed) returns (f, params), f(params, X) -> (n, K) "
-                        "(--units, --activation, --bias, --init are then not used)")
-    g.add_argument("--arch", default="mlp", help="mlp (default) or cnn: --conv layers on √dim × √dim images, then "
-                                                 "one dense layer to K")
-    g.add_argument("--conv", default="8:3,8:3", help="cnn: channels:kernel of each conv layer (default 8:3,8:3)")
-    g.add_argument("--stride", type=int, default=1, help="cnn: stride of every conv layer (default 1)")
-    g.add_argument("--padding", default="valid", help="cnn: valid or same (default valid)")
-    g.add_argument("--pool", default="none", help="cnn: none or avg (2×2 average pool after each conv layer)")
-
-
-def _cmd_run_any_model(args) -> int:
-    if args.arch not in ("mlp", "cnn"):
-        raise ConfigError.invalid("arch", args.arch, "not one of mlp, cnn")
-    if args.model and args.arch != "mlp":
-        raise ConfigError("--model with --arch cnn: give one of them")
-    unavailable = [flag for flag, given in (("--spectrum", args.spectrum), ("--rank-vs-rtol", args.rank_vs_rtol),
-                                            ("--explain", args.explain)) if given]
-    if unavailable:
-        raise ConfigError(f"{unavailable[0]} is not yet available with {'--model' if args.model else '--arch cnn'}")
-    cfg = config_from_args(args)
-    data = load_dataset(cfg)
-    if args.model:
-        f, params = load_user_model(args.model, data.d, data.K, cfg.seed)
-        label = f"{args.model} (d = {data.d}, K = {data.K}, seed {cfg.seed})"
-    else:
-        f, params = build_cnn(data.d, data.K, args.conv, stride=args.stride, padding=args.padding, pool=args.pool,
-                              activation=cfg.activation, bias=cfg.bias, seed=cfg.seed)
-        side = math.isqrt(data.d)
-        label = (f"cnn {args.conv} on {side}×{side} images, stride {args.stride}, {args.padding}, pool "
-                 f"{args.pool}, {cfg.activation}, {'bias' if cfg.bias else 'no bias'}, seed {cfg.seed}")
-    try:
-        result = hessian_ranks(f, params, data.X, data.Y, loss=cfg.loss, method=cfg.method, blocks=args.blocks,
-                               rtol=cfg.rtol, atol=cfg.atol, batch_size=cfg.effective_batch_size(data.n),
-                               seed=cfg.seed)
-    except ConfigError as err:
-        if err.param in ("f", "params") and args.model:  # the model's own fault: name the flag that chose it
-            raise ConfigError.invalid("model", args.model, f"{err}") from None
-        raise
-    if args.json:
-        out = result.to_dict()
-        out["model"] = label
-        out["dataset"] = {"name": cfg.dataset, "source": data.source, "n": data.n, "d": data.d}
-        print(json.dumps(out, allow_nan=False))
-        return 0
-    print(format_model_result(result, data=f"{cfg.dataset} ({data.source}): n = {data.n}, d = {data.d}",
-                              model=label))
-    if result.blocks:
-        print()
-        print(format_blocks(result.blocks))
     return 0
 
 
@@ -472,7 +427,6 @@ _TRAIN_DESCRIPTION = (
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """Options of ``hessian-rank train``: every ``run`` option plus the training."""
     add_run_options(parser)
-    add_model_options(parser)
     g = parser.add_argument_group("training")
     g.add_argument("--optimizer", default="sgd", help=f"one of {', '.join(OPTIMIZERS)} (default sgd)")
     g.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
@@ -487,17 +441,14 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_train(args) -> int:
-    if args.model or args.arch != "mlp" or args.blocks:
-        flag = "--model" if args.model else ("--arch" if args.arch != "mlp" else "--blocks")
-        raise ConfigError(f"{flag} is not yet available with train: it trains the built-in MLP (--units, "
-                          "--activation, --bias); measure a saved checkpoint with `run --params`")
     cfg = config_from_args(args)
     tc = TrainConfig(optimizer=args.optimizer, lr=args.lr, steps=args.steps, train_batch=args.train_batch)
     tc.validate()
     if args.checkpoints is not None:
         tc = TrainConfig(optimizer=tc.optimizer, lr=tc.lr, steps=tc.steps, train_batch=tc.train_batch,
                          checkpoints=parse_checkpoints(args.checkpoints, steps=tc.steps))
-    outcome = run_training(cfg, tc, out=args.out, progress=lambda total: Progress(total, desc="training"))
+    outcome = run_training(cfg, tc, out=args.out, blocks=args.blocks,
+                           progress=lambda total: Progress(total, desc="training"))
     print(format_training(outcome))
     return 0
 
@@ -616,6 +567,9 @@ def _plot_spectrum(args):
     defaults = run_option_defaults()
     filled = {k: (defaults[k] if getattr(args, k, None) is None else getattr(args, k)) for k in defaults}
     cfg = config_from_args(argparse.Namespace(**{**vars(args), **filled}))
+    if cfg.network != "mlp":
+        raise ConfigError.invalid("spectrum", True, f"{cfg.network}: the stored spectrum plot is the MLP's; use "
+                                                    "`hessian-rank run --spectrum FILE.csv`", quoted=False)
     data = load_dataset(cfg)
     table = spectrum_table(cfg, n=data.n, d=data.d, out=args.out)
     check_writable(table.csv_path, param="out")

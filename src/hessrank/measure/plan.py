@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..matrices import AUTO, DENSE, H_O_GRAM, H_O_SKETCH, H_O_SQUARE, MATRIX_FREE
-from ..models import MLP
+from .network import network_num_params
 
 #: p×p float64 matrices alive at the peak of a dense run: 3 accumulators, one
 #: batch contribution, one LAPACK work copy
@@ -195,9 +195,9 @@ def plan_before_loading(config, *, n: int | None, d: int | None) -> None:
     if n is not None and d is not None:
         check_data_size(n, d, config.K)
     if d is not None:
-        p = MLP(widths=(int(d), *config.units, int(config.K)), activation=config.activation,
-                bias=config.bias).num_params
-        plan_method(config.method, p, n or 1, config.K)
+        p = network_num_params(config, int(d), int(config.K))
+        if p is not None:  # a user's model: only its build knows p
+            plan_method(config.method, p, n or 1, config.K)
 
 
 def _gib(nbytes: float) -> str:

@@ -24,9 +24,10 @@ from ..linalg import (
 from ..matrices import DENSE, H_O_GRAM, MATRICES
 from ..models import MLP, Model, get_loss
 from ..models.params import flat_params
-from ..theory import Deficiency, Prediction, explain_deficiency, predict_ranks
+from ..theory import Deficiency, Prediction, explain_deficiency, predict_ranks, trivial_prediction
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
 from .matrixfree import matrix_free_ranks
+from .network import build_network
 from .plan import MethodPlan, plan_before_loading, plan_method
 from .provenance import peak_rss_bytes, provenance
 
@@ -77,6 +78,8 @@ class Result:
         """``p - rank`` of each measured matrix split into the parts the theory accounts
         for and the unexplained rest (:func:`~hessrank.theory.explain_deficiency`)."""
         c = self.config
+        if c.network != "mlp":  # no theory of this network's null spaces
+            return {}
         return explain_deficiency(ranks={k: v.rank for k, v in self.ranks.items()}, r=self.r, K=c.K,
                                   units=c.units, d=self.d, n=self.n, loss=c.loss, activation=c.activation,
                                   bias=c.bias, r_affine=self.prediction.r_affine)
@@ -131,17 +134,29 @@ def _finite_or_none(x):
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def build(config: RunConfig) -> tuple[Dataset, MLP, np.ndarray]:
-    """Validate ``config`` and make its data, network and initial parameters."""
+def build(config: RunConfig) -> tuple[Dataset, Model, np.ndarray]:
+    """Validate ``config`` and make its data, network (the MLP, the CNN or a user's model,
+    :func:`~hessrank.measure.network.build_network`) and initial parameters; a user's
+    model whose outputs on the data are not finite (n, K) arrays is refused naming ``model``."""
     config.validate()
     plan_before_loading(config, **expected_shape(config))  # sizes first: nothing is allocated yet
     data = load_dataset(config)
     if config.batch_size is not None and config.batch_size > data.n:
         raise ConfigError.invalid("batch_size", config.batch_size,
                                   f"larger than the sample size n = {data.n}; use 1..{data.n}")
-    model = MLP(widths=(data.d, *config.units, data.K), activation=config.activation, bias=config.bias)
-    plan_method(config.method, model.num_params, data.n, data.K)  # p planned before θ exists
-    theta = model.init(seed=config.seed, scheme=config.init)
+    if config.network == "mlp":
+        plan_method(config.method, MLP(widths=(data.d, *config.units, data.K)).num_params, data.n, data.K)
+    model, theta = build_network(config, data.d, data.K)  # the MLP's p was planned before θ exists
+    plan_method(config.method, model.num_params, data.n, data.K)
+    if config.network != "mlp":
+        from .model import check_outputs  # model.py builds on this module
+
+        try:
+            check_outputs(model, theta, data.X, data.K, config.effective_batch_size(data.n))
+        except ConfigError as err:
+            if config.network != "model":
+                raise
+            raise ConfigError.invalid("model", config.model, str(err)) from None
     return data, model, theta
 
 
@@ -152,6 +167,11 @@ def make_result(config: RunConfig, data: Dataset, n: int, p: int, ranks: dict[st
     config = config.replace(n=n, dim=data.d)  # record what the defaults resolved to
     X = data.X[:n]
     r = covariance_rank(X, rtol=config.rtol, atol=config.atol).rank
+    if config.network != "mlp":  # no formula: the bounds every network obeys
+        prediction = trivial_prediction(p=p, n=n, K=data.K, loss=config.loss, r=r)
+        return Result(config=config, p=p, n=n, d=data.d, r=r, ranks=ranks, prediction=prediction, seconds=seconds,
+                      method=plan.method, method_reason=plan.reason, dataset_source=data.source, timings=timings,
+                      method_details=details, peak_rss_bytes=peak_rss_bytes(), provenance=provenance())
     r_affine = _affine_rank(X, r, rtol=config.rtol, atol=config.atol) if config.bias else None
     prediction = predict_ranks(r=r, K=data.K, units=config.units, loss=config.loss, activation=config.activation,
                                bias=config.bias, n=n, d=data.d, r_affine=r_affine)

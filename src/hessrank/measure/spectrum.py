@@ -301,6 +301,9 @@ def hessian_spectrum_mlp(config: RunConfig, *, top: int = 20, trace: bool = True
                               **settings).validate()
     if method is not None:
         config = config.replace(method=method)
+    if config.network != "mlp":
+        param = "model" if config.network == "model" else "arch"
+        raise ConfigError.invalid(param, getattr(config, param), "spectra are measured for the built-in MLP only")
     data, model, theta = build(config)
     p = model.num_params
     plan = plan_spectrum(config.method, p, data.n, data.K, options)

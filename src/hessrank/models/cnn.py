@@ -15,30 +15,13 @@ import math
 import jax
 import numpy as np
 
+from ..config import PADDINGS, POOLS, parse_conv
 from ..errors import ConfigError
 from .mlp import _ACTIVATIONS, BIAS_INIT_STD
 
-PADDINGS = ("valid", "same")
-POOLS = ("none", "avg")
 
-
-def parse_conv(spec: str) -> tuple[tuple[int, int], ...]:
-    """``"8:3,8:3"`` -> ``((8, 3), (8, 3))``: (channels, kernel) of each conv layer."""
-    layers = []
-    for part in str(spec).split(","):
-        try:
-            c, k = (int(x) for x in part.split(":"))
-        except ValueError:
-            raise ConfigError.invalid("conv", spec, "give channels:kernel per layer, e.g. 8:3,8:3") from None
-        if c < 1 or k < 1:
-            raise ConfigError.invalid("conv", spec, "channels and kernel must be >= 1")
-        layers.append((c, k))
-    return tuple(layers)
-
-
-def build_cnn(d: int, K: int, conv, *, stride: int = 1, padding: str = "valid", pool: str = "none",
-              activation: str = "relu", bias: bool = False, seed: int = 1):
-    """``(f, params)`` of the CNN: ``f(params, X)`` for X of shape (n, d), outputs (n, K)."""
+def _checked(d: int, conv, stride: int, padding: str, pool: str):
+    """``(conv layers, image side, side of each layer's output maps)``, or :class:`ConfigError`."""
     conv = parse_conv(conv) if isinstance(conv, str) else tuple(conv)
     side = math.isqrt(d)
     if side * side != d:
@@ -49,23 +32,44 @@ def build_cnn(d: int, K: int, conv, *, stride: int = 1, padding: str = "valid", 
         raise ConfigError.invalid("pool", pool, f"not one of {', '.join(POOLS)}")
     if stride < 1:
         raise ConfigError.invalid("stride", stride, "must be >= 1")
-    if activation not in _ACTIVATIONS:
-        raise ConfigError.invalid("activation", activation, f"not one of {', '.join(_ACTIVATIONS)}")
-    rng = np.random.default_rng(seed)
-    params, c_in, size = {}, 1, side
-    for l, (c, k) in enumerate(conv, start=1):
+    sizes, size = [], side
+    for l, (_, k) in enumerate(conv, start=1):
         size = (size - k) // stride + 1 if padding == "valid" else -(-size // stride)
         if pool == "avg":
             size //= 2
         if size < 1:
             raise ConfigError.invalid("conv", ",".join(f"{a}:{b}" for a, b in conv),
                                       f"layer {l} leaves no pixels of the {side}×{side} images")
+        sizes.append(size)
+    return conv, side, sizes
+
+
+def cnn_num_params(d: int, K: int, conv, *, stride: int = 1, padding: str = "valid", pool: str = "none",
+                   bias: bool = False) -> int:
+    """``p`` of the CNN of :func:`build_cnn`, counted without making its parameters."""
+    conv, _, sizes = _checked(d, conv, stride, padding, pool)
+    p, c_in = 0, 1
+    for c, k in conv:
+        p += c * c_in * k * k + (c if bias else 0)
+        c_in = c
+    return p + c_in * sizes[-1] ** 2 * K + (K if bias else 0)
+
+
+def build_cnn(d: int, K: int, conv, *, stride: int = 1, padding: str = "valid", pool: str = "none",
+              activation: str = "relu", bias: bool = False, seed: int = 1):
+    """``(f, params)`` of the CNN: ``f(params, X)`` for X of shape (n, d), outputs (n, K)."""
+    conv, side, sizes = _checked(d, conv, stride, padding, pool)
+    if activation not in _ACTIVATIONS:
+        raise ConfigError.invalid("activation", activation, f"not one of {', '.join(_ACTIVATIONS)}")
+    rng = np.random.default_rng(seed)
+    params, c_in = {}, 1
+    for l, (c, k) in enumerate(conv, start=1):
         std = math.sqrt(2.0 / ((c_in + c) * k * k))
         params[f"conv{l}"] = {"w": std * rng.standard_normal((c, c_in, k, k))}
         if bias:
             params[f"conv{l}"]["b"] = BIAS_INIT_STD * rng.standard_normal(c)
         c_in = c
-    flat = c_in * size * size
+    flat = c_in * sizes[-1] * sizes[-1]
     params["dense"] = {"w": math.sqrt(2.0 / (flat + K)) * rng.standard_normal((flat, K))}
     if bias:
         params["dense"]["b"] = BIAS_INIT_STD * rng.standard_normal(K)

@@ -30,6 +30,8 @@ class FunctionModel:
     leaves: tuple[tuple[str, int], ...]
     #: path components every leaf shares (skipped when naming layers)
     shared_prefix: int = 0
+    #: ``(leaf name, shape)`` of each leaf, in θ's order (for saving and reading named arrays)
+    shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def apply(self, theta, X):
         """Outputs ``f(unravel(θ), X)``."""
@@ -77,5 +79,6 @@ def function_model(f: Callable, params) -> tuple[FunctionModel, jax.Array]:
         else:
             shared = 0
         model = FunctionModel(f=f, unravel=unravel, num_params=int(theta.shape[0]),
-                              leaves=tuple((n, int(a.size)) for n, a in zip(names, arrays)), shared_prefix=shared)
+                              leaves=tuple((n, int(a.size)) for n, a in zip(names, arrays)), shared_prefix=shared,
+                              shapes=tuple((n, tuple(int(x) for x in a.shape)) for n, a in zip(names, arrays)))
         return model, theta

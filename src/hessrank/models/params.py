@@ -57,7 +57,8 @@ def flat_params(model, arrays, *, param: str = "params", source: str = "") -> np
 
 
 def _widths(model) -> str:
-    return "-".join(map(str, model.widths))
+    widths = getattr(model, "widths", None)
+    return "-".join(map(str, widths)) if widths else f"of p = {model.num_params}"
 
 
 def save_arrays(path, arrays: dict) -> None:
