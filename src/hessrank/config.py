@@ -235,6 +235,9 @@ class RunConfig:
                 del d[name]
         if self.arch == "cnn":
             d["conv"] = conv_text(self.conv_layers)
+        if self.network != "mlp":  # settings only the MLP reads
+            for name in ("units", "init") + (("activation", "bias") if self.network == "model" else ()):
+                del d[name]
         if self.model is not None:
             d["model_sha256"] = model_file_hash(self.model)
         return d

@@ -7,6 +7,13 @@ r"""Rank of H_L, H_o, H_F against sample size, width and depth (the paper's thre
   :math:`r = \mathrm{rank}(\sum_{i \le n} x_i x_i^\top)` grows with them.
 * ``width``: two hidden layers of width :math:`w` for each :math:`w` in ``widths``, fixed n.
 * ``depth``: :math:`1, 2, \dots` hidden layers of one ``width``, fixed n.
+* ``channels``: a CNN (``arch = "cnn"``) whose every conv layer has the swept number of
+  channels (kernels, stride, padding, pool kept), fixed n.
+
+A CNN or a user's model (``model``) can be swept over the sample size; width and depth
+are the MLP's (refused for the others), channels the CNN's. Asked for blocks
+(``blocks = "layers"``), each point's per-block ranks land in a side table
+(:class:`~hessrank.store.BlockTable`), the main table keeping its columns.
 
 Every point is stored as one CSV row as soon as it is measured (see
 :class:`~hessrank.store.ResultTable`). Started again with the same configuration, a
@@ -22,19 +29,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomicio import check_writable
-from .config import MAX_SIZE, RunConfig
+from .config import MAX_SIZE, RunConfig, conv_text
 from .curvature import running_hessians
 from .data import expected_shape, load_dataset
 from .errors import ConfigError
 from .linalg import numerical_rank
 from .matrices import DENSE, MATRICES, SUFFIX
-from .measure import build, make_result, measure_ranks, plan_before_loading, plan_method, provenance, run
-from .models import MLP, get_loss
+from .measure import build, make_result, measure_model_ranks, plan_before_loading, plan_method, provenance, run
+from .measure.blocks import BlockRanks, at_whole_tolerance, dense_block_spectrum, resolve_blocks
+from .measure.network import network_folder_name, network_num_params, network_words
+from .models import get_loss
 from .store import (
     RESULT_COLUMNS,
+    BlockTable,
     ResultTable,
     StoredOutcome,
-    architecture_name,
     comparison_lines,
     config_hash,
     config_identity,
@@ -47,9 +56,9 @@ from .store import (
     stored_session,
 )
 
-TASKS = ("samplesize", "width", "depth")
+TASKS = ("samplesize", "width", "depth", "channels")
 #: the CSV column named for the swept quantity
-KEY_COLUMN = {"samplesize": "n", "width": "width", "depth": "depth"}
+KEY_COLUMN = {"samplesize": "n", "width": "width", "depth": "depth", "channels": "channels"}
 #: the width sweep's networks: this many hidden layers, all of the swept width
 WIDTH_SWEEP_LAYERS = 2
 
@@ -58,10 +67,12 @@ DEFAULT_N_MAX = 400
 DEFAULT_WIDTHS = "4:56:4"
 DEFAULT_DEPTHS = "1:9:1"
 DEFAULT_DEPTH_WIDTH = 25
+DEFAULT_CHANNELS = "2:16:2"
 SWEEP_DEFAULTS = {
     "samplesize": RunConfig(dataset="MNIST", n=None, dim=64, K=10, units=(10, 10), batch_size=10),
     "width": RunConfig(dataset="MNIST", n=100, dim=64, K=10, batch_size=10),
     "depth": RunConfig(dataset="MNIST", n=50, dim=16, K=10, batch_size=10),
+    "channels": RunConfig(dataset="MNIST", n=100, dim=64, K=10, batch_size=10, arch="cnn"),
 }
 
 
@@ -133,13 +144,24 @@ class Sweep:
             return self.base.replace(n=int(point))
         if self.task == "width":
             return self.base.replace(units=(int(point),) * WIDTH_SWEEP_LAYERS)
+        if self.task == "channels":
+            return self.base.replace(conv=conv_text((int(point), k) for _, k in self.base.conv_layers))
         return self.base.replace(units=(int(self.width),) * int(point))
+
+    @property
+    def kernels(self) -> list[int]:
+        """channels: the kernel size of each conv layer."""
+        return [k for _, k in self.base.conv_layers]
 
     def identity(self) -> dict:
         """What defines this sweep's stored rows: every setting but the swept one."""
         if self.task == "samplesize":
             return config_identity(self.base, task="samplesize")
         ident = config_identity(self.base, task=self.task)
+        if self.task == "channels":
+            ident.pop("conv")
+            ident["kernels"] = self.kernels
+            return ident
         ident.pop("units")
         if self.task == "width":
             ident["hidden_layers"] = WIDTH_SWEEP_LAYERS
@@ -151,9 +173,11 @@ class Sweep:
         """``<out>/store/<task>/<loss>/<dataset>/…`` as the paper laid it out."""
         c = self.base
         if self.task == "samplesize":
-            return store_folder(out, "samplesize", c.loss, c.dataset, architecture_name(d, c.units, c.K))
+            return store_folder(out, "samplesize", c.loss, c.dataset, network_folder_name(c, d))
         if self.task == "width":
             return store_folder(out, "width", c.loss, c.dataset)
+        if self.task == "channels":
+            return store_folder(out, "channels", c.loss, c.dataset, "k" + "-".join(map(str, self.kernels)))
         return store_folder(out, "depth", c.loss, c.dataset, self.width)
 
     def table(self, out, *, d: int) -> ResultTable:
@@ -166,9 +190,13 @@ class Sweep:
         c = self.base
         words = ["hessian-rank", "sweep", self.task, "--dataset", c.dataset]
         if self.task == "samplesize":
-            words += ["--n-max", str(c.n), "--units", ",".join(map(str, c.units))]
+            words += ["--n-max", str(c.n)]
+            words += ["--units", ",".join(map(str, c.units))] if c.network == "mlp" else []
         else:
             words += ["--n", str(c.n)]
+        words += network_words(c)
+        if self.task == "channels":
+            words += ["--channels", ",".join(map(str, self.points))]
         if self.task == "width":
             words += ["--widths", ",".join(map(str, self.points))]
         if self.task == "depth":
@@ -188,9 +216,9 @@ class Sweep:
 
 
 def make_sweep(task: str, base: RunConfig, *, n_max: int | None = None, widths=None, depths=None,
-               width: int | None = None) -> Sweep:
-    """A validated :class:`Sweep`. ``widths`` / ``depths`` are sequences or range strings
-    (:func:`parse_range`); unset ones take the paper's values."""
+               width: int | None = None, channels=None) -> Sweep:
+    """A validated :class:`Sweep`. ``widths`` / ``depths`` / ``channels`` are sequences or
+    range strings (:func:`parse_range`); unset ones take the paper's values (channels 2:16:2)."""
     if task not in TASKS:
         raise ConfigError.invalid("task", task, f"not one of {', '.join(TASKS)}")
     if task == "samplesize":
@@ -204,8 +232,19 @@ def make_sweep(task: str, base: RunConfig, *, n_max: int | None = None, widths=N
         _check_point_count("n_max", n_max, n_max // bs)
         base = base.replace(n=n_max, batch_size=bs).validate()
         return Sweep("samplesize", base, tuple(range(bs, n_max + 1, bs)))
+    if task in ("width", "depth") and base.network != "mlp":
+        param = "model" if base.network == "model" else "arch"
+        raise ConfigError.invalid(param, getattr(base, param), f"the {task} sweep varies the hidden layers of the "
+                                                               "MLP; sweep this network's sample size (samplesize)"
+                                  + (" or channels" if base.network == "cnn" else ""))
+    if task == "channels" and base.network != "cnn":
+        param = "model" if base.network == "model" else "arch"
+        raise ConfigError.invalid(param, getattr(base, param), "the channels sweep varies the conv channels of the "
+                                                               "CNN; give arch cnn")
     if task == "width":
         sweep = Sweep("width", base, _points(widths, DEFAULT_WIDTHS, param="widths"))
+    elif task == "channels":
+        sweep = Sweep("channels", base, _points(channels, DEFAULT_CHANNELS, param="channels"))
     else:
         width = DEFAULT_DEPTH_WIDTH if width is None else width
         if not isinstance(width, int) or width < 1:
@@ -231,8 +270,11 @@ class SweepOutcome(StoredOutcome):
     sweep: Sweep
 
 
-def run_sweep(sweep: Sweep, *, out="results", progress=None) -> SweepOutcome:
+def run_sweep(sweep: Sweep, *, out="results", blocks=None, progress=None) -> SweepOutcome:
     """Measure every point of ``sweep`` that is not stored yet under ``out``.
+
+    ``blocks`` (``"leaves"``, ``"layers"``): also store each point's per-block ranks in the
+    side table ``<stem>_blocks.csv``; a point stored without them is measured again.
 
     Each point is written to the CSV (atomically) as soon as it is measured; the JSON
     beside it records the configuration, the command, package versions and machine of
@@ -241,8 +283,9 @@ def run_sweep(sweep: Sweep, *, out="results", progress=None) -> SweepOutcome:
     largest = sweep.base if sweep.task == "samplesize" else sweep.config_at(max(sweep.points))
     plan_before_loading(largest, **expected_shape(largest))  # sizes first: nothing is allocated yet
     data = load_dataset(sweep.base)  # bad data options fail here, before any file is made
-    sizes = [MLP(widths=(data.d, *sweep.config_at(p).units, data.K)).num_params for p in sweep.points]
-    plan_method(sweep.base.method, max(sizes), data.n, data.K)  # refuses what cannot fit, before any file
+    sizes = [network_num_params(sweep.config_at(p), data.d, data.K) for p in sweep.points]
+    if None not in sizes:  # a user's model: only its build knows p (planned when it is built)
+        plan_method(sweep.base.method, max(sizes), data.n, data.K)  # refuses what cannot fit, before any file
     table = sweep.table(out, d=data.d)
     check_writable(table.csv_path, param="out")
     key = sweep.key
@@ -256,15 +299,18 @@ def run_sweep(sweep: Sweep, *, out="results", progress=None) -> SweepOutcome:
     }
     with stored_session(table, sweep.identity(), describe=describe, key=lambda row: int(row[key]),
                         provenance=provenance()) as session:
-        missing = [p for p in sweep.points if p not in session.rows]
+        side = BlockTable(table, key) if blocks is not None else None
+        missing = [p for p in sweep.points if p not in session.rows or (side is not None and not side.has(p))]
         outcome = SweepOutcome(sweep=sweep, table=table, stored_before=session.stored_before,
                                set_aside=session.set_aside)
         bar = progress(len(missing)) if (progress is not None and missing) else None
         try:
             if bar is not None:
                 bar.begin(f"{key}={missing[0]}")
-            for i, (point, result) in enumerate(_measure(sweep, missing)):
+            for i, (point, result) in enumerate(_measure(sweep, missing, blocks)):
                 session.store(point, {key: str(point), **result_row(result)}, order=sorted)
+                if side is not None:
+                    side.store(point, result.blocks)
                 outcome.computed.append(point)
                 if bar is not None:
                     bar.end(f"{key}={point}", _point_message(session.rows[point]))
@@ -278,18 +324,18 @@ def run_sweep(sweep: Sweep, *, out="results", progress=None) -> SweepOutcome:
     return outcome
 
 
-def _measure(sweep: Sweep, missing):
+def _measure(sweep: Sweep, missing, blocks=None):
     """Yield ``(point, Result)`` for each point in ``missing`` (ascending)."""
     if not missing:
         return
     if sweep.task != "samplesize":
         for point in missing:
-            yield point, run(sweep.config_at(point))
+            yield point, run(sweep.config_at(point), blocks=blocks)
         return
-    yield from _measure_sample_sizes(sweep.base, set(missing))
+    yield from _measure_sample_sizes(sweep.base, set(missing), blocks)
 
 
-def _measure_sample_sizes(base: RunConfig, wanted: set[int]):
+def _measure_sample_sizes(base: RunConfig, wanted: set[int], blocks=None):
     """Ranks of the matrices of the first n samples, for each n in ``wanted``.
 
     Dense: the running sums are accumulated once, batch by batch, and decomposed at
@@ -299,12 +345,17 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int]):
     p = model.num_params
     plan = plan_method(base.method, p, max(wanted), data.K)
     loss = get_loss(base.loss)
+    resolved = resolve_blocks(model, blocks)
     if plan.method != DENSE:
         for n in sorted(wanted):
             t = time.perf_counter()
-            ranks, timings, details = measure_ranks(plan, model, loss, theta, data.X[:n], data.Y[:n], base)
-            yield n, make_result(base, data, n, p, ranks, plan, seconds=time.perf_counter() - t, timings=timings,
+            ranks, timings, details, block_ranks = measure_model_ranks(
+                plan, model, loss, theta, data.X[:n], data.Y[:n], batch_size=base.effective_batch_size(n),
+                rtol=base.rtol, atol=base.atol, seed=base.seed, blocks=resolved)
+            result = make_result(base, data, n, p, ranks, plan, seconds=time.perf_counter() - t, timings=timings,
                                  details=details)
+            result.blocks = block_ranks
+            yield n, result
         return
     last = max(wanted)
     t = time.perf_counter()
@@ -313,9 +364,15 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int]):
             t_eig = time.perf_counter()
             # numerical_rank without overwrite works on a copy: the accumulators live on
             ranks = {name: numerical_rank(mats[name], rtol=base.rtol, atol=base.atol) for name in MATRICES}
+            block_ranks = {bname: BlockRanks(blk.size, blk.leaves, {
+                m: at_whole_tolerance(dense_block_spectrum(mats[m], blk), blk.size, ranks[m]) for m in MATRICES},
+                {m: {"how": "eigenvalues of the diagonal block", "status": "exact"} for m in MATRICES})
+                for bname, blk in resolved.items()}
             now = time.perf_counter()
-            yield n, make_result(base, data, n, p, ranks, plan, seconds=now - t,
+            result = make_result(base, data, n, p, ranks, plan, seconds=now - t,
                                  timings={"hessians": t_eig - t, "eigen": now - t_eig}, details={})
+            result.blocks = block_ranks
+            yield n, result
             t = time.perf_counter()
         if n >= last:
             break
@@ -327,6 +384,8 @@ def _sweep_params(sweep: Sweep) -> dict:
         params.update(n_max=sweep.base.n, batch_size=sweep.base.batch_size, units=list(sweep.base.units))
     elif sweep.task == "width":
         params.update(hidden_layers=WIDTH_SWEEP_LAYERS, n=sweep.base.n)
+    elif sweep.task == "channels":
+        params.update(kernels=sweep.kernels, n=sweep.base.n)
     else:
         params.update(width=sweep.width, n=sweep.base.n)
     return params

@@ -52,6 +52,7 @@ from ..store import (
     write_spectrum_csv,
 )
 from ..sweeps import (
+    DEFAULT_CHANNELS,
     DEFAULT_DEPTH_WIDTH,
     DEFAULT_DEPTHS,
     DEFAULT_N_MAX,
@@ -344,6 +345,8 @@ _SWEEP_HELP = {
     "samplesize": "rank against sample size n = bs, 2bs, …, n-max, H accumulated batch by batch",
     "width": "rank against width: two hidden layers of each width, fixed n",
     "depth": "rank against depth: 1, 2, … hidden layers of --width, fixed n",
+    "channels": "rank against channels: a CNN (--arch cnn) with every conv layer of each number of channels, "
+                "fixed n",
 }
 _PLOT_DESCRIPTION = (
     "Draw a stored sweep (--task) as PNG and PDF beside its CSV, or with --spectrum the sorted |eigenvalues| "
@@ -375,8 +378,9 @@ def add_sweep_options(parser: argparse.ArgumentParser, task: str) -> None:
         g.add_argument("--n-max", "--n_max", dest="n_max", type=int, default=DEFAULT_N_MAX,
                        help=f"largest sample size; the points are n = bs, 2bs, …, n-max (default {DEFAULT_N_MAX})")
     else:
-        parser.set_defaults(units=None)
-        _set_help(parser, "units", "not used: the sweep sets the hidden widths")
+        if task != "channels":
+            parser.set_defaults(units=None)
+            _set_help(parser, "units", "not used: the sweep sets the hidden widths")
         _set_help(parser, "n", f"number of samples (default {SWEEP_DEFAULTS[task].n})")
     _set_help(parser, "dim", "input dimension d; images are resized to √dim × √dim (default "
                              f"{SWEEP_DEFAULTS[task].dim})")
@@ -388,6 +392,11 @@ def add_sweep_options(parser: argparse.ArgumentParser, task: str) -> None:
                        help=f"numbers of hidden layers: start:stop:step or a list (default {DEFAULT_DEPTHS})")
         g.add_argument("--width", type=int, default=DEFAULT_DEPTH_WIDTH,
                        help=f"width of every hidden layer (default {DEFAULT_DEPTH_WIDTH})")
+    if task == "channels":
+        _set_help(parser, "conv", f"the kernel of each conv layer as channels:kernel; the channels are swept "
+                                  f"(default {DEFAULT_CONV})")
+        g.add_argument("--channels", default=DEFAULT_CHANNELS,
+                       help=f"channels of every conv layer: start:stop:step or a list (default {DEFAULT_CHANNELS})")
     g.add_argument("--out", default="results",
                    help="root of the result store: rows land in <out>/store/<task>/<loss>/<dataset>/… (default "
                         "results)")
@@ -401,7 +410,7 @@ def _cmd_sweep(args) -> int:
         if args.n is not None:
             raise ConfigError.invalid("n", args.n, "the sample-size sweep sets n itself (n = bs, 2bs, …); "
                                       "give the largest with --n-max")
-    else:
+    elif task != "channels":
         if args.units is not None:
             other = "--widths" if task == "width" else "--width and --depths"
             raise ConfigError.invalid("units", args.units, f"the {task} sweep sets the hidden widths itself; "
@@ -409,8 +418,10 @@ def _cmd_sweep(args) -> int:
         fields["units"] = "1"  # placeholder: every point sets its own widths
     base = config_from_args(argparse.Namespace(**fields))
     sweep = make_sweep(task, base, n_max=getattr(args, "n_max", None), widths=getattr(args, "widths", None),
-                       depths=getattr(args, "depths", None), width=getattr(args, "width", None))
-    outcome = run_sweep(sweep, out=args.out, progress=lambda total: Progress(total, desc=f"{task} sweep"))
+                       depths=getattr(args, "depths", None), width=getattr(args, "width", None),
+                       channels=getattr(args, "channels", None))
+    outcome = run_sweep(sweep, out=args.out, blocks=args.blocks,
+                        progress=lambda total: Progress(total, desc=f"{task} sweep"))
     print(format_summary(outcome))
     return 0
 

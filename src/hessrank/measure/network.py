@@ -79,3 +79,18 @@ def network_label(config: RunConfig, d: int) -> str:
                 f"{config.padding}, pool {config.pool}, {config.activation}, "
                 f"{'bias' if config.bias else 'no bias'}")
     return f"{config.model} (d = {d}, K = {config.K})"
+
+
+def network_words(config: RunConfig) -> list[str]:
+    """The command-line words that choose the network of ``config`` beyond the MLP's
+    (``--arch cnn --conv 8:3,8:3 …`` or ``--model FILE.py:FUNCTION``); ``[]`` for the MLP."""
+    if config.network == "model":
+        return ["--model", str(config.model)]
+    if config.network != "cnn":
+        return []
+    words = ["--arch", "cnn", "--conv", conv_text(config.conv_layers)]
+    for flag, value, default in (("--stride", config.stride, 1), ("--padding", config.padding, "valid"),
+                                 ("--pool", config.pool, "none")):
+        if value != default:
+            words += [flag, str(value)]
+    return words

@@ -43,7 +43,13 @@ def sweep_title(meta: dict) -> str:
     """Two lines naming the sweep's configuration."""
     c, s = meta["config"], meta["sweep"]
     d, K = meta["dataset"]["d"], c["K"]
-    if meta["task"] == "samplesize":
+    if c.get("model"):
+        net = f"model {c['model']}, n = {s['batch_size']}…{s['n_max']}"
+    elif c.get("arch") == "cnn" and meta["task"] == "samplesize":
+        net = f"cnn {c['conv']}, n = {s['batch_size']}…{s['n_max']}"
+    elif meta["task"] == "channels":
+        net = f"cnn c:{',c:'.join(map(str, s['kernels']))}, n = {c['n']}"
+    elif meta["task"] == "samplesize":
         net = f"network {'-'.join(map(str, (d, *s['units'], K)))}, n = {s['batch_size']}…{s['n_max']}"
     elif meta["task"] == "width":
         net = f"network {d}-w-w-{K}, n = {c['n']}"
@@ -53,7 +59,8 @@ def sweep_title(meta: dict) -> str:
     line1 = f"rank vs {what}: {c['dataset']}, {c['loss']} loss, {net}"
     tol = "default tolerance" if c.get("rtol") is None and c.get("atol") is None else \
         f"rtol = {c.get('rtol')}, atol = {c.get('atol')}"
-    line2 = (f"{c['activation']}, {'bias' if c['bias'] else 'no bias'}, {c['init']} init, seed {c['seed']}, "
+    line2 = (f"{c.get('activation', '-')}, {'bias' if c.get('bias') else 'no bias'}, {c.get('init', '-')} init, "
+             f"seed {c['seed']}, "
              f"batch size {c['batch_size']}, {tol}")
     return line1 + "\n" + line2
 

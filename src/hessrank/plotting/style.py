@@ -14,7 +14,7 @@ TEX = {"H_L": r"$H_L$", "H_o": r"$H_o$", "H_F": r"$H_F$"}
 FIGSIZE = (7.0, 4.8)
 DPI = 150
 X_LABEL = {"samplesize": "sample size n", "width": "minimal width (2 hidden layers of this width)",
-           "depth": "depth (number of hidden layers)"}
+           "depth": "depth (number of hidden layers)", "channels": "channels of every conv layer"}
 RC = {"text.usetex": False, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
 
 

@@ -1,6 +1,7 @@
 """The result store: ``<out>/store/<task>/<loss>/<dataset>/…``, one CSV table of rows per
 result with a JSON of what produced it, written atomically under a lock."""
 
+from .blocks import BLOCK_COLUMNS, BlockTable
 from .identity import IDENTITY_EXCLUDED, architecture_name, config_hash, config_identity, config_slug, store_folder
 from .rows import (
     RESULT_COLUMNS,
@@ -28,6 +29,7 @@ from .tables import (
 )
 
 __all__ = [
+    "BLOCK_COLUMNS", "BlockTable",
     "IDENTITY_EXCLUDED", "architecture_name", "config_hash", "config_identity", "config_slug", "store_folder",
     "RESULT_COLUMNS", "format_float", "result_row", "row_matches_prediction", "spectrum_csv", "write_spectrum_csv",
     "encode_kinds", "row_kinds", "comparison_lines", "row_comparisons", "count_comparisons", "row_mark",

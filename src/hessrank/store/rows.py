@@ -24,7 +24,7 @@ RESULT_COLUMNS = (
 
 #: stored columns holding a count (non-negative integer text)
 INT_COLUMNS = frozenset({"rank_L", "rank_o", "rank_F", "pred_L", "pred_o", "pred_F", "num_params", "r",
-                         "n", "width", "depth", "index"})
+                         "n", "width", "depth", "channels", "index"})
 #: stored columns holding a float (``inf`` allowed, NaN not); gaps may be empty (no cut)
 FLOAT_COLUMNS = frozenset({"tol_L", "tol_o", "tol_F", "gap_L", "gap_o", "gap_F", "seconds"})
 _MAY_BE_EMPTY = frozenset({"gap_L", "gap_o", "gap_F"})
@@ -49,7 +49,7 @@ def row_problem(row: dict, columns, *, floats=frozenset(), ints=frozenset()) -> 
     for c in columns:
         text = row[c]
         if text == "" and (results_optional or c in _MAY_BE_EMPTY) and c in (int_columns | float_columns) - {
-                "n", "width", "depth", "index"}:
+                "n", "width", "depth", "channels", "index"}:
             continue
         if c in int_columns and not (text.isascii() and text.isdigit()):
             return f"column {c} = {text!r} is not a non-negative integer"
