@@ -29,26 +29,27 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from .atomicio import check_writable
 from .config import RunConfig
 from .curvature import in_float64
 from .curvature.core import weighted_loss
-from .data import expected_shape, load_dataset
 from .errors import ConfigError
 from .matrices import SUFFIX
-from .measure import make_result, measure_model_ranks, plan_before_loading, plan_method, provenance
-from .models import MLP, get_loss
+from .measure import build, make_result, measure_model_ranks, plan_method, provenance
+from .measure.blocks import resolve_blocks
+from .measure.network import network_folder_name, network_words
+from .models import get_loss
 from .models.params import flat_params, load_arrays, named_arrays, save_arrays
 from .store import (
+    BlockTable,
     ResultTable,
     StoredOutcome,
-    architecture_name,
     comparison_lines,
     config_hash,
     config_identity,
@@ -60,6 +61,9 @@ from .store import (
     store_folder,
     stored_session,
 )
+
+if TYPE_CHECKING:  # optax is imported when training starts: `hessian-rank run` does not pay for it
+    import optax
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 #: the momentum of ``momentum`` (heavy ball, optax.sgd(lr, momentum=MOMENTUM))
@@ -167,6 +171,8 @@ class TrainConfig:
 
 def make_optimizer(tc: TrainConfig) -> optax.GradientTransformation:
     """The optax transformation of ``tc``: ``sgd(lr)``, ``sgd(lr, momentum=0.9)`` or ``adam(lr)``."""
+    import optax
+
     if tc.optimizer == "sgd":
         return optax.sgd(tc.lr)
     if tc.optimizer == "momentum":
@@ -188,6 +194,8 @@ def batch_indices(step: int, n: int, batch: int, seed: int) -> np.ndarray | None
 @partial(jax.jit, static_argnums=(0, 1, 2))
 def _update(model, loss, opt, theta, state, X, Y, w):
     """One optimiser step on the batch ``X, Y`` (weights ``w = 1/b``): ``(θ', state', L̂_B(θ))``."""
+    import optax
+
     value, grad = jax.value_and_grad(lambda t: weighted_loss(model, loss, t, X, Y, w))(theta)
     updates, state = opt.update(grad, state, theta)
     return optax.apply_updates(theta, updates), state, value
@@ -201,7 +209,7 @@ def _loss_and_grad(model, loss, theta, X, Y, w):
 def training_table(config: RunConfig, tc: TrainConfig, out, *, n: int, d: int) -> ResultTable:
     """The stored table of one training run: ``<out>/store/training/<loss>/<dataset>/<d>x…x<K>/``."""
     ident = training_identity(config, tc, n=n)
-    folder = store_folder(out, "training", config.loss, config.dataset, architecture_name(d, config.units, config.K))
+    folder = store_folder(out, "training", config.loss, config.dataset, network_folder_name(config, d))
     stem = f"{config_slug(config)}_{tc.optimizer}_lr{float(tc.lr)!r}_{config_hash(ident)}"
     return training_table_at(folder / f"{stem}.json")
 
@@ -234,7 +242,8 @@ def _state_path(table: ResultTable, step: int) -> Path:
 def training_command(config: RunConfig, tc: TrainConfig) -> str:
     """A ``hessian-rank train`` command line that recomputes this run."""
     c = config
-    words = ["hessian-rank", "train", "--dataset", c.dataset, "--n", str(c.n), "--units", ",".join(map(str, c.units))]
+    words = ["hessian-rank", "train", "--dataset", c.dataset, "--n", str(c.n)]
+    words += ["--units", ",".join(map(str, c.units))] if c.network == "mlp" else network_words(c)
     for flag, value in (("--dim", c.dim), ("--K", c.K), ("--activation", c.activation), ("--init", c.init),
                         ("--loss", c.loss), ("--batch_size", c.batch_size), ("--seed", c.seed), ("--rtol", c.rtol),
                         ("--atol", c.atol), ("--method", c.method), ("--optimizer", tc.optimizer), ("--lr", tc.lr),
@@ -264,19 +273,23 @@ class TrainingOutcome(StoredOutcome):
 
 
 @in_float64
-def run_training(config: RunConfig, tc: TrainConfig, *, out="results", progress=None) -> TrainingOutcome:
+def run_training(config: RunConfig, tc: TrainConfig, *, out="results", blocks=None,
+                 progress=None) -> TrainingOutcome:
     """Train as ``tc`` says and store one row per checkpoint not stored yet under ``out``.
+
+    The network is ``config``'s: the MLP, the CNN or a user's model. ``blocks``
+    (``"leaves"``, ``"layers"``): also store each checkpoint's per-block ranks in the side
+    table ``<stem>_blocks.csv`` (a checkpoint stored without them is measured again).
 
     Raises :class:`~hessrank.errors.ConfigError` for bad settings (before any file is
     made) and, naming ``lr``, when the loss stops being finite (a divergence): the
     checkpoints stored before it stay."""
     config.validate()
     tc.validate()
-    plan_before_loading(config, **expected_shape(config))
-    data = load_dataset(config)
+    data, model, theta0 = build(config)
     config = config.replace(n=data.n, dim=data.d)
     tc = tc.validate(n=data.n)
-    model = MLP(widths=(data.d, *config.units, data.K), activation=config.activation, bias=config.bias)
+    resolved = resolve_blocks(model, blocks)
     p = model.num_params
     plan = plan_method(config.method, p, data.n, data.K)
     table = training_table(config, tc, out, n=data.n, d=data.d)
@@ -294,11 +307,12 @@ def run_training(config: RunConfig, tc: TrainConfig, *, out="results", progress=
             tmp.unlink(missing_ok=True)
         outcome = TrainingOutcome(table=table, stored_before=session.stored_before, set_aside=session.set_aside,
                                   config=config, train=tc, wanted=wanted)
-        missing = [s for s in wanted if s not in session.rows]
+        side = BlockTable(table, "step") if blocks is not None else None
+        missing = [s for s in wanted if s not in session.rows or (side is not None and not side.has(s))]
         bar = progress(len(missing)) if (progress is not None and missing) else None
         try:
             if missing:
-                _train(session, outcome, model, data, config, tc, plan, missing, bar)
+                _train(session, outcome, (model, theta0, resolved, side), data, config, tc, plan, missing, bar)
         finally:
             if bar is not None:
                 bar.close()
@@ -307,8 +321,10 @@ def run_training(config: RunConfig, tc: TrainConfig, *, out="results", progress=
     return outcome
 
 
-def _train(session, outcome, model, data, config, tc, plan, missing, bar):
-    """Train from the last saved state before ``missing[0]`` and store each missing checkpoint."""
+def _train(session, outcome, network, data, config, tc, plan, missing, bar):
+    """Train from the last saved state before ``missing[0]`` and store each missing checkpoint;
+    ``network`` is ``(model, θ at initialisation, blocks to rank, their side table or None)``."""
+    model, theta0, blocks, side = network
     loss = get_loss(config.loss)
     opt = make_optimizer(tc)
     X, Y = jnp.asarray(data.X, dtype=jnp.float64), jnp.asarray(data.Y, dtype=jnp.float64)
@@ -316,7 +332,7 @@ def _train(session, outcome, model, data, config, tc, plan, missing, bar):
     b = tc.train_batch if tc.train_batch is not None else n
     w_batch = jnp.full((b,), 1.0 / b)
     w_all = jnp.full((n,), 1.0 / n)
-    start, theta, state = _resume_point(session, model, opt, config, first=missing[0])
+    start, theta, state = _resume_point(session, model, opt, theta0, first=missing[0])
     outcome.resumed_from = start if start > 0 else None
     todo = set(missing)
     last = missing[-1]
@@ -324,7 +340,8 @@ def _train(session, outcome, model, data, config, tc, plan, missing, bar):
         bar.begin(f"step {missing[0]}")
     for step in range(start, last + 1):
         if step in todo:
-            _store_checkpoint(session, tc, model, loss, opt, plan, data, config, step, theta, state, X, Y, w_all)
+            _store_checkpoint(session, tc, model, loss, plan, data, config, step, theta, state, X, Y, w_all,
+                              blocks=blocks, side=side)
             outcome.computed.append(step)
             if bar is not None:
                 row = session.rows[step]
@@ -348,10 +365,10 @@ def _diverged(session, tc, step, value):
                                            f"{str(session.table.csv_path)!r}; use a smaller learning rate")
 
 
-def _resume_point(session, model, opt, config, *, first: int):
+def _resume_point(session, model, opt, theta0, *, first: int):
     """``(step, θ, optimiser state)``: the saved state of the latest stored checkpoint at
-    or before ``first`` whose files read back, else the initialisation at step 0."""
-    theta0 = jnp.asarray(model.init(seed=config.seed, scheme=config.init), dtype=jnp.float64)
+    or before ``first`` whose files read back, else the initialisation ``theta0`` at step 0."""
+    theta0 = jnp.asarray(theta0, dtype=jnp.float64)
     state0 = opt.init(theta0)
     leaves0, treedef = jax.tree_util.tree_flatten(state0)
     for step in sorted((s for s in session.rows if s <= first), reverse=True):
@@ -372,16 +389,18 @@ def _resume_point(session, model, opt, config, *, first: int):
     return 0, theta0, state0
 
 
-def _store_checkpoint(session, tc, model, loss, opt, plan, data, config, step, theta, state, X, Y, w_all):
-    """Measure one checkpoint; save its parameters and optimiser state, then its row."""
+def _store_checkpoint(session, tc, model, loss, plan, data, config, step, theta, state, X, Y, w_all, *,
+                      blocks=None, side=None):
+    """Measure one checkpoint; save its parameters and optimiser state, then its row (and
+    its per-block ranks in ``side`` when ``blocks`` are asked for)."""
     t0 = time.perf_counter()
     value, grad = _loss_and_grad(model, loss, theta, X, Y, w_all)
     value, grad_norm = float(value), float(jnp.linalg.norm(grad))
     if not (math.isfinite(value) and math.isfinite(grad_norm)):
         _diverged(session, tc, step, value)
-    ranks, timings, details, _ = measure_model_ranks(
+    ranks, timings, details, block_ranks = measure_model_ranks(
         plan, model, loss, theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
-        rtol=config.rtol, atol=config.atol, seed=config.seed)
+        rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=blocks)
     result = make_result(config, data, data.n, model.num_params, ranks, plan, seconds=time.perf_counter() - t0,
                          timings=timings, details=details)
     measured = result_row(result)
@@ -393,6 +412,8 @@ def _store_checkpoint(session, tc, model, loss, opt, plan, data, config, step, t
     save_arrays(_state_path(session.table, step),
                 {f"leaf{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(state))})
     session.store(step, row, order=sorted)
+    if side is not None:
+        side.store(step, block_ranks)
 
 
 def _checkpoint_message(row: dict) -> str:
