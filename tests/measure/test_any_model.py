@@ -171,6 +171,27 @@ def test_flax_linen_module():
     assert list(res.blocks) == ["Dense_0", "Dense_1"]
 
 
+def test_flax_nnx_module():
+    nnx = pytest.importorskip("flax.nnx")
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.hidden = nnx.Linear(4, 5, rngs=rngs)
+            self.out = nnx.Linear(5, 3, use_bias=False, rngs=rngs)
+
+        def __call__(self, x):
+            return self.out(jnp.tanh(self.hidden(x)))
+
+    graphdef, state = nnx.split(Net(nnx.Rngs(2)))     # the state: a pytree of parameter arrays
+    f = lambda s, X: nnx.merge(graphdef, s)(X)
+    X, Y = _data(7, 4, 3, "cross")
+    res = _check_against_reference(f, state, X, Y, "cross", "dense", blocks="leaves")
+    assert sorted(res.blocks) == ["hidden/bias/value", "hidden/kernel/value", "out/kernel/value"]
+    assert res.p == 4 * 5 + 5 + 5 * 3
+    res = _check_against_reference(f, state, X, Y, "cross", "matrix-free", blocks="layers")
+    assert sorted(res.blocks) == ["hidden", "out"]
+
+
 @pytest.mark.parametrize("f,params,match", [
     (lambda P, X: X @ P["w"], {"w": np.ones((4, 2))}, "outputs of shape"),            # K = 2, targets have 3
     (lambda P, X: (X @ P["w"])[:, 0], {"w": np.ones((4, 3))}, "outputs of shape"),

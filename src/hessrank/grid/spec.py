@@ -36,7 +36,7 @@ from ..config import RunConfig, config_from_options, run_option_defaults
 from ..errors import ConfigError
 from ..matrices import DENSE, MATRIX_FREE
 from ..measure import memory_limit, plan_method
-from ..models import MLP
+from ..measure.network import network_num_params
 from ..store import RESULT_COLUMNS, ResultTable, config_hash, config_identity
 
 
@@ -174,7 +174,9 @@ def plan_point(config: RunConfig, shape: tuple[int, int], worker_limit: int | No
     point whose dense matrices do not fit run matrix-free, and one that fits neither
     way skipped with the estimates. On the worker, ``run`` plans within the same limit."""
     n, d = shape
-    p = MLP(widths=(d, *config.units, config.K), activation=config.activation, bias=config.bias).num_params
+    p = network_num_params(config, d, config.K)
+    if p is None:  # a user's model: only its build knows p; the worker's run plans it within the limit
+        return config, None
     with memory_limit(worker_limit):
         try:
             plan = plan_method(config.method, p, n, config.K, fall_back=True)
