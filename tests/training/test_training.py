@@ -157,7 +157,7 @@ def test_sigkill_mid_training_then_resume_equals_an_uninterrupted_run(tmp_path):
     (["--optimizer", "rmsprop"], "--optimizer 'rmsprop': not one of sgd, momentum, adam"),
     (["--train-batch", "0"], "--train-batch 0"),
     (["--train-batch", "21"], "--train-batch 21: larger than the sample size n = 20"),
-    (["--model", "net.py:build"], "--model is not yet available with train"),
+    (["--model", "net.py:build"], "--model 'net.py:build': no such file 'net.py'"),
     (["--loss", "hinge"], "--loss 'hinge'"),
 ])
 def test_bad_training_input_is_one_line_exit_2_and_writes_nothing(argv, needle, tmp_path, capsys):
