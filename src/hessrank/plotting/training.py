@@ -27,10 +27,15 @@ _PREDICTION_STYLE = {"exact": {"ls": "--", "lw": 1.2}, "bound": {"ls": "--", "lw
 def training_title(meta: dict) -> str:
     """Two lines naming the training run."""
     c, t, d = meta["config"], meta["training"], meta["dataset"]["d"]
-    net = "-".join(map(str, (d, *c["units"], c["K"])))
-    line1 = f"rank along training: {c['dataset']}, n = {c['n']}, {c['loss']} loss, network {net}"
-    line2 = (f"{c['activation']}, {'bias' if c['bias'] else 'no bias'}, {c['init']} init, seed {c['seed']}; "
-             f"{t['optimizer']}, lr {t['lr']}, batch {t['train_batch']}")
+    if c.get("model"):
+        net = f"model {c['model']}"
+    elif c.get("arch") == "cnn":
+        net = f"cnn {c['conv']}"
+    else:
+        net = "network " + "-".join(map(str, (d, *c["units"], c["K"])))
+    line1 = f"rank along training: {c['dataset']}, n = {c['n']}, {c['loss']} loss, {net}"
+    line2 = (f"{c.get('activation', '-')}, {'bias' if c.get('bias') else 'no bias'}, {c.get('init', '-')} init, "
+             f"seed {c['seed']}; {t['optimizer']}, lr {t['lr']}, batch {t['train_batch']}")
     return line1 + "\n" + line2
 
 
