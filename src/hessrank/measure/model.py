@@ -29,6 +29,7 @@ from ..errors import ConfigError
 from ..linalg import RTOL_SCAN, RankInfo, ranks_at_rtols
 from ..matrices import H_O_GRAM, MATRICES
 from ..models import Model, function_model, get_loss
+from ..models.function import check_outputs
 from ..theory import effective_outputs
 from .blocks import BlockRanks, resolve_blocks
 from .plan import plan_method
@@ -182,22 +183,3 @@ def _check_data(X, Y, loss):
     return X, Y
 
 
-def check_outputs(model: Model, theta, X, K: int, batch_size: int) -> None:
-    """Refuse, in one line naming ``f``, a model whose outputs on ``X`` are not finite arrays of shape (b, K)."""
-    apply = jax.jit(model.apply)
-    for start in range(0, X.shape[0], batch_size):
-        Xb = X[start:start + batch_size]
-        try:
-            F = apply(theta, Xb)
-        except Exception as err:  # the user's code: report it in one line
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise ConfigError.about("f", f"raised {type(err).__name__} on a batch of shape {Xb.shape}: "
-                                         f"{first[:200]}") from None
-        shape = tuple(getattr(F, "shape", ()))
-        if shape != (Xb.shape[0], K):
-            raise ConfigError.invalid("f", shape, f"outputs of shape {shape} for a batch of {Xb.shape[0]}: need "
-                                                  f"(b, K) = ({Xb.shape[0]}, {K}), K the targets' columns",
-                                      quoted=False)
-        if not bool(np.all(np.isfinite(np.asarray(F)))):
-            raise ConfigError.about("f", f"outputs are not finite (NaN or inf) on samples {start}.."
-                                         f"{start + Xb.shape[0] - 1}")

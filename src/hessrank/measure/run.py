@@ -23,6 +23,7 @@ from ..linalg import (
 )
 from ..matrices import DENSE, H_O_GRAM, MATRICES
 from ..models import MLP, Model, get_loss
+from ..models.function import check_outputs
 from ..models.params import flat_params
 from ..theory import Deficiency, Prediction, explain_deficiency, predict_ranks, trivial_prediction
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
@@ -149,8 +150,6 @@ def build(config: RunConfig) -> tuple[Dataset, Model, np.ndarray]:
     model, theta = build_network(config, data.d, data.K)  # the MLP's p was planned before θ exists
     plan_method(config.method, model.num_params, data.n, data.K)
     if config.network != "mlp":
-        from .model import check_outputs  # model.py builds on this module
-
         try:
             check_outputs(model, theta, data.X, data.K, config.effective_batch_size(data.n))
         except ConfigError as err:

@@ -18,6 +18,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ..errors import ConfigError
+from .base import Model
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: a static jit argument that reuses its compiled code
@@ -82,3 +83,24 @@ def function_model(f: Callable, params) -> tuple[FunctionModel, jax.Array]:
                               leaves=tuple((n, int(a.size)) for n, a in zip(names, arrays)), shared_prefix=shared,
                               shapes=tuple((n, tuple(int(x) for x in a.shape)) for n, a in zip(names, arrays)))
         return model, theta
+
+
+def check_outputs(model: Model, theta, X, K: int, batch_size: int) -> None:
+    """Refuse, in one line naming ``f``, a model whose outputs on ``X`` are not finite arrays of shape (b, K)."""
+    apply = jax.jit(model.apply)
+    for start in range(0, X.shape[0], batch_size):
+        Xb = X[start:start + batch_size]
+        try:
+            F = apply(theta, Xb)
+        except Exception as err:  # the user's code: report it in one line
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise ConfigError.about("f", f"raised {type(err).__name__} on a batch of shape {Xb.shape}: "
+                                         f"{first[:200]}") from None
+        shape = tuple(getattr(F, "shape", ()))
+        if shape != (Xb.shape[0], K):
+            raise ConfigError.invalid("f", shape, f"outputs of shape {shape} for a batch of {Xb.shape[0]}: need "
+                                                  f"(b, K) = ({Xb.shape[0]}, {K}), K the targets' columns",
+                                      quoted=False)
+        if not bool(np.all(np.isfinite(np.asarray(F)))):
+            raise ConfigError.about("f", f"outputs are not finite (NaN or inf) on samples {start}.."
+                                         f"{start + Xb.shape[0] - 1}")
