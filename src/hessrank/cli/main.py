@@ -12,7 +12,9 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +35,7 @@ from ..config import (
 from ..data import availability, describe_roots, download_root, fetch, load_dataset, search_roots
 from ..errors import ConfigError, HessrankError
 from ..grid import format_grid_summary, load_grid, run_grid
-from ..measure import SpectrumOptions, hessian_ranks, hessian_spectrum_mlp, run
+from ..measure import SpectrumOptions, function_spectrum, hessian_ranks, hessian_spectrum_mlp, run
 from ..measure.blocks import BLOCK_KINDS
 from ..models import build_cnn, load_user_model
 from ..models.params import load_arrays
@@ -61,6 +63,7 @@ from ..sweeps import (
 )
 from ..training import OPTIMIZERS, TrainConfig, format_training, parse_checkpoints, run_training
 from .format import (
+    format_block_spectra,
     format_blocks,
     format_explain,
     format_model_result,
@@ -283,6 +286,7 @@ def add_spectrum_options(parser: argparse.ArgumentParser) -> None:
                    help=f"Lanczos steps per probe (default {d.lanczos_steps})")
     g.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     g.add_argument("--out", default="results", help="root of the result store (default results)")
+    add_model_options(parser)
     parser.set_defaults(handler=_cmd_spectrum)
 
 
@@ -295,9 +299,20 @@ def _cmd_spectrum(args) -> int:
         if not str(args.eigenvectors).endswith(".npz"):
             raise ConfigError.invalid("eigenvectors", args.eigenvectors, "give a file name ending in .npz")
         check_writable(args.eigenvectors, param="eigenvectors")
+    _check_arch(args)
     check_writable(Path(args.out) / "store" / "probe", param="out")
-    result = hessian_spectrum_mlp(cfg, **options.__dict__)
-    table = spectra_table(result.config, n=result.n, d=result.d, options=dict(options.__dict__), out=args.out)
+    if args.model or args.arch != "mlp":
+        data = load_dataset(cfg)
+        f, params, label, arch = _any_model(args, cfg, data)
+        with _model_errors(args):
+            result = function_spectrum(f, params, data.X, data.Y, loss=cfg.loss, method=cfg.method,
+                                       blocks=args.blocks, rtol=cfg.rtol, atol=cfg.atol,
+                                       batch_size=cfg.effective_batch_size(data.n), seed=cfg.seed, options=options,
+                                       config=cfg.replace(n=data.n, dim=data.d), label=label)
+    else:
+        result, arch = hessian_spectrum_mlp(cfg, blocks=args.blocks, **options.__dict__), ""
+    table = spectra_table(result.config, n=result.n, d=result.d, options=dict(options.__dict__), out=args.out,
+                          model=result.model, arch=arch)
     with table.lock():
         store_spectra(table, result)
     paths = [table.json_path, table.csv_path]
@@ -312,6 +327,9 @@ def _cmd_spectrum(args) -> int:
         print(json.dumps({**result.to_dict(), "files": [str(p) for p in paths]}, allow_nan=False))
     else:
         print(format_spectrum(result))
+        if result.blocks:
+            print()
+            print(format_block_spectra(result.blocks))
         print()
         for path in paths:
             print(f"written: {path}")
@@ -339,34 +357,57 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pool", default="none", help="cnn: none or avg (2×2 average pool after each conv layer)")
 
 
-def _cmd_run_any_model(args) -> int:
+def _any_model(args, cfg: RunConfig, data):
+    """``(f, params, label, folder)`` of ``--model FILE.py:build`` or ``--arch cnn`` for ``data``:
+    the label describes the network, the folder names it in the result store."""
+    _check_arch(args)
+    if args.model:
+        f, params = load_user_model(args.model, data.d, data.K, cfg.seed)
+        return (f, params, f"{args.model} (d = {data.d}, K = {data.K}, seed {cfg.seed})",
+                "model_" + _slug(Path(args.model).name))
+    f, params = build_cnn(data.d, data.K, args.conv, stride=args.stride, padding=args.padding, pool=args.pool,
+                          activation=cfg.activation, bias=cfg.bias, seed=cfg.seed)
+    side = math.isqrt(data.d)
+    label = (f"cnn {args.conv} on {side}×{side} images, stride {args.stride}, {args.padding}, pool "
+             f"{args.pool}, {cfg.activation}, {'bias' if cfg.bias else 'no bias'}, seed {cfg.seed}")
+    return f, params, label, f"cnn_{_slug(args.conv)}_s{args.stride}_{_slug(args.padding)}_{_slug(args.pool)}"
+
+
+def _check_arch(args) -> None:
     if args.arch not in ("mlp", "cnn"):
         raise ConfigError.invalid("arch", args.arch, "not one of mlp, cnn")
     if args.model and args.arch != "mlp":
         raise ConfigError("--model with --arch cnn: give one of them")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-.") or "x"
+
+
+@contextmanager
+def _model_errors(args):
+    """A fault of the user's model (parameter ``f`` or ``params``) names ``--model``, the flag that chose it."""
+    try:
+        yield
+    except ConfigError as err:
+        if err.param in ("f", "params") and args.model:
+            raise ConfigError.invalid("model", args.model, f"{err}") from None
+        raise
+
+
+def _cmd_run_any_model(args) -> int:
+    _check_arch(args)
     unavailable = [flag for flag, given in (("--spectrum", args.spectrum), ("--rank-vs-rtol", args.rank_vs_rtol),
                                             ("--explain", args.explain)) if given]
     if unavailable:
         raise ConfigError(f"{unavailable[0]} is not yet available with {'--model' if args.model else '--arch cnn'}")
     cfg = config_from_args(args)
     data = load_dataset(cfg)
-    if args.model:
-        f, params = load_user_model(args.model, data.d, data.K, cfg.seed)
-        label = f"{args.model} (d = {data.d}, K = {data.K}, seed {cfg.seed})"
-    else:
-        f, params = build_cnn(data.d, data.K, args.conv, stride=args.stride, padding=args.padding, pool=args.pool,
-                              activation=cfg.activation, bias=cfg.bias, seed=cfg.seed)
-        side = math.isqrt(data.d)
-        label = (f"cnn {args.conv} on {side}×{side} images, stride {args.stride}, {args.padding}, pool "
-                 f"{args.pool}, {cfg.activation}, {'bias' if cfg.bias else 'no bias'}, seed {cfg.seed}")
-    try:
+    f, params, label, _ = _any_model(args, cfg, data)
+    with _model_errors(args):
         result = hessian_ranks(f, params, data.X, data.Y, loss=cfg.loss, method=cfg.method, blocks=args.blocks,
                                rtol=cfg.rtol, atol=cfg.atol, batch_size=cfg.effective_batch_size(data.n),
                                seed=cfg.seed)
-    except ConfigError as err:
-        if err.param in ("f", "params") and args.model:  # the model's own fault: name the flag that chose it
-            raise ConfigError.invalid("model", args.model, f"{err}") from None
-        raise
     if args.json:
         out = result.to_dict()
         out["model"] = label

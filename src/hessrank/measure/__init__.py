@@ -22,6 +22,7 @@ from .spectrum import (
                        MatrixSpectrum,
                        SpectrumOptions,
                        SpectrumResult,
+                       function_spectrum,
                        hessian_spectrum,
                        hessian_spectrum_mlp,
                        matrix_spectrum,
@@ -38,5 +39,5 @@ __all__ = [
     "measure_model_ranks", "BlockRanks", "resolve_blocks", "trivial_bounds", "check_data_size", "plan_before_loading",
     "SpectrumOptions", "MatrixSpectrum", "SpectrumResult", "hessian_spectrum_mlp", "matrix_spectrum",
     "operator_spectrum", "measure_spectra", "plan_spectrum", "hessian_spectrum", "measure_model_spectrum",
-    "BlockSpectrum",
+    "function_spectrum", "BlockSpectrum",
 ]

@@ -425,6 +425,14 @@ def measure_model_spectrum(model, theta, X, Y, *, loss: str = "mse", method: str
                           provenance=provenance(), blocks=block_spectra, K=K, loss=loss, model=label)
 
 
+def function_spectrum(f: Callable, params, X, Y, **kwargs) -> SpectrumResult:
+    """:func:`measure_model_spectrum` of ``f(params, X)`` over a pytree ``params``: the
+    :class:`SpectrumResult` behind :func:`hessian_spectrum` (and ``hessian-rank spectrum --model``)."""
+    with float64_scope():
+        model, theta = function_model(f, params)
+        return measure_model_spectrum(model, theta, X, Y, **kwargs)
+
+
 def hessian_spectrum(f: Callable, params, X, Y, *, loss: str = "mse", top: int = 20, trace: bool = True,
                      density: bool = True, eigenvectors: bool = False, method: str = "auto", blocks=None,
                      rtol: float | None = None, atol: float | None = None, batch_size: int | None = None,
@@ -456,10 +464,8 @@ def hessian_spectrum(f: Callable, params, X, Y, *, loss: str = "mse", top: int =
         ConfigError: a bad argument, parameter leaf or model output, named in one line.
     """
     options = _options(top, trace, density, eigenvectors, {**settings, "seed": seed})
-    with float64_scope():
-        model, theta = function_model(f, params)
-        result = measure_model_spectrum(model, theta, X, Y, loss=loss, method=method, blocks=blocks, rtol=rtol,
-                                        atol=atol, batch_size=batch_size, seed=seed, options=options)
+    result = function_spectrum(f, params, X, Y, loss=loss, method=method, blocks=blocks, rtol=rtol, atol=atol,
+                               batch_size=batch_size, seed=seed, options=options)
     out = result.to_dict()
     if eigenvectors:
         for name, m in result.matrices.items():
