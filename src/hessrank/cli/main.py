@@ -261,6 +261,8 @@ _SPECTRUM_DESCRIPTION = (
     "stochastic estimate with its standard error), the eigenvalue density (a smoothed histogram of the exact "
     "spectrum, or stochastic Lanczos quadrature), the number of outliers (log10|λ| more than 3 robust standard "
     "deviations above the median over the non-zero spectrum) and the condition number over the non-zero spectrum. "
+    "With --blocks, each diagonal block (layer or parameter array) gets its top eigenvalues, rank at the whole "
+    "matrix's tolerance, trace and outliers; --model FILE.py:build and --arch cnn work as for `hessian-rank run`. "
     "The result and a density figure land in the result store under <out>/store/spectra/…"
 )
 
