@@ -13,7 +13,8 @@ p×p matrices: :func:`matrix_free_ranks`, :func:`sketch_rank` and the operators
 :func:`outer_product_operator`, :func:`outer_product_factor`. Errors:
 :class:`HessrankError` and its kinds :class:`ConfigError`, :class:`DataError`,
 :class:`StoreError`. Any JAX model: :func:`hessian_ranks` (a function over a pytree of
-parameters, with per-block ranks).
+parameters, with per-block ranks), :func:`hessian_spectrum` (its top eigenvalues, trace,
+density and outliers).
 
 Importing the package leaves JAX's configuration alone: every entry point computes in
 float64 inside a scoped ``jax.enable_x64`` (ranks are wrong in float32) and restores the
@@ -40,6 +41,7 @@ from .measure import (
     Result,
     SpectrumOptions,
     hessian_ranks,
+    hessian_spectrum,
     hessian_spectrum_mlp,
     matrix_free_ranks,
     matrix_spectrum,
@@ -65,7 +67,7 @@ __all__ = [
     "matrix_free_ranks", "sketch_rank", "loss_hessian_operator", "functional_hessian_operator",
     "outer_product_operator", "outer_product_factor",
     # spectra beyond the rank: top eigenvalues, trace, density, outliers, condition
-    "hessian_spectrum_mlp", "matrix_spectrum", "operator_spectrum", "SpectrumOptions",
+    "hessian_spectrum", "hessian_spectrum_mlp", "matrix_spectrum", "operator_spectrum", "SpectrumOptions",
     # errors
     "HessrankError", "ConfigError", "DataError", "StoreError",
     "__version__",

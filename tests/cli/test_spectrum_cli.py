@@ -60,3 +60,67 @@ def test_bad_flags_are_one_line_exit_2_and_leave_nothing(tmp_path, capsys, args,
     assert needle in err, err
     assert err.count("\n") == 0 and "Traceback" not in err
     assert not out.exists()
+
+
+EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "my_model.py") + ":build"
+CNN = ["--arch", "cnn", "--conv", "2:3", "--dataset", "gaussian", "--n", "6", "--dim", "16", "--K", "2",
+       "--activation", "relu"]
+
+
+def test_cnn_with_blocks_json_has_the_block_spectra_and_a_table(tmp_path, capsys):
+    assert main(["spectrum", *CNN, "--blocks", "layers", "--top", "3", "--json", "--out", str(tmp_path)]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["model"].startswith("cnn 2:3 on 4×4 images") and list(obj["blocks"]) == ["conv1", "dense"]
+    for b in obj["blocks"].values():
+        for name in ("H_L", "H_o", "H_F"):
+            m = b[name]
+            assert len(m["top"]) == 3 and m["tol"] == obj[name]["tol"] and m["density"] is None
+        assert b["H_F"]["rank"] == 0 and b["H_F"]["trace"] == 0.0       # ReLU: each layer's own H_F block is 0
+    # the blocks' traces add up to the whole trace (dense: sums of diagonal entries)
+    assert sum(b["H_L"]["trace"] for b in obj["blocks"].values()) == pytest.approx(obj["H_L"]["trace"], rel=1e-12)
+    assert any("/cnn_2-3_" in f for f in obj["files"]) and all(Path(f).is_file() for f in obj["files"])
+    assert main(["spectrum", *CNN, "--blocks", "leaves", "--top", "2", "--no-density", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "model    cnn 2:3" in text and "diagonal blocks (rank at the whole matrix's tolerance" in text
+    assert "\nconv1/w " in text
+
+
+def test_user_model_equals_the_library(tmp_path, capsys):
+    from hessrank import RunConfig, hessian_spectrum
+    from hessrank.data import load_dataset
+    from hessrank.models import load_user_model
+
+    args = ["--dataset", "gaussian", "--n", "8", "--dim", "4", "--K", "2"]
+    assert main(["spectrum", "--model", EXAMPLE, *args, "--top", "4", "--no-density", "--json",
+                 "--out", str(tmp_path)]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    data = load_dataset(RunConfig(dataset="gaussian", n=8, dim=4, K=2))
+    f, params = load_user_model(EXAMPLE, 4, 2, 1)
+    ref = hessian_spectrum(f, params, data.X, data.Y, top=4, density=False, seed=1)
+    for name in ("H_L", "H_o", "H_F"):
+        assert obj[name]["top"] == ref[name]["top"] and obj[name]["trace"] == ref[name]["trace"]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--arch", "rnn"], "--arch 'rnn': not one of mlp, cnn"),
+    (["--model", "nowhere.py:build"], "--model"),
+    (["--blocks", "modules"], "--blocks"),
+])
+def test_bad_model_flags_are_one_line_exit_2(tmp_path, capsys, args, needle):
+    out = tmp_path / "res"
+    assert main(["spectrum", *SMALL, "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and err.count("\n") == 0 and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_builtin_mlp_with_blocks_matrix_free(tmp_path, capsys):
+    assert main(["spectrum", *SMALL, "--blocks", "layers", "--method", "matrix-free", "--top", "3", "--no-density",
+                 "--json", "--out", str(tmp_path)]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert list(obj["blocks"]) == ["layer1", "layer2", "layer3"] and "model" not in obj
+    for b in obj["blocks"].values():
+        for name in ("H_L", "H_o", "H_F"):
+            m = b[name]
+            assert m["tol"] == obj[name]["tol"] and m["rank"] <= b["size"]
+            assert m["trace_stderr"] is None or m["trace_stderr"] >= 0

@@ -40,7 +40,7 @@ def _spectra(problem, activation, loss, method, *, top=8, **kw):
     plan = MethodPlan(method, "test", H_O_GRAM)
     cfg = RunConfig(dataset="gaussian", loss=loss, activation=activation)
     opts = SpectrumOptions(top=top, probes=4, lanczos_steps=20, eigenvectors=True)
-    spectra, _, _ = measure_spectra(plan, model, lossf, theta, X, Y, cfg, opts)
+    spectra, _, _, _ = measure_spectra(plan, model, lossf, theta, X, Y, cfg, opts)
     return spectra, hessians(model, lossf, theta, X, Y)
 
 

@@ -177,22 +177,44 @@ def _num(x, fmt=".4g") -> str:
     return "-" if x is None else format(x, fmt)
 
 
+_SPECTRUM_HEADER = (f"{'matrix':<7}{'rank':>8}{'λ_max':>12}{'trace':>14}{'± s.e.':>10}{'outliers':>10}"
+                    f"{'condition':>12}")
+
+
+def _spectrum_row(name: str, m) -> str:
+    value, stderr = (None, None) if m.trace is None else (m.trace.value, m.trace.stderr)
+    return (f"{name:<7}{m.rank:>8}{_num(m.top[0] if m.top.size else None, '.5g'):>12}"
+            f"{_num(value, '.7g'):>14}{_num(stderr, '.2g'):>10}{m.outliers:>10}{_num(m.condition, '.3g'):>12}")
+
+
+def format_block_spectra(blocks) -> str:
+    """The per-block table of ``hessian-rank spectrum --blocks``: for each diagonal block of
+    H_L, H_o, H_F its rank (at the whole matrix's tolerance), λ_max, trace, outliers, condition."""
+    width = max([len("block")] + [len(name) for name in blocks]) + 2
+    lines = ["diagonal blocks (rank at the whole matrix's tolerance; trace exact when dense or from the Gram "
+             "matrix, else ± its standard error)",
+             f"{'block':<{width}}{'size':>7}  " + _SPECTRUM_HEADER]
+    for name, b in blocks.items():
+        for i, (m, spec) in enumerate(b.matrices.items()):
+            lines.append(f"{name if i == 0 else '':<{width}}{b.size if i == 0 else '':>7}  " + _spectrum_row(m, spec))
+    return "\n".join(lines)
+
+
 def format_spectrum(result) -> str:
     """The human-readable table of ``hessian-rank spectrum``: per matrix its rank, the
     largest eigenvalues, trace (± standard error), outliers, condition, and how they were found."""
     c = result.config
-    net = "-".join(map(str, (result.d, *c.units, c.K)))
     k = result.options.top
-    lines = [f"data     {c.dataset}: n = {result.n}, d = {result.d}",
-             f"network  {net}, {c.activation}, {'bias' if c.bias else 'no bias'}, {c.init} init, seed {c.seed}; "
-             f"loss {c.loss}; p = {result.p}",
+    if result.model:
+        about = f"model    {result.model}; loss {c.loss}; p = {result.p}"
+    else:
+        net = "-".join(map(str, (result.d, *c.units, c.K)))
+        about = (f"network  {net}, {c.activation}, {'bias' if c.bias else 'no bias'}, {c.init} init, seed {c.seed}; "
+                 f"loss {c.loss}; p = {result.p}")
+    lines = [f"data     {c.dataset}: n = {result.n}, d = {result.d}", about,
              f"method   {result.method} ({result.method_reason}); {result.seconds:.2f} s", "",
-             f"{'matrix':<7}{'rank':>8}{'λ_max':>12}{'trace':>14}{'± s.e.':>10}{'outliers':>10}{'condition':>12}"]
-    for name, m in result.matrices.items():
-        value, stderr = (None, None) if m.trace is None else (m.trace.value, m.trace.stderr)
-        lines.append(f"{name:<7}{m.rank:>8}{_num(m.top[0] if m.top.size else None, '.5g'):>12}"
-                     f"{_num(value, '.7g'):>14}{_num(stderr, '.2g'):>10}"
-                     f"{m.outliers:>10}{_num(m.condition, '.3g'):>12}")
+             _SPECTRUM_HEADER]
+    lines += [_spectrum_row(name, m) for name, m in result.matrices.items()]
     lines += ["", f"top {k} eigenvalues by magnitude (each within the bound shown of an eigenvalue):"]
     for name, m in result.matrices.items():
         vals = " ".join(f"{v:.5g}" for v in m.top)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +39,10 @@ from ..config import (
 from ..data import availability, describe_roots, download_root, fetch, load_dataset, search_roots
 from ..errors import ConfigError, HessrankError
 from ..grid import format_grid_summary, load_grid, run_grid
-from ..measure import SpectrumOptions, hessian_spectrum_mlp, run
+from ..measure import SpectrumOptions, function_spectrum, hessian_spectrum_mlp, run
 from ..measure.blocks import BLOCK_KINDS
 from ..measure.network import network_label
+from ..models import build_cnn, load_user_model
 from ..models.params import load_arrays
 from ..plotting import plot_density, plot_grid, plot_spectrum, plot_sweep, plot_training
 from ..store import (
@@ -65,6 +69,7 @@ from ..sweeps import (
 )
 from ..training import OPTIMIZERS, TrainConfig, format_training, parse_checkpoints, run_training
 from .format import (
+    format_block_spectra,
     format_blocks,
     format_explain,
     format_rank_vs_rtol,
@@ -274,6 +279,8 @@ _SPECTRUM_DESCRIPTION = (
     "stochastic estimate with its standard error), the eigenvalue density (a smoothed histogram of the exact "
     "spectrum, or stochastic Lanczos quadrature), the number of outliers (log10|λ| more than 3 robust standard "
     "deviations above the median over the non-zero spectrum) and the condition number over the non-zero spectrum. "
+    "With --blocks, each diagonal block (layer or parameter array) gets its top eigenvalues, rank at the whole "
+    "matrix's tolerance, trace and outliers; --model FILE.py:build and --arch cnn work as for `hessian-rank run`. "
     "The result and a density figure land in the result store under <out>/store/spectra/…"
 )
 
@@ -304,9 +311,6 @@ def add_spectrum_options(parser: argparse.ArgumentParser) -> None:
 
 def _cmd_spectrum(args) -> int:
     cfg = config_from_args(args)
-    if args.blocks:
-        raise ConfigError.invalid("blocks", args.blocks, "not available with spectrum; use `hessian-rank run "
-                                                         "--blocks`")
     options = SpectrumOptions(top=args.top, trace=args.trace, density=args.density,
                               eigenvectors=bool(args.eigenvectors), trace_samples=args.trace_samples,
                               probes=args.probes, lanczos_steps=args.lanczos_steps).validate()
@@ -314,9 +318,20 @@ def _cmd_spectrum(args) -> int:
         if not str(args.eigenvectors).endswith(".npz"):
             raise ConfigError.invalid("eigenvectors", args.eigenvectors, "give a file name ending in .npz")
         check_writable(args.eigenvectors, param="eigenvectors")
+    _check_arch(args)
     check_writable(Path(args.out) / "store" / "probe", param="out")
-    result = hessian_spectrum_mlp(cfg, **options.__dict__)
-    table = spectra_table(result.config, n=result.n, d=result.d, options=dict(options.__dict__), out=args.out)
+    if args.model or args.arch != "mlp":
+        data = load_dataset(cfg)
+        f, params, label, arch = _any_model(args, cfg, data)
+        with _model_errors(args):
+            result = function_spectrum(f, params, data.X, data.Y, loss=cfg.loss, method=cfg.method,
+                                       blocks=args.blocks, rtol=cfg.rtol, atol=cfg.atol,
+                                       batch_size=cfg.effective_batch_size(data.n), seed=cfg.seed, options=options,
+                                       config=cfg.replace(n=data.n, dim=data.d), label=label)
+    else:
+        result, arch = hessian_spectrum_mlp(cfg, blocks=args.blocks, **options.__dict__), ""
+    table = spectra_table(result.config, n=result.n, d=result.d, options=dict(options.__dict__), out=args.out,
+                          model=result.model, arch=arch)
     with table.lock():
         store_spectra(table, result)
     paths = [table.json_path, table.csv_path]
@@ -331,6 +346,9 @@ def _cmd_spectrum(args) -> int:
         print(json.dumps({**result.to_dict(), "files": [str(p) for p in paths]}, allow_nan=False))
     else:
         print(format_spectrum(result))
+        if result.blocks:
+            print()
+            print(format_block_spectra(result.blocks))
         print()
         for path in paths:
             print(f"written: {path}")
@@ -338,6 +356,46 @@ def _cmd_spectrum(args) -> int:
 
 
 # --------------------------------------------------------------------------- #
+# Any model in `hessian-rank spectrum`: `--model FILE.py:build`, `--arch cnn`.
+
+def _any_model(args, cfg: RunConfig, data):
+    """``(f, params, label, folder)`` of ``--model FILE.py:build`` or ``--arch cnn`` for ``data``:
+    the label describes the network, the folder names it in the result store."""
+    _check_arch(args)
+    if args.model:
+        f, params = load_user_model(args.model, data.d, data.K, cfg.seed)
+        return (f, params, f"{args.model} (d = {data.d}, K = {data.K}, seed {cfg.seed})",
+                "model_" + _slug(Path(args.model).name))
+    f, params = build_cnn(data.d, data.K, args.conv, stride=args.stride, padding=args.padding, pool=args.pool,
+                          activation=cfg.activation, bias=cfg.bias, seed=cfg.seed)
+    side = math.isqrt(data.d)
+    label = (f"cnn {args.conv} on {side}×{side} images, stride {args.stride}, {args.padding}, pool "
+             f"{args.pool}, {cfg.activation}, {'bias' if cfg.bias else 'no bias'}, seed {cfg.seed}")
+    return f, params, label, f"cnn_{_slug(args.conv)}_s{args.stride}_{_slug(args.padding)}_{_slug(args.pool)}"
+
+
+def _check_arch(args) -> None:
+    if args.arch not in ("mlp", "cnn"):
+        raise ConfigError.invalid("arch", args.arch, "not one of mlp, cnn")
+    if args.model and args.arch != "mlp":
+        raise ConfigError("--model with --arch cnn: give one of them")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-.") or "x"
+
+
+@contextmanager
+def _model_errors(args):
+    """A fault of the user's model (parameter ``f`` or ``params``) names ``--model``, the flag that chose it."""
+    try:
+        yield
+    except ConfigError as err:
+        if err.param in ("f", "params") and args.model:
+            raise ConfigError.invalid("model", args.model, f"{err}") from None
+        raise
+
+
 # Sweeps and plots: `hessian-rank sweep samplesize|width|depth`, `hessian-rank plot`,
 # and the paper's root scripts (rank_vs_*.py, plotting.py) through script_main.
 

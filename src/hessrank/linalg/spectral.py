@@ -196,16 +196,26 @@ def condition_number(mags) -> float | None:
 # --------------------------------------------------------------------------- JAX bridge
 def jax_matvec(operator) -> Callable:
     """``v -> H v`` as a JAX function of a length-p vector, calling the NumPy block
-    ``operator`` (rows ``V`` -> ``V H``) through :func:`jax.pure_callback`; under
-    :func:`jax.vmap` the whole batch of vectors is one call."""
+    ``operator`` (rows ``V`` -> rows of ``V H``) through :func:`jax.pure_callback`; under
+    :func:`jax.vmap` the whole batch of vectors is one call.
+
+    The vectors cross the callback as pairs of uint32 holding the float64 bits: XLA may run
+    the callback on one of its own threads (it did at p = 110,100), where the caller's scoped
+    ``jax.enable_x64`` does not hold, and JAX would cast float64 arguments and results to
+    float32 there. Integers of 32 bits cross unchanged, whatever the thread's setting."""
     p = int(operator.p)
 
-    def host(v):
-        v = np.asarray(v, dtype=np.float64)
-        return operator(v.reshape(-1, p)).reshape(v.shape)
+    def host(bits):
+        bits = np.ascontiguousarray(bits, dtype=np.uint32)
+        v = bits.view(np.float64).reshape(bits.shape[:-1])
+        out = np.ascontiguousarray(operator(v.reshape(-1, p)), dtype=np.float64)
+        return out.view(np.uint32).reshape(bits.shape)
 
     def matvec(v):
-        return jax.pure_callback(host, jax.ShapeDtypeStruct(v.shape, jnp.float64), v, vmap_method="broadcast_all")
+        bits = jax.lax.bitcast_convert_type(v, jnp.uint32)                   # (…, p, 2)
+        out = jax.pure_callback(host, jax.ShapeDtypeStruct(bits.shape, jnp.uint32), bits,
+                                vmap_method="broadcast_all")
+        return jax.lax.bitcast_convert_type(out, jnp.float64)
 
     return matvec
 

@@ -18,11 +18,15 @@ from .plan import (
 from .provenance import peak_rss_bytes, provenance
 from .run import Result, build, make_result, measure_model_ranks, measure_ranks, run
 from .spectrum import (
+                       BlockSpectrum,
                        MatrixSpectrum,
                        SpectrumOptions,
                        SpectrumResult,
+                       function_spectrum,
+                       hessian_spectrum,
                        hessian_spectrum_mlp,
                        matrix_spectrum,
+                       measure_model_spectrum,
                        measure_spectra,
                        operator_spectrum,
                        plan_spectrum,
@@ -34,5 +38,6 @@ __all__ = [
     "dense_memory_bytes", "provenance", "peak_rss_bytes", "hessian_ranks", "measure_model", "ModelResult",
     "measure_model_ranks", "BlockRanks", "resolve_blocks", "trivial_bounds", "check_data_size", "plan_before_loading",
     "SpectrumOptions", "MatrixSpectrum", "SpectrumResult", "hessian_spectrum_mlp", "matrix_spectrum",
-    "operator_spectrum", "measure_spectra", "plan_spectrum",
+    "operator_spectrum", "measure_spectra", "plan_spectrum", "hessian_spectrum", "measure_model_spectrum",
+    "function_spectrum", "BlockSpectrum",
 ]

@@ -28,6 +28,7 @@ import numpy as np
 from ..curvature import CurvatureOperator
 from ..errors import ConfigError
 from ..linalg import RankInfo, rank_from_eigenvalues, spectrum
+from ..linalg.spectral import KnownSpectrum, known_from_dense, known_from_factor
 from ..matrices import MATRICES
 from ..models import ParameterLayout
 
@@ -122,6 +123,17 @@ def factor_block_spectrum(A: np.ndarray, block: Block) -> np.ndarray:
     """Non-zero part of the spectrum of ``(AᵀA)[b, b] = A_bᵀ A_b``, by the smaller Gram matrix."""
     Ab = A[:, block.index]
     return spectrum(Ab.T @ Ab if Ab.shape[1] <= Ab.shape[0] else Ab @ Ab.T, overwrite=True)
+
+
+def dense_block_known(H: np.ndarray, block: Block) -> KnownSpectrum:
+    """The exact spectrum of the diagonal block ``H[b, b]`` (its trace: the sum of the block's diagonal)."""
+    return known_from_dense(H[np.ix_(block.index, block.index)])
+
+
+def factor_block_known(A: np.ndarray, block: Block) -> KnownSpectrum:
+    """The exact spectrum of ``(AᵀA)[b, b] = A_bᵀ A_b``, by the smaller of ``A_bᵀA_b`` and ``A_b A_bᵀ``."""
+    Ab = A[:, block.index]
+    return known_from_dense(Ab.T @ Ab) if Ab.shape[1] <= Ab.shape[0] else known_from_factor(Ab)
 
 
 def restrict(op: CurvatureOperator, block: Block) -> CurvatureOperator:

@@ -45,7 +45,16 @@ from ..linalg.sketch import BLAS_CONTROLLER as _BLAS
 from ..linalg.spectral import known_from_dense, known_from_factor, known_from_subspace
 from ..matrices import H_O_GRAM, H_O_PATHS, H_O_SQUARE, MATRICES
 from ..models import MLP, Loss
-from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, restrict
+from .blocks import (
+    Block,
+    BlockRanks,
+    at_whole_tolerance,
+    dense_block_known,
+    dense_block_spectrum,
+    factor_block_known,
+    factor_block_spectrum,
+    restrict,
+)
 from .plan import SKETCH_BLOCK, MemoryPlan, plan_memory
 
 #: default sketch settings: probes per growing round, and per certifying round
@@ -68,7 +77,7 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
                       memory_bytes: float | None = None, block: int = BLOCK, probes: int = PROBES,
                       seed: int = 0, h_o_path: str | None = None,
                       blas_threads: int | str | None = "auto", blocks: dict[str, Block] | None = None,
-                      observe=None) -> MatrixFreeResult:
+                      observe=None, observe_block=None) -> MatrixFreeResult:
     """Numerical ranks of ``H_L``, ``H_o``, ``H_F`` with O(p·k) memory (see module docstring).
 
     ``memory_bytes`` bounds the arrays this function holds (the basis, the factor A);
@@ -84,6 +93,8 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     matrix's rank is known, while its basis is still intact (``H_F``'s becomes the start of
     ``H_L``'s): ``known(vectors)`` returns its :class:`~hessrank.linalg.spectral.KnownSpectrum`,
     ``operator`` its products (None when its spectrum is exact); :mod:`hessrank.measure.spectrum` uses it.
+    ``observe_block(block, name, info, known, operator)`` is the same for each diagonal block (``known``
+    a :class:`~hessrank.linalg.spectral.KnownSpectrum` without eigenvectors, ``operator`` the restricted one).
     """
     if blas_threads == "auto":
         blas_threads = _busy_machine_blas_threads()
@@ -91,11 +102,12 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     with limit, float64_scope():
         return _matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
                                   memory_bytes=memory_bytes, block=block, probes=probes, seed=seed,
-                                  h_o_path=h_o_path, blocks=blocks or {}, observe=observe)
+                                  h_o_path=h_o_path, blocks=blocks or {}, observe=observe,
+                                  observe_block=observe_block)
 
 
 def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memory_bytes, block, probes, seed,
-                       h_o_path, blocks, observe) -> MatrixFreeResult:
+                       h_o_path, blocks, observe, observe_block=None) -> MatrixFreeResult:
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
     p, n, K = model.num_params, X.shape[0], Y.shape[1]
@@ -179,17 +191,28 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
     for i, (name, blk) in enumerate(blocks.items()):
         b_ranks, b_details = {}, {}
         for j, m in enumerate(MATRICES):
+            known = op = None
             if m == "H_o" and A is not None:
-                b_ranks[m] = at_whole_tolerance(factor_block_spectrum(A, blk), blk.size, ranks[m])
+                known = factor_block_known(A, blk) if observe_block else None
+                values = known.values if known else factor_block_spectrum(A, blk)
+                b_ranks[m] = at_whole_tolerance(values, blk.size, ranks[m])
                 b_details[m] = {"how": "eigenvalues of A_bᵀA_b (the block's columns of A)", "status": "exact"}
             elif m == "H_o" and H_o is not None:
-                b_ranks[m] = at_whole_tolerance(dense_block_spectrum(H_o, blk), blk.size, ranks[m])
+                known = dense_block_known(H_o, blk) if observe_block else None
+                values = known.values if known else dense_block_spectrum(H_o, blk)
+                b_ranks[m] = at_whole_tolerance(values, blk.size, ranks[m])
                 b_details[m] = {"how": "eigenvalues of the block of AᵀA", "status": "exact"}
             else:
-                res = sketch_rank(restrict(ops[m], blk), seed=seed + 3 + 3 * i + j, max_columns=plan.capacity,
+                op = restrict(ops[m], blk)
+                res = sketch_rank(op, seed=seed + 3 + 3 * i + j, max_columns=plan.capacity,
                                   rtol=None, atol=ranks[m].tol, block=min(block, blk.size), probes=probes)
                 b_ranks[m], b_details[m] = res.info, _sketch_details(res)
+                if observe_block:
+                    known = known_from_subspace(res.subspace, res.certificate.residual_bound,
+                                                values=res.info.eigenvalues)
                 del res
+            if observe_block:
+                observe_block(name, m, b_ranks[m], known, op)
         block_ranks[name] = BlockRanks(blk.size, blk.leaves, b_ranks, b_details)
     if blocks:
         timings["blocks"] = time.perf_counter() - t

@@ -137,32 +137,41 @@ def measure_model(model: Model, theta, X, Y, *, loss: str = "mse", method: str =
     """:func:`hessian_ranks` for a :class:`~hessrank.models.Model` and its flat parameters ``theta``."""
     t0 = time.perf_counter()
     with float64_scope():
-        lossf = get_loss(loss)
-        if method not in METHODS:
-            raise ConfigError.invalid("method", method, f"not one of {', '.join(METHODS)}")
-        for name, value in (("rtol", rtol), ("atol", atol)):
-            if value is not None and not (math.isfinite(value) and value >= 0):
-                raise ConfigError.invalid(name, value, "give a finite tolerance >= 0")
-        X, Y = _check_data(X, Y, loss)
+        lossf, theta, X, Y, batch_size = prepare_inputs(model, theta, X, Y, loss=loss, method=method, rtol=rtol,
+                                                        atol=atol, batch_size=batch_size)
         n, K = Y.shape
-        if batch_size is None:
-            batch_size = min(n, 100)
-        elif not (isinstance(batch_size, int | np.integer) and 1 <= batch_size <= n):
-            raise ConfigError.invalid("batch_size", batch_size, f"give an integer in 1..{n} (n = {n} samples)")
-        theta = jax.numpy.asarray(theta, dtype=jax.numpy.float64)
-        if theta.shape != (model.num_params,):
-            raise ConfigError.invalid("theta", theta.shape, f"need a flat vector of p = {model.num_params}",
-                                      quoted=False)
-        check_outputs(model, theta, X, K, int(batch_size))
         resolved = resolve_blocks(model, blocks)
         p = model.num_params
         plan = plan_method(method, p, n, K)
         ranks, timings, details, block_ranks = measure_model_ranks(
-            plan, model, lossf, theta, X, Y, batch_size=int(batch_size), rtol=rtol, atol=atol, seed=seed,
+            plan, model, lossf, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol, seed=seed,
             blocks=resolved)
     return ModelResult(p=p, n=n, K=K, loss=loss, ranks=ranks, method=plan.method, method_reason=plan.reason,
                        method_details=details, blocks=block_ranks, bounds=trivial_bounds(p, n, K, loss),
                        timings=timings, seconds=time.perf_counter() - t0, h_o=plan.h_o)
+
+
+def prepare_inputs(model: Model, theta, X, Y, *, loss: str, method: str, rtol, atol, batch_size):
+    """Check the arguments of :func:`hessian_ranks` (one line naming the first bad one) and the
+    model's outputs on ``X``: ``(loss, theta, X, Y, batch_size)`` in float64. Call in a float64 scope."""
+    lossf = get_loss(loss)
+    if method not in METHODS:
+        raise ConfigError.invalid("method", method, f"not one of {', '.join(METHODS)}")
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ConfigError.invalid(name, value, "give a finite tolerance >= 0")
+    X, Y = _check_data(X, Y, loss)
+    n, K = Y.shape
+    if batch_size is None:
+        batch_size = min(n, 100)
+    elif not (isinstance(batch_size, int | np.integer) and 1 <= batch_size <= n):
+        raise ConfigError.invalid("batch_size", batch_size, f"give an integer in 1..{n} (n = {n} samples)")
+    theta = jax.numpy.asarray(theta, dtype=jax.numpy.float64)
+    if theta.shape != (model.num_params,):
+        raise ConfigError.invalid("theta", theta.shape, f"need a flat vector of p = {model.num_params}",
+                                  quoted=False)
+    check_outputs(model, theta, X, K, int(batch_size))
+    return lossf, theta, X, Y, int(batch_size)
 
 
 def _check_data(X, Y, loss):

@@ -11,7 +11,16 @@ Configure, then call: :class:`SpectrumOptions` says what to compute; then
   as :func:`~hessrank.measure.measure_ranks` takes them, dense or matrix-free as the plan says
   (matrix-free reuses the rank computation: each matrix's spectrum is taken while its
   sketch's basis is intact);
-* :func:`hessian_spectrum_mlp` — the built-in network of a :class:`~hessrank.RunConfig`.
+* :func:`hessian_spectrum_mlp` — the built-in network of a :class:`~hessrank.RunConfig`;
+* :func:`hessian_spectrum` — any JAX model ``f(params, X)`` (the interface of
+  :func:`~hessrank.hessian_ranks`).
+
+With ``blocks``, each diagonal block :math:`H_{bb}` (:mod:`hessrank.measure.blocks`) gets the
+same summary less the density: its top eigenvalues, its rank counted at the whole matrix's
+tolerance (so the outliers and condition number are taken over the same cut), and its trace
+— exact when the matrix is dense or :math:`H_o = A^\top A` (the sum of the block's diagonal,
+:math:`\lVert A_b\rVert_F^2`); matrix-free, :math:`\mathrm{tr}(Q H_{bb} Q^\top)` of the block's own
+certified sketch plus Hutchinson on the deflated restricted operator.
 
 Each matrix gives a :class:`MatrixSpectrum`; :meth:`SpectrumResult.to_dict` is what
 ``hessian-rank spectrum --json`` prints. Memory is planned before any work
@@ -21,14 +30,16 @@ and a request whose extras cannot fit is refused with the estimate.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..config import RunConfig
-from ..curvature import hessians, in_float64, outer_product_factor
+from ..curvature import float64_scope, hessians, in_float64, outer_product_factor
 from ..errors import ConfigError
 from ..linalg import RankInfo, rank_from_eigenvalues, sketch_rank
 from ..linalg.spectral import (
@@ -50,8 +61,10 @@ from ..linalg.spectral import (
     xtrace,
 )
 from ..matrices import DENSE, H_O_GRAM, MATRICES
-from ..models import get_loss
+from ..models import function_model, get_loss
+from .blocks import Block, at_whole_tolerance, dense_block_known, factor_block_known, resolve_blocks
 from .matrixfree import matrix_free_ranks
+from .model import prepare_inputs
 from .plan import MethodPlan, _gib, available_memory_bytes, dense_memory_bytes, plan_method
 from .provenance import peak_rss_bytes, provenance
 from .run import build
@@ -224,13 +237,38 @@ def plan_spectrum(method: str, p: int, n: int, K: int, options: SpectrumOptions)
     return plan
 
 
+@dataclass
+class BlockSpectrum:
+    """The spectral summaries of one diagonal block of H_L, H_o, H_F: ``size`` parameters,
+    its ``leaves``, and per matrix a :class:`MatrixSpectrum` (no density, no eigenvectors)
+    whose rank is counted at the whole matrix's tolerance."""
+
+    size: int
+    leaves: tuple[str, ...]
+    matrices: dict[str, MatrixSpectrum]
+
+    def to_dict(self) -> dict:
+        """``{"size", "leaves", "H_L": {...}, "H_o": {...}, "H_F": {...}}``."""
+        return {"size": self.size, "leaves": list(self.leaves),
+                **{k: self.matrices[k].to_dict() for k in MATRICES}}
+
+
 def measure_spectra(plan: MethodPlan, model, loss, theta, X, Y, config: RunConfig,
-                    options: SpectrumOptions) -> tuple[dict[str, MatrixSpectrum], dict, dict]:
-    """Spectral summaries of H_L, H_o, H_F on the samples ``X, Y`` as ``plan`` says:
-    ``({name: MatrixSpectrum}, timings, method_details)``."""
+                    options: SpectrumOptions, *, blocks: dict[str, Block] | None = None):
+    """Spectral summaries of H_L, H_o, H_F on the samples ``X, Y`` as ``plan`` says, with the
+    batch size, tolerance and seed of ``config``: ``({name: MatrixSpectrum}, timings,
+    method_details, {block: BlockSpectrum})`` (the last empty without ``blocks``, from
+    :func:`~hessrank.measure.blocks.resolve_blocks`)."""
+    return _measure(plan, model, loss, theta, X, Y, options, batch_size=config.effective_batch_size(X.shape[0]),
+                    rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=blocks or {})
+
+
+def _measure(plan, model, loss, theta, X, Y, options, *, batch_size, rtol, atol, seed, blocks):
     p = model.num_params
-    batch_size = config.effective_batch_size(X.shape[0])
     found: dict[str, MatrixSpectrum] = {}
+    per_block = dataclasses.replace(options, density=False, eigenvectors=False)
+    found_blocks: dict[str, dict[str, MatrixSpectrum]] = {b: {} for b in blocks}
+    block_seed = {(b, m): options.seed + 10 + 3 * i + j for i, b in enumerate(blocks) for j, m in enumerate(MATRICES)}
     if plan.method != DENSE:
         seeds = {"H_o": 3, "H_F": 4, "H_L": 5}
 
@@ -238,35 +276,64 @@ def measure_spectra(plan: MethodPlan, model, loss, theta, X, Y, config: RunConfi
             found[name] = summarize(name, known(options.eigenvectors), info, operator, options,
                                     seed=options.seed + seeds[name])
 
-        mf = matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=config.rtol,
-                               atol=config.atol, memory_bytes=plan.budget, seed=config.seed, observe=observe)
+        def observe_block(block, name, info, known, operator):
+            found_blocks[block][name] = summarize(name, known, info, operator, per_block, seed=block_seed[block, name])
+
+        mf = matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
+                               memory_bytes=plan.budget, seed=seed, observe=observe, blocks=blocks,
+                               observe_block=observe_block if blocks else None)
         for name, det in mf.details.items():
-            found[name].certified = det.get("certified", True) is not False
-            if not found[name].certified:
-                found[name].condition = None
-        return {k: found[k] for k in MATRICES}, dict(mf.timings), mf.details
+            _mark_certified(found[name], det)
+        for b, ranks in mf.blocks.items():
+            for name, det in ranks.details.items():
+                _mark_certified(found_blocks[b][name], det)
+        return ({k: found[k] for k in MATRICES}, dict(mf.timings), mf.details,
+                _block_spectra(blocks, found_blocks))
     gram = plan.h_o == H_O_GRAM
     t = time.perf_counter()
     mats = hessians(model, loss, theta, X, Y, batch_size=batch_size, which=("H_L", "H_F") if gram else MATRICES)
+    A = outer_product_factor(model, loss, theta, X, Y, batch_size=batch_size) if gram else None
     timings = {"hessians": time.perf_counter() - t}
     t = time.perf_counter()
+    # blocks first: the whole matrix is overwritten by its eigensolver
+    block_known = {b: {m: factor_block_known(A, blk) if m == "H_o" and gram else dense_block_known(mats[m], blk)
+                       for m in MATRICES} for b, blk in blocks.items()}
+    infos: dict[str, RankInfo] = {}
     for name in MATRICES:
         if name == "H_o" and gram:   # H_o = AᵀA: the non-zero eigenvalues of the smaller A Aᵀ
-            known = known_from_factor(outer_product_factor(model, loss, theta, X, Y, batch_size=batch_size))
+            known = known_from_factor(A)
         else:
             known = known_from_dense(mats.pop(name), vectors=options.eigenvectors)
-        info = rank_from_eigenvalues(known.values, p, rtol=config.rtol, atol=config.atol)
-        found[name] = summarize(name, known, info, None, options)
+        infos[name] = rank_from_eigenvalues(known.values, p, rtol=rtol, atol=atol)
+        found[name] = summarize(name, known, infos[name], None, options)
+    for b, blk in blocks.items():
+        for m in MATRICES:
+            known = block_known[b][m]
+            found_blocks[b][m] = summarize(m, known, at_whole_tolerance(known.values, blk.size, infos[m]),
+                                           None, per_block)
     timings["spectra"] = time.perf_counter() - t
-    return {k: found[k] for k in MATRICES}, timings, {}
+    return {k: found[k] for k in MATRICES}, timings, {}, _block_spectra(blocks, found_blocks)
+
+
+def _mark_certified(spec: MatrixSpectrum, details: dict) -> None:
+    spec.certified = details.get("certified", True) is not False
+    if not spec.certified:
+        spec.condition = None
+
+
+def _block_spectra(blocks, found) -> dict[str, BlockSpectrum]:
+    return {b: BlockSpectrum(blk.size, blk.leaves, {m: found[b][m] for m in MATRICES}) for b, blk in blocks.items()}
 
 
 @dataclass
 class SpectrumResult:
     """The spectra of one configuration: ``matrices`` maps H_L, H_o, H_F to their
-    :class:`MatrixSpectrum`; ``to_dict`` gives the JSON form."""
+    :class:`MatrixSpectrum`, ``blocks`` each diagonal block to its :class:`BlockSpectrum`;
+    ``to_dict`` gives the JSON form. ``config`` is the :class:`~hessrank.RunConfig` of the
+    command line (None for :func:`hessian_spectrum`); ``model`` describes a network that is
+    not the built-in MLP."""
 
-    config: RunConfig
+    config: RunConfig | None
     p: int
     n: int
     d: int
@@ -279,37 +346,131 @@ class SpectrumResult:
     options: SpectrumOptions = field(default_factory=SpectrumOptions)
     peak_rss_bytes: int = 0
     provenance: dict = field(default_factory=dict)
+    blocks: dict[str, BlockSpectrum] = field(default_factory=dict)
+    K: int | None = None
+    loss: str | None = None
+    model: str = ""
 
     def to_dict(self) -> dict:
-        """``{"H_L": {...}, "H_o": {...}, "H_F": {...}, "p": …, "config": …, …}``."""
+        """``{"H_L": {...}, "H_o": {...}, "H_F": {...}, "p": …, "config": …, …}`` (and ``"blocks"``
+        with ``blocks``, ``"model"`` for a network other than the built-in MLP)."""
         out = {name: m.to_dict() for name, m in self.matrices.items()}
-        out.update({"p": self.p, "n": self.n, "d": self.d, "config": self.config.to_dict(), "method": self.method,
-                    "method_reason": self.method_reason, "seconds": self.seconds, "timings": self.timings,
-                    "method_details": self.method_details, "options": self.options.__dict__,
-                    "peak_rss_bytes": self.peak_rss_bytes, "provenance": self.provenance})
+        c = self.config
+        out.update({"p": self.p, "n": self.n, "d": self.d, "K": c.K if c is not None else self.K,
+                    "loss": c.loss if c is not None else self.loss, "config": None if c is None else c.to_dict(),
+                    "method": self.method, "method_reason": self.method_reason, "seconds": self.seconds,
+                    "timings": self.timings, "method_details": self.method_details,
+                    "options": dict(self.options.__dict__), "peak_rss_bytes": self.peak_rss_bytes,
+                    "provenance": self.provenance})
+        if self.model:
+            out["model"] = self.model
+        if self.blocks:
+            out["blocks"] = {name: b.to_dict() for name, b in self.blocks.items()}
         return out
+
+
+def _options(top, trace, density, eigenvectors, settings) -> SpectrumOptions:
+    unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(SpectrumOptions)})
+    if unknown:
+        raise ConfigError.invalid(unknown[0], settings[unknown[0]], "not a setting of a spectrum (the settings: "
+                                  f"{', '.join(f.name for f in dataclasses.fields(SpectrumOptions))})")
+    return SpectrumOptions(top=top, trace=trace, density=density, eigenvectors=eigenvectors, **settings).validate()
 
 
 @in_float64
 def hessian_spectrum_mlp(config: RunConfig, *, top: int = 20, trace: bool = True, density: bool = True,
-                         eigenvectors: bool = False, method: str | None = None, **settings) -> SpectrumResult:
+                         eigenvectors: bool = False, method: str | None = None, blocks=None,
+                         **settings) -> SpectrumResult:
     """Top eigenvalues, trace, density, outliers and condition of H_L, H_o, H_F for the
-    built-in network of ``config`` (``method`` overrides ``config.method``; ``settings``:
-    the other fields of :class:`SpectrumOptions`)."""
+    built-in network of ``config`` (``method`` overrides ``config.method``; ``blocks``: also
+    the diagonal blocks, as in :func:`~hessrank.hessian_ranks`; ``settings``: the other
+    fields of :class:`SpectrumOptions`)."""
     t0 = time.perf_counter()
-    options = SpectrumOptions(top=top, trace=trace, density=density, eigenvectors=eigenvectors,
-                              **settings).validate()
+    options = _options(top, trace, density, eigenvectors, settings)
     if method is not None:
         config = config.replace(method=method)
     if config.network != "mlp":
         param = "model" if config.network == "model" else "arch"
         raise ConfigError.invalid(param, getattr(config, param), "spectra are measured for the built-in MLP only")
     data, model, theta = build(config)
+    resolved = resolve_blocks(model, blocks)
     p = model.num_params
     plan = plan_spectrum(config.method, p, data.n, data.K, options)
-    spectra, timings, details = measure_spectra(plan, model, get_loss(config.loss), theta, data.X, data.Y, config,
-                                                options)
+    spectra, timings, details, block_spectra = measure_spectra(plan, model, get_loss(config.loss), theta, data.X,
+                                                               data.Y, config, options, blocks=resolved)
     return SpectrumResult(config=config.replace(n=data.n, dim=data.d), p=p, n=data.n, d=data.d, matrices=spectra,
                           method=plan.method, method_reason=plan.reason, seconds=time.perf_counter() - t0,
                           timings=timings, method_details=details, options=options, peak_rss_bytes=peak_rss_bytes(),
-                          provenance=provenance())
+                          provenance=provenance(), blocks=block_spectra, K=data.K, loss=config.loss)
+
+
+def measure_model_spectrum(model, theta, X, Y, *, loss: str = "mse", method: str = "auto", blocks=None,
+                           rtol: float | None = None, atol: float | None = None, batch_size: int | None = None,
+                           seed: int = 0, options: SpectrumOptions | None = None,
+                           config: RunConfig | None = None, label: str = "") -> SpectrumResult:
+    """:func:`hessian_spectrum` for a :class:`~hessrank.models.Model` and its flat parameters
+    ``theta``; ``config`` and ``label`` are recorded in the result (the command line's)."""
+    t0 = time.perf_counter()
+    options = (options or SpectrumOptions()).validate()
+    with float64_scope():
+        lossf, theta, X, Y, batch_size = prepare_inputs(model, theta, X, Y, loss=loss, method=method, rtol=rtol,
+                                                        atol=atol, batch_size=batch_size)
+        (n, K), p = Y.shape, model.num_params
+        resolved = resolve_blocks(model, blocks)
+        plan = plan_spectrum(method, p, n, K, options)
+        spectra, timings, details, block_spectra = _measure(plan, model, lossf, theta, X, Y, options,
+                                                            batch_size=batch_size, rtol=rtol, atol=atol, seed=seed,
+                                                            blocks=resolved)
+    d = int(np.prod(X.shape[1:], dtype=np.int64))
+    return SpectrumResult(config=config, p=p, n=n, d=d, matrices=spectra, method=plan.method,
+                          method_reason=plan.reason, seconds=time.perf_counter() - t0, timings=timings,
+                          method_details=details, options=options, peak_rss_bytes=peak_rss_bytes(),
+                          provenance=provenance(), blocks=block_spectra, K=K, loss=loss, model=label)
+
+
+def function_spectrum(f: Callable, params, X, Y, **kwargs) -> SpectrumResult:
+    """:func:`measure_model_spectrum` of ``f(params, X)`` over a pytree ``params``: the
+    :class:`SpectrumResult` behind :func:`hessian_spectrum` (and ``hessian-rank spectrum --model``)."""
+    with float64_scope():
+        model, theta = function_model(f, params)
+        return measure_model_spectrum(model, theta, X, Y, **kwargs)
+
+
+def hessian_spectrum(f: Callable, params, X, Y, *, loss: str = "mse", top: int = 20, trace: bool = True,
+                     density: bool = True, eigenvectors: bool = False, method: str = "auto", blocks=None,
+                     rtol: float | None = None, atol: float | None = None, batch_size: int | None = None,
+                     seed: int = 0, **settings) -> dict:
+    """Top eigenvalues, trace, density, outliers and condition number of H_L, H_o, H_F of the
+    model ``f`` at ``params`` on the data ``X, Y`` — and of their diagonal blocks with ``blocks``.
+
+    Args:
+        f, params, X, Y, loss, method, blocks, rtol, atol, batch_size: as for
+            :func:`~hessrank.hessian_ranks` (any pytree of float32/float64 arrays; a scoped float64).
+        top: how many eigenvalues of largest magnitude per matrix (dense: exact; matrix-free:
+            Ritz values of the certified sketch, each within ``top_bound`` of an eigenvalue).
+        trace: the trace (exact when dense or from the Gram matrix; otherwise an estimate with
+            ``trace_stderr`` and ``trace_products``).
+        density: the eigenvalue density (smoothed exact spectrum, or stochastic Lanczos quadrature).
+        eigenvectors: also ``"vectors"`` (top × p array, rows) per matrix.
+        seed: seeds every random probe (the sketches', the trace's, the Lanczos starts).
+        settings: the other fields of :class:`SpectrumOptions` (``trace_samples``, ``probes``,
+            ``lanczos_steps``, ``density_points``).
+
+    Returns:
+        the dict that ``hessian-rank spectrum --json`` prints: per matrix ``top``, ``top_bound``,
+        ``trace``, ``trace_stderr``, ``trace_products``, ``density {x, y, probes, lanczos_steps, …}``,
+        ``outliers``, ``condition``, ``rank``, ``tol``, …; ``p``, ``n``, ``K``, ``method``, …; with
+        ``blocks``, ``blocks[name] = {size, leaves, H_L, H_o, H_F}`` (no density; ranks at the whole
+        matrix's tolerance).
+
+    Raises:
+        ConfigError: a bad argument, parameter leaf or model output, named in one line.
+    """
+    options = _options(top, trace, density, eigenvectors, {**settings, "seed": seed})
+    result = function_spectrum(f, params, X, Y, loss=loss, method=method, blocks=blocks, rtol=rtol, atol=atol,
+                               batch_size=batch_size, seed=seed, options=options)
+    out = result.to_dict()
+    if eigenvectors:
+        for name, m in result.matrices.items():
+            out[name]["vectors"] = m.vectors
+    return out

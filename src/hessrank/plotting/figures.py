@@ -163,7 +163,7 @@ def spectrum_figure(eigenvalues: dict, ranks: dict, tolerances: dict, *, title: 
 def spectrum_title(meta: dict) -> str:
     """The title of a spectrum figure, from the stored result's metadata."""
     c = meta["config"]
-    net = "-".join(map(str, (meta["d"], *c["units"], c["K"])))
+    net = meta.get("model") or "-".join(map(str, (meta["d"], *c["units"], c["K"])))
     tol = "default tolerance (max|λ|·p·eps)" if c.get("rtol") is None and c.get("atol") is None else \
         f"rtol = {c.get('rtol')}, atol = {c.get('atol')}"
     return (f"spectra: {c['dataset']}, n = {meta['n']}, {c['loss']} loss, network {net} (p = {meta['p']})\n"

@@ -257,11 +257,13 @@ def store_spectrum(table: ResultTable, result) -> None:
     table.write_meta(meta)
 
 
-def spectra_table(config, *, n: int, d: int, options: dict, out) -> ResultTable:
+def spectra_table(config, *, n: int, d: int, options: dict, out, model: str = "", arch: str = "") -> ResultTable:
     """Where the spectral summary of one run lives (``hessian-rank spectrum``):
-    ``<out>/store/spectra/<loss>/<dataset>/<arch>/``, one row per density grid point."""
-    identity = config_identity(config, task="spectra", options=options)
-    folder = store_folder(out, "spectra", config.loss, config.dataset, architecture_name(d, config.units, config.K))
+    ``<out>/store/spectra/<loss>/<dataset>/<arch>/``, one row per density grid point; ``arch``
+    is the built-in MLP's ``64x10x10x10`` unless given (another ``model``, described by ``model``)."""
+    identity = _spectra_identity(config, options, model)
+    folder = store_folder(out, "spectra", config.loss, config.dataset, arch or architecture_name(d, config.units,
+                                                                                                 config.K))
     return ResultTable(folder, f"n{n}_{config_slug(config)}_{config_hash(identity)}", ("matrix", "x", "density"))
 
 
@@ -269,7 +271,7 @@ def store_spectra(table: ResultTable, result) -> None:
     """Write one :class:`~hessrank.measure.SpectrumResult`: its densities (CSV rows
     ``matrix, x, density``) and its JSON (with identity) into ``table``."""
     meta = result.to_dict()
-    meta["identity"] = config_identity(result.config, task="spectra", options=dict(result.options.__dict__))
+    meta["identity"] = _spectra_identity(result.config, dict(result.options.__dict__), result.model)
     meta["hash"] = config_hash(meta["identity"])
     meta["task"] = "spectra"
     rows = []
@@ -279,6 +281,10 @@ def store_spectra(table: ResultTable, result) -> None:
                      for x, y in zip(m.density.x, m.density.y)]
     table.write_rows(rows)
     table.write_meta(meta)
+
+
+def _spectra_identity(config, options: dict, model: str) -> dict:
+    return config_identity(config, task="spectra", options=options, **({"model": model} if model else {}))
 
 
 def find_results(root, match) -> list[tuple[Path, dict]]:
