@@ -163,11 +163,12 @@ def spectrum_figure(eigenvalues: dict, ranks: dict, tolerances: dict, *, title: 
 def spectrum_title(meta: dict) -> str:
     """The title of a spectrum figure, from the stored result's metadata."""
     c = meta["config"]
-    net = meta.get("model") or "-".join(map(str, (meta["d"], *c["units"], c["K"])))
+    net = meta.get("model") or "-".join(map(str, (meta["d"], *c.get("units", ()), c["K"])))
     tol = "default tolerance (max|λ|·p·eps)" if c.get("rtol") is None and c.get("atol") is None else \
         f"rtol = {c.get('rtol')}, atol = {c.get('atol')}"
     return (f"spectra: {c['dataset']}, n = {meta['n']}, {c['loss']} loss, network {net} (p = {meta['p']})\n"
-            f"{c['activation']}, {'bias' if c['bias'] else 'no bias'}, {c['init']} init, seed {c['seed']}, {tol}")
+            f"{c.get('activation', '-')}, {'bias' if c.get('bias') else 'no bias'}, {c.get('init', '-')} init, "
+            f"seed {c['seed']}, {tol}")
 
 
 def plot_spectrum(json_path) -> list[Path]:
