@@ -28,7 +28,17 @@ from .data import expected_shape, load_dataset
 from .errors import ConfigError
 from .linalg import numerical_rank
 from .matrices import DENSE, MATRICES, SUFFIX
-from .measure import build, make_result, measure_ranks, plan_before_loading, plan_method, provenance, run
+from .measure import (
+    build,
+    expected_basis,
+    make_result,
+    measure_ranks,
+    plan_before_loading,
+    plan_method,
+    predict_for,
+    provenance,
+    run,
+)
 from .models import MLP, get_loss
 from .store import (
     RESULT_COLUMNS,
@@ -297,7 +307,8 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int]):
     """
     data, model, theta = build(base)
     p = model.num_params
-    plan = plan_method(base.method, p, max(wanted), data.K)
+    plan = plan_method(base.method, p, max(wanted), data.K,
+                       basis=expected_basis(predict_for(base, data, max(wanted))[1]))
     loss = get_loss(base.loss)
     if plan.method != DENSE:
         for n in sorted(wanted):

@@ -10,17 +10,20 @@ from .plan import (
                    available_memory_bytes,
                    check_data_size,
                    dense_memory_bytes,
+                   expected_basis,
+                   expected_seconds,
                    memory_limit,
                    plan_before_loading,
                    plan_memory,
                    plan_method,
 )
 from .provenance import peak_rss_bytes, provenance
-from .run import Result, build, make_result, measure_model_ranks, measure_ranks, run
+from .run import Result, build, make_result, measure_model_ranks, measure_ranks, predict_for, run
 
 __all__ = [
     "Result", "run", "build", "make_result", "measure_ranks", "matrix_free_ranks", "MatrixFreeResult",
     "MethodPlan", "MemoryPlan", "plan_method", "plan_memory", "memory_limit", "available_memory_bytes",
     "dense_memory_bytes", "provenance", "peak_rss_bytes", "hessian_ranks", "measure_model", "ModelResult",
     "measure_model_ranks", "BlockRanks", "resolve_blocks", "trivial_bounds", "check_data_size", "plan_before_loading",
+    "expected_basis", "expected_seconds", "predict_for",
 ]

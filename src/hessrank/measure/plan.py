@@ -5,7 +5,11 @@ what the OS can give now (``MemAvailable``), capped by an enclosing
 :func:`memory_limit` (a Dask worker's limit). The thresholds:
 
 * ``auto`` runs dense when its p×p matrices take at most :data:`AUTO_DENSE_SHARE` of
-  the free memory, matrix-free otherwise;
+  the free memory, matrix-free otherwise — and matrix-free also when it fits and is
+  expected to be faster (:func:`expected_seconds`): when the caller knows the largest
+  basis the sketches will need (``basis``: the largest predicted rank, from a prediction
+  of kind ``exact`` or ``bound``), the sketch costs about ``p·k²`` (its
+  orthogonalisation) and the dense route about ``p³`` (its eigenvalues);
 * ``dense`` is refused above :data:`DENSE_MAX_SHARE` (or, with ``fall_back``, run
   matrix-free instead, as a grid does for a point that does not fit a worker);
 * matrix-free sketches get :data:`MATRIX_FREE_SHARE` of the free memory and are refused
@@ -39,6 +43,14 @@ MATRIX_FREE_SHARE = 0.6
 MIN_SKETCH_VECTORS = 256
 #: probes per growing round of the sketch (its working arrays scale with it)
 SKETCH_BLOCK = 128
+#: auto's time model (seconds on the 2-core machine of ``benchmarks/bench_auto.py``; only the
+#: ratios matter): dense ≈ AUTO_DENSE_SECONDS_PER_P3·p³ (eigenvalues of two p×p matrices, and
+#: their p products each), matrix-free ≈ AUTO_SKETCH_SECONDS_PER_PK2·p·k² (block Gram–Schmidt of a
+#: basis of k vectors, twice, and k products) + AUTO_SKETCH_OVERHEAD_SECONDS (compiling two
+#: product operators, probe rounds). Measured: p = 8040, k = 2840: dense 45 s, sketch 6 s.
+AUTO_DENSE_SECONDS_PER_P3 = 8e-11
+AUTO_SKETCH_SECONDS_PER_PK2 = 9e-11
+AUTO_SKETCH_OVERHEAD_SECONDS = 1.0
 #: p×p float64 arrays held by the "square" H_o path (H_o and LAPACK's copy)
 _SQUARE_HELD = 2
 #: the fixed arrays of the Gram or square H_o path may take this share of a matrix-free budget
@@ -136,10 +148,36 @@ def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: in
     return MemoryPlan(h_o, max(0, min(cap, p)), int(fixed + work))
 
 
-def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False) -> MethodPlan:
+def expected_seconds(p: int, basis: int) -> tuple[float, float]:
+    """``(dense, matrix-free)`` expected seconds for ``p`` parameters whose largest
+    sketch needs ``basis`` vectors, by the time model of :data:`AUTO_DENSE_SECONDS_PER_P3`."""
+    k = min(int(basis), int(p))
+    dense = AUTO_DENSE_SECONDS_PER_P3 * float(p) ** 3
+    sketch = AUTO_SKETCH_SECONDS_PER_PK2 * float(p) * k * k + AUTO_SKETCH_OVERHEAD_SECONDS
+    return dense, sketch
+
+
+def expected_basis(prediction) -> int | None:
+    """The largest basis the sketches of H_L, H_o, H_F will need: the largest predicted
+    rank when every matrix has a prediction of kind ``exact`` or ``bound`` (a bound caps
+    the basis too), else ``None`` (nothing is known: ``auto`` chooses by memory alone)."""
+    if prediction is None:
+        return None
+    values = [getattr(prediction, m, None) for m in ("H_L", "H_o", "H_F")]
+    kinds = [prediction.kinds.get(m) for m in ("H_L", "H_o", "H_F")]
+    if any(v is None for v in values) or any(k not in ("exact", "bound") for k in kinds):
+        return None
+    return int(max(values))
+
+
+def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False,
+                basis: int | None = None) -> MethodPlan:
     """How a run of ``p`` parameters on ``n`` samples with ``K`` outputs is computed under
     ``method`` (``auto``, ``dense`` or ``matrix-free``); raise :class:`ConfigError` when it
-    cannot fit. ``fall_back``: a ``dense`` request that does not fit runs matrix-free."""
+    cannot fit. ``fall_back``: a ``dense`` request that does not fit runs matrix-free.
+    ``basis``: the largest basis the sketches are expected to need (:func:`expected_basis`);
+    with it ``auto`` runs matrix-free where that is expected to be faster than dense
+    (:func:`expected_seconds`) and the basis fits, without it dense whenever dense fits."""
     have = available_memory_bytes()
     need = dense_memory_bytes(p)
     h_o = dense_h_o_path(p, n, K)
@@ -147,7 +185,18 @@ def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False)
     if method == DENSE and need <= DENSE_MAX_SHARE * have:
         return MethodPlan(DENSE, f"dense {what}", h_o)
     if method == AUTO and need <= AUTO_DENSE_SHARE * have:
-        return MethodPlan(DENSE, f"auto: dense {what}, at most {_gib(need)} of {_gib(have)} free", h_o)
+        if basis is None:
+            return MethodPlan(DENSE, f"auto: dense {what}, at most {_gib(need)} of {_gib(have)} free "
+                                     "(no exact or bounded prediction of the ranks to choose by time)", h_o)
+        t_dense, t_sketch = expected_seconds(p, basis)
+        budget = MATRIX_FREE_SHARE * have
+        plan = plan_memory(p, n, K, budget)
+        expected = f"expected {t_dense:.1f} s dense, {t_sketch:.1f} s matrix-free (basis of {basis} of p = {p})"
+        if t_sketch < t_dense and plan.capacity >= min(p, basis):
+            return MethodPlan(MATRIX_FREE, f"auto: matrix-free is faster, {expected}; {plan.describe(p, n * K)}",
+                              plan.h_o, plan, budget)
+        return MethodPlan(DENSE, f"auto: dense {what} is faster, {expected}; at most {_gib(need)} of "
+                                 f"{_gib(have)} free", h_o)
     if method == DENSE and not fall_back:
         raise ConfigError.invalid(
             "method", DENSE,
