@@ -37,12 +37,19 @@ DENSE_MATRICES_HELD = 5
 AUTO_DENSE_SHARE = 0.5
 #: ``dense`` is refused when its matrices would take more than this share
 DENSE_MAX_SHARE = 0.9
-#: share of the free memory the matrix-free sketches may use
-MATRIX_FREE_SHARE = 0.6
+#: share of the free memory the matrix-free sketches may use (the basis is touched, and
+#: costs memory, only as it grows: this caps it; p = 535,500 with rank 2862 needs 12.3 GB)
+MATRIX_FREE_SHARE = 0.8
 #: matrix-free refuses, before any work, a p whose basis could not hold this many vectors
 MIN_SKETCH_VECTORS = 256
 #: probes per growing round of the sketch (its working arrays scale with it)
 SKETCH_BLOCK = 128
+#: the working arrays of one round (:data:`_WORK_ROWS` blocks of p) may take this share of the
+#: budget; above it the block is halved (down to a quarter of SKETCH_BLOCK) to leave the room to the basis
+SKETCH_WORK_SHARE = 0.1
+#: arrays of ``block`` rows of length p alive in one round: probes, products, residuals,
+#: their temporaries and the product operator's own buffers
+_WORK_ROWS = 8
 #: auto's time model (seconds on the 2-core machine of ``benchmarks/bench_auto.py``; only the
 #: ratios matter): dense ≈ AUTO_DENSE_SECONDS_PER_P3·p³ (eigenvalues of two p×p matrices, and
 #: their p products each), matrix-free ≈ AUTO_SKETCH_SECONDS_PER_PK2·p·k² (block Gram–Schmidt of a
@@ -59,18 +66,20 @@ _H_O_SHARE = 0.25
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    """How ``H_o`` is ranked (``gram``, ``square`` or ``sketch``) and how many basis
-    vectors of length p the sketches may hold within the budget."""
+    """How ``H_o`` is ranked (``gram``, ``square`` or ``sketch``), how many basis vectors
+    of length p the sketches may hold within the budget, and the sketch's ``block``."""
 
     h_o: str
     capacity: int
     fixed_bytes: int
+    block: int = SKETCH_BLOCK
 
     def describe(self, p: int, nK: int) -> str:
         """One line for the output: how H_o is ranked and the sketch capacity."""
         how = {H_O_GRAM: f"H_o from the {nK}×{nK} Gram matrix", H_O_SQUARE: f"H_o as {p}×{p} AᵀA",
                H_O_SKETCH: "H_o sketched"}[self.h_o]
-        return f"{how}; sketches of up to {self.capacity} vectors"
+        blk = "" if self.block == SKETCH_BLOCK else f", blocks of {self.block}"
+        return f"{how}; sketches of up to {self.capacity} vectors{blk}"
 
 
 @dataclass(frozen=True)
@@ -128,11 +137,17 @@ def dense_h_o_path(p: int, n: int, K: int) -> str:
     return H_O_GRAM if n * K <= p else H_O_SQUARE
 
 
-def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: int = SKETCH_BLOCK) -> MemoryPlan:
-    """The matrix-free ``H_o`` path and basis capacity within ``budget_bytes`` (None: unlimited)."""
+def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: int | None = None) -> MemoryPlan:
+    """The matrix-free ``H_o`` path, basis capacity and sketch block within ``budget_bytes``
+    (None: unlimited). ``block`` None: :data:`SKETCH_BLOCK`, halved while one round's
+    working arrays would take more than :data:`SKETCH_WORK_SHARE` of the budget."""
     nK = n * K
     if budget_bytes is None:
-        return MemoryPlan(dense_h_o_path(p, n, K), p, 0)
+        return MemoryPlan(dense_h_o_path(p, n, K), p, 0, block or SKETCH_BLOCK)
+    if block is None:
+        block = SKETCH_BLOCK
+        while block > SKETCH_BLOCK // 4 and 8 * _WORK_ROWS * block * p > SKETCH_WORK_SHARE * budget_bytes:
+            block //= 2
     gram_bytes = 8 * (nK * p + 3 * nK * nK)             # A, A Aᵀ, eigenvectors, LAPACK work
     square_bytes = 8 * _SQUARE_HELD * p * p
     if nK <= p and gram_bytes <= _H_O_SHARE * budget_bytes:
@@ -141,11 +156,11 @@ def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: in
         h_o, fixed = H_O_SQUARE, square_bytes
     else:
         h_o, fixed = H_O_SKETCH, 0
-    work = 8 * 8 * block * p                             # probes, products, residuals of one round
+    work = 8 * _WORK_ROWS * block * p                    # probes, products, residuals of one round
     room = max(0.0, budget_bytes - fixed - work)
     cap = int(room // (8 * p))
     cap = int(room // (8 * (p + min(cap, p))))          # the basis (k×p) and T (k×k)
-    return MemoryPlan(h_o, max(0, min(cap, p)), int(fixed + work))
+    return MemoryPlan(h_o, max(0, min(cap, p)), int(fixed + work), block)
 
 
 def expected_seconds(p: int, basis: int) -> tuple[float, float]:
