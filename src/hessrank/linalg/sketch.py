@@ -120,6 +120,7 @@ class Subspace:
     capacity: int
     _Q: np.ndarray = field(init=False, repr=False)
     _T: np.ndarray = field(init=False, repr=False)
+    _scratch: dict = field(init=False, repr=False, default_factory=dict)
     k: int = 0
 
     def __post_init__(self):
@@ -167,6 +168,14 @@ class Subspace:
         if U.shape[0]:
             self.append(U, operator(U))
         return int(U.shape[0])
+
+    def scratch(self, slot: int, rows: int) -> np.ndarray:
+        """A reusable (rows, p) work array (``slot`` 0 or 1), grown on demand: a round's
+        temporaries of b×p reuse memory instead of new pages every step."""
+        buf = self._scratch.get(slot)
+        if buf is None or buf.shape[0] < rows:
+            buf = self._scratch[slot] = np.empty((rows, self.p))
+        return buf[:rows]
 
     def add_to_matrix(self, D: np.ndarray) -> None:
         """``T += D`` for a symmetric k×k ``D`` (a second term of the same operator)."""
@@ -297,7 +306,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
         if keep_all:
             nxt = _new_directions(_project_out(space.Q, W, C), space.Q, 0.0, h_scale)
         else:
-            nxt = _krylov_directions(W, C, space.Q, KRYLOV_FLOOR * EPS * h_scale, h_scale)
+            nxt = _krylov_directions(W, C, space, KRYLOV_FLOOR * EPS * h_scale, h_scale)
         clock["orthogonalisation"] += time.perf_counter() - t
         # a block that shrank below a quarter is left to the next probe round (small GEMMs are
         # slow); a chain that ran dry suggests the range is complete: try to certify
@@ -386,9 +395,9 @@ def _project_out(Q: np.ndarray, Y: np.ndarray, C: np.ndarray | None = None) -> n
     return R
 
 
-def _krylov_directions(W: np.ndarray, C: np.ndarray, Q: np.ndarray, floor: float, scale: float) -> np.ndarray:
+def _krylov_directions(W: np.ndarray, C: np.ndarray, space: Subspace, floor: float, scale: float) -> np.ndarray:
     """:func:`_new_directions` of ``W (I − QᵀQ)`` (``C = W Qᵀ``) with the second Gram–Schmidt
-    pass on the kept directions instead of on the whole block.
+    pass on the kept directions instead of on the whole block. ``W`` is overwritten.
 
     One pass leaves ~eps·√k·‖W_i‖ of ``Q`` in row i; the floor (KRYLOV_FLOOR·eps·‖H‖) is
     far above that for any k ≤ 10⁸, so the directions kept and their singular values are
@@ -398,11 +407,14 @@ def _krylov_directions(W: np.ndarray, C: np.ndarray, Q: np.ndarray, floor: float
     pass that weak directions needed. Where a kept direction lost more than a tenth of its
     norm to that pass (the one-pass estimate was not good enough) the block is redone with
     two passes first. Only probe rounds certify, so this changes no rank, only which
-    directions a Krylov step proposes.
+    directions a Krylov step proposes. The b×p temporaries live in ``space``'s scratch.
     """
+    Q = space.Q
     if Q.shape[0] == 0:
         return _new_directions(W, Q, floor, scale)
-    R = W - C @ Q
+    m = W.shape[0]
+    R = W
+    R -= np.matmul(C, Q, out=space.scratch(0, m))    # the first pass, in place
     G = R @ R.T
     with serial_lapack():
         s2, V = scipy.linalg.eigh(G, driver="evr", check_finite=False)
@@ -412,21 +424,27 @@ def _krylov_directions(W: np.ndarray, C: np.ndarray, Q: np.ndarray, floor: float
     keep = s > max(floor, _RELATIVE_KEEP * s[-1], EPS * scale)
     if not keep.any():
         return np.zeros((0, R.shape[1]))
-    U = (V[:, keep] / s[keep]).T @ R
-    U -= (U @ Q.T) @ Q                              # the second pass, on the kept directions only
+    U = np.matmul((V[:, keep] / s[keep]).T, R, out=space.scratch(1, int(keep.sum())))
+    U -= np.matmul(U @ Q.T, Q, out=space.scratch(0, U.shape[0]))  # the second pass, kept directions only
     if float(np.min(np.linalg.norm(U, axis=1))) < 0.9:
         R -= (R @ Q.T) @ Q
         return _new_directions(R, Q, floor, scale)
-    return _cholesky_qr2(U)
+    return _cholesky_qr2(U, in_place=True).copy()
 
 
-def _cholesky_qr2(U: np.ndarray) -> np.ndarray:
-    """Orthonormal rows spanning the rows of the well-conditioned ``U``: Cholesky QR twice."""
+def _cholesky_qr2(U: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """Orthonormal rows spanning the rows of the well-conditioned ``U``: Cholesky QR twice
+    (``in_place``: ``U``, C-contiguous, is overwritten and returned)."""
     for _ in range(2):  # Cholesky QR twice ("CholQR2"): orthonormal to a few eps
         G = U @ U.T
         with serial_lapack():
             L = np.linalg.cholesky(G)               # U = L Ũ with Ũ orthonormal
-            U = scipy.linalg.solve_triangular(L, U, lower=True, check_finite=False)
+            if in_place:  # Ũᵀ = Uᵀ L⁻ᵀ on the Fortran view of the rows: no copy
+                X = scipy.linalg.blas.dtrsm(1.0, L, U.T, side=1, lower=1, trans_a=1, overwrite_b=1)
+                if not np.shares_memory(X, U):      # BLAS made a copy after all
+                    U = X.T
+            else:
+                U = scipy.linalg.solve_triangular(L, U, lower=True, check_finite=False)
     return np.ascontiguousarray(U)
 
 
