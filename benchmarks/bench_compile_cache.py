@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,14 +28,20 @@ PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 RANK_COLUMNS = ("H_L", "H_o", "H_F")
 
 
-def _sweep(cache: str, out: str, widths: str, extra: list[str]) -> float:
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _sweep(cache: str, out: str, widths: str, extra: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system: less sensitive to other jobs) of one sweep process."""
     env = {k: v for k, v in os.environ.items() if k not in PINS}
     env["HESSRANK_COMPILE_CACHE"] = cache
     cmd = [sys.executable, "-m", "hessrank.cli", "sweep", "width", "--dataset", "digits", "--dim", "16", "--K", "10",
            "--n", "100", "--widths", widths, "--out", out, *extra]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _cpu() - c0
 
 
 def _rows(out: str) -> list[dict]:
@@ -57,18 +64,22 @@ def main(argv=None) -> int:
     print(f"width sweep --dataset digits --dim 16 --K 10 --n 100 --widths {args.widths} {' '.join(args.extra)}; "
           f"{os.cpu_count()} cores; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())} "
           "(a shared machine)", flush=True)
-    cold, warm, rows = [], [], []
+    cold, warm, rows, cpu = [], [], [], {"cold": [], "warm": []}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeat):
             cache = os.path.join(tmp, f"cache{i}")
             for kind, times in (("cold", cold), ("warm", warm)):
                 out = os.path.join(tmp, f"{kind}{i}")
-                times.append(_sweep(cache, out, args.widths, args.extra))
+                wall, used = _sweep(cache, out, args.widths, args.extra)
+                times.append(wall)
+                cpu[kind].append(used)
                 rows.append(_rows(out))
-                print(f"  {kind} {times[-1]:.1f} s", flush=True)
+                print(f"  {kind} {wall:.1f} s wall, {used:.1f} s CPU", flush=True)
     same = all(r == rows[0] for r in rows)
     c, w = statistics.median(cold), statistics.median(warm)
+    cc, cw = statistics.median(cpu["cold"]), statistics.median(cpu["warm"])
     print(f"cold cache {c:.1f} s, warm cache {w:.1f} s (medians of {args.repeat}): cold / warm = {c / w:.2f}x; "
+          f"CPU time {cc:.1f} s against {cw:.1f} s: {cc / cw:.2f}x; "
           f"identical rows: {same}; load average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0 if same else 1
 

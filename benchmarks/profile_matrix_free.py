@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     print(f"compilation of the products (first call minus second): "
           f"{', '.join(f'{k} {v:.1f} s' for k, v in compile_s.items())}")
     print(f"{'matrix':<7}{'rank':>6}{'pred':>6}{'wall s':>8}{'products':>10}{'orthog.':>9}{'eigen':>8}"
-          f"{'other':>8}{'basis':>7}{'matvecs':>9}")
+          f"{'other':>8}{'basis':>7}{'matvecs':>9}  status")
     split = {"products": 0.0, "orthogonalisation": 0.0, "eigenvalues": 0.0}
     ok = True
     for m in ("H_F", "H_o", "H_L"):
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
         ok &= res.ranks[m].rank == pred
         print(f"{m:<7}{res.ranks[m].rank:>6}{pred:>6}{wall:>8.1f}{sec.get('products', 0):>10.1f}"
               f"{sec.get('orthogonalisation', 0):>9.1f}{sec.get('eigenvalues', 0):>8.1f}{other:>8.1f}"
-              f"{det.get('columns', ''):>7}{det.get('matvecs', ''):>9}")
+              f"{det.get('columns', ''):>7}{det.get('matvecs', ''):>9}  {det.get('status', '')}")
     rest = total - sum(split.values())
     print(f"matrix_free_ranks {total:.1f} s: products {split['products']:.1f} s, orthogonalisation "
           f"{split['orthogonalisation']:.1f} s, eigenvalues of T {split['eigenvalues']:.1f} s, H_o Gram route, "

@@ -177,6 +177,10 @@ class Subspace:
             buf = self._scratch[slot] = np.empty((rows, self.p))
         return buf[:rows]
 
+    def release_scratch(self) -> None:
+        """Free the work arrays of :meth:`scratch`."""
+        self._scratch.clear()
+
     def add_to_matrix(self, D: np.ndarray) -> None:
         """``T += D`` for a symmetric k×k ``D`` (a second term of the same operator)."""
         self._T[:self.k, :self.k] += D
@@ -356,6 +360,7 @@ def rank_info_from_ritz(theta, delta: float, p: int, *, rtol=None, atol=None) ->
 
 # --------------------------------------------------------------------------- #
 def _result(space, theta, delta, status, count, clock, rtol, atol) -> SketchResult:
+    space.release_scratch()   # the work arrays are not needed by a finished sketch (nor at H_L's peak)
     info = rank_info_from_ritz(theta, delta, space.p, rtol=rtol, atol=atol)
     fail = 0.0 if status == "complete basis" else FAILURE_PROBABILITY
     cert = Certificate(columns=space.k, matvecs=count["matvecs"], residual_bound=float(delta),
