@@ -5,7 +5,10 @@
   ``src/hessrank/linalg/lapack.py``), what dense runs use;
 * ``jax.numpy.linalg.eigvalsh`` on JAX's default device (a GPU where there is one).
 
-    python3 benchmarks/bench_eig.py [p ...]      # default p = 4560 8040
+    python3 benchmarks/bench_eig.py [p ...] [--repeat N] [--no-jax]     # default p = 4560 8040, N = 2
+
+The two LAPACK drivers run interleaved (syevd, two-stage, syevd, two-stage, …) on the
+same matrix; medians are printed (the machine may be shared: the load average is printed).
 
 The machines this project runs on set ``OPENBLAS_CORETYPE=Haswell`` and ``OPENBLAS_L2_SIZE``
 (for old OpenBLAS builds); a user's machine does not, so this script re-runs itself with
@@ -20,7 +23,9 @@ import time
 PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
-def main(sizes):
+def main(sizes, repeat=2, with_jax=True):
+    from statistics import median
+
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -33,32 +38,44 @@ def main(sizes):
     jax.config.update("jax_enable_x64", True)
     kernels = sorted({i.get("architecture", "?") for i in threadpool_info() if i["internal_api"] == "openblas"})
     print(f"OpenBLAS kernel: {', '.join(kernels)}; cores: {os.cpu_count()}; two-stage driver: "
-          f"{'yes' if two_stage_available() else 'no (spectrum falls back to syevd)'}")
+          f"{'yes' if two_stage_available() else 'no (spectrum falls back to syevd)'}; load average "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (a shared machine)", flush=True)
     f = jax.jit(jnp.linalg.eigvalsh)
     for p in sizes:
         A = np.random.default_rng(0).standard_normal((p, p))
         A = A + A.T
-        t = time.perf_counter()
-        w1 = scipy.linalg.eigvalsh(A, driver="evd")
-        t_evd = time.perf_counter() - t
-        t = time.perf_counter()
-        w2 = spectrum(A)
-        t_two = time.perf_counter() - t
-        times = []
-        for _ in range(2):  # the first call compiles
+        evd, two = [], []
+        for _ in range(repeat):  # interleaved: A, B, A, B
             t = time.perf_counter()
-            w3 = np.asarray(f(jnp.asarray(A)).block_until_ready())
-            times.append(time.perf_counter() - t)
+            w1 = scipy.linalg.eigvalsh(A, driver="evd")
+            evd.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            w2 = spectrum(A)
+            two.append(time.perf_counter() - t)
+        t_evd, t_two = median(evd), median(two)
         scale = np.max(np.abs(w1))
         err2 = np.max(np.abs(np.sort(w1) - np.sort(w2))) / scale
-        err3 = np.max(np.abs(np.sort(w1) - np.sort(w3))) / scale
-        print(f"p = {p}: scipy syevd {t_evd:.2f} s; hessrank spectrum (syevd_2stage) {t_two:.2f} s "
-              f"({t_evd / t_two:.1f}x); jax on {jax.devices()[0].platform} {times[1]:.2f} s "
-              f"({t_evd / times[1]:.1f}x); max |difference| / max|λ|: {err2:.1e}, {err3:.1e}")
+        line = (f"p = {p}: scipy syevd {t_evd:.2f} s (runs {', '.join(f'{x:.1f}' for x in evd)}); hessrank "
+                f"spectrum (syevd_2stage) {t_two:.2f} s (runs {', '.join(f'{x:.1f}' for x in two)}), "
+                f"{t_evd / t_two:.2f}x (fastest runs {min(evd):.1f} against {min(two):.1f} s); "
+                f"max |difference| / max|λ| {err2:.1e}")
+        if with_jax:
+            times = []
+            for _ in range(2):  # the first call compiles
+                t = time.perf_counter()
+                w3 = np.asarray(f(jnp.asarray(A)).block_until_ready())
+                times.append(time.perf_counter() - t)
+            err3 = np.max(np.abs(np.sort(w1) - np.sort(w3))) / scale
+            line += f"; jax on {jax.devices()[0].platform} {times[1]:.2f} s ({t_evd / times[1]:.1f}x, {err3:.1e})"
+        print(line, flush=True)
+    print(f"load average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
     if any(k in os.environ for k in PINS):
         env = {k: v for k, v in os.environ.items() if k not in PINS}
         sys.exit(subprocess.run([sys.executable, *sys.argv], env=env).returncode)
-    main([int(a) for a in sys.argv[1:]] or [4560, 8040])
+    argv = sys.argv[1:]
+    repeat = int(argv[argv.index("--repeat") + 1]) if "--repeat" in argv else 2
+    sizes = [int(a) for i, a in enumerate(argv) if a.isdigit() and (i == 0 or argv[i - 1] != "--repeat")]
+    main(sizes or [4560, 8040], repeat=repeat, with_jax="--no-jax" not in argv)

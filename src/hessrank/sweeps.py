@@ -35,7 +35,17 @@ from .data import expected_shape, load_dataset
 from .errors import ConfigError
 from .linalg import numerical_rank
 from .matrices import DENSE, MATRICES, SUFFIX
-from .measure import build, make_result, measure_model_ranks, plan_before_loading, plan_method, provenance, run
+from .measure import (
+    build,
+    expected_basis,
+    make_result,
+    measure_model_ranks,
+    plan_before_loading,
+    plan_method,
+    predict_for,
+    provenance,
+    run,
+)
 from .measure.blocks import BlockRanks, at_whole_tolerance, dense_block_spectrum, resolve_blocks
 from .measure.network import network_folder_name, network_num_params, network_words
 from .models import get_loss
@@ -343,7 +353,8 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int], blocks=None):
     """
     data, model, theta = build(base)
     p = model.num_params
-    plan = plan_method(base.method, p, max(wanted), data.K)
+    plan = plan_method(base.method, p, max(wanted), data.K,
+                       basis=expected_basis(predict_for(base, data, max(wanted), p)[1]))
     loss = get_loss(base.loss)
     resolved = resolve_blocks(model, blocks)
     if plan.method != DENSE:

@@ -197,6 +197,38 @@ def test_auto_picks_dense_when_it_fits_and_matrix_free_when_not(monkeypatch):
     assert {k: v.rank for k, v in res.ranks.items()} == {k: getattr(res.prediction, k) for k in res.ranks}
 
 
+def test_auto_chooses_by_expected_time(monkeypatch):
+    """With a predicted basis, auto runs matrix-free where p·k² is well below p³, dense where
+    the basis heads for p, and dense (by memory alone) without a prediction."""
+    monkeypatch.setattr(planning, "available_memory_bytes", lambda: 20 * 2**30)
+    p8040 = planning.plan_method("auto", 8040, 100, 10, basis=2840)
+    assert p8040.method == "matrix-free" and p8040.reason.startswith("auto: matrix-free is faster, expected")
+    assert planning.plan_method("auto", 8040, 100, 10, basis=8040).method == "dense"
+    assert planning.plan_method("auto", 8040, 100, 10).method == "dense"
+    assert planning.plan_method("auto", 400, 20, 5, basis=100).method == "dense"      # compilation dominates
+    assert planning.plan_method("dense", 8040, 100, 10, basis=2840).method == "dense"  # an explicit choice stays
+    dense_s, sketch_s = planning.expected_seconds(8040, 2840)
+    assert sketch_s < dense_s / 3
+
+
+def test_expected_basis_uses_exact_and_bounds_only():
+    from hessrank.measure import expected_basis
+    from hessrank.theory import predict_ranks
+
+    linear = predict_ranks(r=25, K=10, units=(5, 10), n=50, d=25)
+    assert expected_basis(linear) == 250                          # the worked check of DESIGN.md
+    relu = predict_ranks(r=16, K=10, units=(20, 20), activation="relu", n=400, d=16)
+    assert expected_basis(relu) is None or relu.kind in ("exact", "bound")
+    assert expected_basis(predict_ranks(r=16, K=10, units=(20, 20), activation="tanh")) is None
+
+
+def test_auto_picks_matrix_free_when_faster_same_ranks():
+    cfg = RunConfig(dataset="gaussian", n=100, dim=64, K=10, units=(40, 40))    # p = 4560, basis 2040
+    res = run(cfg)
+    assert res.method == "matrix-free" and res.method_reason.startswith("auto: matrix-free is faster")
+    assert {k: v.rank for k, v in res.ranks.items()} == {"H_L": 2040, "H_o": 640, "H_F": 1500}
+
+
 def test_cli_method_flag(capsys):
     args = ["run", "--dataset", "gaussian", "--n", "12", "--dim", "6", "--units", "3,4", "--K", "3"]
     assert main([*args, "--method", "matrix-free", "--json"]) == 0

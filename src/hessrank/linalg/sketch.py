@@ -7,7 +7,8 @@ The basis :math:`Q \in \mathbb{R}^{k\times p}` has orthonormal rows and
 :math:`T = Q H Q^\top` (k×k) is its Rayleigh quotient. One round:
 
 1. probe: :math:`\Omega \in \mathbb{R}^{b\times p}` Gaussian, :math:`Y = \Omega H`;
-2. residual: :math:`R = Y (I - Q^\top Q)` (block classical Gram–Schmidt, twice);
+2. residual: :math:`R = Y (I - Q^\top Q)` (block classical Gram–Schmidt, twice; in a
+   block-Krylov step the second pass runs on the kept, normalised directions only);
 3. bound: :math:`\delta = \alpha\sqrt{2/\pi}\,\max_i \lVert R_i\rVert` bounds
    :math:`\lVert (I - Q^\top Q) H\rVert` with probability at least :math:`1 - \alpha^{-b}`
    (Halko, Martinsson & Tropp 2011, Lemma 4.1); :math:`\alpha = 10^{12/b}` makes that
@@ -119,6 +120,7 @@ class Subspace:
     capacity: int
     _Q: np.ndarray = field(init=False, repr=False)
     _T: np.ndarray = field(init=False, repr=False)
+    _scratch: dict = field(init=False, repr=False, default_factory=dict)
     k: int = 0
 
     def __post_init__(self):
@@ -166,6 +168,18 @@ class Subspace:
         if U.shape[0]:
             self.append(U, operator(U))
         return int(U.shape[0])
+
+    def scratch(self, slot: int, rows: int) -> np.ndarray:
+        """A reusable (rows, p) work array (``slot`` 0 or 1), grown on demand: a round's
+        temporaries of b×p reuse memory instead of new pages every step."""
+        buf = self._scratch.get(slot)
+        if buf is None or buf.shape[0] < rows:
+            buf = self._scratch[slot] = np.empty((rows, self.p))
+        return buf[:rows]
+
+    def release_scratch(self) -> None:
+        """Free the work arrays of :meth:`scratch`."""
+        self._scratch.clear()
 
     def add_to_matrix(self, D: np.ndarray) -> None:
         """``T += D`` for a symmetric k×k ``D`` (a second term of the same operator)."""
@@ -292,9 +306,11 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
         # U H Uᵀ, unit rows U: its rounding is relative to ‖H‖ ≈ the largest ‖u H‖ seen
         _check_symmetric(C[:, space.k - U.shape[0]:], max(h_scale, float(np.max(np.linalg.norm(W, axis=1)))))
         # block Krylov: the part of W = U H outside span(Q) (C serves as the first projection)
-        R = _project_out(space.Q, W, C)
         h_scale = max(h_scale, float(np.max(np.linalg.norm(W, axis=1))))     # ≈ max|λ| (unit rows U)
-        nxt = _new_directions(R, space.Q, 0.0 if keep_all else KRYLOV_FLOOR * EPS * h_scale, h_scale)
+        if keep_all:
+            nxt = _new_directions(_project_out(space.Q, W, C), space.Q, 0.0, h_scale)
+        else:
+            nxt = _krylov_directions(W, C, space, KRYLOV_FLOOR * EPS * h_scale, h_scale)
         clock["orthogonalisation"] += time.perf_counter() - t
         # a block that shrank below a quarter is left to the next probe round (small GEMMs are
         # slow); a chain that ran dry suggests the range is complete: try to certify
@@ -344,6 +360,7 @@ def rank_info_from_ritz(theta, delta: float, p: int, *, rtol=None, atol=None) ->
 
 # --------------------------------------------------------------------------- #
 def _result(space, theta, delta, status, count, clock, rtol, atol) -> SketchResult:
+    space.release_scratch()   # the work arrays are not needed by a finished sketch (nor at H_L's peak)
     info = rank_info_from_ritz(theta, delta, space.p, rtol=rtol, atol=atol)
     fail = 0.0 if status == "complete basis" else FAILURE_PROBABILITY
     cert = Certificate(columns=space.k, matvecs=count["matvecs"], residual_bound=float(delta),
@@ -383,6 +400,59 @@ def _project_out(Q: np.ndarray, Y: np.ndarray, C: np.ndarray | None = None) -> n
     return R
 
 
+def _krylov_directions(W: np.ndarray, C: np.ndarray, space: Subspace, floor: float, scale: float) -> np.ndarray:
+    """:func:`_new_directions` of ``W (I − QᵀQ)`` (``C = W Qᵀ``) with the second Gram–Schmidt
+    pass on the kept directions instead of on the whole block. ``W`` is overwritten.
+
+    One pass leaves ~eps·√k·‖W_i‖ of ``Q`` in row i; the floor (KRYLOV_FLOOR·eps·‖H‖) is
+    far above that for any k ≤ 10⁸, so the directions kept and their singular values are
+    those of the exact residual to a fraction of the floor, and one more pass on each kept
+    (normalised) direction leaves ~eps·√k of ``Q`` in it: "twice is enough", applied to
+    the ≤ b new basis vectors rather than the b rows of ``W`` — and it replaces the extra
+    pass that weak directions needed. Where a kept direction lost more than a tenth of its
+    norm to that pass (the one-pass estimate was not good enough) the block is redone with
+    two passes first. Only probe rounds certify, so this changes no rank, only which
+    directions a Krylov step proposes. The b×p temporaries live in ``space``'s scratch.
+    """
+    Q = space.Q
+    if Q.shape[0] == 0:
+        return _new_directions(W, Q, floor, scale)
+    m = W.shape[0]
+    R = W
+    R -= np.matmul(C, Q, out=space.scratch(0, m))    # the first pass, in place
+    G = R @ R.T
+    with serial_lapack():
+        s2, V = scipy.linalg.eigh(G, driver="evr", check_finite=False)
+    s = np.sqrt(np.clip(s2, 0.0, None))
+    if s.size == 0 or s[-1] == 0.0:
+        return np.zeros((0, R.shape[1]))
+    keep = s > max(floor, _RELATIVE_KEEP * s[-1], EPS * scale)
+    if not keep.any():
+        return np.zeros((0, R.shape[1]))
+    U = np.matmul((V[:, keep] / s[keep]).T, R, out=space.scratch(1, int(keep.sum())))
+    U -= np.matmul(U @ Q.T, Q, out=space.scratch(0, U.shape[0]))  # the second pass, kept directions only
+    if float(np.min(np.linalg.norm(U, axis=1))) < 0.9:
+        R -= (R @ Q.T) @ Q
+        return _new_directions(R, Q, floor, scale)
+    return _cholesky_qr2(U, in_place=True).copy()
+
+
+def _cholesky_qr2(U: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """Orthonormal rows spanning the rows of the well-conditioned ``U``: Cholesky QR twice
+    (``in_place``: ``U``, C-contiguous, is overwritten and returned)."""
+    for _ in range(2):  # Cholesky QR twice ("CholQR2"): orthonormal to a few eps
+        G = U @ U.T
+        with serial_lapack():
+            L = np.linalg.cholesky(G)               # U = L Ũ with Ũ orthonormal
+            if in_place:  # Ũᵀ = Uᵀ L⁻ᵀ on the Fortran view of the rows: no copy
+                X = scipy.linalg.blas.dtrsm(1.0, L, U.T, side=1, lower=1, trans_a=1, overwrite_b=1)
+                if not np.shares_memory(X, U):      # BLAS made a copy after all
+                    U = X.T
+            else:
+                U = scipy.linalg.solve_triangular(L, U, lower=True, check_finite=False)
+    return np.ascontiguousarray(U)
+
+
 def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) -> np.ndarray:
     """Orthonormal rows spanning the part of span(rows of ``R``) above ``floor``, orthogonal to ``Q``.
 
@@ -413,12 +483,7 @@ def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) ->
         weak[:] = True
     if Q.shape[0] and weak.any():
         U[weak] -= (U[weak] @ Q.T) @ Q
-    for _ in range(2):  # Cholesky QR twice ("CholQR2"): orthonormal to a few eps
-        G = U @ U.T
-        with serial_lapack():
-            L = np.linalg.cholesky(G)               # U = L Ũ with Ũ orthonormal
-            U = scipy.linalg.solve_triangular(L, U, lower=True, check_finite=False)
-    return np.ascontiguousarray(U)
+    return _cholesky_qr2(U)
 
 
 def _norm_estimate(T: np.ndarray, rng, steps: int = 30) -> float:

@@ -10,13 +10,15 @@ from .plan import (
                    available_memory_bytes,
                    check_data_size,
                    dense_memory_bytes,
+                   expected_basis,
+                   expected_seconds,
                    memory_limit,
                    plan_before_loading,
                    plan_memory,
                    plan_method,
 )
 from .provenance import peak_rss_bytes, provenance
-from .run import Result, build, make_result, measure_model_ranks, measure_ranks, run
+from .run import Result, build, make_result, measure_model_ranks, measure_ranks, predict_for, run
 from .spectrum import (
                        BlockSpectrum,
                        MatrixSpectrum,
@@ -40,4 +42,5 @@ __all__ = [
     "SpectrumOptions", "MatrixSpectrum", "SpectrumResult", "hessian_spectrum_mlp", "matrix_spectrum",
     "operator_spectrum", "measure_spectra", "plan_spectrum", "hessian_spectrum", "measure_model_spectrum",
     "function_spectrum", "BlockSpectrum",
+    "expected_basis", "expected_seconds", "predict_for",
 ]

@@ -74,14 +74,15 @@ class MatrixFreeResult:
 
 def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
                       rtol: float | None = None, atol: float | None = None,
-                      memory_bytes: float | None = None, block: int = BLOCK, probes: int = PROBES,
+                      memory_bytes: float | None = None, block: int | None = None, probes: int = PROBES,
                       seed: int = 0, h_o_path: str | None = None,
                       blas_threads: int | str | None = "auto", blocks: dict[str, Block] | None = None,
                       observe=None, observe_block=None) -> MatrixFreeResult:
     """Numerical ranks of ``H_L``, ``H_o``, ``H_F`` with O(p·k) memory (see module docstring).
 
     ``memory_bytes`` bounds the arrays this function holds (the basis, the factor A);
-    ``seed`` seeds the Gaussian probes; ``h_o_path`` (``gram``, ``square``, ``sketch``)
+    ``block``: probes per growing round (None: :func:`plan_memory` chooses, :data:`BLOCK`
+    unless memory is short); ``seed`` seeds the Gaussian probes; ``h_o_path`` (``gram``, ``square``, ``sketch``)
     overrides the choice of :func:`plan_memory` for ``H_o``; ``blas_threads`` limits
     NumPy/SciPy's BLAS meanwhile: a number, None (no limit) or ``auto`` — one thread
     when the machine is oversubscribed (1-minute load average ≥ cores + ½; threads
@@ -115,7 +116,8 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
     if h_o_path is not None:
         if h_o_path not in H_O_PATHS:
             raise ValueError(f"h_o_path {h_o_path!r}: not one of gram, square, sketch")
-        plan = MemoryPlan(h_o_path, plan.capacity, plan.fixed_bytes)
+        plan = MemoryPlan(h_o_path, plan.capacity, plan.fixed_bytes, plan.block)
+    block = plan.block
     args = (model, loss, theta, X, Y)
     H_F_op = functional_hessian_operator(*args, batch_size=batch_size)
     H_L_op = loss_hessian_operator(*args, batch_size=batch_size)

@@ -5,7 +5,11 @@ what the OS can give now (``MemAvailable``), capped by an enclosing
 :func:`memory_limit` (a Dask worker's limit). The thresholds:
 
 * ``auto`` runs dense when its p×p matrices take at most :data:`AUTO_DENSE_SHARE` of
-  the free memory, matrix-free otherwise;
+  the free memory, matrix-free otherwise — and matrix-free also when it fits and is
+  expected to be faster (:func:`expected_seconds`): when the caller knows the largest
+  basis the sketches will need (``basis``: the largest predicted rank, from a prediction
+  of kind ``exact`` or ``bound``), the sketch costs about ``p·k²`` (its
+  orthogonalisation) and the dense route about ``p³`` (its eigenvalues);
 * ``dense`` is refused above :data:`DENSE_MAX_SHARE` (or, with ``fall_back``, run
   matrix-free instead, as a grid does for a point that does not fit a worker);
 * matrix-free sketches get :data:`MATRIX_FREE_SHARE` of the free memory and are refused
@@ -33,12 +37,27 @@ DENSE_MATRICES_HELD = 5
 AUTO_DENSE_SHARE = 0.5
 #: ``dense`` is refused when its matrices would take more than this share
 DENSE_MAX_SHARE = 0.9
-#: share of the free memory the matrix-free sketches may use
-MATRIX_FREE_SHARE = 0.6
+#: share of the free memory the matrix-free sketches may use (the basis is touched, and
+#: costs memory, only as it grows: this caps it; p = 535,500 with rank 2862 needs 12.3 GB)
+MATRIX_FREE_SHARE = 0.8
 #: matrix-free refuses, before any work, a p whose basis could not hold this many vectors
 MIN_SKETCH_VECTORS = 256
 #: probes per growing round of the sketch (its working arrays scale with it)
 SKETCH_BLOCK = 128
+#: the working arrays of one round (:data:`_WORK_ROWS` blocks of p) may take this share of the
+#: budget; above it the block is halved (down to a quarter of SKETCH_BLOCK) to leave the room to the basis
+SKETCH_WORK_SHARE = 0.1
+#: arrays of ``block`` rows of length p alive in one round: probes, products, residuals,
+#: their temporaries and the product operator's own buffers
+_WORK_ROWS = 8
+#: auto's time model (seconds on the 2-core machine of ``benchmarks/bench_auto.py``; only the
+#: ratios matter): dense ≈ AUTO_DENSE_SECONDS_PER_P3·p³ (eigenvalues of two p×p matrices, and
+#: their p products each), matrix-free ≈ AUTO_SKETCH_SECONDS_PER_PK2·p·k² (block Gram–Schmidt of a
+#: basis of k vectors, twice, and k products) + AUTO_SKETCH_OVERHEAD_SECONDS (compiling two
+#: product operators, probe rounds). Measured: p = 8040, k = 2840: dense 45 s, sketch 6 s.
+AUTO_DENSE_SECONDS_PER_P3 = 8e-11
+AUTO_SKETCH_SECONDS_PER_PK2 = 9e-11
+AUTO_SKETCH_OVERHEAD_SECONDS = 1.0
 #: p×p float64 arrays held by the "square" H_o path (H_o and LAPACK's copy)
 _SQUARE_HELD = 2
 #: the fixed arrays of the Gram or square H_o path may take this share of a matrix-free budget
@@ -47,18 +66,20 @@ _H_O_SHARE = 0.25
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    """How ``H_o`` is ranked (``gram``, ``square`` or ``sketch``) and how many basis
-    vectors of length p the sketches may hold within the budget."""
+    """How ``H_o`` is ranked (``gram``, ``square`` or ``sketch``), how many basis vectors
+    of length p the sketches may hold within the budget, and the sketch's ``block``."""
 
     h_o: str
     capacity: int
     fixed_bytes: int
+    block: int = SKETCH_BLOCK
 
     def describe(self, p: int, nK: int) -> str:
         """One line for the output: how H_o is ranked and the sketch capacity."""
         how = {H_O_GRAM: f"H_o from the {nK}×{nK} Gram matrix", H_O_SQUARE: f"H_o as {p}×{p} AᵀA",
                H_O_SKETCH: "H_o sketched"}[self.h_o]
-        return f"{how}; sketches of up to {self.capacity} vectors"
+        blk = "" if self.block == SKETCH_BLOCK else f", blocks of {self.block}"
+        return f"{how}; sketches of up to {self.capacity} vectors{blk}"
 
 
 @dataclass(frozen=True)
@@ -116,11 +137,17 @@ def dense_h_o_path(p: int, n: int, K: int) -> str:
     return H_O_GRAM if n * K <= p else H_O_SQUARE
 
 
-def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: int = SKETCH_BLOCK) -> MemoryPlan:
-    """The matrix-free ``H_o`` path and basis capacity within ``budget_bytes`` (None: unlimited)."""
+def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: int | None = None) -> MemoryPlan:
+    """The matrix-free ``H_o`` path, basis capacity and sketch block within ``budget_bytes``
+    (None: unlimited). ``block`` None: :data:`SKETCH_BLOCK`, halved while one round's
+    working arrays would take more than :data:`SKETCH_WORK_SHARE` of the budget."""
     nK = n * K
     if budget_bytes is None:
-        return MemoryPlan(dense_h_o_path(p, n, K), p, 0)
+        return MemoryPlan(dense_h_o_path(p, n, K), p, 0, block or SKETCH_BLOCK)
+    if block is None:
+        block = SKETCH_BLOCK
+        while block > SKETCH_BLOCK // 4 and 8 * _WORK_ROWS * block * p > SKETCH_WORK_SHARE * budget_bytes:
+            block //= 2
     gram_bytes = 8 * (nK * p + 3 * nK * nK)             # A, A Aᵀ, eigenvectors, LAPACK work
     square_bytes = 8 * _SQUARE_HELD * p * p
     if nK <= p and gram_bytes <= _H_O_SHARE * budget_bytes:
@@ -129,17 +156,43 @@ def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: in
         h_o, fixed = H_O_SQUARE, square_bytes
     else:
         h_o, fixed = H_O_SKETCH, 0
-    work = 8 * 8 * block * p                             # probes, products, residuals of one round
+    work = 8 * _WORK_ROWS * block * p                    # probes, products, residuals of one round
     room = max(0.0, budget_bytes - fixed - work)
     cap = int(room // (8 * p))
     cap = int(room // (8 * (p + min(cap, p))))          # the basis (k×p) and T (k×k)
-    return MemoryPlan(h_o, max(0, min(cap, p)), int(fixed + work))
+    return MemoryPlan(h_o, max(0, min(cap, p)), int(fixed + work), block)
 
 
-def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False) -> MethodPlan:
+def expected_seconds(p: int, basis: int) -> tuple[float, float]:
+    """``(dense, matrix-free)`` expected seconds for ``p`` parameters whose largest
+    sketch needs ``basis`` vectors, by the time model of :data:`AUTO_DENSE_SECONDS_PER_P3`."""
+    k = min(int(basis), int(p))
+    dense = AUTO_DENSE_SECONDS_PER_P3 * float(p) ** 3
+    sketch = AUTO_SKETCH_SECONDS_PER_PK2 * float(p) * k * k + AUTO_SKETCH_OVERHEAD_SECONDS
+    return dense, sketch
+
+
+def expected_basis(prediction) -> int | None:
+    """The largest basis the sketches of H_L, H_o, H_F will need: the largest predicted
+    rank when every matrix has a prediction of kind ``exact`` or ``bound`` (a bound caps
+    the basis too), else ``None`` (nothing is known: ``auto`` chooses by memory alone)."""
+    if prediction is None:
+        return None
+    values = [getattr(prediction, m, None) for m in ("H_L", "H_o", "H_F")]
+    kinds = [prediction.kinds.get(m) for m in ("H_L", "H_o", "H_F")]
+    if any(v is None for v in values) or any(k not in ("exact", "bound") for k in kinds):
+        return None
+    return int(max(values))
+
+
+def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False,
+                basis: int | None = None) -> MethodPlan:
     """How a run of ``p`` parameters on ``n`` samples with ``K`` outputs is computed under
     ``method`` (``auto``, ``dense`` or ``matrix-free``); raise :class:`ConfigError` when it
-    cannot fit. ``fall_back``: a ``dense`` request that does not fit runs matrix-free."""
+    cannot fit. ``fall_back``: a ``dense`` request that does not fit runs matrix-free.
+    ``basis``: the largest basis the sketches are expected to need (:func:`expected_basis`);
+    with it ``auto`` runs matrix-free where that is expected to be faster than dense
+    (:func:`expected_seconds`) and the basis fits, without it dense whenever dense fits."""
     have = available_memory_bytes()
     need = dense_memory_bytes(p)
     h_o = dense_h_o_path(p, n, K)
@@ -147,7 +200,18 @@ def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False)
     if method == DENSE and need <= DENSE_MAX_SHARE * have:
         return MethodPlan(DENSE, f"dense {what}", h_o)
     if method == AUTO and need <= AUTO_DENSE_SHARE * have:
-        return MethodPlan(DENSE, f"auto: dense {what}, at most {_gib(need)} of {_gib(have)} free", h_o)
+        if basis is None:
+            return MethodPlan(DENSE, f"auto: dense {what}, at most {_gib(need)} of {_gib(have)} free "
+                                     "(no exact or bounded prediction of the ranks to choose by time)", h_o)
+        t_dense, t_sketch = expected_seconds(p, basis)
+        budget = MATRIX_FREE_SHARE * have
+        plan = plan_memory(p, n, K, budget)
+        expected = f"expected {t_dense:.1f} s dense, {t_sketch:.1f} s matrix-free (basis of {basis} of p = {p})"
+        if t_sketch < t_dense and plan.capacity >= min(p, basis):
+            return MethodPlan(MATRIX_FREE, f"auto: matrix-free is faster, {expected}; {plan.describe(p, n * K)}",
+                              plan.h_o, plan, budget)
+        return MethodPlan(DENSE, f"auto: dense {what} is faster, {expected}; at most {_gib(need)} of "
+                                 f"{_gib(have)} free", h_o)
     if method == DENSE and not fall_back:
         raise ConfigError.invalid(
             "method", DENSE,

@@ -29,7 +29,7 @@ from ..theory import Deficiency, Prediction, explain_deficiency, predict_ranks, 
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
 from .matrixfree import matrix_free_ranks
 from .network import build_network
-from .plan import MethodPlan, plan_before_loading, plan_method
+from .plan import MethodPlan, expected_basis, plan_before_loading, plan_method
 from .provenance import peak_rss_bytes, provenance
 
 
@@ -164,19 +164,24 @@ def make_result(config: RunConfig, data: Dataset, n: int, p: int, ranks: dict[st
     """The one constructor of a :class:`Result`: ``ranks`` measured on the first ``n``
     samples of ``data``, with r and the predictions computed from the same samples."""
     config = config.replace(n=n, dim=data.d)  # record what the defaults resolved to
-    X = data.X[:n]
-    r = covariance_rank(X, rtol=config.rtol, atol=config.atol).rank
-    if config.network != "mlp":  # no formula: the bounds every network obeys
-        prediction = trivial_prediction(p=p, n=n, K=data.K, loss=config.loss, r=r)
-        return Result(config=config, p=p, n=n, d=data.d, r=r, ranks=ranks, prediction=prediction, seconds=seconds,
-                      method=plan.method, method_reason=plan.reason, dataset_source=data.source, timings=timings,
-                      method_details=details, peak_rss_bytes=peak_rss_bytes(), provenance=provenance())
-    r_affine = _affine_rank(X, r, rtol=config.rtol, atol=config.atol) if config.bias else None
-    prediction = predict_ranks(r=r, K=data.K, units=config.units, loss=config.loss, activation=config.activation,
-                               bias=config.bias, n=n, d=data.d, r_affine=r_affine)
+    r, prediction = predict_for(config, data, n, p)
     return Result(config=config, p=p, n=n, d=data.d, r=r, ranks=ranks, prediction=prediction, seconds=seconds,
                   method=plan.method, method_reason=plan.reason, dataset_source=data.source, timings=timings,
                   method_details=details, peak_rss_bytes=peak_rss_bytes(), provenance=provenance())
+
+
+def predict_for(config: RunConfig, data: Dataset, n: int, p: int) -> tuple[int, Prediction]:
+    """``(r, prediction)`` for ``config`` (``p`` parameters) on the first ``n`` samples of
+    ``data``: r from the same rank rule as the Hessians, the predictions of
+    :func:`hessrank.theory.predict_ranks` (a CNN or a user's model: the trivial bounds)."""
+    X = data.X[:n]
+    r = covariance_rank(X, rtol=config.rtol, atol=config.atol).rank
+    if config.network != "mlp":  # no formula: the bounds every network obeys
+        return r, trivial_prediction(p=p, n=n, K=data.K, loss=config.loss, r=r)
+    r_affine = _affine_rank(X, r, rtol=config.rtol, atol=config.atol) if config.bias else None
+    prediction = predict_ranks(r=r, K=data.K, units=config.units, loss=config.loss, activation=config.activation,
+                               bias=config.bias, n=n, d=data.d, r_affine=r_affine)
+    return r, prediction
 
 
 def _affine_rank(X, r: int, *, rtol, atol) -> int:
@@ -205,7 +210,8 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "")
         theta = flat_params(model, params, source=params_source)
     p = model.num_params
     resolved = resolve_blocks(model, blocks)
-    plan = plan_method(config.method, p, data.n, data.K)
+    # the predicted ranks (exact or bounds) let auto choose the faster method, not only one that fits
+    plan = plan_method(config.method, p, data.n, data.K, basis=expected_basis(predict_for(config, data, data.n, p)[1]))
     ranks, timings, details, block_ranks = measure_model_ranks(
         plan, model, get_loss(config.loss), theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
         rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=resolved)
