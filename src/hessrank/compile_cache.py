@@ -2,8 +2,11 @@
 
 A sweep or grid point, or a repeated ``hessian-rank run`` with the same shapes, would
 otherwise compile the same Hessian programs again in every process. The command line
-turns the cache on by default (``--no-compile-cache`` or ``HESSRANK_COMPILE_CACHE=off``
-turn it off; ``HESSRANK_COMPILE_CACHE=DIR`` moves it); library users call
+uses the cache when asked: ``--compile-cache``, or ``HESSRANK_COMPILE_CACHE=DIR`` (a
+folder) or ``=on`` (the default folder); ``--no-compile-cache`` or ``=off`` turn it off.
+It is off by default because reading a cached CPU executable crashed a process here once
+(a segmentation fault inside JAX 0.10.2's cache read, with several processes sharing the
+folder); a crash loses the run, a recompilation only costs seconds. Library users call
 :func:`enable_compile_cache` themselves — importing hessrank changes no JAX setting.
 """
 
@@ -12,25 +15,32 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: the environment variable that moves the cache (a folder) or turns it off (``off``)
+#: the environment variable that turns the cache on (``on`` or a folder) or off (``off``)
 ENV_CACHE = "HESSRANK_COMPILE_CACHE"
 _OFF = ("off", "0", "no", "false", "")
+_ON = ("on", "1", "yes", "true")
 
 
-def default_cache_dir() -> Path | None:
-    """``$HESSRANK_COMPILE_CACHE``, else ``${XDG_CACHE_HOME:-~/.cache}/hessrank/jax``; ``None`` when turned off."""
-    value = os.environ.get(ENV_CACHE)
-    if value is not None:
-        return None if value.strip().lower() in _OFF else Path(value).expanduser()
+def default_cache_dir(requested: bool | None = None) -> Path | None:
+    """The cache folder, or ``None`` when the cache is off. ``requested``: the command
+    line's ``--compile-cache`` (True) / ``--no-compile-cache`` (False) / neither (None);
+    ``$HESSRANK_COMPILE_CACHE`` decides when neither is given, and names the folder
+    (default ``${XDG_CACHE_HOME:-~/.cache}/hessrank/jax``)."""
+    value = os.environ.get(ENV_CACHE, "").strip()
+    if requested is False or (requested is None and value.lower() in _OFF):
+        return None
+    if value and value.lower() not in _OFF + _ON:
+        return Path(value).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base).expanduser() / "hessrank" / "jax"
 
 
 def enable_compile_cache(path=None) -> Path | None:
-    """Store compiled JAX programs under ``path`` (default :func:`default_cache_dir`) and
-    reuse them in later processes; return the folder, or ``None`` if it is off or cannot
-    be created (the cache is a speed-up, never a reason to fail)."""
-    folder = default_cache_dir() if path is None else Path(path).expanduser()
+    """Store compiled JAX programs under ``path`` (default: the folder of
+    :func:`default_cache_dir`, even when the environment leaves it off) and reuse them in
+    later processes; return the folder, or ``None`` if it cannot be created (the cache is
+    a speed-up, never a reason to fail)."""
+    folder = default_cache_dir(True) if path is None else Path(path).expanduser()
     if folder is None:
         return None
     try:

@@ -118,6 +118,13 @@ def test_compile_cache_is_kept_between_processes_and_can_be_turned_off(tmp_path)
     no = subprocess.run([*args, "--no-compile-cache"], capture_output=True, text=True,
                         env={**os.environ, "HESSRANK_COMPILE_CACHE": str(off)})
     assert no.returncode == 0 and not off.exists()
+    # off by default: nothing under the default folder unless --compile-cache asks for it
+    home = {k: v for k, v in os.environ.items() if k != "HESSRANK_COMPILE_CACHE"}
+    home["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    assert subprocess.run(args, capture_output=True, text=True, env=home).returncode == 0
+    assert not (tmp_path / "xdg" / "hessrank" / "jax").exists()
+    assert subprocess.run([*args, "--compile-cache"], capture_output=True, text=True, env=home).returncode == 0
+    assert any((tmp_path / "xdg" / "hessrank" / "jax").iterdir())
 
 
 def test_an_uncertified_rank_is_reported_with_the_sketch_s_own_reason():

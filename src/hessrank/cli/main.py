@@ -165,10 +165,12 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults: RunConfig | No
 
 
 def add_cache_option(parser: argparse.ArgumentParser) -> None:
-    """``--no-compile-cache``: do not keep compiled programs between processes."""
-    parser.add_argument("--no-compile-cache", dest="compile_cache", action="store_false", default=True,
-                        help="do not reuse compiled programs across runs (default: cached under "
-                             "$HESSRANK_COMPILE_CACHE or ~/.cache/hessrank/jax)")
+    """``--compile-cache`` / ``--no-compile-cache``: keep compiled programs between processes, or not."""
+    parser.add_argument("--compile-cache", dest="compile_cache", action="store_true", default=None,
+                        help="reuse compiled programs across runs, under $HESSRANK_COMPILE_CACHE or "
+                             "~/.cache/hessrank/jax (default off; HESSRANK_COMPILE_CACHE=on|DIR turns it on)")
+    parser.add_argument("--no-compile-cache", dest="compile_cache", action="store_false",
+                        help="do not reuse compiled programs, whatever HESSRANK_COMPILE_CACHE says")
 
 
 def config_from_args(args: argparse.Namespace, **overrides) -> RunConfig:
@@ -691,7 +693,7 @@ def _cmd_grid(args) -> int:
         except ValueError:
             raise ConfigError.invalid("memory_limit", args.memory_limit, "give a size such as 4GB or 500MiB") from None
     grid = load_grid(args.grid)
-    cache = default_cache_dir() if args.compile_cache else None
+    cache = default_cache_dir(args.compile_cache)
     outcome = run_grid(grid, out=args.out, workers=args.workers, scheduler=args.scheduler,
                        memory_limit=args.memory_limit, compile_cache=None if cache is None else str(cache),
                        progress=lambda total: Progress(total, desc=f"grid {grid.name}"))
@@ -724,8 +726,9 @@ def _guarded(parser, argv, name) -> int:
     args = None
     try:
         args = parser.parse_args(argv)
-        if getattr(args, "compile_cache", False):
-            enable_compile_cache()
+        cache = default_cache_dir(getattr(args, "compile_cache", None))
+        if cache is not None:
+            enable_compile_cache(cache)
         return args.handler(args)
     except HessrankError as err:
         return _fail(name(args), error_line(err))
