@@ -31,3 +31,12 @@ def make_problem(activation, loss, bias, seed=0, n=7, d=4, units=(3, 5), K=3):
 def problem():
     """The factory :func:`make_problem`: ``problem(activation, loss, bias, seed=…, n=…, …)``."""
     return make_problem
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module: the suite compiles thousands of
+    Hessian programs in one process, and keeping them all grows its memory maps without
+    bound (a late test once crashed inside XLA's compiler)."""
+    yield
+    jax.clear_caches()

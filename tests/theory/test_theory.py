@@ -62,7 +62,10 @@ def test_linear_ranks_equal_predictions(cfg):
     got = {k: res.ranks[k].rank for k in ("H_L", "H_o", "H_F")}
     want = {k: getattr(res.prediction, k) for k in ("H_L", "H_o", "H_F")}
     assert got == want, (cfg, {k: res.ranks[k].gap_decades for k in got})
-    # the same network through the any-model API: the same engine, the same ranks
+    # the same network through the any-model API: the same engine, the same ranks (every
+    # fourth configuration: each call compiles the network's programs again)
+    if CONFIGS.index(cfg) % 4:
+        return
     data, model, theta = build(cfg)
     other = hessian_ranks(lambda P, X: model.apply(P["theta"], X), {"theta": theta}, data.X, data.Y,
                           loss=cfg.loss, batch_size=cfg.batch_size)
