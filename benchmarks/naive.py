@@ -22,6 +22,10 @@ from hessrank.measure import build
 
 
 def naive_ranks(cfg: hessrank.RunConfig) -> dict:
+    """Ranks of H_L, H_o, H_F the naive way, in float64."""
+    # importing hessrank changes no JAX setting (since the any-model merge): without this the
+    # baseline silently ran in float32 and its ranks came out wrong (2000 / 626 / 1499 at p = 4560)
+    jax.config.update("jax_enable_x64", True)
     t0 = time.perf_counter()
     data, model, theta = build(cfg)
     loss = hessrank.get_loss(cfg.loss)

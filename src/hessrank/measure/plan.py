@@ -54,7 +54,7 @@ _WORK_ROWS = 8
 #: ratios matter): dense ≈ AUTO_DENSE_SECONDS_PER_P3·p³ (eigenvalues of two p×p matrices, and
 #: their p products each), matrix-free ≈ AUTO_SKETCH_SECONDS_PER_PK2·p·k² (block Gram–Schmidt of a
 #: basis of k vectors, twice, and k products) + AUTO_SKETCH_OVERHEAD_SECONDS (compiling two
-#: product operators, probe rounds). Measured: p = 8040, k = 2840: dense 45 s, sketch 6 s.
+#: product operators, probe rounds). Issue 17, p = 8040, k = 2840: dense 48.6 s, matrix-free 8.8 s.
 AUTO_DENSE_SECONDS_PER_P3 = 8e-11
 AUTO_SKETCH_SECONDS_PER_PK2 = 9e-11
 AUTO_SKETCH_OVERHEAD_SECONDS = 1.0
@@ -157,6 +157,7 @@ def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: in
     else:
         h_o, fixed = H_O_SKETCH, 0
     work = 8 * _WORK_ROWS * block * p                    # probes, products, residuals of one round
+    fixed += 8 * n * K * K                               # the K×K output Hessians Λ_i of the samples
     room = max(0.0, budget_bytes - fixed - work)
     cap = int(room // (8 * p))
     cap = int(room // (8 * (p + min(cap, p))))          # the basis (k×p) and T (k×k)
