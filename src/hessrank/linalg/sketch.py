@@ -420,13 +420,7 @@ def _krylov_directions(W: np.ndarray, C: np.ndarray, space: Subspace, floor: flo
     m = W.shape[0]
     R = W
     R -= np.matmul(C, Q, out=space.scratch(0, m))    # the first pass, in place
-    G = R @ R.T
-    with serial_lapack():
-        s2, V = scipy.linalg.eigh(G, driver="evr", check_finite=False)
-    s = np.sqrt(np.clip(s2, 0.0, None))
-    if s.size == 0 or s[-1] == 0.0:
-        return np.zeros((0, R.shape[1]))
-    keep = s > max(floor, _RELATIVE_KEEP * s[-1], EPS * scale)
+    s, V, keep = _strong_directions(R, floor, scale)
     if not keep.any():
         return np.zeros((0, R.shape[1]))
     U = np.matmul((V[:, keep] / s[keep]).T, R, out=space.scratch(1, int(keep.sum())))
@@ -463,13 +457,7 @@ def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) ->
     precision by Cholesky QR, twice. ``scale``: the largest norm of a row before its
     projection against ``Q`` (the floor of numerically zero directions is relative to it).
     """
-    G = R @ R.T
-    with serial_lapack():
-        s2, V = scipy.linalg.eigh(G, driver="evr", check_finite=False)
-    s = np.sqrt(np.clip(s2, 0.0, None))
-    if s.size == 0 or s[-1] == 0.0:
-        return np.zeros((0, R.shape[1]))
-    keep = s > max(floor, _RELATIVE_KEEP * s[-1], EPS * scale)
+    s, V, keep = _strong_directions(R, floor, scale)
     U = (V[:, keep] / s[keep]).T @ R
     if U.shape[0] == 0:
         return U
@@ -484,6 +472,19 @@ def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) ->
     if Q.shape[0] and weak.any():
         U[weak] -= (U[weak] @ Q.T) @ Q
     return _cholesky_qr2(U)
+
+
+def _strong_directions(R: np.ndarray, floor: float, scale: float):
+    """``(s, V, keep)``: the singular values ``s`` and right factors ``V`` of the rows of ``R``
+    from the b×b Gram matrix ``R Rᵀ``, and which directions are kept (``s`` above ``floor``,
+    above 1e-6 of the strongest, and above rounding of ``scale``); none when ``R`` is zero."""
+    G = R @ R.T
+    with serial_lapack():
+        s2, V = scipy.linalg.eigh(G, driver="evr", check_finite=False)
+    s = np.sqrt(np.clip(s2, 0.0, None))
+    if s.size == 0 or s[-1] == 0.0:
+        return s, V, np.zeros(s.shape, dtype=bool)
+    return s, V, s > max(floor, _RELATIVE_KEEP * s[-1], EPS * scale)
 
 
 def _norm_estimate(T: np.ndarray, rng, steps: int = 30) -> float:
