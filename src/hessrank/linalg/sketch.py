@@ -61,6 +61,12 @@ KRYLOV_FLOOR = 1e4
 #: the operator must be symmetric: on the probes, ``|(ΩH)Ωᵀ − ((ΩH)Ωᵀ)ᵀ|`` at most this
 #: times ``max‖ω_i H‖·max‖ω_j‖`` (rounding of Hessian-vector products is ~1e-15 of that)
 SYMMETRY_TOL = 1e-8
+#: a certificate's states: every eigenvalue above the cut is in the basis (with probability
+#: ≥ 1 − FAILURE_PROBABILITY); the basis spans everything (no probability); neither, with
+#: the reason after a colon (the rank shown is then a lower bound)
+CERTIFIED = "certified"
+COMPLETE_BASIS = "complete basis"
+NOT_CERTIFIED = "not certified"
 #: NumPy/SciPy's BLAS libraries, to limit their threads
 BLAS_CONTROLLER = ThreadpoolController()
 
@@ -99,7 +105,7 @@ class Certificate:
     @property
     def certified(self) -> bool:
         """Whether the rank is certified (or the basis complete)."""
-        return not self.status.startswith("not certified")
+        return not self.status.startswith(NOT_CERTIFIED)
 
     def to_dict(self) -> dict:
         """The certificate as JSON-ready values."""
@@ -248,7 +254,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
 
     while True:
         if space.k == p:
-            return done(ritz(), 0.0, "complete basis")
+            return done(ritz(), 0.0, COMPLETE_BASIS)
         if pending is not None:
             U, pending = pending, None
         else:  # a probe round: certify, or find new directions
@@ -264,11 +270,11 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
             clock["orthogonalisation"] += time.perf_counter() - t
             delta = residual_bound(float(np.max(np.linalg.norm(R, axis=1))), b)
             if delta == 0.0:
-                return done(ritz(), 0.0, "certified")
+                return done(ritz(), 0.0, CERTIFIED)
             if space.k == 0 and _separated(np.zeros(0), delta, p, rtol, atol):
                 # a fixed cut (atol, e.g. a block counted at its whole matrix's tolerance) above 2δ:
                 # every eigenvalue is below it, rank 0, without completing a basis of noise
-                return done(ritz(), delta, "certified")
+                return done(ritz(), delta, CERTIFIED)
             floor = NOISE_FLOOR * EPS * scale
             if space.k > 0:
                 h_scale = max(h_scale, _norm_estimate(space.T, rng))
@@ -276,7 +282,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
                 if delta < tol_est:  # worth the full check (the estimate may be low by 2x)
                     theta = ritz()
                     if _separated(theta, delta, p, rtol, atol):
-                        return done(theta, delta, "certified")
+                        return done(theta, delta, CERTIFIED)
                 # for small p the noise floor can exceed the cut: never drop what may matter
                 floor = min(floor, 0.1 * tol_est)
             t = time.perf_counter()
@@ -291,13 +297,13 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
                     continue
                 theta = ritz()
                 tol = tolerance(float(np.max(np.abs(theta), initial=0.0)), p, rtol=rtol, atol=atol)
-                return done(theta, delta, f"not certified: the residual is at the noise floor but 2δ = "
+                return done(theta, delta, f"{NOT_CERTIFIED}: the residual is at the noise floor but 2δ = "
                                           f"{2 * delta:.1e} does not separate the cut {tol:.1e} from the "
                                           "nearest Ritz value")
             rows = block if (U.shape[0] == b or keep_all) else probes
         room = space.capacity - space.k
         if room == 0:
-            return done(ritz(), delta, f"not certified: memory cap of {space.capacity} basis vectors reached")
+            return done(ritz(), delta, f"{NOT_CERTIFIED}: memory cap of {space.capacity} basis vectors reached")
         U = U[:room]
         W = apply(U)
         t = time.perf_counter()
@@ -362,7 +368,7 @@ def rank_info_from_ritz(theta, delta: float, p: int, *, rtol=None, atol=None) ->
 def _result(space, theta, delta, status, count, clock, rtol, atol) -> SketchResult:
     space.release_scratch()   # the work arrays are not needed by a finished sketch (nor at H_L's peak)
     info = rank_info_from_ritz(theta, delta, space.p, rtol=rtol, atol=atol)
-    fail = 0.0 if status == "complete basis" else FAILURE_PROBABILITY
+    fail = 0.0 if status == COMPLETE_BASIS else FAILURE_PROBABILITY
     cert = Certificate(columns=space.k, matvecs=count["matvecs"], residual_bound=float(delta),
                        failure_probability=fail, status=status, probe_rounds=count["rounds"],
                        seconds={k: round(v, 3) for k, v in clock.items()})

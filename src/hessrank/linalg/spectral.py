@@ -54,6 +54,7 @@ import scipy.linalg
 from matfree import decomp, stochtrace
 
 from .rank import RankInfo
+from .sketch import COMPLETE_BASIS
 
 #: Gaussian kernel width of a density, as a fraction of the width of the spectrum
 SIGMA_FRACTION = 0.01
@@ -147,7 +148,7 @@ def known_from_subspace(space, delta: float, *, values=None, vectors: bool = Fal
         theta, _ = _by_magnitude(space.ritz_values())
     complete = space.k == space.p
     if complete:   # T is an orthogonal similarity of H
-        return KnownSpectrum(theta, space.p, 0.0, fetch, "complete basis", trace=basis_trace)
+        return KnownSpectrum(theta, space.p, 0.0, fetch, COMPLETE_BASIS, trace=basis_trace)
     return KnownSpectrum(theta, space.p, 2.0 * float(delta), fetch,
                          f"Ritz values of a certified {space.k}-vector sketch", basis=space.Q,
                          basis_trace=basis_trace)
