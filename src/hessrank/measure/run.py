@@ -160,11 +160,13 @@ def build(config: RunConfig) -> tuple[Dataset, Model, np.ndarray]:
 
 
 def make_result(config: RunConfig, data: Dataset, n: int, p: int, ranks: dict[str, RankInfo], plan: MethodPlan,
-                *, seconds: float, timings: dict, details: dict) -> Result:
+                *, seconds: float, timings: dict, details: dict,
+                predicted: tuple[int, Prediction] | None = None) -> Result:
     """The one constructor of a :class:`Result`: ``ranks`` measured on the first ``n``
-    samples of ``data``, with r and the predictions computed from the same samples."""
+    samples of ``data``, with r and the predictions computed from the same samples
+    (``predicted``: the ``(r, prediction)`` of :func:`predict_for` when already computed)."""
     config = config.replace(n=n, dim=data.d)  # record what the defaults resolved to
-    r, prediction = predict_for(config, data, n, p)
+    r, prediction = predict_for(config, data, n, p) if predicted is None else predicted
     return Result(config=config, p=p, n=n, d=data.d, r=r, ranks=ranks, prediction=prediction, seconds=seconds,
                   method=plan.method, method_reason=plan.reason, dataset_source=data.source, timings=timings,
                   method_details=details, peak_rss_bytes=peak_rss_bytes(), provenance=provenance())
@@ -211,12 +213,13 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "")
     p = model.num_params
     resolved = resolve_blocks(model, blocks)
     # the predicted ranks (exact or bounds) let auto choose the faster method, not only one that fits
-    plan = plan_method(config.method, p, data.n, data.K, basis=expected_basis(predict_for(config, data, data.n, p)[1]))
+    predicted = predict_for(config, data, data.n, p)
+    plan = plan_method(config.method, p, data.n, data.K, basis=expected_basis(predicted[1]))
     ranks, timings, details, block_ranks = measure_model_ranks(
         plan, model, get_loss(config.loss), theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
         rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=resolved)
     result = make_result(config, data, data.n, p, ranks, plan, seconds=time.perf_counter() - t0, timings=timings,
-                         details=details)
+                         details=details, predicted=predicted)
     result.blocks = block_ranks
     return result
 
