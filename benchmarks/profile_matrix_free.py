@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     data, model, theta = build(cfg)
     loss = get_loss(cfg.loss)
     p = model.num_params
-    _, prediction = predict_for(cfg, data, data.n)
+    _, prediction = predict_for(cfg, data, data.n, model.num_params)
     plan = plan_method("matrix-free", p, data.n, data.K, basis=expected_basis(prediction))
     print(f"p = {p} (Gaussian n = {args.n}, d = {args.dim}, widths {args.units}, K = {args.K}, mse); "
           f"OpenBLAS kernel {', '.join(kernels)}; {os.cpu_count()} cores; load average "
