@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# the command line keeps compiled programs in the user's cache folder by default; the suite's
+# many subprocesses stay out of it (tests of the cache give their own folder)
+os.environ["HESSRANK_COMPILE_CACHE"] = "off"
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

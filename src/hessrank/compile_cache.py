@@ -2,30 +2,37 @@
 
 A sweep or grid point, or a repeated ``hessian-rank run`` with the same shapes, would
 otherwise compile the same Hessian programs again in every process. The command line
-uses the cache when asked: ``--compile-cache``, or ``HESSRANK_COMPILE_CACHE=DIR`` (a
-folder) or ``=on`` (the default folder); ``--no-compile-cache`` or ``=off`` turn it off.
-It is off by default because reading a cached CPU executable crashed a process here once
-(a segmentation fault inside JAX 0.10.2's cache read, with several processes sharing the
-folder); a crash loses the run, a recompilation only costs seconds. Library users call
-:func:`enable_compile_cache` themselves — importing hessrank changes no JAX setting.
+keeps compiled programs under ``${XDG_CACHE_HOME:-~/.cache}/hessrank/jax`` by default;
+``HESSRANK_COMPILE_CACHE=DIR`` names another folder, ``--no-compile-cache`` or
+``HESSRANK_COMPILE_CACHE=off`` turn it off. The folder is size-capped
+(:data:`CACHE_MAX_BYTES`, least recently used programs evicted first), and that cap is
+also what makes JAX read and write entries under a file lock: processes sharing the
+folder (sweeps, grid workers, parallel runs) never read an entry another is still
+writing. Library users call :func:`enable_compile_cache` themselves — importing hessrank
+changes no JAX setting.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
 #: the environment variable that turns the cache on (``on`` or a folder) or off (``off``)
 ENV_CACHE = "HESSRANK_COMPILE_CACHE"
-_OFF = ("off", "0", "no", "false", "")
+_OFF = ("off", "0", "no", "false")
+#: the cache folder's size cap (JAX evicts the least recently used programs above it; with a
+#: cap JAX also locks the folder while it reads or writes an entry)
+CACHE_MAX_BYTES = 2 * 1024**3
 _ON = ("on", "1", "yes", "true")
 
 
 def default_cache_dir(requested: bool | None = None) -> Path | None:
     """The cache folder, or ``None`` when the cache is off. ``requested``: the command
     line's ``--compile-cache`` (True) / ``--no-compile-cache`` (False) / neither (None);
-    ``$HESSRANK_COMPILE_CACHE`` decides when neither is given, and names the folder
-    (default ``${XDG_CACHE_HOME:-~/.cache}/hessrank/jax``)."""
+    when neither is given the cache is on unless ``$HESSRANK_COMPILE_CACHE`` says ``off``.
+    ``$HESSRANK_COMPILE_CACHE`` may name the folder (default
+    ``${XDG_CACHE_HOME:-~/.cache}/hessrank/jax``)."""
     value = os.environ.get(ENV_CACHE, "").strip()
     if requested is False or (requested is None and value.lower() in _OFF):
         return None
@@ -56,4 +63,8 @@ def enable_compile_cache(path=None) -> Path | None:
     # and those are the ones a sweep repeats most
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    # a cap turns on JAX's eviction, and with it the file lock around every read and write
+    # (JAX needs the filelock package for that, a dependency of hessrank)
+    if importlib.util.find_spec("filelock") is not None:
+        jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
     return folder

@@ -118,13 +118,19 @@ def test_compile_cache_is_kept_between_processes_and_can_be_turned_off(tmp_path)
     no = subprocess.run([*args, "--no-compile-cache"], capture_output=True, text=True,
                         env={**os.environ, "HESSRANK_COMPILE_CACHE": str(off)})
     assert no.returncode == 0 and not off.exists()
-    # off by default: nothing under the default folder unless --compile-cache asks for it
+    # on by default, in the user's cache folder, size-capped (which makes JAX lock the folder);
+    # HESSRANK_COMPILE_CACHE=off turns it off unless --compile-cache asks for it
     home = {k: v for k, v in os.environ.items() if k != "HESSRANK_COMPILE_CACHE"}
     home["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
     assert subprocess.run(args, capture_output=True, text=True, env=home).returncode == 0
-    assert not (tmp_path / "xdg" / "hessrank" / "jax").exists()
+    assert any((tmp_path / "xdg" / "hessrank" / "jax").glob("*-cache"))
+    assert (tmp_path / "xdg" / "hessrank" / "jax" / ".lockfile").exists()
+    home["XDG_CACHE_HOME"] = str(tmp_path / "xdg2")
+    home["HESSRANK_COMPILE_CACHE"] = "off"
+    assert subprocess.run(args, capture_output=True, text=True, env=home).returncode == 0
+    assert not (tmp_path / "xdg2" / "hessrank" / "jax").exists()
     assert subprocess.run([*args, "--compile-cache"], capture_output=True, text=True, env=home).returncode == 0
-    assert any((tmp_path / "xdg" / "hessrank" / "jax").iterdir())
+    assert any((tmp_path / "xdg2" / "hessrank" / "jax").iterdir())
 
 
 def test_an_uncertified_rank_is_reported_with_the_sketch_s_own_reason():

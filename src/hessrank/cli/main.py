@@ -168,9 +168,9 @@ def add_cache_option(parser: argparse.ArgumentParser) -> None:
     """``--compile-cache`` / ``--no-compile-cache``: keep compiled programs between processes, or not."""
     parser.add_argument("--compile-cache", dest="compile_cache", action="store_true", default=None,
                         help="reuse compiled programs across runs, under $HESSRANK_COMPILE_CACHE or "
-                             "~/.cache/hessrank/jax (default off; HESSRANK_COMPILE_CACHE=on|DIR turns it on)")
+                             "~/.cache/hessrank/jax (the default; HESSRANK_COMPILE_CACHE=off turns it off)")
     parser.add_argument("--no-compile-cache", dest="compile_cache", action="store_false",
-                        help="do not reuse compiled programs, whatever HESSRANK_COMPILE_CACHE says")
+                        help="do not keep or reuse compiled programs, whatever HESSRANK_COMPILE_CACHE says")
 
 
 def config_from_args(args: argparse.Namespace, **overrides) -> RunConfig:

@@ -165,7 +165,7 @@ class Subspace:
         already known; ``V`` must then have unit rows (otherwise they are scaled to 1)."""
         V = np.asarray(V, dtype=np.float64)
         if C is None:
-            norms = np.linalg.norm(V, axis=1)
+            norms = _row_norms(V)
             V = V[norms > 0] / norms[norms > 0, None]       # the span only: unit rows
         if V.shape[0] == 0:
             return 0
@@ -261,14 +261,13 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
             b = min(rows, p)
             Omega = rng.standard_normal((b, p))
             Y = apply(Omega)
-            _check_symmetric(Y @ Omega.T, float(np.max(np.linalg.norm(Y, axis=1)))
-                             * float(np.max(np.linalg.norm(Omega, axis=1))))
+            scale = float(np.max(_row_norms(Y)))
+            _check_symmetric(Y @ Omega.T, scale * float(np.max(_row_norms(Omega))))
             count["rounds"] += 1
             t = time.perf_counter()
-            scale = float(np.max(np.linalg.norm(Y, axis=1)))
             R = _project_out(space.Q, Y)
             clock["orthogonalisation"] += time.perf_counter() - t
-            delta = residual_bound(float(np.max(np.linalg.norm(R, axis=1))), b)
+            delta = residual_bound(float(np.max(_row_norms(R))), b)
             if delta == 0.0:
                 return done(ritz(), 0.0, CERTIFIED)
             if space.k == 0 and _separated(np.zeros(0), delta, p, rtol, atol):
@@ -310,9 +309,10 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
         _check_finite(W)
         C = space.append(U, W)                              # C = W Qᵀ, rows of T
         # U H Uᵀ, unit rows U: its rounding is relative to ‖H‖ ≈ the largest ‖u H‖ seen
-        _check_symmetric(C[:, space.k - U.shape[0]:], max(h_scale, float(np.max(np.linalg.norm(W, axis=1)))))
+        w_scale = float(np.max(_row_norms(W)))
+        _check_symmetric(C[:, space.k - U.shape[0]:], max(h_scale, w_scale))
         # block Krylov: the part of W = U H outside span(Q) (C serves as the first projection)
-        h_scale = max(h_scale, float(np.max(np.linalg.norm(W, axis=1))))     # ≈ max|λ| (unit rows U)
+        h_scale = max(h_scale, w_scale)     # ≈ max|λ| (unit rows U)
         if keep_all:
             nxt = _new_directions(_project_out(space.Q, W, C), space.Q, 0.0, h_scale)
         else:
@@ -431,7 +431,7 @@ def _krylov_directions(W: np.ndarray, C: np.ndarray, space: Subspace, floor: flo
         return np.zeros((0, R.shape[1]))
     U = np.matmul((V[:, keep] / s[keep]).T, R, out=space.scratch(1, int(keep.sum())))
     U -= np.matmul(U @ Q.T, Q, out=space.scratch(0, U.shape[0]))  # the second pass, kept directions only
-    if float(np.min(np.linalg.norm(U, axis=1))) < 0.9:
+    if float(np.min(_row_norms(U))) < 0.9:
         R -= (R @ Q.T) @ Q
         return _new_directions(R, Q, floor, scale)
     return _cholesky_qr2(U, in_place=True).copy()
@@ -471,7 +471,7 @@ def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) ->
     # value s that is ~eps·max‖R_i‖/s once normalised: project weak directions once more.
     # A residual at the rounding level of its input (rho < 1e-8·scale) was numerically
     # inside span(Q): two passes are not enough there, project all of it once more.
-    rho = float(np.max(np.linalg.norm(R, axis=1)))
+    rho = float(np.max(_row_norms(R)))
     weak = s[keep] < rho / 10
     if rho < 1e-8 * scale:
         weak[:] = True
@@ -491,6 +491,12 @@ def _strong_directions(R: np.ndarray, floor: float, scale: float):
     if s.size == 0 or s[-1] == 0.0:
         return s, V, np.zeros(s.shape, dtype=bool)
     return s, V, s > max(floor, _RELATIVE_KEEP * s[-1], EPS * scale)
+
+
+def _row_norms(V: np.ndarray) -> np.ndarray:
+    """Euclidean norms of the rows of ``V`` without a temporary of V's size (``np.linalg.norm``
+    squares into a new b×p array: 4× slower at p = 110,100)."""
+    return np.sqrt(np.einsum("ij,ij->i", V, V))
 
 
 def _norm_estimate(T: np.ndarray, rng, steps: int = 30) -> float:
