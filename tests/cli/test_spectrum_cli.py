@@ -74,11 +74,16 @@ def test_cnn_with_blocks_json_has_the_block_spectra_and_a_table(tmp_path, capsys
     for b in obj["blocks"].values():
         for name in ("H_L", "H_o", "H_F"):
             m = b[name]
-            assert len(m["top"]) == 3 and m["tol"] == obj[name]["tol"] and m["density"] is None
+            assert len(m["top"]) == 3 and m["tol"] == obj[name]["tol"]
+            den = m["density"]                                            # each block's own density
+            assert np.trapezoid(den["y"], den["x"]) == pytest.approx(1.0, abs=1e-6)
         assert b["H_F"]["rank"] == 0 and b["H_F"]["trace"] == 0.0       # ReLU: each layer's own H_F block is 0
+        assert b["H_F"]["density"]["nodes"] == [0.0] and b["H_F"]["density"]["weights"] == [1.0]
     # the blocks' traces add up to the whole trace (dense: sums of diagonal entries)
     assert sum(b["H_L"]["trace"] for b in obj["blocks"].values()) == pytest.approx(obj["H_L"]["trace"], rel=1e-12)
     assert any("/cnn_2-3_" in f for f in obj["files"]) and all(Path(f).is_file() for f in obj["files"])
+    figures = [f for f in obj["files"] if f.endswith("_block_density.png")]
+    assert len(figures) == 1 and Path(figures[0]).stat().st_size > 10_000
     assert main(["spectrum", *CNN, "--blocks", "leaves", "--top", "2", "--no-density", "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "model    cnn 2:3" in text and "diagonal blocks (rank at the whole matrix's tolerance" in text

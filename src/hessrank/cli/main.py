@@ -44,7 +44,7 @@ from ..measure.blocks import BLOCK_KINDS
 from ..measure.network import network_label
 from ..models import build_cnn, load_user_model
 from ..models.params import load_arrays
-from ..plotting import plot_density, plot_grid, plot_spectrum, plot_sweep, plot_training
+from ..plotting import plot_block_density, plot_density, plot_grid, plot_spectrum, plot_sweep, plot_training
 from ..store import (
     IDENTITY_EXCLUDED,
     config_identity,
@@ -282,8 +282,9 @@ _SPECTRUM_DESCRIPTION = (
     "spectrum, or stochastic Lanczos quadrature), the number of outliers (log10|λ| more than 3 robust standard "
     "deviations above the median over the non-zero spectrum) and the condition number over the non-zero spectrum. "
     "With --blocks, each diagonal block (layer or parameter array) gets its top eigenvalues, rank at the whole "
-    "matrix's tolerance, trace and outliers; --model FILE.py:build and --arch cnn work as for `hessian-rank run`. "
-    "The result and a density figure land in the result store under <out>/store/spectra/…"
+    "matrix's tolerance, trace, outliers and density (as the whole matrix's, on the block; all at 0 for a block of "
+    "rank 0), and a figure of the blocks' densities; --model FILE.py:build and --arch cnn work as for "
+    "`hessian-rank run`. The result and the density figures land in the result store under <out>/store/spectra/…"
 )
 
 
@@ -339,6 +340,8 @@ def _cmd_spectrum(args) -> int:
     paths = [table.json_path, table.csv_path]
     if options.density:
         paths += plot_density(table.json_path)
+        if result.blocks:
+            paths += plot_block_density(table.json_path)
     if args.eigenvectors:
         with atomic_output(args.eigenvectors, "wb") as fh:
             np.savez(fh, **{f"{k}_{part}": getattr(m, attr) for k, m in result.matrices.items()

@@ -367,11 +367,25 @@ def lanczos_quadrature(operator, *, probes: int = 8, steps: int = 64, seed: int 
     v0 = jax.random.normal(jax.random.PRNGKey(seed), (probes, p), dtype=jnp.float64)
     v0 = v0 / jnp.linalg.norm(v0, axis=1, keepdims=True)
     J = np.asarray(jax.vmap(lambda v: tridiag(matvec, v).J_small)(v0))
-    nodes, weights = np.empty((probes, steps)), np.empty((probes, steps))
+    nodes, weights = np.zeros((probes, steps)), np.zeros((probes, steps))
     for i in range(probes):
-        theta, S = scipy.linalg.eigh(J[i], check_finite=False)
-        nodes[i], weights[i] = theta, S[0] ** 2
+        m = _krylov_dimension(J[i])
+        theta, S = scipy.linalg.eigh(J[i, :m, :m], check_finite=False)
+        nodes[i, :m], weights[i, :m] = theta, S[0] ** 2
     return nodes, weights
+
+
+def _krylov_dimension(J) -> int:
+    """Steps before the Lanczos recurrence broke down (an invariant subspace reached): the
+    leading block of ``J`` up to the first off-diagonal that is 0 at working precision or not
+    finite. Past it ``J`` is block diagonal, so its eigenvectors there carry no weight on
+    ``e_1`` — or, when the probe's Krylov space is {0}'s (``H v = 0``), the normalisation of
+    a zero vector filled it with NaN."""
+    diag, off = np.diag(J), np.abs(np.diag(J, 1))
+    scale = np.max(np.abs(J[np.isfinite(J)]), initial=0.0)
+    broken = ~np.isfinite(off) | (off <= 8 * np.finfo(np.float64).eps * J.shape[0] * scale) | \
+        ~np.isfinite(diag[1:])
+    return int(np.argmax(broken)) + 1 if broken.any() else J.shape[0]
 
 
 def slq_density(operator, *, probes: int = 8, steps: int = 64, seed: int = 0, **grid) -> Density:
@@ -379,9 +393,20 @@ def slq_density(operator, *, probes: int = 8, steps: int = 64, seed: int = 0, **
     (:func:`lanczos_quadrature`), smoothed on a grid over the range of the nodes."""
     nodes, weights = lanczos_quadrature(operator, probes=probes, steps=steps, seed=seed)
     x, sigma = density_grid(float(nodes.min()), float(nodes.max()), **grid)
+    steps = nodes.shape[1]                                      # at most the size of the matrix
     nodes, weights = nodes.ravel(), weights.ravel() / probes
     y = smoothed_density(nodes, weights, x, sigma)
     return Density(x, y, sigma, "stochastic Lanczos quadrature", probes, steps, nodes=nodes, weights=weights)
+
+
+def zero_density(tol: float, **grid) -> Density:
+    """The density of a matrix of rank 0 at the cut ``tol``: every eigenvalue lies within
+    ``±tol`` of 0, so all the mass is at 0 (one node, weight 1), smoothed on a grid over
+    ``[−tol, tol]`` (``[−1, 1]`` when ``tol`` is 0)."""
+    x, sigma = density_grid(-tol, tol, **grid) if tol > 0 else density_grid(0.0, 0.0, **grid)
+    nodes, weights = np.zeros(1), np.ones(1)
+    return Density(x, smoothed_density(nodes, weights, x, sigma), sigma,
+                   "rank 0 at the cut: all eigenvalues at 0", nodes=nodes, weights=weights)
 
 
 def log_density(nodes, weights, cut: float, *, points: int = 400, decades: float = 0.1):

@@ -16,11 +16,16 @@ Configure, then call: :class:`SpectrumOptions` says what to compute; then
   :func:`~hessrank.hessian_ranks`).
 
 With ``blocks``, each diagonal block :math:`H_{bb}` (:mod:`hessrank.measure.blocks`) gets the
-same summary less the density: its top eigenvalues, its rank counted at the whole matrix's
-tolerance (so the outliers and condition number are taken over the same cut), and its trace
+same summary less the eigenvectors: its top eigenvalues, its rank counted at the whole matrix's
+tolerance (so the outliers and condition number are taken over the same cut), its trace
 — exact when the matrix is dense or :math:`H_o = A^\top A` (the sum of the block's diagonal,
 :math:`\lVert A_b\rVert_F^2`); matrix-free, :math:`\mathrm{tr}(Q H_{bb} Q^\top)` of the block's own
-certified sketch plus Hutchinson on the deflated restricted operator.
+certified sketch plus Hutchinson on the deflated restricted operator — and its density by the
+whole matrix's rule (:func:`summarize`): the smoothed histogram of the block's exact eigenvalues
+(dense, :math:`A_b^\top A_b`, or a sketch that spans the block), otherwise stochastic Lanczos
+quadrature on the restricted operator with the same probes and Lanczos steps (at most the
+block's size). A matrix of rank 0 at its cut (each layer's diagonal block of :math:`H_F` for
+a linear network) has all its mass at 0 (:func:`~hessrank.linalg.spectral.zero_density`).
 
 Each matrix gives a :class:`MatrixSpectrum`; :meth:`SpectrumResult.to_dict` is what
 ``hessian-rank spectrum --json`` prints. Memory is planned before any work
@@ -59,6 +64,7 @@ from ..linalg.spectral import (
     slq_memory_bytes,
     top_eigenvalues,
     xtrace,
+    zero_density,
 )
 from ..matrices import DENSE, H_O_GRAM, MATRICES
 from ..models import function_model, get_loss
@@ -100,7 +106,10 @@ class SpectrumOptions:
         return self
 
     def extra_bytes(self, p: int) -> int:
-        """Bytes the spectral extras of one matrix hold beyond its rank computation."""
+        """Bytes the spectral extras of one matrix hold beyond its rank computation. A diagonal
+        block's extras are those of a matrix of its size s < p, held one block at a time after the
+        whole matrices' are released (beside the block's sketch, which is within the rank
+        computation's budget), so ``extra_bytes(p)`` bounds them too."""
         extra = 8 * p * (3 * self.trace_samples if self.trace else 0)
         if self.density:
             extra = max(extra, slq_memory_bytes(p, self.probes, self.lanczos_steps))
@@ -182,8 +191,13 @@ def summarize(name: str, known: KnownSpectrum, info: RankInfo, operator, options
             out.trace = xtrace(operator, samples=options.trace_samples, seed=seed)
     if options.density:
         grid = {"points": options.density_points}
-        out.density = exact_density(known, **grid) if known.exact else slq_density(
-            operator, probes=options.probes, steps=options.lanczos_steps, seed=seed, **grid)
+        if info.rank == 0:   # every eigenvalue within the cut of 0 (SLQ would only sample rounding)
+            out.density = zero_density(info.tol, **grid)
+        elif known.exact:
+            out.density = exact_density(known, **grid)
+        else:
+            out.density = slq_density(operator, probes=options.probes, steps=options.lanczos_steps, seed=seed,
+                                      **grid)
     return out
 
 
@@ -240,8 +254,8 @@ def plan_spectrum(method: str, p: int, n: int, K: int, options: SpectrumOptions)
 @dataclass
 class BlockSpectrum:
     """The spectral summaries of one diagonal block of H_L, H_o, H_F: ``size`` parameters,
-    its ``leaves``, and per matrix a :class:`MatrixSpectrum` (no density, no eigenvectors)
-    whose rank is counted at the whole matrix's tolerance."""
+    its ``leaves``, and per matrix a :class:`MatrixSpectrum` (no eigenvectors) whose rank is
+    counted at the whole matrix's tolerance."""
 
     size: int
     leaves: tuple[str, ...]
@@ -266,7 +280,7 @@ def measure_spectra(plan: MethodPlan, model, loss, theta, X, Y, config: RunConfi
 def _measure(plan, model, loss, theta, X, Y, options, *, batch_size, rtol, atol, seed, blocks):
     p = model.num_params
     found: dict[str, MatrixSpectrum] = {}
-    per_block = dataclasses.replace(options, density=False, eigenvectors=False)
+    per_block = dataclasses.replace(options, eigenvectors=False)
     found_blocks: dict[str, dict[str, MatrixSpectrum]] = {b: {} for b in blocks}
     block_seed = {(b, m): options.seed + 10 + 3 * i + j for i, b in enumerate(blocks) for j, m in enumerate(MATRICES)}
     if plan.method != DENSE:
@@ -460,8 +474,8 @@ def hessian_spectrum(f: Callable, params, X, Y, *, loss: str = "mse", top: int =
         the dict that ``hessian-rank spectrum --json`` prints: per matrix ``top``, ``top_bound``,
         ``trace``, ``trace_stderr``, ``trace_products``, ``density {x, y, probes, lanczos_steps, …}``,
         ``outliers``, ``condition``, ``rank``, ``tol``, …; ``p``, ``n``, ``K``, ``method``, …; with
-        ``blocks``, ``blocks[name] = {size, leaves, H_L, H_o, H_F}`` (no density; ranks at the whole
-        matrix's tolerance).
+        ``blocks``, ``blocks[name] = {size, leaves, H_L, H_o, H_F}`` (each with its density as the
+        whole matrices have it; ranks at the whole matrix's tolerance).
 
     Raises:
         ConfigError: a bad argument, parameter leaf or model output, named in one line.

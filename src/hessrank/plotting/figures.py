@@ -6,6 +6,8 @@
 * :func:`spectrum_figure`: the sorted |eigenvalues| of H_L, H_o, H_F on a log scale,
   each with its tolerance (dashed) and its cut (dotted, at the rank): why a rank is
   that rank.
+* :func:`density_figure`: their eigenvalue densities on a symmetric-log axis;
+  :func:`block_density_figure`: the densities of their diagonal blocks, one panel per matrix.
 
 Figures are drawn with Matplotlib's object-oriented API on the Agg canvas (no
 pyplot state, no display, no LaTeX: mathtext only) and saved as PNG and PDF beside
@@ -22,7 +24,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..matrices import SUFFIX
 from ..store import ResultTable, row_kinds
-from .style import COLOURS, MATRIX_ORDER, RC, TEX, X_LABEL, new_figure, save_figure
+from .style import COLOURS, FIGSIZE, MATRIX_ORDER, RC, TEX, X_LABEL, new_figure, save_figure
 
 #: how a prediction is drawn, by kind: exact ones as dots, proven bounds as dashed
 #: lines, estimates as a thin dotted reference line
@@ -224,3 +226,72 @@ def plot_density(json_path) -> list[Path]:
     meta = json.loads(json_path.read_text())
     fig = density_figure(meta, title=spectrum_title(meta).replace("spectra:", "eigenvalue density:", 1))
     return save_figure(fig, json_path.with_name(json_path.stem + "_density"))
+
+
+#: line styles of the blocks in :func:`block_density_figure`, cycled with the colours
+BLOCK_LINES = ("-", "--", "-.", (0, (1, 1)))
+
+
+def _density_label(m: dict) -> str:
+    den = m["density"]
+    how = f"SLQ {den['probes']}×{den['lanczos_steps']}" if den["probes"] else \
+        ("all at 0" if den["nodes"] == [0.0] else "exact")
+    return f"rank {m['rank']} of {m['size']}, {m['outliers']} outliers ({how})"
+
+
+def block_density_figure(meta: dict, *, title: str = ""):
+    """The eigenvalue densities of the diagonal blocks (``meta["blocks"]`` of a stored spectrum
+    JSON): one panel per matrix, one line per block, on the symmetric-log x axis of
+    :func:`density_figure` (linear within that matrix's cut, smoothed 0.1 decade in that
+    coordinate); the cut ``±tol`` — the whole matrix's, at which the blocks' ranks are
+    counted — is marked (dotted). A block of rank 0 is a single peak at 0."""
+    import matplotlib
+
+    from ..linalg.spectral import log_density
+
+    blocks = meta["blocks"]
+    shown = [name for name in MATRIX_ORDER if any(b[name].get("density") for b in blocks.values())]
+    colours = matplotlib.colormaps["tab10"]
+    with matplotlib.rc_context(RC):
+        fig = new_figure()
+        fig.set_size_inches(FIGSIZE[0], 0.55 * FIGSIZE[1] * max(len(shown), 1) + 0.8)
+        for row, name in enumerate(shown):
+            ax = fig.add_subplot(len(shown), 1, row + 1)
+            tol = float(meta[name]["tol"])
+            cut = tol if tol > 0 else 1e-12
+            lo, hi = -cut, cut
+            for i, (bname, b) in enumerate(blocks.items()):
+                if not b[name].get("density"):
+                    continue
+                x, y = log_density(b[name]["density"]["nodes"], b[name]["density"]["weights"], cut)
+                seen = y > 1e-6
+                lo, hi = min(lo, x[seen].min()), max(hi, x[seen].max())
+                # line styles cycle too: blocks with the same density (rank 0) would hide each other
+                ax.plot(x, np.where(seen, y, np.nan), color=colours(i % 10), ls=BLOCK_LINES[i % len(BLOCK_LINES)],
+                        lw=1.3, label=f"{bname}: {_density_label(b[name])}")
+            for sign in (-1, 1):
+                ax.axvline(sign * tol, color=COLOURS[name], ls=":", lw=1.1)
+            ax.set_xscale("symlog", linthresh=cut)
+            ax.set_xlim(lo, hi)
+            ax.set_yscale("log")
+            ax.set_ylabel(f"{TEX[name]} blocks\nper decade")
+            ax.legend(fontsize=6.5, loc="upper left", framealpha=0.85)
+        if shown:
+            ax.plot([], [], color="grey", ls=":", lw=1.1, label=r"cut $\pm$tol of the whole matrix")
+            ax.legend(fontsize=6.5, loc="upper left", framealpha=0.85)
+            ax.set_xlabel(r"eigenvalue $\lambda$ (symmetric log scale, linear within the cut)")
+        fig.suptitle(title, fontsize=8.5)
+        fig.tight_layout()
+    return fig
+
+
+def plot_block_density(json_path) -> list[Path]:
+    """Draw the diagonal blocks' densities stored at ``json_path`` (a ``hessian-rank spectrum
+    --blocks`` result) as ``<stem>_block_density.png``/``.pdf`` beside it."""
+    json_path = Path(json_path)
+    meta = json.loads(json_path.read_text())
+    if not meta.get("blocks"):
+        raise ConfigError.about("blocks", f"{str(json_path)!r} holds no diagonal blocks")
+    title = spectrum_title(meta).replace("spectra:", "eigenvalue density of the diagonal blocks:", 1)
+    fig = block_density_figure(meta, title=title)
+    return save_figure(fig, json_path.with_name(json_path.stem + "_block_density"))
