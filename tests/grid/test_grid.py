@@ -41,15 +41,6 @@ def _rows(path):
         return list(csv.DictReader(fh))
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      memory_limit="2GB") as cl, Client(cl) as client:
-        yield client
-
-
 def test_grid_on_a_local_cluster_of_two_processes(tmp_path, capsys):
     grid_file = _write(tmp_path, "mixed.toml", LINEAR_GRID)
     out = tmp_path / "results"
@@ -65,6 +56,7 @@ def test_grid_on_a_local_cluster_of_two_processes(tmp_path, capsys):
     assert list(rows[0]) == ["point", "dataset", "n", "dim", "K", "loss", "units", "seed", *RESULT_COLUMNS,
                              "status", "worker", "error"]
     assert len({r["point"] for r in rows}) == 8
+    assert [p.name for p in csv_path.parent.glob("*.csv")] == [csv_path.name]  # no blocks asked: no side table
     assert {(r["loss"], r["units"], r["seed"]) for r in rows} == {
         (loss, units, seed) for loss in ("mse", "cross") for units in ("4", "2,3") for seed in ("1", "2")}
     for r in rows:

@@ -15,19 +15,33 @@ from ..data import load_dataset
 from ..errors import ConfigError, HessrankError
 from ..matrices import SUFFIX
 from ..measure import memory_limit, provenance, run
-from ..store import StoredOutcome, comparison_lines, count_comparisons, result_row, row_kinds, stored_session
+from ..store import (
+    BlockTable,
+    ResultTable,
+    StoredOutcome,
+    comparison_lines,
+    count_comparisons,
+    result_row,
+    row_kinds,
+    stored_session,
+)
 from .spec import Grid, GridPoint, plan_point, text_value
 
 STATUS = ("done", "failed", "skipped")
+#: the entry of :func:`run_point`'s answer that holds the per-block ranks (not a column of the row)
+BLOCK_RANKS = "block_ranks"
 #: seconds to wait for a scheduler given by address (a silent listener must not hang the grid)
 CONNECT_TIMEOUT_S = 10
 
 
-def run_point(config: RunConfig, worker_limit: int | None = None, compile_cache: str | None = None) -> dict:
+def run_point(config: RunConfig, worker_limit: int | None = None, compile_cache: str | None = None, *,
+              blocks: str | None = None) -> dict:
     """Run one point (on a Dask worker) planning memory within ``worker_limit`` bytes;
     return its result columns, status and worker. An error becomes ``status = failed``
     with its one-line message: it never escapes. ``compile_cache``: the folder of JAX's
-    persistent compilation cache on the worker (``None``: off)."""
+    persistent compilation cache on the worker (``None``: off). ``blocks`` (``"leaves"``,
+    ``"layers"``): also rank the diagonal blocks, as ``run`` does; a finished point's
+    answer then holds their :class:`~hessrank.measure.BlockRanks` under :data:`BLOCK_RANKS`."""
     if compile_cache:
         enable_compile_cache(compile_cache)
     try:
@@ -38,8 +52,11 @@ def run_point(config: RunConfig, worker_limit: int | None = None, compile_cache:
         worker = platform.node()
     try:
         with memory_limit(worker_limit):
-            row = result_row(run(config))
+            result = run(config, blocks=blocks)
+        row = result_row(result)
         row.update(status="done", error="")
+        if blocks is not None:
+            row[BLOCK_RANKS] = result.blocks
     except Exception as err:  # noqa: BLE001 - any failure is recorded, the grid goes on
         row = {"status": "failed", "error": _one_line(err)}
     row["worker"] = worker
@@ -58,6 +75,8 @@ class GridOutcome(StoredOutcome):
 
     grid: Grid
     scheduler: str = ""
+    #: the side table of the per-block ranks (``None``: no point asked for blocks)
+    blocks_table: ResultTable | None = None
 
 
 def _dataset_shape(config: RunConfig) -> tuple[int, int]:
@@ -75,7 +94,10 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
     Dask: ``client`` if given, else a client of the cluster at ``scheduler``, else a new
     ``LocalCluster`` of ``workers`` processes (default one per core) with one thread each
     and ``memory_limit`` per worker (Dask's default: the machine's memory shared out).
-    ``progress``: ``None`` or a factory ``total -> Progress``.
+    ``progress``: ``None`` or a factory ``total -> Progress``. Points that ask for
+    ``blocks`` store their per-block ranks in the side table ``<stem>_blocks.csv``
+    (:class:`~hessrank.store.BlockTable`, keyed by ``point``); a finished point whose
+    blocks are missing there is measured again.
     """
     table = grid.table(out)
     check_writable(table.csv_path, param="out")
@@ -88,20 +110,32 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
     }
     with contextlib.ExitStack() as stack:
         finished = {row["point"] for row in table.read_rows(strict=False) if row.get("status") == "done"}
+        if grid.blocks:  # a point's blocks are written after its row: a kill between the two leaves it unfinished
+            stored, wanted = BlockTable(table, "point"), {p.id for p in grid.points if p.blocks is not None}
+            finished = {k for k in finished if k not in wanted or stored.has(k)}
         if client is None and any(p.id not in finished for p in grid.points):
             # connect first: a cluster that cannot be reached leaves nothing in the store
             client = _connect(stack, workers=workers, scheduler=scheduler, memory_limit=memory_limit)
         session = stack.enter_context(stored_session(
             table, grid.identity(), describe=describe, key=lambda row: row["point"], provenance=provenance(),
             done=lambda row: row.get("status") == "done"))
-        todo = [p for p in grid.points if session.rows.get(p.id, {}).get("status") != "done"]
+        side = BlockTable(table, "point") if grid.blocks else None
+        todo = [p for p in grid.points if session.rows.get(p.id, {}).get("status") != "done"
+                or (p.blocks is not None and not side.has(p.id))]
         outcome = GridOutcome(grid=grid, table=table, stored_before=session.stored_before,
-                              set_aside=session.set_aside)
+                              set_aside=session.set_aside, blocks_table=side.table if side else None)
         order = [p.id for p in grid.points]
 
+        def in_grid_order(rows):
+            return [k for k in order if k in rows]
+
         def store(point: GridPoint, result: dict) -> None:
+            result = dict(result)
+            block_ranks = result.pop(BLOCK_RANKS, None)
             row = {"point": point.id, **{k: text_value(v) for k, v in point.values.items()}, **result}
-            session.store(point.id, row, order=lambda rows: [k for k in order if k in rows])
+            session.store(point.id, row, order=in_grid_order)
+            if block_ranks is not None:
+                side.store(point.id, block_ranks, order=in_grid_order)
             outcome.computed.append(point.id)
 
         bar = progress(len(todo)) if (progress is not None and todo) else None
@@ -173,7 +207,8 @@ def _run_on_dask(todo, store, bar, client, compile_cache) -> str:
             store(point, {"status": "skipped", "error": reason, "worker": ""})
             _report(bar, point, "skipped")
             continue
-        future = client.submit(run_point, config, limit, compile_cache, key=f"hessrank-grid-{point.id}", pure=False)
+        future = client.submit(run_point, config, limit, compile_cache, blocks=point.blocks,
+                               key=f"hessrank-grid-{point.id}", pure=False)
         futures[future] = point
     for future in as_completed(list(futures)):
         point = futures[future]
@@ -236,6 +271,8 @@ def format_grid_summary(outcome: GridOutcome) -> str:
             point = next(p for p in outcome.grid.points if p.id == row["point"])
             lines.append(f"{row['status']}: {point.label()}: {row['error']}")
     lines += [f"rows:   {outcome.table.csv_path}", f"config: {outcome.table.json_path}"]
+    if outcome.blocks_table is not None:
+        lines.append(f"blocks: {outcome.blocks_table.csv_path}")
     lines += [f"damaged row: {line}" for line in outcome.set_aside]
     if outcome.scheduler:
         lines.append(f"dask:   {outcome.scheduler}")

@@ -10,7 +10,10 @@ A grid file is TOML with one table::
 
 Every key is an option of ``hessian-rank run`` (``batch_size`` or ``batch-size``); a
 value is a list, or one value. The points are the Cartesian product, in file order;
-options not in the file keep their ``run`` defaults.
+options not in the file keep their ``run`` defaults. ``blocks = "layers"`` (or
+``"leaves"``, or a list of both) also ranks each point's diagonal blocks of H_L, H_o,
+H_F; they land in the side table ``grid_<hash>_blocks.csv`` (:class:`~hessrank.store.BlockTable`),
+one row per (point, block), the main table keeping its columns.
 
 The points run through :mod:`dask.distributed`: on a ``LocalCluster`` of worker
 processes, or on an existing cluster given by its scheduler address. Only this
@@ -36,6 +39,7 @@ from ..config import RunConfig, config_from_options, run_option_defaults
 from ..errors import ConfigError
 from ..matrices import DENSE, MATRIX_FREE
 from ..measure import memory_limit, plan_method
+from ..measure.blocks import BLOCK_KINDS
 from ..measure.network import network_num_params
 from ..store import RESULT_COLUMNS, ResultTable, config_hash, config_identity
 
@@ -52,13 +56,15 @@ def text_value(value) -> str:
 @dataclass(frozen=True)
 class GridPoint:
     """One point: its grid ``values``, its configuration (or the ``error`` that made it
-    invalid) and ``id``, a hash of everything that defines it."""
+    invalid), the ``blocks`` whose ranks it stores (``None``: none) and ``id``, a hash of
+    everything that defines it."""
 
     values: dict
     config: RunConfig | None
     error: str | None
     id: str
     varying: tuple[str, ...] = ()
+    blocks: str | None = None
 
     def label(self) -> str:
         """The options that vary across the grid, e.g. ``loss=cross, seed=2``."""
@@ -85,6 +91,11 @@ class Grid:
         """The stored table's columns: point id, grid options, results, status."""
         return ("point", *self.keys, *RESULT_COLUMNS, "status", "worker", "error")
 
+    @property
+    def blocks(self) -> bool:
+        """Whether some point stores its per-block ranks (in the side table of :meth:`table`)."""
+        return any(p.blocks is not None for p in self.points)
+
     def identity(self) -> dict:
         """What defines the stored grid: the ids of its points."""
         return {"task": "grid", "points": [p.id for p in self.points]}
@@ -93,6 +104,11 @@ class Grid:
         """``<out>/store/grid/<grid name>/grid_<hash>.csv`` (+ ``.json``, ``.lock``)."""
         folder = Path(out, "store", "grid", self.name)
         return ResultTable(folder, f"grid_{config_hash(self.identity())}", self.columns)
+
+
+#: grid keys that are options of ``hessian-rank run`` but not of its configuration
+#: (:class:`~hessrank.config.RunConfig`): what a run measures besides, not what it measures
+GRID_EXTRA_OPTIONS = {"blocks": None}
 
 
 #: the most points one grid file may have (each is at least one Hessian; loading checks each)
@@ -119,7 +135,7 @@ def load_grid(path) -> Grid:
     table = spec.get("grid")
     if not isinstance(table, dict) or not table:
         raise ConfigError(f"{where}: needs a [grid] table of option = [values], e.g. loss = [\"mse\", \"cross\"]")
-    defaults = run_option_defaults()
+    defaults = {**run_option_defaults(), **GRID_EXTRA_OPTIONS}
     keys, values = [], []
     for raw_key, raw in table.items():
         key = raw_key.replace("-", "_")
@@ -133,6 +149,9 @@ def load_grid(path) -> Grid:
             if isinstance(v, (dict, datetime.date, datetime.time)) or \
                     (isinstance(v, list) and not all(isinstance(u, int) for u in v)):
                 raise ConfigError(f"{where}: [grid] {raw_key} value {v!r}: give numbers, strings or booleans")
+            if key == "blocks" and v not in BLOCK_KINDS:  # refused here: a worker would fail every point
+                raise ConfigError(f"{where}: [grid] {raw_key} = {v!r}: not one of {', '.join(BLOCK_KINDS)} (the "
+                                  "diagonal blocks to rank: one per parameter array or per layer)")
         keys.append(key)
         values.append(tuple(vals))
     count = math.prod(len(vals) for vals in values)
@@ -146,15 +165,20 @@ def load_grid(path) -> Grid:
 
 
 def _make_point(values: dict, defaults: dict, varying: tuple) -> GridPoint:
-    fields = dict(defaults)
+    fields = {k: v for k, v in defaults.items() if k not in GRID_EXTRA_OPTIONS}
     for key, value in values.items():
-        fields[key] = text_value(value) if key == "units" else value
+        if key not in GRID_EXTRA_OPTIONS:
+            fields[key] = text_value(value) if key == "units" else value
+    blocks = values.get("blocks")
     try:
         config = config_from_options(fields)
     except ConfigError as err:
         ident = {"task": "grid-point", "invalid": {k: text_value(v) for k, v in values.items()}}
-        return GridPoint(values, None, str(err), config_hash(ident), varying)
-    return GridPoint(values, config, None, config_hash(config_identity(config, task="grid-point")), varying)
+        return GridPoint(values, None, str(err), config_hash(ident), varying, blocks)
+    # blocks enter the identity only when asked for: the ids of a grid without them stay as they were
+    extra = {"blocks": blocks} if blocks is not None else {}
+    return GridPoint(values, config, None, config_hash(config_identity(config, task="grid-point", **extra)),
+                     varying, blocks)
 
 
 def _refuse_values_that_never_work(where, keys, values, points) -> None:
