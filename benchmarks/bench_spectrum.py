@@ -100,9 +100,12 @@ def main(argv=None):
         print(f"spectrum --method dense (full eigendecompositions): {t:.1f} s wall; max relative difference of the "
               f"top 20 of H_L: {np.max(np.abs(np.array(dense['H_L']['top']) - top) / np.abs(top)):.1e}")
     t, lam, products = power_iteration_run(spec)
-    order = np.argsort(-np.abs(lam))
-    print(f"power iteration with deflation (H_L only, top 20): {t:.1f} s, {products} products; max relative "
-          f"difference from the spectrum's top 20: {np.max(np.abs(lam[order] - top) / np.abs(top)):.1e}")
+    # H_L is indefinite and its top magnitudes come in near ± pairs: compare each power-iteration
+    # value with the nearest of the spectrum's top 20 (an order by magnitude pairs +x with −x)
+    nearest = np.array([np.min(np.abs(top - x)) / abs(x) for x in lam])
+    print(f"power iteration with deflation (H_L only, top 20): {t:.1f} s, {products} products; relative distance "
+          f"of each value to the nearest of the spectrum's top 20: median {np.median(nearest):.1e}, "
+          f"max {np.max(nearest):.1e}")
 
 
 if __name__ == "__main__":
