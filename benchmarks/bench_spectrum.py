@@ -88,9 +88,17 @@ def power_iteration_run(spec, k=20):
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["small", "large"])
+    ap.add_argument("--spectrum-json", metavar="FILE", help="take the spectrum command's --json output from FILE "
+                    "(a run made earlier with the same configuration) instead of running it again")
     args = ap.parse_args(argv)
     spec = SMALL if args.what == "small" else LARGE
-    t, res = spectrum_cli(spec)
+    if args.spectrum_json:
+        with open(args.spectrum_json) as fh:
+            res = json.load(fh)
+        t = res["seconds"]
+        print(f"(spectrum output from {args.spectrum_json}: its own in-process time, not this run's)")
+    else:
+        t, res = spectrum_cli(spec)
     top = np.array(res["H_L"]["top"])
     print(f"spectrum --method matrix-free --top 20 --trace --density (all three matrices): {t:.1f} s wall, "
           f"peak RSS {res['peak_rss_bytes'] / 2**30:.2f} GiB, ranks "
