@@ -114,7 +114,7 @@ def main(argv=None) -> int:
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (a shared machine); compilation cache off", flush=True)
     print("seconds: wall/cpu of whole processes (medians); ratios to the faster method: chosen = the chosen "
           "method's median, auto = auto's own process; in = in-process seconds", flush=True)
-    print(f"{'#':>3} {'network':<22}{'loss':<6}{'n':>4}{'p':>6} {'dense':>10} {'m-free':>10} {'auto':>10}  "
+    print(f"{'#':>3} {'network':<22}{'loss':<6}{'n':>4}{'p':>6}{'dense':>12}{'m-free':>12}{'auto':>12}  "
           f"{'chose':<7}{'chosen':>7}{'auto':>6}{'cpu':>6}{'in':>6}  ranks", flush=True)
     rows, all_same = [], True
     methods = ["dense", "matrix-free", None]
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
         rows.append(ratios)
         net = (f"{cfg['dim']}-{'-'.join(map(str, cfg['units']))}-{cfg['K']} {cfg.get('activation', 'linear')}"
                f"{' +b' if cfg.get('bias') else ''}")
-        times = "".join(f" {med[m]:>5.2f}/{med_cpu[m]:<4.2f}" for m in methods)
+        times = "".join(f"{med[m]:>6.2f}/{med_cpu[m]:<5.2f}" for m in methods)
         print(f"{label:>3} {net:<22}{cfg['loss']:<6}{cfg['n']:>4}{results['dense']['p']:>6}{times}  "
               f"{'m-free' if chosen == 'matrix-free' else chosen:<7}"
               + "".join(f"{r:>{w}.2f}" for r, w in zip(ratios, (7, 6, 6, 6)))
