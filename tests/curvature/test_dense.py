@@ -23,7 +23,7 @@ def test_against_references(activation, loss, bias, problem):
     scale = np.abs(HL_ref).max()
     np.testing.assert_allclose(H["H_L"], HL_ref, atol=1e-11 * scale, rtol=0)
     np.testing.assert_allclose(H["H_o"], Ho_ref, atol=1e-11 * scale, rtol=0)
-    # the decomposition: H_F computed on its own adds up with H_o to H_L
+    # the decomposition: H_F on its own adds up with H_o to H_L (which is formed as their sum)
     np.testing.assert_allclose(H["H_o"] + H["H_F"], H["H_L"], atol=1e-10 * scale, rtol=0)
 
 

@@ -120,8 +120,8 @@ def factor_rows(model, loss, theta, X, Y, w):
 def activation_floats_per_sample(model, theta, X) -> int:
     """Floats of the intermediate arrays of ``model.apply`` per sample (the jaxpr's
     outputs for two samples minus those for one): the size of one sample's activations."""
-    def count(m):
-        jaxpr = jax.make_jaxpr(model.apply)(theta, jnp.zeros((m, *X.shape[1:]), theta.dtype))
+    def count(m):  # NumPy zeros: a jnp.zeros of each shape would be compiled (tens of ms each)
+        jaxpr = jax.make_jaxpr(model.apply)(theta, np.zeros((m, *X.shape[1:]), theta.dtype))
         return sum(int(np.prod(v.aval.shape)) for eqn in jaxpr.jaxpr.eqns for v in eqn.outvars)
 
     return max(1, count(2) - count(1))

@@ -11,13 +11,18 @@ output Hessians :math:`\Lambda_i = \nabla^2_f \ell(f_i, y_i)` and output gradien
     H_o = \sum_i J_i^\top \Lambda_i J_i, \qquad
     H_F = \sum_i \sum_k [g_i]_k \, \nabla^2_\theta [f_\theta(x_i)]_k ,
 
-and :math:`H_L = H_o + H_F`. :math:`H_F` is computed as the Hessian of the single
-scalar :math:`\theta' \mapsto \sum_i \langle g_i, f_{\theta'}(x_i)\rangle` with the
-:math:`g_i` frozen at :math:`\theta` (no K-fold blow-up).
+and :math:`H_L = H_o + H_F`, which is how :math:`H_L` is formed. :math:`H_F` is computed
+as the Hessian of the single scalar :math:`\theta' \mapsto \sum_i \langle g_i,
+f_{\theta'}(x_i)\rangle` with the :math:`g_i` frozen at :math:`\theta` (no K-fold blow-up).
 
-The factor :math:`A = \Lambda^{1/2} J` (nK×p, :func:`outer_product_factor`) gives
-:math:`H_o = A^\top A`, whose non-zero eigenvalues are those of the nK×nK Gram matrix
-:math:`A A^\top`.
+The factor :math:`A = \Lambda^{1/2} J` (nK×p, :func:`outer_product_factor`; every loss has
+:math:`\Lambda_i \succeq 0`) gives :math:`H_o = A^\top A`, whose non-zero eigenvalues are
+those of the nK×nK Gram matrix :math:`A A^\top`.
+
+Two compiled programs per batch shape, the Hessian of the scalar above and the rows of
+:math:`A` — the two the matrix-free route compiles too — build all three matrices: at the
+small sizes where dense is chosen, compiling is most of a run's time, and a third program
+(the Hessian of the loss itself) was 40–55 % of the compilation (``benchmarks/bench_auto.py``).
 
 Everything is accumulated over batches of the data into p×p float64 NumPy arrays:
 peak memory is the accumulators plus one batch's p×p contribution, never n·p².
@@ -43,9 +48,6 @@ from .core import (
     float64_scope,
     functional_scalar,
     in_float64,
-    per_sample_jacobians,
-    sample_outputs,
-    weighted_loss,
 )
 
 #: bytes of intermediate activations allowed per chunk of Hessian-vector products
@@ -55,13 +57,13 @@ MATRICES = ("H_L", "H_o", "H_F")
 
 @in_float64
 def loss_hessian(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> np.ndarray:
-    """``H_L``, the p×p Hessian of the summed loss, accumulated over batches."""
+    """``H_L = H_o + H_F``, the p×p Hessian of the summed loss, accumulated over batches."""
     return hessians(model, loss, theta, X, Y, batch_size=batch_size, which=("H_L",))["H_L"]
 
 
 @in_float64
 def outer_product_hessian(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> np.ndarray:
-    """``H_o = Σ_i J_iᵀ Λ_i J_i`` (the generalized Gauss–Newton matrix), p×p."""
+    """``H_o = Σ_i J_iᵀ Λ_i J_i = AᵀA`` (the generalized Gauss–Newton matrix), p×p."""
     return hessians(model, loss, theta, X, Y, batch_size=batch_size, which=("H_o",))["H_o"]
 
 
@@ -115,27 +117,11 @@ def _hvp_chunk(model: Model, theta, X, batch: int) -> int:
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2))
-def _batch_loss_hessian(model, loss, chunk, theta, X, Y, w):
-    return dense_hessian(lambda t: weighted_loss(model, loss, t, X, Y, w), theta, chunk=chunk)
-
-
-@partial(jax.jit, static_argnums=(0, 1, 2))
 def _batch_functional_hessian(model, loss, chunk, theta, X, Y, w):
     return dense_hessian(functional_scalar(model, loss, theta, X, Y, w), theta, chunk=chunk)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2))
-def _batch_outer_product(model, loss, chunk, theta, X, Y, w):
-    J = per_sample_jacobians(model, theta, X)             # (b, K, p)
-    _, _, Lam = sample_outputs(model, loss, theta, X, Y)  # (b, K, K)
-    LamJ = jnp.einsum("b,bkl,blp->bkp", w, Lam, J)        # w_i Λ_i J_i
-    p = theta.shape[0]
-    return J.reshape(-1, p).T @ LamJ.reshape(-1, p)       # Σ_i J_iᵀ (w_i Λ_i J_i)
-
-
 _factor_rows = jax.jit(factor_rows, static_argnums=(0, 1))
-
-_BATCH_MATRIX = {"H_L": _batch_loss_hessian, "H_o": _batch_outer_product, "H_F": _batch_functional_hessian}
 
 
 def running_hessians(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
@@ -159,7 +145,18 @@ def running_hessians(model: Model, loss: Loss, theta, X, Y, *, batch_size: int |
     seen = 0
     for Xb, Yb, wb in batches(X, Y, b):
         with float64_scope():
-            for name in which:
-                out[name] += np.asarray(_BATCH_MATRIX[name](model, loss, chunk, theta, Xb, Yb, wb))
+            # H_L = H_F + H_o, batch by batch; one p×p batch contribution alive at a time
+            if "H_F" in which or "H_L" in which:
+                _add(out, ("H_F", "H_L"), np.asarray(_batch_functional_hessian(model, loss, chunk, theta, Xb, Yb, wb)))
+            if "H_o" in which or "H_L" in which:
+                A = np.asarray(_factor_rows(model, loss, theta, Xb, Yb, wb))  # (b·K, p), padded rows zero
+                _add(out, ("H_o", "H_L"), A.T @ A)                         # Σ_i J_iᵀ (w_i Λ_i) J_i, symmetric
         seen = min(seen + b, n)
         yield seen, out
+
+
+def _add(out: dict[str, np.ndarray], names, part: np.ndarray) -> None:
+    """Add ``part`` to each accumulator of ``names`` that ``out`` holds."""
+    for name in names:
+        if name in out:
+            out[name] += part

@@ -27,7 +27,7 @@ from ..models.function import check_outputs
 from ..models.params import flat_params
 from ..theory import Deficiency, Prediction, explain_deficiency, predict_ranks, trivial_prediction
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
-from .matrixfree import matrix_free_ranks
+from .matrixfree import blas_thread_limit, matrix_free_ranks
 from .network import build_network
 from .plan import MethodPlan, expected_basis, plan_before_loading, plan_method
 from .provenance import peak_rss_bytes, provenance
@@ -237,12 +237,19 @@ def measure_model_ranks(plan: MethodPlan, model: Model, loss, theta, X, Y, *, ba
     """The one measurement behind ``run``, the sweeps and :func:`hessrank.hessian_ranks`:
     ``(ranks, timings, method_details, block_ranks)``, ``block_ranks`` holding the
     :class:`BlockRanks` of each of ``blocks`` (diagonal blocks at the whole matrix's tolerance)."""
-    p = model.num_params
     blocks = blocks or {}
     if plan.method != DENSE:
         mf = matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
                                memory_bytes=plan.budget, seed=seed, blocks=blocks)
         return mf.ranks, dict(mf.timings), mf.details, mf.blocks
+    with blas_thread_limit():  # the matrix-free rule: one BLAS thread on an oversubscribed machine
+        return _dense_ranks(plan, model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
+                            blocks=blocks)
+
+
+def _dense_ranks(plan: MethodPlan, model: Model, loss, theta, X, Y, *, batch_size: int, rtol, atol, blocks):
+    """The dense branch of :func:`measure_model_ranks`."""
+    p = model.num_params
     gram = plan.h_o == H_O_GRAM  # H_o = AᵀA has the non-zero eigenvalues of the smaller A Aᵀ
     t = time.perf_counter()
     with float64_scope():
