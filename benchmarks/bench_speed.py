@@ -113,7 +113,7 @@ def small(ok: list[bool]) -> None:
 def large(units: str, K: int, ok: list[bool]) -> None:
     spec = {"units": units, "K": K}
     print(f"\n[{'2' if units == '300,300' else '3'}] widths {units}, K {K} (Gaussian n 100, d 64, mse), default "
-          f"method, warm cache; load {_load()}", flush=True)
+          f"method, cold compilation cache (an empty folder); load {_load()}", flush=True)
     with tempfile.TemporaryDirectory() as cache:
         wall, cpu, rss, out = timed(_run_cmd(spec, None), cache)
     res = json.loads(out)
