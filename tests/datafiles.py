@@ -102,3 +102,10 @@ def isolate(monkeypatch, tmp_path) -> None:
     work = tmp_path / "cwd"
     work.mkdir(exist_ok=True)
     monkeypatch.chdir(work)
+
+
+def write_file(folder, name, text):
+    """``folder / name`` with ``text`` in it (a grid file, a config); the path."""
+    path = folder / name
+    path.write_text(text)
+    return path

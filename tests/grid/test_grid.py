@@ -1,7 +1,6 @@
 """Grids on Dask: a real LocalCluster with 2 worker processes, a worker killed mid-grid,
 memory limits, failures, resume, the grid file's errors and the grid figure."""
 
-import csv
 import os
 import signal
 import time
@@ -9,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from datafiles import write_file
 from PIL import Image
+from processes import csv_rows
 
 from hessrank import ConfigError, RunConfig, run
 from hessrank.cli import main
@@ -30,19 +31,8 @@ seed = [1, 2]
 """
 
 
-def _write(tmp_path, name, text):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-def _rows(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
 def test_grid_on_a_local_cluster_of_two_processes(tmp_path, capsys):
-    grid_file = _write(tmp_path, "mixed.toml", LINEAR_GRID)
+    grid_file = write_file(tmp_path, "mixed.toml", LINEAR_GRID)
     out = tmp_path / "results"
     assert main(["grid", str(grid_file), "--workers", "2", "--out", str(out)]) == 0
     captured = capsys.readouterr()
@@ -52,7 +42,7 @@ def test_grid_on_a_local_cluster_of_two_processes(tmp_path, capsys):
     assert len(progress) == 8 and progress[-1].startswith("grid mixed: [8/8]")
 
     csv_path = next((out / "store" / "grid" / "mixed").glob("grid_*.csv"))
-    rows = _rows(csv_path)
+    rows = csv_rows(csv_path)
     assert list(rows[0]) == ["point", "dataset", "n", "dim", "K", "loss", "units", "seed", *RESULT_COLUMNS,
                              "status", "worker", "error"]
     assert len({r["point"] for r in rows}) == 8
@@ -70,7 +60,7 @@ def test_grid_on_a_local_cluster_of_two_processes(tmp_path, capsys):
     # a rerun computes nothing (and starts no cluster)
     assert main(["grid", str(grid_file), "--out", str(out)]) == 0
     assert "8 done (0 run now, 8 stored before)" in capsys.readouterr().out
-    assert _rows(csv_path) == rows
+    assert csv_rows(csv_path) == rows
 
     # the faceted figure: one row of panels per loss, one column per matrix
     assert main(["plot", "--grid", str(grid_file), "--out", str(out)]) == 0
@@ -91,7 +81,7 @@ def test_grid_on_a_local_cluster_of_two_processes(tmp_path, capsys):
 
 
 def test_failed_and_skipped_points_are_stored_and_the_grid_goes_on(cluster, tmp_path, capsys):
-    grid_file = _write(tmp_path, "mixed.toml", """
+    grid_file = write_file(tmp_path, "mixed.toml", """
 [grid]
 dataset = "gaussian"
 n = 20
@@ -106,7 +96,7 @@ units = ["2", "1500,1500"]
     text = capsys.readouterr().out
     assert "8 points: 3 done (3 run now, 0 stored before), 2 failed, 3 skipped" in text
     assert f"dask:   {address}" in text
-    rows = {(r["loss"], r["K"], r["units"]): r for r in _rows(next(out.rglob("grid_*.csv")))}
+    rows = {(r["loss"], r["K"], r["units"]): r for r in csv_rows(next(out.rglob("grid_*.csv")))}
     assert len(rows) == 8
     for units in ("2", "1500,1500"):  # softmax cross-entropy of one output: refused, recorded
         r = rows[("cross", "1", units)]
@@ -122,7 +112,7 @@ units = ["2", "1500,1500"]
     # a rerun retries what has no finished row, and keeps one row per point
     assert main(["grid", str(grid_file), "--scheduler", address, "--out", str(out)]) == 0
     assert "3 done (0 run now, 3 stored before), 2 failed, 3 skipped" in capsys.readouterr().out
-    assert len(_rows(next(out.rglob("grid_*.csv")))) == 8
+    assert len(csv_rows(next(out.rglob("grid_*.csv")))) == 8
 
 
 class _KillOneWorker(Progress):
@@ -151,7 +141,7 @@ class _KillOneWorker(Progress):
 
 
 def test_a_worker_killed_mid_grid_loses_no_point_and_duplicates_none(cluster, tmp_path):
-    grid_file = _write(tmp_path, "fault.toml", """
+    grid_file = write_file(tmp_path, "fault.toml", """
 [grid]
 dataset = "gaussian"
 n = 24
@@ -172,7 +162,7 @@ seed = [3, 4]
     killed, running = reports[0].killed, reports[0].running
     assert killed is not None and killed not in cluster.run(os.getpid).values()  # it really died
     assert running and all(key.startswith("hessrank-grid-") for key in running)  # in the middle of a point
-    rows = _rows(outcome.table.csv_path)
+    rows = csv_rows(outcome.table.csv_path)
     assert len(rows) == len(grid.points) == 8
     assert sorted(r["point"] for r in rows) == sorted(p.id for p in grid.points)  # each exactly once
     for r in rows:
@@ -192,7 +182,7 @@ def test_grid_file_errors_are_one_line(tmp_path, capsys):
         ("[grid]\nseed = [{a = 1}]", "give numbers, strings or booleans"),
     ]
     for i, (text, needle) in enumerate(cases):
-        path = _write(tmp_path, f"bad{i}.toml", text)
+        path = write_file(tmp_path, f"bad{i}.toml", text)
         with pytest.raises(ConfigError, match=None) as info:
             load_grid(path)
         assert needle in str(info.value), (text, str(info.value))
@@ -201,7 +191,7 @@ def test_grid_file_errors_are_one_line(tmp_path, capsys):
         assert err.startswith("hessian-rank grid: error: grid file") and err.count("\n") == 1
     assert main(["grid", str(tmp_path / "missing.toml")]) == 2
     assert "cannot be read" in capsys.readouterr().err
-    good = _write(tmp_path, "good.toml", "[grid]\nseed = [1]")
+    good = write_file(tmp_path, "good.toml", "[grid]\nseed = [1]")
     assert main(["grid", str(good), "--workers", "0"]) == 2
     assert "--workers 0" in capsys.readouterr().err
     assert main(["grid", str(good), "--scheduler", "localhost"]) == 2
@@ -212,7 +202,7 @@ def test_grid_file_errors_are_one_line(tmp_path, capsys):
 
 
 def test_grid_points_are_the_product_in_file_order(tmp_path):
-    path = _write(tmp_path, "g.toml", "[grid]\nbatch-size = 5\nunits = [[2, 3], '4']\nseed = [1, 2]\nbias = "
+    path = write_file(tmp_path, "g.toml", "[grid]\nbatch-size = 5\nunits = [[2, 3], '4']\nseed = [1, 2]\nbias = "
                                       "[false, true]")
     grid = load_grid(path)
     assert grid.keys == ("batch_size", "units", "seed", "bias")

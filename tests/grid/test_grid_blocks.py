@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from datafiles import write_file
+from processes import csv_rows
 
 from hessrank import ConfigError, run
 from hessrank.cli import main
@@ -29,31 +31,20 @@ blocks = ["layers", "leaves"]
 """
 
 
-def _write(tmp_path, name, text):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-def _rows(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
 def test_grid_stores_each_points_block_ranks_as_run_computes_them(cluster, tmp_path, capsys):
-    grid = load_grid(_write(tmp_path, "blocks.toml", BLOCKS_GRID))
+    grid = load_grid(write_file(tmp_path, "blocks.toml", BLOCKS_GRID))
     assert [(p.config.units, p.blocks) for p in grid.points] == [
         ((3,), "layers"), ((3,), "leaves"), ((2, 2), "layers"), ((2, 2), "leaves")]
     assert len({p.id for p in grid.points}) == 4  # the same network with other blocks is another point
     outcome = run_grid(grid, out=tmp_path, client=cluster)
     assert [r["status"] for r in outcome.rows] == ["done"] * 4, outcome.rows
-    rows = _rows(outcome.table.csv_path)
+    rows = csv_rows(outcome.table.csv_path)
     assert list(rows[0]) == ["point", "dataset", "n", "dim", "K", "bias", "loss", "units", "blocks",
                              *RESULT_COLUMNS, "status", "worker", "error"]
     side = outcome.table.csv_path.with_name(outcome.table.stem + "_blocks.csv")
     assert outcome.blocks_table.csv_path == side
     assert f"blocks: {side}" in format_grid_summary(outcome)
-    block_rows = _rows(side)
+    block_rows = csv_rows(side)
     assert list(block_rows[0]) == ["entry", "point", *BLOCK_COLUMNS]
 
     names = {}
@@ -79,7 +70,7 @@ def test_grid_stores_each_points_block_ranks_as_run_computes_them(cluster, tmp_p
     # a rerun computes nothing; a point whose blocks are missing (killed between its row and its
     # blocks) is measured again, the others are not
     again = run_grid(grid, out=tmp_path, client=cluster)
-    assert again.computed == [] and _rows(side) == block_rows
+    assert again.computed == [] and csv_rows(side) == block_rows
     lost = grid.points[2].id
     with open(side, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(block_rows[0]), lineterminator="\n")
@@ -87,9 +78,9 @@ def test_grid_stores_each_points_block_ranks_as_run_computes_them(cluster, tmp_p
         writer.writerows(b for b in block_rows if b["point"] != lost)
     again = run_grid(grid, out=tmp_path, client=cluster)
     assert again.computed == [lost]
-    assert [(b["point"], b["block"], b["rank_o"]) for b in _rows(side)] == \
+    assert [(b["point"], b["block"], b["rank_o"]) for b in csv_rows(side)] == \
         [(b["point"], b["block"], b["rank_o"]) for b in block_rows]
-    assert [r["point"] for r in _rows(outcome.table.csv_path)] == [p.id for p in grid.points]
+    assert [r["point"] for r in csv_rows(outcome.table.csv_path)] == [p.id for p in grid.points]
 
     # the grid figure reads the main table; the blocks column is one more option to facet by
     assert main(["plot", "--grid", str(grid.path), "--out", str(tmp_path)]) == 0
@@ -100,14 +91,14 @@ def test_grid_stores_each_points_block_ranks_as_run_computes_them(cluster, tmp_p
 
 def test_a_grid_without_blocks_keeps_its_columns_and_point_ids(tmp_path):
     text = '[grid]\ndataset = "gaussian"\nn = 12\ndim = 4\nK = 3\nbias = true\nunits = ["3", "2,2"]\n'
-    grid = load_grid(_write(tmp_path, "ids.toml", text))
+    grid = load_grid(write_file(tmp_path, "ids.toml", text))
     assert not grid.blocks and all(p.blocks is None for p in grid.points)
     assert grid.columns == ("point", "dataset", "n", "dim", "K", "bias", "units", *RESULT_COLUMNS,
                             "status", "worker", "error")
     # the ids and the table this grid had before grids knew blocks (computed on main at a66592a)
     assert [p.id for p in grid.points] == ["c1e58f5785", "a114e42f3a"]
     assert grid.table(tmp_path).stem == "grid_af4a3bf660"
-    with_blocks = load_grid(_write(tmp_path, "ids2.toml", text + 'blocks = "layers"\n'))
+    with_blocks = load_grid(write_file(tmp_path, "ids2.toml", text + 'blocks = "layers"\n'))
     assert [p.config for p in with_blocks.points] == [p.config for p in grid.points]
     assert not {p.id for p in with_blocks.points} & {p.id for p in grid.points}
 
@@ -115,7 +106,7 @@ def test_a_grid_without_blocks_keeps_its_columns_and_point_ids(tmp_path):
 @pytest.mark.parametrize("value, shown", [('"x"', "'x'"), ("3", "3"), ('["layers", "layer"]', "'layer'"),
                                           ("true", "True")])
 def test_bad_blocks_are_refused_in_one_line_before_any_work(tmp_path, capsys, value, shown):
-    path = _write(tmp_path, "bad.toml", f'[grid]\ndataset = "gaussian"\nn = 6\ndim = 3\nblocks = {value}\n')
+    path = write_file(tmp_path, "bad.toml", f'[grid]\ndataset = "gaussian"\nn = 6\ndim = 3\nblocks = {value}\n')
     with pytest.raises(ConfigError) as info:
         load_grid(path)
     assert f"[grid] blocks = {shown}: not one of leaves, layers" in str(info.value)
