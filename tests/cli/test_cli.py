@@ -148,3 +148,17 @@ def test_an_uncertified_rank_is_reported_with_the_sketch_s_own_reason():
     (line,) = _uncertified_warning(floor)
     assert "noise floor" in line and "memory cap" not in line
     assert _uncertified_warning(SimpleNamespace(uncertified=(), method_details={})) == []
+
+
+def test_a_cache_folder_that_cannot_be_made_never_fails_a_run(tmp_path):
+    # the cache is a speed-up: a folder that cannot be created (here, below a regular file)
+    # leaves the run uncached, with its normal output and exit status
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    args = [sys.executable, "-m", "hessrank.cli", "run", "--dataset", "gaussian", "--n", "8", "--dim", "3",
+            "--units", "2", "--K", "2", "--json"]
+    env = {**os.environ, "HESSRANK_COMPILE_CACHE": str(blocker / "cache")}
+    done = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ranks"]["H_L"] >= 0
+    assert done.stderr == ""
