@@ -67,6 +67,23 @@ def sweep_title(meta: dict) -> str:
     return line1 + "\n" + line2
 
 
+def draw_ranks(ax, x, rows, kinds, *, scale=1.0, styles=None, zorder: int = 2, **measured) -> None:
+    """Per matrix, the measured ranks of ``rows`` against ``x`` (a line; ``measured``: more
+    line styles) and the predictions, one series per kind (``styles``, default
+    :data:`PREDICTION_STYLE`; a point of another kind is NaN, breaking the line), drawn
+    above the measured line; ranks and predictions divided by ``scale``."""
+    for name in MATRIX_ORDER:
+        s = SUFFIX[name]
+        ax.plot(x, rows[f"rank_{s}"].to_numpy(dtype=float) / scale, color=COLOURS[name], lw=1.8, zorder=zorder,
+                label=f"rank {TEX[name]} measured", **measured)
+        pred = rows[f"pred_{s}"].to_numpy(dtype=float) / scale
+        for kind, style in (PREDICTION_STYLE if styles is None else styles).items():
+            mine = np.array([k[name] == kind for k in kinds])
+            if mine.any():
+                ax.plot(x, np.where(mine, pred, np.nan), color=COLOURS[name], zorder=zorder + 1,
+                        label=f"{TEX[name]} {PREDICTION_LABEL[kind]}", **style)
+
+
 def sweep_figure(rows, meta: dict, *, normalize: bool | None = None):
     """The paper's figure from stored ``rows`` (a DataFrame of one sweep's CSV) and its
     ``meta`` (the JSON): per matrix a line (measured) and a series per kind of prediction
@@ -83,16 +100,7 @@ def sweep_figure(rows, meta: dict, *, normalize: bool | None = None):
     with matplotlib.rc_context(RC):
         fig = new_figure()
         ax = fig.add_subplot(1, 1, 1)
-        for name in MATRIX_ORDER:
-            s = SUFFIX[name]
-            ax.plot(x, rows[f"rank_{s}"].to_numpy(dtype=float) / scale, color=COLOURS[name], lw=1.8, zorder=2,
-                    label=f"rank {TEX[name]} measured")
-            pred = rows[f"pred_{s}"].to_numpy(dtype=float) / scale
-            for kind, style in PREDICTION_STYLE.items():
-                mine = np.array([k[name] == kind for k in kinds])
-                if mine.any():  # NaN elsewhere: a point of another kind breaks the line
-                    ax.plot(x, np.where(mine, pred, np.nan), color=COLOURS[name], zorder=3,
-                            label=f"{TEX[name]} {PREDICTION_LABEL[kind]}", **style)
+        draw_ranks(ax, x, rows, kinds, scale=scale)
         if x.size <= 16:
             ax.set_xticks(x)
         else:

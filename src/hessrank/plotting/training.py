@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..matrices import SUFFIX
 from ..store import ResultTable, row_kinds
 from ..training import training_table_at
-from .figures import PREDICTION_LABEL
-from .style import COLOURS, MATRIX_ORDER, RC, TEX, new_figure, save_figure
+from .figures import draw_ranks
+from .style import RC, new_figure, save_figure
 
 #: predictions along training: a dashed line per kind, so a flat prediction reads as a level
 _PREDICTION_STYLE = {"exact": {"ls": "--", "lw": 1.2}, "bound": {"ls": "--", "lw": 1.2},
@@ -49,16 +48,7 @@ def training_figure(rows, meta: dict):
     with matplotlib.rc_context(RC):
         fig = new_figure()
         ax = fig.add_subplot(1, 1, 1)
-        for name in MATRIX_ORDER:
-            s = SUFFIX[name]
-            ax.plot(x, rows[f"rank_{s}"].to_numpy(dtype=float), color=COLOURS[name], lw=1.8, marker="o", ms=3,
-                    zorder=3, label=f"rank {TEX[name]} measured")
-            pred = rows[f"pred_{s}"].to_numpy(dtype=float)
-            for kind, style in _PREDICTION_STYLE.items():
-                mine = np.array([k[name] == kind for k in kinds])
-                if mine.any():
-                    ax.plot(x, np.where(mine, pred, np.nan), color=COLOURS[name], zorder=4,
-                            label=f"{TEX[name]} {PREDICTION_LABEL[kind]}", **style)
+        draw_ranks(ax, x, rows, kinds, styles=_PREDICTION_STYLE, zorder=3, marker="o", ms=3)
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlim(left=0)
         ax.set_xlabel("training step (symlog: step 0 is the initialisation)")
