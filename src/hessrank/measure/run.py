@@ -253,13 +253,16 @@ def _dense_ranks(plan: MethodPlan, model: Model, loss, theta, X, Y, *, batch_siz
     gram = plan.h_o == H_O_GRAM  # H_o = AᵀA has the non-zero eigenvalues of the smaller A Aᵀ
     t = time.perf_counter()
     with float64_scope():
-        mats = hessians(model, loss, theta, X, Y, batch_size=batch_size,
-                        which=("H_L", "H_F") if gram else MATRICES)
-        if gram:
+        if gram:  # A once: it gives H_o's Gram matrix and H_L = H_F + AᵀA
+            mats = hessians(model, loss, theta, X, Y, batch_size=batch_size, which=("H_F",))
             A = outer_product_factor(model, loss, theta, X, Y, batch_size=batch_size)
+            mats["H_L"] = A.T @ A
+            mats["H_L"] += mats["H_F"]
             gram_matrix = A @ A.T
             if not blocks:
                 del A
+        else:
+            mats = hessians(model, loss, theta, X, Y, batch_size=batch_size, which=MATRICES)
     timings = {"hessians": time.perf_counter() - t}
     t = time.perf_counter()
     # block spectra first: ranking the whole matrix overwrites it; counted later at the whole tolerance
