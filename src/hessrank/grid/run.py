@@ -119,6 +119,7 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
         session = stack.enter_context(stored_session(
             table, grid.identity(), describe=describe, key=lambda row: row["point"], provenance=provenance(),
             done=lambda row: row.get("status") == "done"))
+        # read again under the session's lock: what another run stored before the lock is kept
         side = BlockTable(table, "point") if grid.blocks else None
         todo = [p for p in grid.points if session.rows.get(p.id, {}).get("status") != "done"
                 or (p.blocks is not None and not side.has(p.id))]
