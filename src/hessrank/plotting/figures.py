@@ -193,6 +193,14 @@ def plot_spectrum(json_path) -> list[Path]:
     return save_figure(fig, json_path.with_name(json_path.stem + "_spectrum"))
 
 
+def _density_label(m: dict) -> str:
+    """``rank r of p, k outliers (how the density was obtained)`` for a stored matrix summary."""
+    den = m["density"]
+    how = f"SLQ {den['probes']}×{den['lanczos_steps']}" if den["probes"] else \
+        ("all at 0" if den["nodes"] == [0.0] else "exact")
+    return f"rank {m['rank']} of {m['size']}, {m['outliers']} outliers ({how})"
+
+
 def density_figure(meta: dict, *, title: str = ""):
     """The eigenvalue density of H_L, H_o, H_F (``meta``: a stored spectrum JSON) on a
     symmetric-log x axis, linear within the smallest cut (the numerically zero eigenvalues);
@@ -210,10 +218,9 @@ def density_figure(meta: dict, *, title: str = ""):
         ax = fig.add_subplot(1, 1, 1)
         for name in shown:
             m, den = meta[name], meta[name]["density"]
-            how = f"SLQ {den['probes']}×{den['lanczos_steps']}" if den["probes"] else "exact"
             x, y = log_density(den["nodes"], den["weights"], cut)
             ax.plot(x, np.where(y > 1e-6, y, np.nan), color=COLOURS[name], lw=1.4,
-                    label=f"{TEX[name]}: rank {m['rank']} of {m['size']}, {m['outliers']} outliers ({how})")
+                    label=f"{TEX[name]}: {_density_label(m)}")
             for sign in (-1, 1):
                 ax.axvline(sign * float(m["tol"]), color=COLOURS[name], ls=":", lw=1.1)
         ax.set_xscale("symlog", linthresh=cut)
@@ -238,13 +245,6 @@ def plot_density(json_path) -> list[Path]:
 
 #: line styles of the blocks in :func:`block_density_figure`, cycled with the colours
 BLOCK_LINES = ("-", "--", "-.", (0, (1, 1)))
-
-
-def _density_label(m: dict) -> str:
-    den = m["density"]
-    how = f"SLQ {den['probes']}×{den['lanczos_steps']}" if den["probes"] else \
-        ("all at 0" if den["nodes"] == [0.0] else "exact")
-    return f"rank {m['rank']} of {m['size']}, {m['outliers']} outliers ({how})"
 
 
 def block_density_figure(meta: dict, *, title: str = ""):
