@@ -21,10 +21,10 @@ from pathlib import Path
 #: the environment variable that turns the cache on (``on`` or a folder) or off (``off``)
 ENV_CACHE = "HESSRANK_COMPILE_CACHE"
 _OFF = ("off", "0", "no", "false")
+_ON = ("on", "1", "yes", "true")
 #: the cache folder's size cap (JAX evicts the least recently used programs above it; with a
 #: cap JAX also locks the folder while it reads or writes an entry)
 CACHE_MAX_BYTES = 2 * 1024**3
-_ON = ("on", "1", "yes", "true")
 
 
 def default_cache_dir(requested: bool | None = None) -> Path | None:

@@ -35,11 +35,19 @@ class RankInfo:
     size: int
 
 
-def spectrum(H, *, overwrite: bool = False) -> np.ndarray:
-    """Eigenvalues of the symmetric matrix ``H``, ascending: LAPACK's two-stage
-    ``syevd_2stage`` where SciPy's OpenBLAS provides it (:mod:`.lapack`), else ``syevd``."""
+#: the sketch's Ritz values (:meth:`~hessrank.linalg.sketch.Subspace.ritz_values`) take the
+#: two-stage eigensolver from this size on, ``syevd`` below (``benchmarks/bench_eig.py``, this
+#: 2-core machine: two-stage 1.4× faster at 3800 and 1.3–1.8× at 4560–8040; ``syevd`` faster
+#: below, 0.09 against 0.13 s at 1500). Dense ranks keep the two-stage driver at every size.
+RITZ_TWO_STAGE_FROM = 3000
+
+
+def spectrum(H, *, overwrite: bool = False, two_stage_from: int = 0) -> np.ndarray:
+    """Eigenvalues of the symmetric matrix ``H``, ascending: for ``H`` of at least
+    ``two_stage_from`` rows LAPACK's two-stage ``syevd_2stage`` where SciPy's OpenBLAS
+    provides it (:mod:`.lapack`), else ``syevd``."""
     H = np.asarray(H, dtype=np.float64)
-    w = eigvalsh_2stage(H, overwrite=overwrite)
+    w = eigvalsh_2stage(H, overwrite=overwrite) if H.shape[0] >= two_stage_from else None
     if w is not None:
         return w
     return scipy.linalg.eigvalsh(H, overwrite_a=overwrite, check_finite=False, driver="evd")

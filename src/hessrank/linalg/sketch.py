@@ -46,7 +46,7 @@ import scipy.linalg
 from threadpoolctl import ThreadpoolController
 
 from ..errors import ConfigError, DataError
-from .rank import EPS, RankInfo, rank_from_eigenvalues, spectrum, tolerance
+from .rank import EPS, RITZ_TWO_STAGE_FROM, RankInfo, rank_from_eigenvalues, spectrum, tolerance
 
 #: the chance that a certificate is wrong (the Gaussian probes missed a direction)
 FAILURE_PROBABILITY = 1e-12
@@ -67,8 +67,6 @@ SYMMETRY_TOL = 1e-8
 CERTIFIED = "certified"
 COMPLETE_BASIS = "complete basis"
 NOT_CERTIFIED = "not certified"
-#: Ritz values of a basis of at least this many vectors come from the two-stage eigensolver
-TWO_STAGE_FROM = 3000
 #: NumPy/SciPy's BLAS libraries, to limit their threads
 BLAS_CONTROLLER = ThreadpoolController()
 
@@ -200,14 +198,11 @@ class Subspace:
         self._T[:self.k, :self.k] += D
 
     def ritz_values(self) -> np.ndarray:
-        """Eigenvalues of ``T``, ascending: LAPACK's two-stage ``syevd_2stage`` from
-        :data:`TWO_STAGE_FROM` rows on (measured 1.4× faster at 3800, 1.3–1.8× at 4560–8040), ``syevd``
-        below (faster there: 0.09 against 0.13 s at 1500)."""
+        """Eigenvalues of ``T``, ascending (:func:`~hessrank.linalg.rank.spectrum`; the driver by
+        :data:`~hessrank.linalg.rank.RITZ_TWO_STAGE_FROM`)."""
         if self.k == 0:
             return np.zeros(0)
-        if self.k >= TWO_STAGE_FROM:
-            return spectrum(np.array(self.T), overwrite=True)
-        return scipy.linalg.eigvalsh(np.array(self.T), overwrite_a=True, check_finite=False, driver="evd")
+        return spectrum(np.array(self.T), overwrite=True, two_stage_from=RITZ_TWO_STAGE_FROM)
 
 
 @dataclass(frozen=True)
