@@ -42,37 +42,19 @@ def _env(cache: str | None) -> dict:
 
 
 def timed(cmd: list[str], cache: str | None = None) -> tuple[float, float, int, str]:
-    """(wall s, CPU s, peak RSS bytes, stdout) of one fresh process."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(cache))
-    out, err = proc.communicate()
-    wall = time.perf_counter() - t
-    if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err[-2000:]}")
-    return wall, *_child_usage(proc.pid), out
-
-
-_USAGE: dict[int, tuple[float, int]] = {}
-
-
-def _child_usage(pid: int) -> tuple[float, int]:
-    return _USAGE.pop(pid, (float("nan"), 0))
-
-
-def _install_wait4() -> None:
-    """Record each child's own CPU time and peak memory: subprocess reaps children through
-    ``os.waitpid``; route it through ``os.wait4``, which also returns the child's rusage."""
-    real = os.waitpid
-
-    def waitpid(pid, options):
-        if pid <= 0:
-            return real(pid, options)
-        got, status, ru = os.wait4(pid, options)
-        if got:
-            _USAGE[got] = (ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024)
-        return got, status
-
-    subprocess.os.waitpid = waitpid  # type: ignore[attr-defined]
+    """(wall s, CPU s, peak RSS bytes, stdout) of one fresh process: reaped by ``os.wait4``,
+    which returns the child's own CPU time and peak memory."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=_env(cache))
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err.read()[-2000:]}")
+        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, out.read()
 
 
 def _load() -> str:
@@ -130,7 +112,6 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-535k", action="store_true", help="leave out the p = 535,500 run (about 20 minutes)")
     ap.add_argument("--skip-sweep", action="store_true", help="leave out the width sweep, cold and warm")
     args = ap.parse_args(argv)
-    _install_wait4()
     print(f"{os.cpu_count()} cores; OpenBLAS pins unset in the timed processes; load average {_load()}")
     ok: list[bool] = []
     small(ok)
