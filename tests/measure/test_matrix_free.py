@@ -17,6 +17,7 @@ from hessrank.curvature import (
     outer_product_operator,
     psd_sqrt,
 )
+from hessrank.linalg import sketch as sketching
 from hessrank.linalg.sketch import Subspace, rank_info_from_ritz, residual_bound, sketch_rank
 from hessrank.measure import matrix_free_ranks, plan_memory
 from hessrank.measure import plan as planning
@@ -117,6 +118,55 @@ def test_subspace_keeps_rayleigh_quotient():
     assert space.add_span(np.r_[V[:5], V[:5] + 1e-3 * W], _explicit(H)) == 5   # only the new directions
     np.testing.assert_allclose(space.T, space.Q @ H @ space.Q.T, atol=1e-12)
     assert space.add_span(V @ np.eye(80), _explicit(H)) == 0  # nothing outside the span
+
+
+def test_krylov_steps_skip_only_rounding_chunks_of_t():
+    # p = 2000, 1400 eigenvalues over 6 decades: bases beyond one chunk, so T's rows are computed
+    # only where the chunk summaries see more than rounding (rtol 1e-8 puts the cut high enough)
+    eigs = np.logspace(0, -6, 1400) * np.where(np.arange(1400) % 4 == 0, -1, 1)
+    H = _symmetric(2000, eigs, seed=7)
+    res = sketch_rank(_explicit(H), rtol=1e-8, block=128, probes=32, seed=1)
+    space = res.subspace
+    assert res.certificate.certified and res.info.rank == 1400 == np.linalg.matrix_rank(H, tol=1e-8)
+    assert space.skipped_entries > 0
+    eps = np.finfo(float).eps
+    Q = space.Q
+    # what was left 0 is rounding: T against Q H Qᵀ formed explicitly
+    assert np.abs(space.T - Q @ H @ Q.T).max() <= 1e3 * eps
+    np.testing.assert_allclose(Q @ Q.T, np.eye(Q.shape[0]), atol=20 * eps)
+
+
+def test_append_computes_every_chunk_with_more_than_rounding():
+    p, k = 3000, 1100
+    rng = np.random.default_rng(0)
+    space = Subspace(p, 1400)
+    Q0 = np.linalg.qr(rng.standard_normal((p, k + 8)))[0].T
+    space.append(Q0[:k], rng.standard_normal((k, p)) * 1e-3)
+    U = Q0[k:]
+    tau = 1e-12
+    W = 1e-18 * rng.standard_normal((8, p))          # rounding-level everywhere ...
+    W[3] += 20 * tau * Q0[700]                         # ... but 20 τ on one row of chunk 1
+    W[5] += 1e-9 * Q0[1050]                            # and a large one in chunk 2
+    C = space.append(U, W, skip_below=tau)
+    exact = W @ Q0[:k + 8].T
+    np.testing.assert_allclose(C[:, 512:k + 8], exact[:, 512:], rtol=1e-12, atol=1e-24)
+    assert np.all(C[:, :512] == 0) and space.skipped_entries == 8 * 512       # chunk 0 was rounding
+    np.testing.assert_allclose(space.T[k:, :k], C[:, :k])
+
+
+def test_second_pass_subtracts_only_what_is_above_rounding():
+    p, k = 2000, 700
+    rng = np.random.default_rng(1)
+    B = np.linalg.qr(rng.standard_normal((p, k + 6)))[0].T
+    Q, U = B[:k], B[k:].copy()
+    U[2] += 1e-13 * Q[600] + 3e-14 * Q[10]             # two rows leaning on the basis
+    U[4] += 1e-10 * Q[300]
+    before = U.copy()
+    sketching._second_pass(U, Q, np.empty_like(U))
+    eps = np.finfo(float).eps
+    assert np.abs(U @ Q.T).max() <= sketching._SECOND_PASS_ABOVE * eps
+    untouched = [0, 1, 3, 5]
+    assert np.array_equal(U[untouched], before[untouched])
 
 
 def test_gap_accounts_for_the_residual_bound():

@@ -22,7 +22,11 @@ The basis :math:`Q \in \mathbb{R}^{k\times p}` has orthonormal rows and
 5. otherwise the directions of :math:`R` above the floating-point noise join
    :math:`Q`, and :math:`T` grows by :math:`Q (U H)^\top` for the new rows :math:`U`;
    what :math:`U H` holds outside the basis is the next block (block-Krylov steps)
-   until that runs dry, then the next probe round.
+   until that runs dry, then the next probe round. In a block-Krylov step most of
+   :math:`Q (U H)^\top` is rounding (block Lanczos' three-term recurrence): it is
+   computed only on the chunks of basis rows that a Gaussian summary of each chunk says
+   hold more (:meth:`Subspace.append`), and the second Gram–Schmidt pass only where its
+   measured coefficients exceed a few eps.
 
 "Certified" is up to the floating-point error of the products themselves, which the
 dense matrices carry as well (measured: 1–50 eps·max|λ|, far below the cut).
@@ -32,7 +36,8 @@ The cut is the dense rule of :mod:`hessrank.rank` (``max|λ|·p·eps``, ``rtol``
 :func:`~hessrank.linalg.rank_from_eigenvalues`; eigenvalues outside the basis are
 at most :math:`2\delta` and are counted as zeros. A basis that reaches ``k = p``
 is complete: :math:`T` is then an orthogonal similarity of :math:`H` and nothing
-is left to certify. Memory: the k×p basis and the k×k matrix :math:`T`, never p×p.
+is left to certify. Memory: the k×p basis, its chunk summaries (k/32 rows of p) and
+the k×k matrix :math:`T`, never p×p.
 """
 
 from __future__ import annotations

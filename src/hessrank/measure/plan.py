@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..linalg.sketch import SKETCH_CHUNK, SKETCH_ROWS
 from ..matrices import AUTO, DENSE, H_O_GRAM, H_O_SKETCH, H_O_SQUARE, MATRIX_FREE
 from .network import network_num_params
 
@@ -159,8 +160,9 @@ def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: in
     work = 8 * _WORK_ROWS * block * p                    # probes, products, residuals of one round
     fixed += 8 * n * K * K                               # the K×K output Hessians Λ_i of the samples
     room = max(0.0, budget_bytes - fixed - work)
-    cap = int(room // (8 * p))
-    cap = int(room // (8 * (p + min(cap, p))))          # the basis (k×p) and T (k×k)
+    row = p * (1 + SKETCH_ROWS / SKETCH_CHUNK)           # a basis row and its share of the chunk summaries
+    cap = int(room // (8 * row))
+    cap = int(room // (8 * (row + min(cap, p))))        # the basis (k×p, summaries) and T (k×k)
     return MemoryPlan(h_o, max(0, min(cap, p)), int(fixed + work), block)
 
 
