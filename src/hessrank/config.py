@@ -21,6 +21,8 @@ ACTIVATIONS = ("linear", "relu", "leaky_relu", "tanh", "elu", "sigmoid")
 INITS = ("glorot", "uniform", "orthogonal")
 LOSSES = ("mse", "cross", "cosh")
 METHODS = ("auto", "dense", "matrix-free")
+#: the optimizers of ``hessian-rank train`` (:mod:`hessrank.training`)
+OPTIMIZERS = ("sgd", "momentum", "adam")
 #: image resizing rules (see hessrank.data.preprocess); "nearest" is the paper's
 RESIZES = ("nearest", "nearest-exact", "bilinear", "area")
 #: the built-in networks: the paper's fully-connected one, and a convolutional one
@@ -311,3 +313,20 @@ def config_from_options(options: dict, **overrides) -> RunConfig:
         else tuple(fields["units"])
     fields.update(overrides)
     return RunConfig(**fields).validate()
+
+
+# The sweeps (``hessian-rank sweep TASK``, :mod:`hessrank.sweeps`) and the reference setup of
+# the paper's scripts: here, beside the run options, so that the command line can offer them
+# without importing the sweeps (and the result store) for a plain ``run``.
+TASKS = ("samplesize", "width", "depth", "channels")
+DEFAULT_N_MAX = 400
+DEFAULT_WIDTHS = "4:56:4"
+DEFAULT_DEPTHS = "1:9:1"
+DEFAULT_DEPTH_WIDTH = 25
+DEFAULT_CHANNELS = "2:16:2"
+SWEEP_DEFAULTS = {
+    "samplesize": RunConfig(dataset="MNIST", n=None, dim=64, K=10, units=(10, 10), batch_size=10),
+    "width": RunConfig(dataset="MNIST", n=100, dim=64, K=10, batch_size=10),
+    "depth": RunConfig(dataset="MNIST", n=50, dim=16, K=10, batch_size=10),
+    "channels": RunConfig(dataset="MNIST", n=100, dim=64, K=10, batch_size=10, arch="cnn"),
+}

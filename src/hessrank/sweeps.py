@@ -29,7 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .atomicio import check_writable
-from .config import MAX_SIZE, RunConfig, conv_text
+from .config import (
+    DEFAULT_CHANNELS,
+    DEFAULT_DEPTH_WIDTH,
+    DEFAULT_DEPTHS,
+    DEFAULT_N_MAX,
+    DEFAULT_WIDTHS,
+    MAX_SIZE,
+    TASKS,
+    RunConfig,
+    conv_text,
+)
 from .curvature import running_hessians
 from .data import expected_shape, load_dataset
 from .errors import ConfigError
@@ -66,24 +76,11 @@ from .store import (
     stored_session,
 )
 
-TASKS = ("samplesize", "width", "depth", "channels")
+# TASKS and the paper's reference setup (DEFAULT_N_MAX, …, SWEEP_DEFAULTS) live in hessrank.config
 #: the CSV column named for the swept quantity
 KEY_COLUMN = {"samplesize": "n", "width": "width", "depth": "depth", "channels": "channels"}
 #: the width sweep's networks: this many hidden layers, all of the swept width
 WIDTH_SWEEP_LAYERS = 2
-
-# The reference setup of the paper's scripts.
-DEFAULT_N_MAX = 400
-DEFAULT_WIDTHS = "4:56:4"
-DEFAULT_DEPTHS = "1:9:1"
-DEFAULT_DEPTH_WIDTH = 25
-DEFAULT_CHANNELS = "2:16:2"
-SWEEP_DEFAULTS = {
-    "samplesize": RunConfig(dataset="MNIST", n=None, dim=64, K=10, units=(10, 10), batch_size=10),
-    "width": RunConfig(dataset="MNIST", n=100, dim=64, K=10, batch_size=10),
-    "depth": RunConfig(dataset="MNIST", n=50, dim=16, K=10, batch_size=10),
-    "channels": RunConfig(dataset="MNIST", n=100, dim=64, K=10, batch_size=10, arch="cnn"),
-}
 
 
 def parse_range(text, *, param: str) -> tuple[int, ...]:

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .atomicio import check_writable
-from .config import RunConfig
+from .config import OPTIMIZERS, RunConfig
 from .curvature import in_float64
 from .curvature.core import weighted_loss
 from .errors import ConfigError
@@ -65,7 +65,6 @@ from .store import (
 if TYPE_CHECKING:  # optax is imported when training starts: `hessian-rank run` does not pay for it
     import optax
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
 #: the momentum of ``momentum`` (heavy ball, optax.sgd(lr, momentum=MOMENTUM))
 MOMENTUM = 0.9
 #: default checkpoints: step 0 and about this many log-spaced steps up to ``steps``

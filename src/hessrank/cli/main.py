@@ -24,50 +24,36 @@ from ..compile_cache import default_cache_dir, enable_compile_cache
 from ..config import (
     ACTIVATIONS,
     ARCHS,
+    DEFAULT_CHANNELS,
     DEFAULT_CONV,
+    DEFAULT_DEPTH_WIDTH,
+    DEFAULT_DEPTHS,
+    DEFAULT_N_MAX,
+    DEFAULT_WIDTHS,
     INITS,
     LOSSES,
     METHODS,
+    OPTIMIZERS,
     PADDINGS,
     POOLS,
     RESIZES,
     RUN_OPTIONS,
+    SWEEP_DEFAULTS,
+    TASKS,
     RunConfig,
     config_from_options,
     parse_units,
 )
 from ..data import availability, describe_roots, download_root, fetch, load_dataset, search_roots
 from ..errors import ConfigError, HessrankError
-from ..grid import format_grid_summary, load_grid, run_grid
 from ..measure import SpectrumOptions, function_spectrum, hessian_spectrum_mlp, run
 from ..measure.blocks import BLOCK_KINDS
 from ..measure.network import network_label
 from ..models import build_cnn, load_user_model
 from ..models.params import load_arrays
-from ..plotting import plot_block_density, plot_density, plot_grid, plot_spectrum, plot_sweep, plot_training
-from ..store import (
-    IDENTITY_EXCLUDED,
-    config_identity,
-    find_results,
-    spectra_table,
-    spectrum_table,
-    store_spectra,
-    store_spectrum,
-    write_spectrum_csv,
-)
-from ..sweeps import (
-    DEFAULT_CHANNELS,
-    DEFAULT_DEPTH_WIDTH,
-    DEFAULT_DEPTHS,
-    DEFAULT_N_MAX,
-    DEFAULT_WIDTHS,
-    SWEEP_DEFAULTS,
-    TASKS,
-    format_summary,
-    make_sweep,
-    run_sweep,
-)
-from ..training import OPTIMIZERS, TrainConfig, format_training, parse_checkpoints, run_training
+
+# The sweeps, the training, the grids, the result store and the plots are imported by the
+# commands that use them (15 modules a plain `run` would compile and execute for nothing).
 from .format import (
     format_block_spectra,
     format_blocks,
@@ -248,6 +234,8 @@ def _cmd_run(args) -> int:
     params = None if args.params is None else load_arrays(args.params)
     result = run(cfg, blocks=args.blocks, params=params, params_source=args.params or "")
     if args.spectrum:
+        from ..store import write_spectrum_csv
+
         write_spectrum_csv(args.spectrum, result)
     if args.json:
         out = result.to_dict()
@@ -313,6 +301,9 @@ def add_spectrum_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_spectrum(args) -> int:
+    from ..plotting import plot_block_density, plot_density
+    from ..store import spectra_table, store_spectra
+
     cfg = config_from_args(args)
     options = SpectrumOptions(top=args.top, trace=args.trace, density=args.density,
                               eigenvectors=bool(args.eigenvectors), trace_samples=args.trace_samples,
@@ -467,6 +458,8 @@ def add_sweep_options(parser: argparse.ArgumentParser, task: str) -> None:
 
 
 def _cmd_sweep(args) -> int:
+    from ..sweeps import format_summary, make_sweep, run_sweep
+
     task = args.sweep_task
     fields = dict(vars(args))
     if task == "samplesize":
@@ -515,6 +508,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_train(args) -> int:
+    from ..training import TrainConfig, format_training, parse_checkpoints, run_training
+
     cfg = config_from_args(args)
     tc = TrainConfig(optimizer=args.optimizer, lr=args.lr, steps=args.steps, train_batch=args.train_batch)
     tc.validate()
@@ -561,6 +556,9 @@ def add_plot_options(parser: argparse.ArgumentParser, *, paper: bool = False) ->
 
 
 def _cmd_plot(args) -> int:
+    from ..grid import load_grid
+    from ..plotting import plot_grid, plot_sweep, plot_training
+
     if args.spectrum:
         paths = _plot_spectrum(args)
     elif args.grid:
@@ -577,6 +575,8 @@ def _cmd_plot(args) -> int:
 
 def _find_sweep(args):
     """The JSON of the one stored sweep that the given options select."""
+    from ..store import IDENTITY_EXCLUDED, find_results
+
     task = args.task
     if task not in (*TASKS, "training"):
         raise ConfigError.invalid("task", task, f"not one of {', '.join(TASKS)}, training (or give --spectrum)")
@@ -638,6 +638,9 @@ def _flag_text(key, value) -> str:
 
 
 def _plot_spectrum(args):
+    from ..plotting import plot_spectrum
+    from ..store import config_identity, spectrum_table, store_spectrum
+
     defaults = run_option_defaults()
     filled = {k: (defaults[k] if getattr(args, k, None) is None else getattr(args, k)) for k in defaults}
     cfg = config_from_args(argparse.Namespace(**{**vars(args), **filled}))
@@ -679,6 +682,8 @@ def add_grid_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_grid(args) -> int:
+    from ..grid import format_grid_summary, load_grid, run_grid
+
     if args.workers is not None and args.workers < 1:
         raise ConfigError.invalid("workers", args.workers, "need at least 1 worker process")
     if args.workers is not None and args.scheduler:

@@ -30,7 +30,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..models import Loss, Model
-from .core import as_float64, batch_rows, batches, float64_scope, functional_scalar, sample_outputs, weighted_loss
+from .core import (
+    as_float64,
+    batch_rows,
+    batches,
+    float64_scope,
+    functional_scalar,
+    sample_outputs,
+    to_device,
+    weighted_loss,
+)
 
 #: rows of ``V`` pushed through one compiled call (a short last block is zero-padded)
 ROWS_PER_CALL = 64
@@ -75,7 +84,7 @@ def _operator(name, rows, model, loss, theta, X, Y, batch_size) -> CurvatureOper
     with float64_scope():
         theta, X, Y = as_float64(theta, X, Y)
         b = batch_rows(X.shape[0], batch_size)
-        data = [tuple(jnp.asarray(a) for a in batch) for batch in batches(X, Y, b)]
+        data = [tuple(to_device(a) for a in batch) for batch in batches(X, Y, b)]
     p = int(theta.shape[0])
 
     def matmat(V) -> np.ndarray:
@@ -92,7 +101,7 @@ def _operator(name, rows, model, loss, theta, X, Y, batch_size) -> CurvatureOper
             m = chunk.shape[0]
             if m < ROWS_PER_CALL:  # one compiled shape for every call
                 chunk = np.concatenate([chunk, np.zeros((ROWS_PER_CALL - m, p))])
-            chunk = jnp.asarray(chunk)
+            chunk = to_device(chunk)
             acc = None
             for Xb, Yb, wb in data:
                 part = rows(model, loss, theta, Xb, Yb, wb, chunk)
