@@ -60,6 +60,8 @@ from .plan import SKETCH_BLOCK, MemoryPlan, plan_memory
 #: default sketch settings: probes per growing round, and per certifying round
 BLOCK = SKETCH_BLOCK
 PROBES = 32
+#: rows of range(H_o) added to H_F's basis at a time when H_L's sketch starts (memory: temporaries of this × p)
+_SPAN_ROWS = 64
 
 
 @dataclass
@@ -166,7 +168,11 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         Vo = (U[:, keep] / np.sqrt(mu[keep])).T @ A
         k_F = space.k
         C_F = Vo @ space.Q.T                                # first projection, and Q_F H_o's factor
-        added = space.add_span(Vo, H_F_op, C=C_F)          # directions of range(H_o) beyond Q_F
+        added = 0                                           # directions of range(H_o) beyond Q_F, in
+        for lo in range(0, Vo.shape[0], _SPAN_ROWS):        # slices: their temporaries are b×p, not nK×p
+            V = Vo[lo:lo + _SPAN_ROWS]
+            C = np.hstack([C_F[lo:lo + _SPAN_ROWS], V @ space.Q[k_F:].T])
+            added += space.add_span(V, H_F_op, C=C)
         G = np.vstack([C_F.T, space.Q[k_F:] @ Vo.T])        # Q Voᵀ: Q H_o Qᵀ = G diag(μ) Gᵀ
         space.add_to_matrix((G * mu[keep]) @ G.T)
         start += f" + {added} from range(H_o), with {added} products of H_F"
