@@ -329,6 +329,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
             count["rounds"] += 1
             t = time.perf_counter()
             R = _project_out(space.Q, Y)
+            Omega = Y = None   # b×p arrays: free them before the products of this round's directions
             clock["orthogonalisation"] += time.perf_counter() - t
             delta = residual_bound(float(np.max(_row_norms(R))), b)
             if delta == 0.0:
@@ -349,6 +350,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
                 floor = min(floor, 0.1 * tol_est)
             t = time.perf_counter()
             U = _new_directions(R, space.Q, 0.0 if keep_all else floor, scale)
+            R = None
             clock["orthogonalisation"] += time.perf_counter() - t
             if U.shape[0] == 0:            # the residual is floating-point noise
                 if not keep_all and b < min(block, p):
@@ -389,6 +391,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
             pending = nxt
         elif not keep_all:
             rows = probes
+        U = W = C = nxt = None   # b×p arrays (U is in Q now): free them before the next products
 
 
 def _check_finite(Y: np.ndarray) -> None:
