@@ -4,9 +4,16 @@ A benchmark is run by hand, rarely; an API change that breaks one would otherwis
 only when someone needs its numbers.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hessrank
+from hessrank.measure import build
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -31,3 +38,39 @@ def test_bench_eig_on_a_small_matrix():
 def test_naive_baseline_on_a_tiny_network():
     out = _run("naive.py", "--dataset", "gaussian", "--n", "10", "--dim", "4", "--units", "3,3", "--K", "2")
     assert '"ranks"' in out
+
+
+def _bench_peers(*args):
+    return subprocess.run([sys.executable, str(BENCH / "bench_peers.py"), *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_bench_peers_exports_the_network_and_data_hessrank_runs(tmp_path):
+    # the peer must see hessrank's own X, Y and θ: its outputs from the file's leaves,
+    # computed the slow, obvious way, are hessrank's outputs
+    done = _bench_peers("--export-only", str(tmp_path), "--sizes", "", "--net", "3,3:2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    cfg = hessrank.RunConfig(dataset="gaussian", n=100, dim=64, K=2, units=(3, 3), loss="mse").validate()
+    data, model, theta = build(cfg)
+    with np.load(tmp_path / "net-3-3-2.npz", allow_pickle=False) as npz:
+        assert npz["widths"].tolist() == [64, 3, 3, 2] and str(npz["activation"]) == "linear" and not npz["bias"]
+        np.testing.assert_array_equal(npz["X"], data.X)
+        np.testing.assert_array_equal(npz["Y"], data.Y)
+        np.testing.assert_array_equal(np.concatenate([npz[f"W{l}"].ravel() for l in (1, 2, 3)]), theta)
+        f = npz["X"] @ npz["W1"].T @ npz["W2"].T @ npz["W3"].T
+    np.testing.assert_allclose(f, np.asarray(model.apply(theta, data.X)), rtol=1e-12)
+    assert f"p = {model.num_params}" in done.stdout
+
+
+def test_bench_peers_without_a_peer_interpreter_says_so_and_exits_2(tmp_path):
+    done = _bench_peers("--peer-python", str(tmp_path / "no-python"), "--sizes", "", "--net", "3,3:2")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stdout.count("\n") == 1 and "no peer" in done.stdout
+
+
+@pytest.mark.skipif(not os.environ.get("HESSRANK_PEER_PYTHON"),
+                    reason="set HESSRANK_PEER_PYTHON to an interpreter with torch and curvlinops-for-pytorch")
+def test_bench_peers_curvlinops_ranks_equal_ours_on_a_tiny_network():
+    done = _bench_peers("--peer-python", os.environ["HESSRANK_PEER_PYTHON"], "--sizes", "", "--net", "3,3:2")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "all ranks identical and as predicted: True" in done.stdout
