@@ -307,6 +307,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
         return out
 
     def ritz():
+        space.release_scratch()   # not needed by the eigenvalues (nor at their peak); regrown if the sketch goes on
         t = time.perf_counter()
         theta = space.ritz_values()
         clock["eigenvalues"] += time.perf_counter() - t
