@@ -31,3 +31,9 @@ def test_bench_eig_on_a_small_matrix():
 def test_naive_baseline_on_a_tiny_network():
     out = _run("naive.py", "--dataset", "gaussian", "--n", "10", "--dim", "4", "--units", "3,3", "--K", "2")
     assert '"ranks"' in out
+
+
+def test_bench_products_on_a_tiny_network():
+    out = _run("bench_products.py", "--units", "3,3", "--K", "2", "--n", "10", "--dim", "4", "--rows", "6",
+               "--repeat", "1")
+    assert "p = 27" in out and all(f"{m}:" in out for m in ("H_F", "H_L", "H_o"))
