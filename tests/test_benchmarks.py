@@ -74,3 +74,9 @@ def test_bench_peers_curvlinops_ranks_equal_ours_on_a_tiny_network():
     done = _bench_peers("--peer-python", os.environ["HESSRANK_PEER_PYTHON"], "--sizes", "", "--net", "3,3:2")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "all ranks identical and as predicted: True" in done.stdout
+
+
+def test_bench_products_on_a_tiny_network():
+    out = _run("bench_products.py", "--units", "3,3", "--K", "2", "--n", "10", "--dim", "4", "--rows", "6",
+               "--repeat", "1")
+    assert "p = 27" in out and all(f"{m}:" in out for m in ("H_F", "H_L", "H_o"))

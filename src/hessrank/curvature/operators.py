@@ -41,10 +41,16 @@ from .core import (
     weighted_loss,
 )
 
-#: rows of ``V`` pushed through one compiled call (a short last block is zero-padded)
+#: rows of ``V`` pushed through one compiled call on an accelerator (a short last block is
+#: zero-padded, so one compiled shape serves every call)
 ROWS_PER_CALL = 64
-#: rows vmapped together inside one call (wider vmaps were measured slower on CPU: the
-#: products of one vector are already matrix-matrix products over the data batch)
+#: on CPU, a call takes as many rows as fit in this many floats (1 MiB), at least
+#: ROWS_VMAPPED: there small calls are faster, not slower. One vector's products are already
+#: matrix-matrix products over the data batch, and a few rows' tangents stay in cache where
+#: 64 rows' did not (benchmarks/bench_products.py); a short block (one vector) also costs a
+#: few products instead of 64.
+CPU_CALL_FLOATS = 2**17
+#: rows vmapped together inside one call (wider vmaps were measured slower on CPU)
 ROWS_VMAPPED = 4
 
 
@@ -80,12 +86,14 @@ def outer_product_operator(model: Model, loss: Loss, theta, X, Y, *,
 
 # --------------------------------------------------------------------------- #
 def _operator(name, rows, model, loss, theta, X, Y, batch_size) -> CurvatureOperator:
-    """Sum ``rows(model, loss, θ, X_b, Y_b, w_b, V)`` over the data batches, ROWS_PER_CALL rows at a time."""
+    """Rows ``Σ_b rows(model, loss, θ, X_b, Y_b, w_b, V)`` over the data batches, a few rows of ``V`` per call."""
     with float64_scope():
         theta, X, Y = as_float64(theta, X, Y)
         b = batch_rows(X.shape[0], batch_size)
-        data = [tuple(to_device(a) for a in batch) for batch in batches(X, Y, b)]
+        # the batches stacked, (batches, b, ...): one call sums over all of them
+        data = tuple(to_device(np.stack(a)) for a in zip(*batches(X, Y, b)))
     p = int(theta.shape[0])
+    rows_per_call = _rows_per_call(p)
 
     def matmat(V) -> np.ndarray:
         V = np.asarray(V, dtype=np.float64)
@@ -96,20 +104,46 @@ def _operator(name, rows, model, loss, theta, X, Y, batch_size) -> CurvatureOper
 
     def _matmat(V) -> np.ndarray:
         out = np.empty_like(V)
-        for lo in range(0, V.shape[0], ROWS_PER_CALL):
-            chunk = V[lo:lo + ROWS_PER_CALL]
+        pending = None
+        for lo in range(0, V.shape[0], rows_per_call):
+            chunk = V[lo:lo + rows_per_call]
             m = chunk.shape[0]
-            if m < ROWS_PER_CALL:  # one compiled shape for every call
-                chunk = np.concatenate([chunk, np.zeros((ROWS_PER_CALL - m, p))])
-            chunk = to_device(chunk)
-            acc = None
-            for Xb, Yb, wb in data:
-                part = rows(model, loss, theta, Xb, Yb, wb, chunk)
-                acc = part if acc is None else acc + part
-            out[lo:lo + m] = np.asarray(acc)[:m]
+            if m < rows_per_call:  # one compiled shape for every call
+                chunk = np.concatenate([chunk, np.zeros((rows_per_call - m, p))])
+            # dispatched before the previous block is copied out: the copy overlaps this call
+            running = _summed_over_batches(rows, model, loss, theta, *data, to_device(chunk))
+            if pending is not None:
+                _copy_rows(out, *pending)
+            pending = (lo, m, running)
+        if pending is not None:
+            _copy_rows(out, *pending)
         return out
 
     return CurvatureOperator(name=name, p=p, matmat=matmat)
+
+
+def _rows_per_call(p: int) -> int:
+    """Rows of ``V`` per compiled call: ROWS_PER_CALL, or on CPU a multiple of ROWS_VMAPPED
+    with at most CPU_CALL_FLOATS floats (never fewer than ROWS_VMAPPED rows)."""
+    if jax.default_backend() != "cpu":
+        return ROWS_PER_CALL
+    rows = min(ROWS_PER_CALL, CPU_CALL_FLOATS // p)
+    return max(ROWS_VMAPPED, rows - rows % ROWS_VMAPPED)
+
+
+def _copy_rows(out, lo, m, rows) -> None:
+    """``out[lo:lo + m] = rows[:m]`` (waits for ``rows``)."""
+    out[lo:lo + m] = np.asarray(rows)[:m]
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _summed_over_batches(rows, model, loss, theta, Xs, Ys, ws, V):
+    """``Σ_b rows(model, loss, θ, X_b, Y_b, w_b, V)`` over the stacked batches ``Xs, Ys, ws``."""
+    def add_batch(acc, batch):
+        return acc + rows(model, loss, theta, *batch, V), None
+
+    total, _ = jax.lax.scan(add_batch, jnp.zeros_like(V), (Xs, Ys, ws))
+    return total
 
 
 def _hessian_rows(scalar, theta, V):
@@ -118,17 +152,14 @@ def _hessian_rows(scalar, theta, V):
     return jax.lax.map(product, V, batch_size=ROWS_VMAPPED)
 
 
-@partial(jax.jit, static_argnums=(0, 1))
 def _loss_hessian_rows(model, loss, theta, X, Y, w, V):
     return _hessian_rows(lambda t: weighted_loss(model, loss, t, X, Y, w), theta, V)
 
 
-@partial(jax.jit, static_argnums=(0, 1))
 def _functional_hessian_rows(model, loss, theta, X, Y, w, V):
     return _hessian_rows(functional_scalar(model, loss, theta, X, Y, w), theta, V)
 
 
-@partial(jax.jit, static_argnums=(0, 1))
 def _outer_product_rows(model, loss, theta, X, Y, w, V):
     _, jvp = jax.linearize(lambda t: model.apply(t, X), theta)       # v -> J v, (b, K)
     vjp = jax.linear_transpose(jvp, theta)                           # z -> Jᵀ z
