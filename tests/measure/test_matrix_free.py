@@ -149,8 +149,16 @@ def test_append_computes_every_chunk_with_more_than_rounding():
     W[5] += 1e-9 * Q0[1050]                            # and a large one in chunk 2
     C = space.append(U, W, skip_below=tau)
     exact = W @ Q0[:k + 8].T
-    np.testing.assert_allclose(C[:, 512:k + 8], exact[:, 512:], rtol=1e-12, atol=1e-24)
-    assert np.all(C[:, :512] == 0) and space.skipped_entries == 8 * 512       # chunk 0 was rounding
+    size = sketching.SKETCH_CHUNK
+    planted = {700 // size, 1050 // size}
+    for c in range(-(-k // size)):
+        cols = slice(c * size, min((c + 1) * size, k))
+        if c in planted:      # computed, exactly
+            np.testing.assert_allclose(C[:, cols], exact[:, cols], rtol=1e-12, atol=1e-24)
+        else:                 # rounding only: left 0
+            assert np.all(C[:, cols] == 0)
+    np.testing.assert_allclose(C[:, k:], exact[:, k:], rtol=1e-12, atol=1e-24)
+    assert space.skipped_entries == 8 * sum(min(size, k - c * size) for c in range(-(-k // size)) if c not in planted)
     np.testing.assert_allclose(space.T[k:, :k], C[:, :k])
 
 
@@ -167,6 +175,10 @@ def test_second_pass_subtracts_only_what_is_above_rounding():
     assert np.abs(U @ Q.T).max() <= sketching._SECOND_PASS_ABOVE * eps
     untouched = [0, 1, 3, 5]
     assert np.array_equal(U[untouched], before[untouched])
+    # the level rises from 4 to 16 eps only where the cut is far above what that can move
+    assert sketching.second_pass_level(4560 * eps, 1.0, 2000) == 4 * eps
+    assert sketching.second_pass_level(110_100 * eps, 1.0, 3456) == 16 * eps
+    assert 4 * eps < sketching.second_pass_level(10_000 * eps, 1.0, 100) < 16 * eps
 
 
 def test_gap_accounts_for_the_residual_bound():

@@ -94,14 +94,18 @@ _CHOLQR_ONCE = 1e-6
 #: the basis is summarised in chunks of SKETCH_CHUNK rows by SKETCH_ROWS Gaussian combinations
 #: each (:meth:`Subspace.append`): a block-Krylov step computes the new rows of T only on the
 #: chunks whose summary says they hold more than rounding
-SKETCH_CHUNK = 512
-SKETCH_ROWS = 16
+SKETCH_CHUNK = 256
+SKETCH_ROWS = 8
 #: a chunk's entries of T are skipped (left 0) when the estimated norm of each new row on it is at
 #: most _T_SKIP_BELOW·eps·max‖u H‖ and at most _T_SKIP_CUT_SHARE of the cut (rounding is 1–10 eps·‖H‖)
 _T_SKIP_BELOW = 64.0
 _T_SKIP_CUT_SHARE = 1e-3
-#: a Krylov step's second Gram–Schmidt pass subtracts only rows with a coefficient above this × eps
+#: a Krylov step's second Gram–Schmidt pass subtracts only rows with a coefficient above a level
+#: between these (× eps): the lower at small p, the upper where a coefficient that large, over the
+#: whole basis, moves eigenvalues by at most _SECOND_PASS_CUT_SHARE of the cut (see :func:`second_pass_level`)
 _SECOND_PASS_ABOVE = 4.0
+_SECOND_PASS_MAX = 16.0
+_SECOND_PASS_CUT_SHARE = 1e-2
 
 
 @dataclass(frozen=True)
@@ -180,8 +184,8 @@ class Subspace:
         step ``U H`` is, in exact arithmetic, orthogonal to all but the last blocks (the
         three-term recurrence of block Lanczos), so most chunks hold rounding only. The
         estimate is ``‖W Q_cᵀ G_cᵀ‖/√m`` with ``G_c`` Gaussian (m = :data:`SKETCH_ROWS`): its
-        square is ``‖W_i Q_cᵀ‖²·χ²_m/m``, so a chunk of norm above 16·``skip_below`` is
-        skipped with probability below 3e-17 (a χ²₁₆ variable below 1/16)."""
+        square is ``‖W_i Q_cᵀ‖²·χ²_m/m``, so a chunk of norm above 32·``skip_below`` is
+        skipped with probability below 1e-11 (a χ²₈ variable below 1/128)."""
         m, k = U.shape[0], self.k
         if k + m > self.capacity:
             raise ValueError(f"subspace capacity exceeded: {k} + {m} > {self.capacity}")
@@ -207,7 +211,8 @@ class Subspace:
         for a, b in _runs(est > skip_below, SKETCH_CHUNK, k):
             np.matmul(W, self._Q[a:b].T, out=C[:, a:b])
         np.matmul(W, self._Q[k:k + m].T, out=C[:, k:])
-        self.skipped_entries += m * int(np.sum(est <= skip_below)) * SKETCH_CHUNK
+        skipped = np.flatnonzero(est <= skip_below)
+        self.skipped_entries += m * sum(min(SKETCH_CHUNK, k - c * SKETCH_CHUNK) for c in skipped)
         return C
 
     def _update_sketch(self, k0: int, k1: int) -> None:
@@ -384,7 +389,8 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
         if keep_all:
             nxt = _new_directions(_project_out(space.Q, W, C), space.Q, 0.0, h_scale)
         else:
-            nxt = _krylov_directions(W, C, space, KRYLOV_FLOOR * EPS * h_scale, h_scale)
+            level = second_pass_level(tolerance(h_scale, p, rtol=rtol, atol=atol), h_scale, space.k)
+            nxt = _krylov_directions(W, C, space, KRYLOV_FLOOR * EPS * h_scale, h_scale, level)
         clock["orthogonalisation"] += time.perf_counter() - t
         # a block that shrank below a quarter is left to the next probe round (small GEMMs are
         # slow); a chain that ran dry suggests the range is complete: try to certify
@@ -475,7 +481,17 @@ def _project_out(Q: np.ndarray, Y: np.ndarray, C: np.ndarray | None = None) -> n
     return R
 
 
-def _krylov_directions(W: np.ndarray, C: np.ndarray, space: Subspace, floor: float, scale: float) -> np.ndarray:
+def second_pass_level(tol: float, scale: float, k: int) -> float:
+    """The coefficient (of a unit row against the k basis rows) above which a Krylov step's second
+    Gram–Schmidt pass subtracts: :data:`_SECOND_PASS_ABOVE`·eps, raised up to :data:`_SECOND_PASS_MAX`·eps
+    while ``level·√k·scale`` (what such coefficients over the whole basis can move an eigenvalue of
+    a matrix of norm ``scale``) stays below :data:`_SECOND_PASS_CUT_SHARE` of the cut ``tol``."""
+    allowed = _SECOND_PASS_CUT_SHARE * tol / (max(scale, np.finfo(float).tiny) * math.sqrt(max(k, 1)))
+    return EPS * min(_SECOND_PASS_MAX, max(_SECOND_PASS_ABOVE, allowed / EPS))
+
+
+def _krylov_directions(W: np.ndarray, C: np.ndarray, space: Subspace, floor: float, scale: float,
+                       level: float = _SECOND_PASS_ABOVE * EPS) -> np.ndarray:
     """:func:`_new_directions` of ``W (I − QᵀQ)`` (``C = W Qᵀ``) with the second Gram–Schmidt
     pass on the kept directions instead of on the whole block. ``W`` is overwritten.
 
@@ -497,7 +513,7 @@ def _krylov_directions(W: np.ndarray, C: np.ndarray, space: Subspace, floor: flo
     if not keep.any():
         return np.zeros((0, R.shape[1]))
     U = np.matmul((V[:, keep] / s[keep]).T, R, out=space.scratch(1, int(keep.sum())))
-    _second_pass(U, Q, space.scratch(0, U.shape[0]))
+    _second_pass(U, Q, space.scratch(0, U.shape[0]), level)
     if float(np.min(_row_norms(U))) < 0.9:
         R -= (R @ Q.T) @ Q
         return _new_directions(R, Q, floor, scale)
@@ -539,13 +555,13 @@ def _runs(marked, size: int, end: int):
             start = None
 
 
-def _second_pass(U: np.ndarray, Q: np.ndarray, out: np.ndarray) -> None:
+def _second_pass(U: np.ndarray, Q: np.ndarray, out: np.ndarray, level: float = _SECOND_PASS_ABOVE * EPS) -> None:
     """``U −= (U Qᵀ) Q`` in place for the unit rows ``U``, on the rows and chunks of :data:`_PASS_CHUNK`
-    basis rows that hold a coefficient above :data:`_SECOND_PASS_ABOVE`·eps: the rest are already
-    orthogonal to ``Q`` at the level a second pass leaves (its coefficients are measured, not assumed;
-    at p = 110,100 after the first pass nearly all are 0.1–4 eps)."""
+    basis rows that hold a coefficient above ``level`` (:func:`second_pass_level`, 4–16 eps): the rest
+    are orthogonal to ``Q`` to that level already (the coefficients are measured, not assumed; at
+    p = 110,100 after the first pass nearly all are 0.1–16 eps)."""
     D = U @ Q.T
-    big = np.abs(D) > _SECOND_PASS_ABOVE * EPS
+    big = np.abs(D) > level
     rows = np.flatnonzero(big.any(axis=1))
     if rows.size == 0:
         return
