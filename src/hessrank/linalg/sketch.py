@@ -303,6 +303,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
     keep_all = False   # stuck at the noise floor with room for every direction: complete the basis
     pending = None     # the next block-Krylov directions
     h_scale = 0.0      # largest ‖u H‖ seen for a unit vector u
+    full_round = False  # the directions in hand came from a probe round that kept every probe
 
     def apply(V):
         t = time.perf_counter()
@@ -371,6 +372,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
                                           f"{2 * delta:.1e} does not separate the cut {tol:.1e} from the "
                                           "nearest Ritz value")
             rows = block if (U.shape[0] == b or keep_all) else probes
+            full_round = U.shape[0] == b   # every probe found a new direction: more may be left, probe wider
         room = space.capacity - space.k
         if room == 0:
             return done(ritz(), delta, f"{NOT_CERTIFIED}: memory cap of {space.capacity} basis vectors reached")
@@ -396,8 +398,9 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
         # slow); a chain that ran dry suggests the range is complete: try to certify
         if nxt.shape[0] >= max(1, min(block, U.shape[0]) // 4):
             pending = nxt
-        elif not keep_all:
+        elif not keep_all and not full_round:
             rows = probes
+        full_round = False
         U = W = C = nxt = None   # b×p arrays (U is in Q now): free them before the next products
 
 
