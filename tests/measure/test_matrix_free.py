@@ -236,6 +236,17 @@ def test_every_outer_product_path_gives_the_dense_ranks(h_o, problem):
     assert {k: v.rank for k, v in free.ranks.items()} == dense
 
 
+@pytest.mark.parametrize("h_o", ["gram", "square", "sketch"])
+def test_zero_outer_product_on_every_path(h_o, problem):
+    # θ = 0 in a linear network without bias: J = 0, so H_o = 0 and range(H_o) adds nothing to H_L's start
+    model, lossf, theta, X, Y = problem("linear", "mse", False, n=5, d=5, units=(4,), K=2)
+    theta = np.zeros_like(theta)
+    dense = {k: numerical_rank(H).rank for k, H in hessians(model, lossf, theta, X, Y).items()}
+    free = matrix_free_ranks(model, lossf, theta, X, Y, h_o_path=h_o, block=16, probes=16)
+    assert dense["H_o"] == 0
+    assert {k: v.rank for k, v in free.ranks.items()} == dense
+
+
 # ----------------------------------------------------------------- choosing the method
 def test_plan_memory_paths_and_capacity():
     assert plan_memory(10_000, 100, 3, 8e9).h_o == "gram"

@@ -175,7 +175,7 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
             added += space.add_span(V, H_F_op, C=C)
         G = np.vstack([C_F.T, space.Q[k_F:] @ Vo.T])        # Q Voᵀ: Q H_o Qᵀ = G diag(μ) Gᵀ
         space.add_to_matrix((G * mu[keep]) @ G.T)
-        del Vo, C_F, C, V, G                                # nK×p: not needed at H_L's peak
+        Vo = C_F = G = V = C = None                         # nK×p: not needed at H_L's peak (V: a view of Vo)
         start += f" + {added} from range(H_o), with {added} products of H_F"
         # H_L v = H_F v + Aᵀ(A v): no third compiled product
         H_L_op = CurvatureOperator("H_L", p, lambda V: H_F_op(V) + (V @ A.T) @ A)
