@@ -383,15 +383,15 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
         # U H Uᵀ, unit rows U: its rounding is relative to ‖H‖ ≈ the largest ‖u H‖ seen
         w_scale = float(np.max(_row_norms(W)))
         h_scale = max(h_scale, w_scale)     # ≈ max|λ| (unit rows U)
-        skip = None if keep_all else min(_T_SKIP_BELOW * EPS * h_scale,
-                                         _T_SKIP_CUT_SHARE * tolerance(h_scale, p, rtol=rtol, atol=atol))
+        tol_now = tolerance(h_scale, p, rtol=rtol, atol=atol)
+        skip = None if keep_all else min(_T_SKIP_BELOW * EPS * h_scale, _T_SKIP_CUT_SHARE * tol_now)
         C = space.append(U, W, skip_below=skip)             # C = W Qᵀ, rows of T
         _check_symmetric(C[:, space.k - U.shape[0]:], h_scale)
         # block Krylov: the part of W = U H outside span(Q) (C serves as the first projection)
         if keep_all:
             nxt = _new_directions(_project_out(space.Q, W, C), space.Q, 0.0, h_scale)
         else:
-            level = second_pass_level(tolerance(h_scale, p, rtol=rtol, atol=atol), h_scale, space.k)
+            level = second_pass_level(tol_now, h_scale, space.k)
             nxt = _krylov_directions(W, C, space, KRYLOV_FLOOR * EPS * h_scale, h_scale, level)
         clock["orthogonalisation"] += time.perf_counter() - t
         # a block that shrank below a quarter is left to the next probe round (small GEMMs are
@@ -535,8 +535,7 @@ def _first_pass(W: np.ndarray, C: np.ndarray, Q: np.ndarray, scale: float, out: 
     coefficient is larger (a chain that dropped directions) its chunk is projected as usual."""
     k = Q.shape[0]
     big = np.abs(C).max(axis=0) > _SKIP_BELOW * EPS * scale if k > _PASS_CHUNK else np.ones(k, dtype=bool)
-    chunks = np.array([big[i:i + _PASS_CHUNK].any() for i in range(0, k, _PASS_CHUNK)], dtype=bool)
-    _subtract_runs(W, C, Q, chunks, out)
+    _subtract_runs(W, C, Q, _marked_chunks(big), out)
     return W
 
 
@@ -545,6 +544,11 @@ def _subtract_runs(W: np.ndarray, C: np.ndarray, Q: np.ndarray, chunks: np.ndarr
     one GEMM per run of marked chunks (``out``: scratch of ``W``'s shape)."""
     for a, b in _runs(chunks, _PASS_CHUNK, Q.shape[0]):
         W -= np.matmul(C[:, a:b], Q[a:b], out=out)
+
+
+def _marked_chunks(columns: np.ndarray) -> np.ndarray:
+    """Which chunks of :data:`_PASS_CHUNK` basis rows hold a marked column."""
+    return np.logical_or.reduceat(columns, np.arange(0, columns.size, _PASS_CHUNK)) if columns.size else columns
 
 
 def _runs(marked, size: int, end: int):
@@ -568,7 +572,7 @@ def _second_pass(U: np.ndarray, Q: np.ndarray, out: np.ndarray, level: float = _
     rows = np.flatnonzero(big.any(axis=1))
     if rows.size == 0:
         return
-    chunks = np.array([big[:, i:i + _PASS_CHUNK].any() for i in range(0, Q.shape[0], _PASS_CHUNK)], dtype=bool)
+    chunks = _marked_chunks(big.any(axis=0))
     if rows.size == U.shape[0]:
         _subtract_runs(U, D, Q, chunks, out)
     else:
