@@ -90,6 +90,38 @@ def test_sketch_rank_equals_matrix_rank_and_bound_holds(p, eigs):
     np.testing.assert_allclose(top, np.sort(np.abs(eigs))[::-1], rtol=1e-9, atol=1e-14)
 
 
+def test_products_written_into_reused_buffers_change_nothing():
+    # an operator that writes V H into the sketch's own buffer (as the curvature operators do), and
+    # directions computed in the basis' next rows: the same basis and rank as fresh arrays give
+    H = _symmetric(300, np.logspace(0, -8, 140), seed=7)
+    seen = []
+
+    def into(V, out):
+        seen.append(out)
+        return np.matmul(V, H, out=out)
+
+    plain = sketch_rank(_explicit(H), block=32, probes=16, seed=3)
+    reused = sketch_rank(CurvatureOperator("H", 300, lambda V: np.asarray(V) @ H, into), block=32, probes=16, seed=3)
+    assert reused.info.rank == plain.info.rank == 140 and reused.certificate.status == "certified"
+    assert len({id(b.base) for b in seen if b.base is not None}) <= 2      # the same buffer, regrown at most once
+    Q = reused.subspace.Q
+    np.testing.assert_allclose(Q @ Q.T, np.eye(Q.shape[0]), atol=20 * np.finfo(float).eps)
+    np.testing.assert_allclose(reused.subspace.T, Q @ H @ Q.T, atol=1e-12)
+    np.testing.assert_allclose(np.sort(reused.info.eigenvalues)[-140:], np.sort(plain.info.eigenvalues)[-140:],
+                               rtol=1e-10, atol=1e-13)
+
+
+def test_curvature_operator_into_writes_the_given_buffer(problem):
+    model, lossf, theta, X, Y = problem("tanh", "cross", True)
+    op = functional_hessian_operator(model, lossf, theta, X, Y, batch_size=3)
+    V = np.random.default_rng(2).standard_normal((9, model.num_params))
+    out = np.full_like(V, np.nan)
+    assert op.into(V, out) is out
+    np.testing.assert_array_equal(out, op(V))
+    with pytest.raises(ValueError, match="out must be float64"):
+        op.into(V, np.empty((8, model.num_params)))
+
+
 def test_full_rank_completes_the_basis_and_zero_is_rank_zero():
     H = _symmetric(60, np.linspace(1, 2, 60), seed=1)
     res = sketch_rank(_explicit(H), block=16, probes=8)

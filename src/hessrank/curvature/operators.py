@@ -61,10 +61,20 @@ class CurvatureOperator:
     name: str
     p: int
     matmat: Callable[[np.ndarray], np.ndarray]
+    #: ``(V, out) -> out``: the same rows written into ``out`` (b×p), where the operator can
+    matmat_into: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
     def __call__(self, V) -> np.ndarray:
         """Rows of ``V H`` for the rows of ``V`` (shape (b, p))."""
         return self.matmat(V)
+
+    def into(self, V, out: np.ndarray) -> np.ndarray:
+        """Rows of ``V H``, written into ``out`` (shape (b, p), float64, C-contiguous) where the
+        operator can and returned: a caller that reuses ``out`` avoids a fresh b×p array (page
+        faults) per call. Operators without :attr:`matmat_into` return a new array."""
+        if self.matmat_into is None:
+            return self.matmat(V)
+        return self.matmat_into(V, out)
 
 
 def loss_hessian_operator(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> CurvatureOperator:
@@ -95,15 +105,18 @@ def _operator(name, rows, model, loss, theta, X, Y, batch_size) -> CurvatureOper
     p = int(theta.shape[0])
     rows_per_call = _rows_per_call(p)
 
-    def matmat(V) -> np.ndarray:
+    def matmat(V, out=None) -> np.ndarray:
         V = np.asarray(V, dtype=np.float64)
         if V.ndim != 2 or V.shape[1] != p:
             raise ValueError(f"{name} operator: rows must have length p = {p}, got shape {V.shape}")
+        if out is None:
+            out = np.empty_like(V)
+        elif out.shape != V.shape or out.dtype != np.float64:
+            raise ValueError(f"{name} operator: out must be float64 of shape {V.shape}, got {out.dtype} {out.shape}")
         with float64_scope():  # called later, outside the builder's scope
-            return _matmat(V)
+            return _matmat(V, out)
 
-    def _matmat(V) -> np.ndarray:
-        out = np.empty_like(V)
+    def _matmat(V, out) -> np.ndarray:
         pending = None
         for lo in range(0, V.shape[0], rows_per_call):
             chunk = V[lo:lo + rows_per_call]
@@ -119,7 +132,7 @@ def _operator(name, rows, model, loss, theta, X, Y, batch_size) -> CurvatureOper
             _copy_rows(out, *pending)
         return out
 
-    return CurvatureOperator(name=name, p=p, matmat=matmat)
+    return CurvatureOperator(name=name, p=p, matmat=matmat, matmat_into=matmat)
 
 
 def _rows_per_call(p: int) -> int:

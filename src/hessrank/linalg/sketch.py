@@ -89,6 +89,8 @@ _RELATIVE_KEEP = 1e-6
 #: coefficients are all below _SKIP_BELOW·eps·max‖u H‖ (see :func:`_first_pass`)
 _PASS_CHUNK = 256
 _SKIP_BELOW = 4.0
+#: the slots of :meth:`Subspace.scratch`
+_WORK, _PRODUCTS, _SPARE = 0, 1, 2
 #: rows whose Gram matrix is within this of the identity (max entry) need one Cholesky QR, not two
 _CHOLQR_ONCE = 1e-6
 #: the basis is summarised in chunks of SKETCH_CHUNK rows by SKETCH_ROWS Gaussian combinations
@@ -189,7 +191,8 @@ class Subspace:
         m, k = U.shape[0], self.k
         if k + m > self.capacity:
             raise ValueError(f"subspace capacity exceeded: {k} + {m} > {self.capacity}")
-        self._Q[k:k + m] = U
+        if not self.holds_next(U):
+            self._Q[k:k + m] = U
         if skip_below is None or k < SKETCH_CHUNK:
             C = W @ self._Q[:k + m].T                  # rows k..k+m of T: U H Qᵀ
         else:
@@ -243,12 +246,27 @@ class Subspace:
         return int(U.shape[0])
 
     def scratch(self, slot: int, rows: int) -> np.ndarray:
-        """A reusable (rows, p) work array (``slot`` 0 or 1), grown on demand: a round's
-        temporaries of b×p reuse memory instead of new pages every step."""
+        """A reusable (rows, p) work array, grown on demand: a round's temporaries of b×p reuse
+        memory instead of new pages every step (a fresh b×p array costs more in page faults than
+        the arithmetic on it). ``slot``: :data:`_WORK` (Gram–Schmidt temporaries),
+        :data:`_PRODUCTS` (the operator's output), :data:`_SPARE` (probes; new directions that
+        do not fit in :meth:`next_rows`)."""
         buf = self._scratch.get(slot)
         if buf is None or buf.shape[0] < rows:
             buf = self._scratch[slot] = np.empty((rows, self.p))
         return buf[:rows]
+
+    def next_rows(self, rows: int) -> np.ndarray | None:
+        """The ``rows`` rows of the buffer after the basis (None if they do not fit): a step's new
+        directions are computed there, so that :meth:`append` need not copy them (nor a fresh b×p
+        array be faulted in each step)."""
+        return self._Q[self.k:self.k + rows] if self.k + rows <= self.capacity else None
+
+    def holds_next(self, U: np.ndarray) -> bool:
+        """Whether ``U`` is exactly the rows after the basis (:meth:`next_rows`)."""
+        nxt = self._Q[self.k:self.k + U.shape[0]]
+        return (U.shape == nxt.shape and U.strides == nxt.strides
+                and U.__array_interface__["data"][0] == nxt.__array_interface__["data"][0])
 
     def release_scratch(self) -> None:
         """Free the work arrays of :meth:`scratch`."""
@@ -305,9 +323,11 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
     h_scale = 0.0      # largest ‖u H‖ seen for a unit vector u
     full_round = False  # the directions in hand came from a probe round that kept every probe
 
+    into = getattr(operator, "into", None)   # writes V H into a given buffer (CurvatureOperator)
+
     def apply(V):
         t = time.perf_counter()
-        out = operator(V)
+        out = operator(V) if into is None else into(V, space.scratch(_PRODUCTS, V.shape[0]))
         clock["products"] += time.perf_counter() - t
         count["matvecs"] += V.shape[0]
         return out
@@ -329,14 +349,14 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
             U, pending = pending, None
         else:  # a probe round: certify, or find new directions
             b = min(rows, p)
-            Omega = rng.standard_normal((b, p))
+            Omega = rng.standard_normal(out=space.scratch(_SPARE, b))
             Y = apply(Omega)
             scale = float(np.max(_row_norms(Y)))
             _check_symmetric(Y @ Omega.T, scale * float(np.max(_row_norms(Omega))))
             count["rounds"] += 1
             t = time.perf_counter()
-            R = _project_out(space.Q, Y)
-            Omega = Y = None   # b×p arrays: free them before the products of this round's directions
+            R = _project_out(space.Q, Y, work=space.scratch(_WORK, b), in_place=into is not None)
+            Omega = Y = None
             clock["orthogonalisation"] += time.perf_counter() - t
             delta = residual_bound(float(np.max(_row_norms(R))), b)
             if delta == 0.0:
@@ -356,7 +376,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
                 # for small p the noise floor can exceed the cut: never drop what may matter
                 floor = min(floor, 0.1 * tol_est)
             t = time.perf_counter()
-            U = _new_directions(R, space.Q, 0.0 if keep_all else floor, scale)
+            U = _new_directions(R, space.Q, 0.0 if keep_all else floor, scale, out=space.next_rows(b))
             R = None
             clock["orthogonalisation"] += time.perf_counter() - t
             if U.shape[0] == 0:            # the residual is floating-point noise
@@ -467,9 +487,11 @@ def _separated(theta, delta: float, p: int, rtol, atol) -> bool:
     return bool(np.all(np.abs(mags - tol) > slack))
 
 
-def _project_out(Q: np.ndarray, Y: np.ndarray, C: np.ndarray | None = None) -> np.ndarray:
+def _project_out(Q: np.ndarray, Y: np.ndarray, C: np.ndarray | None = None, *, work: np.ndarray | None = None,
+                 in_place: bool = False) -> np.ndarray:
     """``Y (I − QᵀQ)`` by block classical Gram–Schmidt applied twice ("twice is enough");
-    ``C = Y Qᵀ`` may be given when already known.
+    ``C = Y Qᵀ`` may be given when already known; ``work``: a scratch array of ``Y``'s shape
+    for the products; ``in_place``: overwrite ``Y`` with the result.
 
     One pass leaves rounding of order eps·√k·‖Y_i‖ of ``Q`` in row i, large relative
     to a small residual (measured: 2e-14 of ``Q`` in new basis vectors at k = 180 with
@@ -479,8 +501,10 @@ def _project_out(Q: np.ndarray, Y: np.ndarray, C: np.ndarray | None = None) -> n
         return Y
     if C is None:
         C = Y @ Q.T
-    R = Y - C @ Q
-    R -= (R @ Q.T) @ Q
+    work = np.empty_like(Y) if work is None else work
+    R = Y if in_place else Y.copy()
+    R -= np.matmul(C, Q, out=work)
+    R -= np.matmul(R @ Q.T, Q, out=work)
     return R
 
 
@@ -511,16 +535,18 @@ def _krylov_directions(W: np.ndarray, C: np.ndarray, space: Subspace, floor: flo
     Q = space.Q
     if Q.shape[0] == 0:
         return _new_directions(W, Q, floor, scale)
-    R = _first_pass(W, C[:, :Q.shape[0]], Q, scale, space.scratch(0, W.shape[0]))
+    R = _first_pass(W, C[:, :Q.shape[0]], Q, scale, space.scratch(_WORK, W.shape[0]))
     s, V, keep = _strong_directions(R, floor, scale)
     if not keep.any():
         return np.zeros((0, R.shape[1]))
-    U = np.matmul((V[:, keep] / s[keep]).T, R, out=space.scratch(1, int(keep.sum())))
-    _second_pass(U, Q, space.scratch(0, U.shape[0]), level)
+    m = int(keep.sum())
+    out = space.next_rows(m)
+    U = np.matmul((V[:, keep] / s[keep]).T, R, out=space.scratch(_SPARE, m) if out is None else out)
+    _second_pass(U, Q, space.scratch(_WORK, m), level)
     if float(np.min(_row_norms(U))) < 0.9:
         R -= (R @ Q.T) @ Q
         return _new_directions(R, Q, floor, scale)
-    return _cholesky_qr2(U, in_place=True).copy()
+    return _cholesky_qr2(U, in_place=True)   # in Q's next rows (or scratch): appended without a copy
 
 
 def _first_pass(W: np.ndarray, C: np.ndarray, Q: np.ndarray, scale: float, out: np.ndarray) -> np.ndarray:
@@ -603,7 +629,8 @@ def _cholesky_qr2(U: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     return np.ascontiguousarray(U)
 
 
-def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) -> np.ndarray:
+def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float, *,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """Orthonormal rows spanning the part of span(rows of ``R``) above ``floor``, orthogonal to ``Q``.
 
     Rank-revealing through the b×b Gram matrix ``R Rᵀ`` (all BLAS-3, unlike a Householder
@@ -612,11 +639,14 @@ def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) ->
     once the strong ones are projected out — then made orthonormal to working
     precision by Cholesky QR, twice. ``scale``: the largest norm of a row before its
     projection against ``Q`` (the floor of numerically zero directions is relative to it).
+    ``out``: rows (at least as many as ``R``'s) the directions are computed in (e.g.
+    :meth:`Subspace.next_rows`); the result is then a view of them.
     """
     s, V, keep = _strong_directions(R, floor, scale)
-    U = (V[:, keep] / s[keep]).T @ R
-    if U.shape[0] == 0:
-        return U
+    m = int(keep.sum())
+    if m == 0:
+        return np.zeros((0, R.shape[1]))
+    U = np.matmul((V[:, keep] / s[keep]).T, R, out=None if out is None else out[:m])
     # after two projections R still holds ~eps·‖R_i‖ of Q; in a direction of singular
     # value s that is ~eps·max‖R_i‖/s once normalised: project weak directions once more.
     # A residual at the rounding level of its input (rho < 1e-8·scale) was numerically
@@ -627,7 +657,7 @@ def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float) ->
         weak[:] = True
     if Q.shape[0] and weak.any():
         U[weak] -= (U[weak] @ Q.T) @ Q
-    return _cholesky_qr2(U)
+    return _cholesky_qr2(U, in_place=out is not None)
 
 
 def _strong_directions(R: np.ndarray, floor: float, scale: float):
