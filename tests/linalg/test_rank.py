@@ -112,3 +112,11 @@ def test_two_stage_eigenvalues_equal_numpy_and_the_rank_rule_is_unchanged():
             H2 = H.copy()
             w = eigvalsh_2stage(H2, overwrite=True)
             assert np.allclose(w, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+            # only the upper triangle is read; in place on a leading block (row stride > n), the
+            # strictly lower triangle is left as it was
+            big = np.full((p + 5, p + 9), np.nan)
+            big[:p, :p] = np.triu(H) + np.tril(np.full((p, p), 7.0), -1)
+            w = eigvalsh_2stage(big[:p, :p], overwrite=True)
+            assert np.allclose(w, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+            assert np.array_equal(np.tril(big[:p, :p], -1), np.tril(np.full((p, p), 7.0), -1))
+            assert np.isnan(big[p:]).all() and np.isnan(big[:, p:]).all()

@@ -152,6 +152,19 @@ def test_subspace_keeps_rayleigh_quotient():
     assert space.add_span(V @ np.eye(80), _explicit(H)) == 0  # nothing outside the span
 
 
+def test_ritz_values_in_place_leave_t_as_it_was(monkeypatch):
+    # the eigenvalues of T computed in T's own buffer (no k×k copy): T intact afterwards
+    H = _symmetric(120, np.linspace(-3, 5, 90), seed=9)
+    space = Subspace(120, 110)
+    space.add_span(np.random.default_rng(0).standard_normal((100, 120)), _explicit(H))
+    before = space.T.copy()
+    monkeypatch.setattr(sketching, "RITZ_TWO_STAGE_FROM", 10)
+    monkeypatch.setattr(sketching, "_RESTORE_ROWS", 16)      # several blocks
+    theta = space.ritz_values()
+    np.testing.assert_array_equal(space.T, before)
+    np.testing.assert_allclose(theta, np.linalg.eigvalsh(before), atol=1e-12)
+
+
 def test_krylov_steps_skip_only_rounding_chunks_of_t():
     # p = 2000, 1400 eigenvalues over 6 decades: bases beyond one chunk, so T's rows are computed
     # only where the chunk summaries see more than rounding (rtol 1e-8 puts the cut high enough)

@@ -18,7 +18,9 @@ import os
 
 import numpy as np
 
-_ROW_MAJOR = 101
+#: LAPACKE's column-major layout: LAPACK itself, without the transposed copy (n² floats) that
+#: LAPACKE makes of a row-major matrix
+_COL_MAJOR = 102
 #: LAPACKE's 32-bit integers index n² elements
 _MAX_N = 46_000
 
@@ -52,20 +54,28 @@ def two_stage_available() -> bool:
 def eigvalsh_2stage(H, *, overwrite: bool = False) -> np.ndarray | None:
     """Eigenvalues (ascending) of the symmetric float64 matrix ``H`` (its upper triangle is
     read), or ``None`` when the two-stage driver is not available or ``H`` is too large
-    for it. ``overwrite=True`` lets LAPACK destroy ``H`` when it is a C-contiguous float64
-    array (no copy)."""
+    for it. ``overwrite=True`` lets LAPACK destroy ``H``'s upper triangle and diagonal (the
+    strictly lower triangle is left as it was) when ``H`` is a float64 array with contiguous
+    rows, e.g. the leading block of a larger C array: no copy."""
     fn = _driver()
     n = H.shape[0]
     if fn is None or n > _MAX_N or n == 0:
         return None
-    if overwrite and isinstance(H, np.ndarray) and H.dtype == np.float64 and H.flags.c_contiguous \
-            and H.flags.writeable:
+    if overwrite and in_place_ok(H):
         A = H
     else:
         A = np.array(H, dtype=np.float64, order="C", copy=True)
     w = np.empty(n, dtype=np.float64)
-    # the upper triangle of the C array: the triangle SciPy's eigvalsh (lower, column-major) reads
-    info = fn(_ROW_MAJOR, b"N", b"U", n, A.ctypes.data, n, w.ctypes.data)
+    # the upper triangle of the C array is the lower triangle of the same memory read column-major
+    # (the triangle SciPy's eigvalsh reads): LAPACK directly, rows of A as its columns
+    info = fn(_COL_MAJOR, b"N", b"L", n, A.ctypes.data, A.strides[0] // 8, w.ctypes.data)
     if info != 0:
         return None
     return w
+
+
+def in_place_ok(H) -> bool:
+    """Whether :func:`eigvalsh_2stage` can work on ``H``'s own memory: a writeable float64 array
+    of contiguous rows (any row stride, e.g. a leading block)."""
+    return (isinstance(H, np.ndarray) and H.dtype == np.float64 and H.ndim == 2 and H.flags.writeable
+            and H.strides[1] == 8 and H.strides[0] % 8 == 0 and H.strides[0] >= 8 * H.shape[1])

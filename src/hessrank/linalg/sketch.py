@@ -43,6 +43,7 @@ the k×k matrix :math:`T`, never p×p.
 from __future__ import annotations
 
 import math
+import mmap
 import time
 from dataclasses import dataclass, field, replace
 
@@ -51,6 +52,7 @@ import scipy.linalg
 from threadpoolctl import ThreadpoolController
 
 from ..errors import ConfigError, DataError
+from .lapack import eigvalsh_2stage, two_stage_available
 from .rank import EPS, RITZ_TWO_STAGE_FROM, RankInfo, rank_from_eigenvalues, spectrum, tolerance
 
 #: the chance that a certificate is wrong (the Gaussian probes missed a direction)
@@ -89,6 +91,8 @@ _RELATIVE_KEEP = 1e-6
 #: coefficients are all below _SKIP_BELOW·eps·max‖u H‖ (see :func:`_first_pass`)
 _PASS_CHUNK = 256
 _SKIP_BELOW = 4.0
+#: rows per block when T's upper triangle is rebuilt after its eigenvalues (:meth:`Subspace.ritz_values`)
+_RESTORE_ROWS = 512
 #: the slots of :meth:`Subspace.scratch`
 _WORK, _PRODUCTS, _SPARE = 0, 1, 2
 #: rows whose Gram matrix is within this of the identity (max entry) need one Cholesky QR, not two
@@ -163,9 +167,9 @@ class Subspace:
 
     def __post_init__(self):
         self.capacity = int(min(self.capacity, self.p))
-        self._Q = np.empty((self.capacity, self.p))
-        self._T = np.empty((self.capacity, self.capacity))
-        self._S = np.empty((-(-self.capacity // SKETCH_CHUNK) * SKETCH_ROWS, self.p))
+        self._Q = _reserve((self.capacity, self.p))
+        self._T = _reserve((self.capacity, self.capacity))
+        self._S = _reserve((-(-self.capacity // SKETCH_CHUNK) * SKETCH_ROWS, self.p))
 
     @property
     def Q(self) -> np.ndarray:
@@ -236,13 +240,19 @@ class Subspace:
         V = np.asarray(V, dtype=np.float64)
         if C is None:
             norms = _row_norms(V)
-            V = V[norms > 0] / norms[norms > 0, None]       # the span only: unit rows
+            V = V[norms > 0] / norms[norms > 0, None]       # the span only: unit rows (a new array)
+        elif V.shape[0]:
+            V = V.copy()                                     # the caller's rows: overwritten below
         if V.shape[0] == 0:
             return 0
-        U = _new_directions(_project_out(self.Q, V, C), self.Q, NOISE_FLOOR * EPS, 1.0)
+        if self.k == 0:
+            U = _new_directions(V, self.Q, NOISE_FLOOR * EPS, 1.0)
+        else:  # as a block-Krylov step: one full pass, the measured second pass on the kept directions
+            U = _krylov_directions(V, V @ self.Q.T if C is None else C, self, NOISE_FLOOR * EPS, 1.0)
         U = U[:self.capacity - self.k]
         if U.shape[0]:
-            self.append(U, operator(U))
+            into = getattr(operator, "into", None)
+            self.append(U, operator(U) if into is None else into(U, self.scratch(_PRODUCTS, U.shape[0])))
         return int(U.shape[0])
 
     def scratch(self, slot: int, rows: int) -> np.ndarray:
@@ -253,7 +263,7 @@ class Subspace:
         do not fit in :meth:`next_rows`)."""
         buf = self._scratch.get(slot)
         if buf is None or buf.shape[0] < rows:
-            buf = self._scratch[slot] = np.empty((rows, self.p))
+            buf = self._scratch[slot] = _reserve((rows, self.p))
         return buf[:rows]
 
     def next_rows(self, rows: int) -> np.ndarray | None:
@@ -281,6 +291,19 @@ class Subspace:
         :data:`~hessrank.linalg.rank.RITZ_TWO_STAGE_FROM`)."""
         if self.k == 0:
             return np.zeros(0)
+        if self.k >= RITZ_TWO_STAGE_FROM and two_stage_available():
+            # in T's own memory, no k×k copy (at H_L's memory peak): LAPACK destroys the upper
+            # triangle and the diagonal, rebuilt afterwards from the saved diagonal and the lower one
+            T, diagonal = self.T, self.T.diagonal().copy()
+            w = eigvalsh_2stage(T, overwrite=True)
+            for a in range(0, self.k, _RESTORE_ROWS):
+                e = min(a + _RESTORE_ROWS, self.k)
+                T[a:e, e:] = T[e:, a:e].T                          # right of the block from below it
+                D = np.tril(T[a:e, a:e], -1)
+                T[a:e, a:e] = D + D.T                              # the diagonal block from its lower part
+            T[np.diag_indices(self.k)] = diagonal
+            if w is not None:
+                return w
         return spectrum(np.array(self.T), overwrite=True, two_stage_from=RITZ_TWO_STAGE_FROM)
 
 
@@ -415,13 +438,31 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
             nxt = _krylov_directions(W, C, space, KRYLOV_FLOOR * EPS * h_scale, h_scale, level)
         clock["orthogonalisation"] += time.perf_counter() - t
         # a block that shrank below a quarter is left to the next probe round (small GEMMs are
-        # slow); a chain that ran dry suggests the range is complete: try to certify
-        if nxt.shape[0] >= max(1, min(block, U.shape[0]) // 4):
+        # slow), except right after a wide block: what is left at the end of a chain is real (above
+        # the floor) and one narrow step is cheaper than a probe round finding it again (measured at
+        # p = 110,100: 128 -> 7, then 32 probes found the same 7); a chain that ran dry suggests the
+        # range is complete: try to certify
+        if nxt.shape[0] >= max(1, min(block, U.shape[0]) // 4) or (nxt.shape[0] and 2 * U.shape[0] >= block):
             pending = nxt
         elif not keep_all and not full_round:
             rows = probes
         full_round = False
         U = W = C = nxt = None   # b×p arrays (U is in Q now): free them before the next products
+
+
+def _reserve(shape: tuple[int, int]) -> np.ndarray:
+    """An uninitialised float64 array in its own anonymous mapping, kept out of transparent huge
+    pages: the basis is reserved for its capacity and filled row by row, and only the pages
+    written cost memory. NumPy asks for huge pages on large arrays, which here lifted the
+    peak resident memory of p = 110,100 by 0.37 GB (4.96 against 4.59 GB, same time)."""
+    size = max(1, shape[0] * shape[1] * 8)
+    buf = mmap.mmap(-1, size)
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):
+        try:
+            buf.madvise(mmap.MADV_NOHUGEPAGE)
+        except OSError:  # pragma: no cover - a kernel without transparent huge pages
+            pass
+    return np.frombuffer(buf, dtype=np.float64, count=shape[0] * shape[1]).reshape(shape)
 
 
 def _check_finite(Y: np.ndarray) -> None:
@@ -536,13 +577,11 @@ def _krylov_directions(W: np.ndarray, C: np.ndarray, space: Subspace, floor: flo
     if Q.shape[0] == 0:
         return _new_directions(W, Q, floor, scale)
     R = _first_pass(W, C[:, :Q.shape[0]], Q, scale, space.scratch(_WORK, W.shape[0]))
-    s, V, keep = _strong_directions(R, floor, scale)
-    if not keep.any():
-        return np.zeros((0, R.shape[1]))
-    m = int(keep.sum())
-    out = space.next_rows(m)
-    U = np.matmul((V[:, keep] / s[keep]).T, R, out=space.scratch(_SPARE, m) if out is None else out)
-    _second_pass(U, Q, space.scratch(_WORK, m), level)
+    out = space.next_rows(R.shape[0])
+    U, _ = _kept_directions(R, floor, scale, space.scratch(_SPARE, R.shape[0]) if out is None else out)
+    if U.shape[0] == 0:
+        return U
+    _second_pass(U, Q, space.scratch(_WORK, U.shape[0]), level)
     if float(np.min(_row_norms(U))) < 0.9:
         R -= (R @ Q.T) @ Q
         return _new_directions(R, Q, floor, scale)
@@ -642,22 +681,73 @@ def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float, *,
     ``out``: rows (at least as many as ``R``'s) the directions are computed in (e.g.
     :meth:`Subspace.next_rows`); the result is then a view of them.
     """
-    s, V, keep = _strong_directions(R, floor, scale)
-    m = int(keep.sum())
-    if m == 0:
-        return np.zeros((0, R.shape[1]))
-    U = np.matmul((V[:, keep] / s[keep]).T, R, out=None if out is None else out[:m])
+    U, s = _kept_directions(R, floor, scale, out)
+    if U.shape[0] == 0:
+        return U
     # after two projections R still holds ~eps·‖R_i‖ of Q; in a direction of singular
     # value s that is ~eps·max‖R_i‖/s once normalised: project weak directions once more.
     # A residual at the rounding level of its input (rho < 1e-8·scale) was numerically
-    # inside span(Q): two passes are not enough there, project all of it once more.
+    # inside span(Q): its directions are mostly rounding of Q, and what the projection leaves
+    # of them can be far from orthonormal, so that Cholesky QR amplifies what is left of Q
+    # in them: project all of it, orthonormalise, and project and orthonormalise once more.
     rho = float(np.max(_row_norms(R)))
-    weak = s[keep] < rho / 10
-    if rho < 1e-8 * scale:
+    weak = s < rho / 10
+    noise = rho < 1e-8 * scale
+    if noise:
         weak[:] = True
     if Q.shape[0] and weak.any():
         U[weak] -= (U[weak] @ Q.T) @ Q
-    return _cholesky_qr2(U, in_place=out is not None)
+    U = _cholesky_qr2(U, in_place=out is not None)
+    if noise and Q.shape[0]:
+        U -= (U @ Q.T) @ Q
+        U = _cholesky_qr2(U, in_place=out is not None)
+    return U
+
+
+def _kept_directions(R: np.ndarray, floor: float, scale: float, out: np.ndarray | None = None):
+    """``(U, s)``: unit rows spanning the directions of ``R`` above ``floor`` and their singular values.
+
+    First the strong ones (:func:`_strong_directions`: the Gram route resolves singular values
+    down to :data:`_RELATIVE_KEEP` of the strongest). Where it dropped directions and that limit
+    lies above ``floor``, the rest of ``R`` may hold more above the floor: the strong directions
+    are projected out of ``R`` and the remainder's own Gram matrix, relative to its own
+    strongest, gives the weaker ones (measured at p = 110,100: the last step of a Krylov chain
+    kept 7 of 128 and dropped ~80 at 1e-7–1e-5 of ‖H‖ that three later probe rounds then had to
+    find). Rows ``U`` are unit combinations of ``R``'s rows, the strong and the weak ones
+    orthogonal up to rounding (made orthonormal by the caller's Cholesky QR). ``out``: rows (as
+    many as ``R``'s) the directions are computed in; ``U`` is then a view of them. ``scale``: the
+    largest norm of a row before its projection.
+    """
+    b, p = R.shape
+    s, V, keep = _strong_directions(R, floor, scale)
+    m = int(keep.sum())
+    if m == 0:
+        return np.zeros((0, p)), s[keep]
+    U = np.matmul((V[:, keep] / s[keep]).T, R, out=None if out is None else out[:m])
+    # the weaker ones only above the noise floor of the input (measured noise of the products:
+    # up to ~200 eps of it), even where the caller's floor is lower (a small p, completing a
+    # basis), and not from a residual that is itself rounding: rounding is not a direction
+    floor = max(floor, NOISE_FLOOR * EPS * scale)
+    if m == b or _RELATIVE_KEEP * s[-1] <= floor or float(np.max(_row_norms(R))) < 1e-8 * scale:
+        return U, s[keep]
+    # R without its strong directions: U orthonormal first (the Gram route's weakest rows span
+    # their directions only to ~eps·(s_max/s)², which would come back as "weak directions")
+    Uo = _cholesky_qr2(U, in_place=out is not None)
+    if out is not None and not np.shares_memory(Uo, out):
+        out[:m] = Uo
+        Uo = out[:m]
+    U = Uo
+    rest = R - (R @ U.T) @ U
+    s2, V2, keep2 = _strong_directions(rest, floor, scale)
+    m2 = min(int(keep2.sum()), b - m)
+    if m2 == 0:
+        return U, s[keep]
+    order = np.flatnonzero(keep2)[::-1][:m2]      # the strongest of the rest
+    weak = (V2[:, order] / s2[order]).T
+    if out is None:
+        return np.vstack([U, weak @ rest]), np.r_[s[keep], s2[order]]
+    np.matmul(weak, rest, out=out[m:m + m2])
+    return out[:m + m2], np.r_[s[keep], s2[order]]
 
 
 def _strong_directions(R: np.ndarray, floor: float, scale: float):

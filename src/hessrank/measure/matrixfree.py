@@ -15,7 +15,8 @@ r"""Ranks of H_L, H_o, H_F without p×p matrices.
   matrix of norm at most :math:`10^{-3}` times the cut of ``H_o``, at the level of
   rounding), and is then certified with fresh
   ``H_L`` probes like any other — products ``H_L v = H_F v + A^\top (A v)`` when
-  ``A`` is held, Hessian-vector products of the loss otherwise.
+  ``A`` is still needed (per-block ranks, an observer), Hessian-vector products of the
+  loss otherwise (``A``, nK×p, is then freed before ``H_L``'s memory peak).
 
 Every rank uses the dense tolerance rule with the full size p
 (:func:`hessrank.linalg.rank_from_eigenvalues`).
@@ -166,6 +167,8 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         # j; the rest of H_o has norm ≤ 1e-3·tol(H_o), far below any cut
         keep = mu > 1e-3 * ranks["H_o"].tol
         Vo = (U[:, keep] / np.sqrt(mu[keep])).T @ A
+        if not (observe or blocks):
+            A = None   # not needed again (H_L's last probes use the compiled product): freed before the peak
         k_F = space.k
         C_F = Vo @ space.Q.T                                # first projection, and Q_F H_o's factor
         added = 0                                           # directions of range(H_o) beyond Q_F, in
@@ -177,9 +180,9 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         space.add_to_matrix((G * mu[keep]) @ G.T)
         Vo = C_F = G = V = C = None                         # nK×p: not needed at H_L's peak (V: a view of Vo)
         start += f" + {added} from range(H_o), with {added} products of H_F"
-        # H_L v = H_F v + Aᵀ(A v): no third compiled product
-        H_L_op = CurvatureOperator("H_L", p, lambda V: H_F_op(V) + (V @ A.T) @ A,
-                                   lambda V, out: np.add(H_F_op.into(V, out), (V @ A.T) @ A, out=out))
+        if A is not None:  # still needed (blocks, an observer): H_L v = H_F v + Aᵀ(A v), no third compiled product
+            H_L_op = CurvatureOperator("H_L", p, lambda V: H_F_op(V) + (V @ A.T) @ A,
+                                       lambda V, out: np.add(H_F_op.into(V, out), (V @ A.T) @ A, out=out))
     elif H_o is not None:
         space.add_to_matrix(space.Q @ H_o @ space.Q.T)
     elif space.k:
