@@ -260,6 +260,20 @@ def test_matrix_free_ranks_equal_dense_ranks(cfg):
         assert not free.method_details[name]["status"].startswith("not certified")
 
 
+@pytest.mark.parametrize("free_from", [0, 2**62])
+def test_h_l_with_the_factor_freed_or_kept_gives_the_dense_ranks(free_from, monkeypatch):
+    # a large A is freed once range(H_o) is taken (H_L's last probes by the compiled product);
+    # a small one is kept (H_L v = H_F v + Aᵀ(A v)): both paths, forced here, give the dense ranks
+    from hessrank.measure import matrixfree
+    monkeypatch.setattr(matrixfree, "_FREE_FACTOR_FROM", free_from)
+    base = RunConfig(dataset="gaussian", n=20, dim=8, K=3, units=(10, 10), activation="linear", loss="mse")
+    dense = run(base.replace(method="dense"))
+    free = run(base.replace(method="matrix-free"))
+    for name in ("H_L", "H_o", "H_F"):
+        assert free.ranks[name].rank == dense.ranks[name].rank
+    assert free.method_details["H_L"]["status"] == "certified"
+
+
 def test_tolerance_overrides_give_the_dense_ranks():
     """Where the rank depends on the tolerance (tanh, no cliff), both methods cut alike."""
     base = RunConfig(dataset="gaussian", n=30, dim=8, K=3, units=(10, 10), activation="tanh", loss="cross")

@@ -16,7 +16,7 @@ r"""Ranks of H_L, H_o, H_F without p×p matrices.
   rounding), and is then certified with fresh
   ``H_L`` probes like any other — products ``H_L v = H_F v + A^\top (A v)`` when
   ``A`` is still needed (per-block ranks, an observer), Hessian-vector products of the
-  loss otherwise (``A``, nK×p, is then freed before ``H_L``'s memory peak).
+  loss otherwise (``A``, nK×p, is then freed before ``H_L``'s memory peak when it is large).
 
 Every rank uses the dense tolerance rule with the full size p
 (:func:`hessrank.linalg.rank_from_eigenvalues`).
@@ -58,6 +58,10 @@ from .blocks import (
 )
 from .plan import SKETCH_BLOCK, MemoryPlan, plan_memory
 
+#: a factor A of this many bytes or more is freed once range(H_o) is taken from it (H_L's last
+#: probes then use the compiled H_L product): at p = 110,100 it is 0.26 GB of H_L's peak; a
+#: smaller one is kept, which spares compiling a third product (0.1–0.2 s at p = 4560)
+_FREE_FACTOR_FROM = 2**26
 #: default sketch settings: probes per growing round, and per certifying round
 BLOCK = SKETCH_BLOCK
 PROBES = 32
@@ -167,7 +171,7 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         # j; the rest of H_o has norm ≤ 1e-3·tol(H_o), far below any cut
         keep = mu > 1e-3 * ranks["H_o"].tol
         Vo = (U[:, keep] / np.sqrt(mu[keep])).T @ A
-        if not (observe or blocks):
+        if not (observe or blocks) and A.nbytes >= _FREE_FACTOR_FROM:
             A = None   # not needed again (H_L's last probes use the compiled product): freed before the peak
         k_F = space.k
         C_F = Vo @ space.Q.T                                # first projection, and Q_F H_o's factor
