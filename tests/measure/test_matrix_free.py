@@ -152,6 +152,27 @@ def test_subspace_keeps_rayleigh_quotient():
     assert space.add_span(V @ np.eye(80), _explicit(H)) == 0  # nothing outside the span
 
 
+def test_directions_below_the_gram_routes_resolution_are_kept_and_rounding_is_not():
+    # a residual with 5 strong directions (singular values ~1) and 3 weak ones (1e-8, below the
+    # Gram route's 1e-6 of the strongest): all 8 are found in one call, and the weak ones are the
+    # planted directions; rounding-level content (1e-17) is never taken for a direction
+    rng = np.random.default_rng(5)
+    p, b = 400, 16
+    basis, _ = np.linalg.qr(rng.standard_normal((p, 8)))
+    strong, weak = basis[:, :5].T, basis[:, 5:].T
+    R = rng.standard_normal((b, 5)) @ strong + 1e-8 * rng.standard_normal((b, 3)) @ weak
+    U, s = sketching._kept_directions(R, 1e-12, 1.0)
+    assert U.shape[0] == 8 and np.sum(s < 1e-6) == 3
+    U = sketching._cholesky_qr2(U)
+    np.testing.assert_allclose(U @ U.T, np.eye(8), atol=1e-13)
+    np.testing.assert_allclose(np.linalg.norm(weak @ U.T, axis=1), 1.0, atol=1e-6)   # the planted ones
+    out = np.full((b, p), np.nan)                                                   # in given rows
+    V, _ = sketching._kept_directions(R, 1e-12, 1.0, out)
+    assert np.shares_memory(V, out) and V.shape[0] == 8
+    noisy = rng.standard_normal((b, 5)) @ strong + 1e-17 * rng.standard_normal((b, p))
+    assert sketching._kept_directions(noisy, 0.0, 1.0)[0].shape[0] == 5
+
+
 def test_ritz_values_in_place_leave_t_as_it_was(monkeypatch):
     # the eigenvalues of T computed in T's own buffer (no k×k copy): T intact afterwards
     H = _symmetric(120, np.linspace(-3, 5, 90), seed=9)
