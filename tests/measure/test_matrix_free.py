@@ -173,6 +173,20 @@ def test_directions_below_the_gram_routes_resolution_are_kept_and_rounding_is_no
     assert sketching._kept_directions(noisy, 0.0, 1.0)[0].shape[0] == 5
 
 
+def test_a_basis_too_large_to_reserve_is_a_memory_error(monkeypatch):
+    # the basis buffers are anonymous mappings: a refused one reads as out of memory (the CLI's
+    # "out of memory" line), not as a file error
+    with pytest.raises(MemoryError, match="cannot reserve"):
+        Subspace(2**40, 2**40)                                  # more bytes than an address holds
+
+    def refused(*args, **kwargs):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(sketching.mmap, "mmap", refused)       # what the kernel answers when it is too large
+    with pytest.raises(MemoryError, match="cannot reserve .*Cannot allocate memory"):
+        Subspace(1000, 100)
+
+
 def test_ritz_values_in_place_leave_t_as_it_was(monkeypatch):
     # the eigenvalues of T computed in T's own buffer (no k×k copy): T intact afterwards
     H = _symmetric(120, np.linspace(-3, 5, 90), seed=9)
