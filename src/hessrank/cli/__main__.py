@@ -1,7 +1,5 @@
 """``python3 -m hessrank.cli``: the same as ``hessian-rank``."""
 
-import sys
+from .main import entry
 
-from .main import main
-
-sys.exit(main())
+entry()
