@@ -61,7 +61,7 @@ def eigvalsh_2stage(H, *, overwrite: bool = False) -> np.ndarray | None:
     n = H.shape[0]
     if fn is None or n > _MAX_N or n == 0:
         return None
-    if overwrite and in_place_ok(H):
+    if overwrite and _in_place_ok(H):
         A = H
     else:
         A = np.array(H, dtype=np.float64, order="C", copy=True)
@@ -74,7 +74,7 @@ def eigvalsh_2stage(H, *, overwrite: bool = False) -> np.ndarray | None:
     return w
 
 
-def in_place_ok(H) -> bool:
+def _in_place_ok(H) -> bool:
     """Whether :func:`eigvalsh_2stage` can work on ``H``'s own memory: a writeable float64 array
     of contiguous rows (any row stride, e.g. a leading block)."""
     return (isinstance(H, np.ndarray) and H.dtype == np.float64 and H.ndim == 2 and H.flags.writeable

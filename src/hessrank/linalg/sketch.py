@@ -251,9 +251,15 @@ class Subspace:
             U = _krylov_directions(V, V @ self.Q.T if C is None else C, self, NOISE_FLOOR * EPS, 1.0)
         U = U[:self.capacity - self.k]
         if U.shape[0]:
-            into = getattr(operator, "into", None)
-            self.append(U, operator(U) if into is None else into(U, self.scratch(_PRODUCTS, U.shape[0])))
+            self.append(U, self.products(operator, U))
         return int(U.shape[0])
+
+    def products(self, operator, V: np.ndarray) -> np.ndarray:
+        """The rows ``V H``: written into the :data:`_PRODUCTS` scratch array where the operator
+        can (:meth:`~hessrank.curvature.CurvatureOperator.into`), else the operator's own array.
+        Either is the caller's to overwrite."""
+        into = getattr(operator, "into", None)
+        return operator(V) if into is None else into(V, self.scratch(_PRODUCTS, V.shape[0]))
 
     def scratch(self, slot: int, rows: int) -> np.ndarray:
         """A reusable (rows, p) work array, grown on demand: a round's temporaries of b×p reuse
@@ -346,11 +352,9 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
     h_scale = 0.0      # largest ‖u H‖ seen for a unit vector u
     full_round = False  # the directions in hand came from a probe round that kept every probe
 
-    into = getattr(operator, "into", None)   # writes V H into a given buffer (CurvatureOperator)
-
     def apply(V):
         t = time.perf_counter()
-        out = operator(V) if into is None else into(V, space.scratch(_PRODUCTS, V.shape[0]))
+        out = space.products(operator, V)
         clock["products"] += time.perf_counter() - t
         count["matvecs"] += V.shape[0]
         return out
@@ -378,7 +382,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
             _check_symmetric(Y @ Omega.T, scale * float(np.max(_row_norms(Omega))))
             count["rounds"] += 1
             t = time.perf_counter()
-            R = _project_out(space.Q, Y, work=space.scratch(_WORK, b), in_place=into is not None)
+            R = _project_out(space.Q, Y, work=space.scratch(_WORK, b), in_place=True)   # Y is ours
             Omega = Y = None
             clock["orthogonalisation"] += time.perf_counter() - t
             delta = residual_bound(float(np.max(_row_norms(R))), b)
@@ -677,10 +681,10 @@ def _new_directions(R: np.ndarray, Q: np.ndarray, floor: float, scale: float, *,
     """Orthonormal rows spanning the part of span(rows of ``R``) above ``floor``, orthogonal to ``Q``.
 
     Rank-revealing through the b×b Gram matrix ``R Rᵀ`` (all BLAS-3, unlike a Householder
-    QR of the tall p×b block): directions with singular value
-    ``s > max(floor, 1e-6·s_max)`` are kept — weaker ones come back in a later round,
-    once the strong ones are projected out — then made orthonormal to working
-    precision by Cholesky QR, twice. ``scale``: the largest norm of a row before its
+    QR of the tall p×b block): the directions of :func:`_kept_directions` (those with
+    singular value above ``floor`` and 1e-6 of the strongest, then those the strong ones
+    hid, above the noise floor), made orthonormal to working precision by Cholesky QR, twice.
+    ``scale``: the largest norm of a row before its
     projection against ``Q`` (the floor of numerically zero directions is relative to it).
     ``out``: rows (at least as many as ``R``'s) the directions are computed in (e.g.
     :meth:`Subspace.next_rows`); the result is then a view of them.

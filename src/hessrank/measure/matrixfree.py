@@ -185,8 +185,10 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         Vo = C_F = G = V = C = None                         # nK×p: not needed at H_L's peak (V: a view of Vo)
         start += f" + {added} from range(H_o), with {added} products of H_F"
         if A is not None:  # still needed (blocks, an observer): H_L v = H_F v + Aᵀ(A v), no third compiled product
-            H_L_op = CurvatureOperator("H_L", p, lambda V: H_F_op(V) + (V @ A.T) @ A,
-                                       lambda V, out: np.add(H_F_op.into(V, out), (V @ A.T) @ A, out=out))
+            def h_l_into(V, out):
+                return np.add(H_F_op.into(V, out), (V @ A.T) @ A, out=out)
+
+            H_L_op = CurvatureOperator("H_L", p, lambda V: h_l_into(V, np.empty(np.shape(V))), h_l_into)
     elif H_o is not None:
         space.add_to_matrix(space.Q @ H_o @ space.Q.T)
     elif space.k:
