@@ -24,9 +24,7 @@ Every rank uses the dense tolerance rule with the full size p
 
 from __future__ import annotations
 
-import os
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,7 +40,6 @@ from ..curvature import (
     outer_product_operator,
 )
 from ..linalg import RankInfo, Subspace, numerical_rank, rank_from_eigenvalues, sketch_rank
-from ..linalg.sketch import BLAS_CONTROLLER as _BLAS
 from ..linalg.spectral import known_from_dense, known_from_factor, known_from_subspace
 from ..matrices import H_O_GRAM, H_O_PATHS, H_O_SQUARE, MATRICES
 from ..models import MLP, Loss
@@ -57,6 +54,7 @@ from .blocks import (
     restrict,
 )
 from .plan import SKETCH_BLOCK, MemoryPlan, plan_memory
+from .threads import blas_threads, resolve_threads
 
 #: a factor A of this many bytes or more is freed once range(H_o) is taken from it (H_L's last
 #: probes then use the compiled H_L product): at p = 110,100 it is 0.26 GB of H_L's peak; a
@@ -77,24 +75,25 @@ class MatrixFreeResult:
     details: dict[str, dict]
     timings: dict[str, float] = field(default_factory=dict)
     blocks: dict[str, BlockRanks] = field(default_factory=dict)
+    #: the BLAS threads the orthogonalisation and eigenvalues ran on
+    threads: int = 1
 
 
 def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
                       rtol: float | None = None, atol: float | None = None,
                       memory_bytes: float | None = None, block: int | None = None, probes: int = PROBES,
                       seed: int = 0, h_o_path: str | None = None,
-                      blas_threads: int | str | None = "auto", blocks: dict[str, Block] | None = None,
+                      threads: int | None = None, blocks: dict[str, Block] | None = None,
                       observe=None, observe_block=None) -> MatrixFreeResult:
     """Numerical ranks of ``H_L``, ``H_o``, ``H_F`` with O(p·k) memory (see module docstring).
 
     ``memory_bytes`` bounds the arrays this function holds (the basis, the factor A);
     ``block``: probes per growing round (None: :func:`plan_memory` chooses, :data:`BLOCK`
     unless memory is short); ``seed`` seeds the Gaussian probes; ``h_o_path`` (``gram``, ``square``, ``sketch``)
-    overrides the choice of :func:`plan_memory` for ``H_o``; ``blas_threads`` limits
-    NumPy/SciPy's BLAS meanwhile: a number, None (no limit) or ``auto`` — one thread
-    when the machine is oversubscribed (1-minute load average ≥ cores + ½; threads
-    then wait on each other, see ``benchmarks/bench_matrix_free.py``), no limit
-    otherwise. The Hessian-vector products run in XLA with their own threads either way.
+    overrides the choice of :func:`plan_memory` for ``H_o``; ``threads``: NumPy/SciPy's BLAS
+    threads meanwhile (None: the cores this process may use,
+    :func:`~hessrank.measure.threads.usable_cores`). The Hessian-vector products run in XLA
+    with their own threads either way.
     ``blocks`` (from :func:`hessrank.measure.blocks.resolve_blocks`): also rank each
     diagonal block, at the whole matrix's tolerance, on products restricted to the block.
     ``observe(name, info, known, operator)``, when given, is called as soon as each
@@ -104,11 +103,14 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     ``observe_block(block, name, info, known, operator)`` is the same for each diagonal block (``known``
     a :class:`~hessrank.linalg.spectral.KnownSpectrum` without eigenvectors, ``operator`` the restricted one).
     """
-    with blas_thread_limit(blas_threads), float64_scope():
-        return _matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
-                                  memory_bytes=memory_bytes, block=block, probes=probes, seed=seed,
-                                  h_o_path=h_o_path, blocks=blocks or {}, observe=observe,
-                                  observe_block=observe_block)
+    threads = resolve_threads(threads)
+    with blas_threads(threads), float64_scope():
+        result = _matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
+                                    memory_bytes=memory_bytes, block=block, probes=probes, seed=seed,
+                                    h_o_path=h_o_path, blocks=blocks or {}, observe=observe,
+                                    observe_block=observe_block)
+    result.threads = threads
+    return result
 
 
 def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memory_bytes, block, probes, seed,
@@ -234,25 +236,6 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         timings["blocks"] = time.perf_counter() - t
     return MatrixFreeResult(ranks={k: ranks[k] for k in MATRICES}, details={k: details[k] for k in MATRICES},
                             timings=timings, blocks=block_ranks)
-
-
-def blas_thread_limit(blas_threads: int | str | None = "auto"):
-    """A context limiting NumPy/SciPy's BLAS to ``blas_threads`` threads: a number, None
-    (no limit) or ``auto`` (one thread on an oversubscribed machine, see
-    :func:`matrix_free_ranks`). Dense runs use it too: there, on a busy 2-core machine,
-    the eigenvalues of a 1625×1625 matrix took 1.2–5.6 s on two threads, 0.2–0.5 s on one."""
-    if blas_threads == "auto":
-        blas_threads = _busy_machine_blas_threads()
-    return nullcontext() if blas_threads is None else _BLAS.limit(limits=blas_threads, user_api="blas")
-
-
-def _busy_machine_blas_threads() -> int | None:
-    """1 when the 1-minute load average says the machine is oversubscribed, else None."""
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return None
-    return 1 if load >= (os.cpu_count() or 1) + 0.5 else None
 
 
 def _observe_sketch(observe, name, res, operator) -> None:

@@ -22,6 +22,7 @@ what the OS can give now (``MemAvailable``), capped by an enclosing
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from ..errors import ConfigError
 from ..linalg.sketch import SKETCH_CHUNK, SKETCH_ROWS
 from ..matrices import AUTO, DENSE, H_O_GRAM, H_O_SKETCH, H_O_SQUARE, MATRIX_FREE
 from .network import network_num_params
+from .threads import resolve_threads
 
 #: p×p float64 matrices alive at the peak of a dense run: 3 accumulators, one
 #: batch contribution, one LAPACK work copy
@@ -87,13 +89,15 @@ class MemoryPlan:
 class MethodPlan:
     """The outcome of :func:`plan_method`: ``method`` (dense or matrix-free), ``reason``
     (one line for the output), ``h_o`` (gram or square when dense; the matrix-free
-    plan's path otherwise) and, when matrix-free, the ``memory`` plan and ``budget``."""
+    plan's path otherwise), when matrix-free the ``memory`` plan and ``budget``, and the
+    BLAS ``threads`` the run uses (:func:`~hessrank.measure.threads.resolve_threads`)."""
 
     method: str
     reason: str
     h_o: str
     memory: MemoryPlan | None = None
     budget: float | None = None
+    threads: int | None = None
 
 
 _MEMORY_LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar("hessrank_memory_limit", default=None)
@@ -189,13 +193,19 @@ def expected_basis(prediction) -> int | None:
 
 
 def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False,
-                basis: int | None = None) -> MethodPlan:
+                basis: int | None = None, threads: int | None = None) -> MethodPlan:
     """How a run of ``p`` parameters on ``n`` samples with ``K`` outputs is computed under
     ``method`` (``auto``, ``dense`` or ``matrix-free``); raise :class:`ConfigError` when it
     cannot fit. ``fall_back``: a ``dense`` request that does not fit runs matrix-free.
     ``basis``: the largest basis the sketches are expected to need (:func:`expected_basis`);
     with it ``auto`` runs matrix-free where that is expected to be faster than dense
-    (:func:`expected_seconds`) and the basis fits, without it dense whenever dense fits."""
+    (:func:`expected_seconds`) and the basis fits, without it dense whenever dense fits.
+    ``threads``: BLAS threads (None: the cores this process may use), recorded in the plan."""
+    return dataclasses.replace(_plan_method(method, p, n, K, fall_back=fall_back, basis=basis),
+                               threads=resolve_threads(threads))
+
+
+def _plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool, basis: int | None) -> MethodPlan:
     have = available_memory_bytes()
     need = dense_memory_bytes(p)
     h_o = dense_h_o_path(p, n, K)

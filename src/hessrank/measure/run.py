@@ -27,10 +27,11 @@ from ..models.function import check_outputs
 from ..models.params import flat_params
 from ..theory import Deficiency, Prediction, explain_deficiency, predict_ranks, trivial_prediction
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
-from .matrixfree import blas_thread_limit, matrix_free_ranks
+from .matrixfree import matrix_free_ranks
 from .network import build_network
 from .plan import MethodPlan, expected_basis, plan_before_loading, plan_method
 from .provenance import peak_rss_bytes, provenance
+from .threads import blas_threads, resolve_threads
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Result:
     provenance: dict = field(default_factory=dict)
     #: per-block ranks (``run(config, blocks=...)``), in the JSON only when asked for
     blocks: dict[str, BlockRanks] = field(default_factory=dict)
+    #: the BLAS threads the eigenvalues and the sketch's orthogonalisation ran on
+    threads: int | None = None
 
     @property
     def uncertified(self) -> tuple[str, ...]:
@@ -123,6 +126,7 @@ class Result:
             "peak_rss_bytes": self.peak_rss_bytes,
             "method": self.method,
             "method_reason": self.method_reason,
+            "threads": self.threads,
             "method_details": self.method_details,
             "certified": not self.uncertified,
             "rank_vs_rtol": {"rtol": list(RTOL_SCAN), **self.rank_vs_rtol()},
@@ -169,7 +173,8 @@ def make_result(config: RunConfig, data: Dataset, n: int, p: int, ranks: dict[st
     r, prediction = predict_for(config, data, n, p) if predicted is None else predicted
     return Result(config=config, p=p, n=n, d=data.d, r=r, ranks=ranks, prediction=prediction, seconds=seconds,
                   method=plan.method, method_reason=plan.reason, dataset_source=data.source, timings=timings,
-                  method_details=details, peak_rss_bytes=peak_rss_bytes(), provenance=provenance())
+                  method_details=details, peak_rss_bytes=peak_rss_bytes(), provenance=provenance(),
+                  threads=plan.threads)
 
 
 def predict_for(config: RunConfig, data: Dataset, n: int, p: int) -> tuple[int, Prediction]:
@@ -198,14 +203,16 @@ def _affine_rank(X, r: int, *, rtol, atol) -> int:
 
 
 @in_float64
-def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "") -> Result:
+def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "", threads: int | None = None) -> Result:
     """Compute H_L, H_o, H_F for ``config``, their numerical ranks, and the predictions.
 
     ``blocks`` (``"leaves"``, ``"layers"`` or a mapping name → leaf names ``W1``, ``b1``, …):
     also the ranks of the diagonal blocks, in ``Result.blocks``. ``params``
     (``{leaf name: array}``, e.g. a checkpoint saved by ``hessian-rank train``): measure
     at these parameters instead of the initialisation; a leaf missing or of another shape
-    is refused (:class:`ConfigError` naming ``params`` and ``params_source``)."""
+    is refused (:class:`ConfigError` naming ``params`` and ``params_source``). ``threads``: BLAS
+    threads for the eigenvalues and the sketch (None: the cores this process may use, its affinity
+    and cgroup quota; :func:`~hessrank.measure.threads.usable_cores`), in ``Result.threads``."""
     t0 = time.perf_counter()
     data, model, theta = build(config)
     if params is not None:
@@ -214,7 +221,7 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "")
     resolved = resolve_blocks(model, blocks)
     # the predicted ranks (exact or bounds) let auto choose the faster method, not only one that fits
     predicted = predict_for(config, data, data.n, p)
-    plan = plan_method(config.method, p, data.n, data.K, basis=expected_basis(predicted[1]))
+    plan = plan_method(config.method, p, data.n, data.K, basis=expected_basis(predicted[1]), threads=threads)
     ranks, timings, details, block_ranks = measure_model_ranks(
         plan, model, get_loss(config.loss), theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
         rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=resolved)
@@ -240,9 +247,9 @@ def measure_model_ranks(plan: MethodPlan, model: Model, loss, theta, X, Y, *, ba
     blocks = blocks or {}
     if plan.method != DENSE:
         mf = matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
-                               memory_bytes=plan.budget, seed=seed, blocks=blocks)
+                               memory_bytes=plan.budget, seed=seed, blocks=blocks, threads=plan.threads)
         return mf.ranks, dict(mf.timings), mf.details, mf.blocks
-    with blas_thread_limit():  # the matrix-free rule: one BLAS thread on an oversubscribed machine
+    with blas_threads(resolve_threads(plan.threads)):
         return _dense_ranks(plan, model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
                             blocks=blocks)
 
