@@ -17,7 +17,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._orthogonalise import NOISE_FLOOR, PRODUCTS, krylov_directions, new_directions, row_norms, runs
+from ._orthogonalise import (
+    NOISE_FLOOR,
+    PRODUCTS,
+    SPARE,
+    WORK,
+    krylov_directions,
+    new_directions,
+    project_out,
+    row_norms,
+    runs,
+)
 from .lapack import eigvalsh_2stage, two_stage_available
 from .rank import EPS, RITZ_TWO_STAGE_FROM, spectrum
 
@@ -167,6 +177,45 @@ class Subspace:
         nxt = self._Q[self.k:self.k + U.shape[0]]
         return (U.shape == nxt.shape and U.strides == nxt.strides
                 and U.__array_interface__["data"][0] == nxt.__array_interface__["data"][0])
+
+    # the steps of the sketch's loop on this basis (:func:`~hessrank.linalg.sketch.sketch_rank`); a basis on
+    # devices (:class:`~hessrank.linalg._mesh.MeshSubspace`) has the same steps on its arrays
+    def probes(self, rng, rows: int) -> np.ndarray:
+        """``rows`` Gaussian probe rows (in the :data:`SPARE` scratch)."""
+        return rng.standard_normal(out=self.scratch(SPARE, rows))
+
+    @staticmethod
+    def row_norms(V: np.ndarray) -> np.ndarray:
+        """Euclidean norms of the rows of ``V``."""
+        return row_norms(V)
+
+    @staticmethod
+    def cross(Y: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """``Y Vᵀ`` (small: rows × rows)."""
+        return Y @ V.T
+
+    @staticmethod
+    def all_finite(V: np.ndarray) -> bool:
+        """Whether every entry of ``V`` is finite."""
+        return bool(np.isfinite(V).all())
+
+    def residual(self, Y: np.ndarray) -> np.ndarray:
+        """``Y (I − QᵀQ)``, in ``Y``'s memory (block Gram–Schmidt, twice)."""
+        return project_out(self.Q, Y, work=self.scratch(WORK, Y.shape[0]), in_place=True)
+
+    def directions(self, R: np.ndarray, floor: float, scale: float) -> np.ndarray:
+        """Orthonormal rows spanning ``R``'s directions above ``floor`` (a residual against ``Q``),
+        computed in the rows after the basis where they fit."""
+        return new_directions(R, self.Q, floor, scale, out=self.next_rows(R.shape[0]))
+
+    def krylov_directions(self, W: np.ndarray, C: np.ndarray, floor: float, scale: float, level: float) -> np.ndarray:
+        """A block-Krylov step's new directions: those of ``W (I − QᵀQ)`` above ``floor`` (``C = W Qᵀ``;
+        ``W`` is overwritten), the second pass at coefficients above ``level``."""
+        return krylov_directions(W, C, self, floor, scale, level)
+
+    def complete_directions(self, W: np.ndarray, C: np.ndarray, scale: float) -> np.ndarray:
+        """Every direction of ``W (I − QᵀQ)`` (``C = W Qᵀ``): completing the basis."""
+        return new_directions(project_out(self.Q, W, C), self.Q, 0.0, scale)
 
     def release_scratch(self) -> None:
         """Free the work arrays of :meth:`scratch`."""

@@ -56,12 +56,6 @@ from ..errors import ConfigError, DataError
 from ._orthogonalise import (
     BLAS_CONTROLLER,
     NOISE_FLOOR,
-    SPARE,
-    WORK,
-    krylov_directions,
-    new_directions,
-    project_out,
-    row_norms,
     second_pass_level,
     serial_lapack,
 )
@@ -189,16 +183,16 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
             U, pending = pending, None
         else:  # a probe round: certify, or find new directions
             b = min(rows, p)
-            Omega = rng.standard_normal(out=space.scratch(SPARE, b))
+            Omega = space.probes(rng, b)
             Y = apply(Omega)
-            scale = float(np.max(row_norms(Y)))
-            _check_symmetric(Y @ Omega.T, scale * float(np.max(row_norms(Omega))))
+            scale = float(np.max(space.row_norms(Y)))
+            _check_symmetric(space.cross(Y, Omega), scale * float(np.max(space.row_norms(Omega))))
             count["rounds"] += 1
             t = time.perf_counter()
-            R = project_out(space.Q, Y, work=space.scratch(WORK, b), in_place=True)   # Y is ours
+            R = space.residual(Y)   # Y is ours: overwritten
             Omega = Y = None
             clock["orthogonalisation"] += time.perf_counter() - t
-            delta = residual_bound(float(np.max(row_norms(R))), b)
+            delta = residual_bound(float(np.max(space.row_norms(R))), b)
             if delta == 0.0:
                 return done(ritz(), 0.0, CERTIFIED)
             if space.k == 0 and _separated(np.zeros(0), delta, p, rtol, atol):
@@ -216,7 +210,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
                 # for small p the noise floor can exceed the cut: never drop what may matter
                 floor = min(floor, 0.1 * tol_est)
             t = time.perf_counter()
-            U = new_directions(R, space.Q, 0.0 if keep_all else floor, scale, out=space.next_rows(b))
+            U = space.directions(R, 0.0 if keep_all else floor, scale)
             R = None
             clock["orthogonalisation"] += time.perf_counter() - t
             if U.shape[0] == 0:            # the residual is floating-point noise
@@ -239,9 +233,10 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
         U = U[:room]
         W = apply(U)
         t = time.perf_counter()
-        _check_finite(W)
+        if not space.all_finite(W):
+            raise _non_finite()
         # U H Uᵀ, unit rows U: its rounding is relative to ‖H‖ ≈ the largest ‖u H‖ seen
-        w_scale = float(np.max(row_norms(W)))
+        w_scale = float(np.max(space.row_norms(W)))
         h_scale = max(h_scale, w_scale)     # ≈ max|λ| (unit rows U)
         tol_now = tolerance(h_scale, p, rtol=rtol, atol=atol)
         skip = None if keep_all else min(_T_SKIP_BELOW * EPS * h_scale, _T_SKIP_CUT_SHARE * tol_now)
@@ -249,10 +244,10 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
         _check_symmetric(C[:, space.k - U.shape[0]:], h_scale)
         # block Krylov: the part of W = U H outside span(Q) (C serves as the first projection)
         if keep_all:
-            nxt = new_directions(project_out(space.Q, W, C), space.Q, 0.0, h_scale)
+            nxt = space.complete_directions(W, C, h_scale)
         else:
             level = second_pass_level(tol_now, h_scale, space.k)
-            nxt = krylov_directions(W, C, space, KRYLOV_FLOOR * EPS * h_scale, h_scale, level)
+            nxt = space.krylov_directions(W, C, KRYLOV_FLOOR * EPS * h_scale, h_scale, level)
         clock["orthogonalisation"] += time.perf_counter() - t
         # a block that shrank below a quarter is left to the next probe round (small GEMMs are
         # slow), except right after a wide block: what is left at the end of a chain is real (above
@@ -267,10 +262,14 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
         U = W = C = nxt = None   # b×p arrays (U is in Q now): free them before the next products
 
 
+def _non_finite() -> DataError:
+    return DataError("the Hessian-vector products hold NaN or infinite values: the loss or its derivatives "
+                     "overflow float64 at these data and parameters (scale the data down); no rank is defined")
+
+
 def _check_finite(Y: np.ndarray) -> None:
     if not np.isfinite(Y).all():
-        raise DataError("the Hessian-vector products hold NaN or infinite values: the loss or its derivatives "
-                        "overflow float64 at these data and parameters (scale the data down); no rank is defined")
+        raise _non_finite()
 
 
 def _check_symmetric(S: np.ndarray, scale: float) -> None:
