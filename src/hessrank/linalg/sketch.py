@@ -131,7 +131,7 @@ class SketchResult:
 
 def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = None, block: int = 128,
                 probes: int = 32, seed: int = 0, max_columns: int | None = None,
-                start: Subspace | None = None) -> SketchResult:
+                start: Subspace | None = None, devices=None) -> SketchResult:
     """Numerical rank of the symmetric ``operator`` (rows ``V`` -> ``V H``, size ``operator.p``).
 
     Grows the basis until the rank is certified (see the module docstring). Directions
@@ -145,12 +145,32 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
     :class:`Subspace` whose ``T`` already equals ``Q H Qᵀ`` for this operator.
     The cut and the gap are those of :func:`hessrank.linalg.rank_from_eigenvalues` with
     size p (the gap widened by the ``2δ`` uncertainty, see :func:`rank_info_from_ritz`).
+    ``devices``: None — the basis in host memory (NumPy); a number N or a
+    :class:`jax.sharding.Mesh` — the basis sharded over the first N devices JAX sees
+    (:mod:`hessrank.linalg._mesh`: its p columns split across them, small matrices
+    replicated); ``auto`` — every device, except on one process of CPUs only (the host's path).
     """
     if block < 1 or probes < 1:
         raise ValueError(f"block and probes must be >= 1, got block={block}, probes={probes}")
     p = int(operator.p)
+    if start is None and devices is not None:
+        from ._mesh import MeshSubspace, choose_devices
+        mesh = choose_devices(devices)
+        if mesh is not None:
+            start = MeshSubspace(p, p if max_columns is None else max_columns, mesh)
+    if start is not None and not isinstance(start, Subspace):
+        import jax
+        with jax.enable_x64(True):
+            return _sketch(operator, rtol=rtol, atol=atol, block=block, probes=probes, seed=seed, start=start)
+    return _sketch(operator, rtol=rtol, atol=atol, block=block, probes=probes, seed=seed,
+                   start=start if start is not None else Subspace(p, p if max_columns is None else max_columns))
+
+
+def _sketch(operator, *, rtol, atol, block: int, probes: int, seed: int, start) -> SketchResult:
+    """The loop of :func:`sketch_rank` on the basis ``start`` (on the host or on devices)."""
+    p = int(operator.p)
     rng = np.random.default_rng(seed)
-    space = start if start is not None else Subspace(p, p if max_columns is None else max_columns)
+    space = start
     rows = block if space.k == 0 else probes
     count = {"matvecs": 0, "rounds": 0}
     clock = {"products": 0.0, "orthogonalisation": 0.0, "eigenvalues": 0.0}
