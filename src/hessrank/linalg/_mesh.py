@@ -25,6 +25,7 @@ these steps certifies the same rank as the host's.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -102,6 +103,12 @@ class _Steps:
         self.finite = jax.jit(lambda V: jnp.isfinite(V).all(), out_shardings=self.small)
 
 
+@functools.lru_cache(maxsize=8)
+def _steps(mesh: Mesh) -> _Steps:
+    """One set of compiled steps per mesh (their programs are cached by shape)."""
+    return _Steps(mesh)
+
+
 def host(x) -> np.ndarray:
     """A replicated array's value on this process (any one of its copies)."""
     return np.asarray(x.addressable_data(0))
@@ -124,7 +131,7 @@ class MeshSubspace:
         self.skipped_entries = 0
         self._blocks: list = []
         self._T = _reserve((max(self.capacity, 1), max(self.capacity, 1)))
-        self._steps = _Steps(mesh)
+        self._steps = _steps(mesh)
 
     # ---------------------------------------------------------------- placement
     def to_device(self, V: np.ndarray):
@@ -216,6 +223,10 @@ class MeshSubspace:
         rows = [self.coefficients(self.products(operator, Qb)) for Qb in self._blocks]
         C = np.vstack(rows) if rows else np.zeros((0, 0))
         return 0.5 * (C + C.T)
+
+    def projected_dense(self, H: np.ndarray) -> np.ndarray:
+        """``Q H Qᵀ`` for a p×p host matrix ``H``."""
+        return self.projected(lambda V: V @ H)
 
     def add_span(self, V: np.ndarray, operator, *, C: np.ndarray | None = None) -> int:
         """Add the part of span(rows of the host's ``V``) orthogonal to ``Q`` and above the noise floor

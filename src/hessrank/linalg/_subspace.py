@@ -217,6 +217,23 @@ class Subspace:
         """Every direction of ``W (I − QᵀQ)`` (``C = W Qᵀ``): completing the basis."""
         return new_directions(project_out(self.Q, W, C), self.Q, 0.0, scale)
 
+    def coefficients(self, V: np.ndarray, start: int = 0) -> np.ndarray:
+        """``V Qᵀ`` over the basis rows from ``start`` on."""
+        return V @ self.Q[start:].T
+
+    def coefficients_t(self, V: np.ndarray, start: int = 0) -> np.ndarray:
+        """``Q[start:] Vᵀ``."""
+        return self.Q[start:] @ V.T
+
+    def projected(self, operator) -> np.ndarray:
+        """``Q H Qᵀ`` (symmetrised) for another operator ``H``."""
+        C = self.Q @ operator(self.Q).T
+        return 0.5 * (C + C.T)
+
+    def projected_dense(self, H: np.ndarray) -> np.ndarray:
+        """``Q H Qᵀ`` for a p×p matrix ``H``."""
+        return self.Q @ H @ self.Q.T
+
     def release_scratch(self) -> None:
         """Free the work arrays of :meth:`scratch`."""
         self._scratch.clear()

@@ -39,7 +39,9 @@ from ..curvature import (
     outer_product_hessian,
     outer_product_operator,
 )
+from ..errors import ConfigError
 from ..linalg import RankInfo, Subspace, numerical_rank, rank_from_eigenvalues, sketch_rank
+from ..linalg._mesh import choose_devices, per_device_bytes
 from ..linalg.spectral import known_from_dense, known_from_factor, known_from_subspace
 from ..matrices import H_O_GRAM, H_O_PATHS, H_O_SQUARE, MATRICES
 from ..models import MLP, Loss
@@ -53,7 +55,7 @@ from .blocks import (
     factor_block_spectrum,
     restrict,
 )
-from .plan import SKETCH_BLOCK, MemoryPlan, plan_memory
+from .plan import SKETCH_BLOCK, MemoryPlan, plan_memory, plan_mesh_memory
 from .threads import blas_threads, resolve_threads
 
 #: a factor A of this many bytes or more is freed once range(H_o) is taken from it (H_L's last
@@ -77,6 +79,8 @@ class MatrixFreeResult:
     blocks: dict[str, BlockRanks] = field(default_factory=dict)
     #: the BLAS threads the orthogonalisation and eigenvalues ran on
     threads: int = 1
+    #: the devices the bases were sharded over (0: host memory, NumPy)
+    devices: int = 0
 
 
 def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
@@ -84,7 +88,7 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
                       memory_bytes: float | None = None, block: int | None = None, probes: int = PROBES,
                       seed: int = 0, h_o_path: str | None = None,
                       threads: int | None = None, blocks: dict[str, Block] | None = None,
-                      observe=None, observe_block=None) -> MatrixFreeResult:
+                      observe=None, observe_block=None, devices=None) -> MatrixFreeResult:
     """Numerical ranks of ``H_L``, ``H_o``, ``H_F`` with O(p·k) memory (see module docstring).
 
     ``memory_bytes`` bounds the arrays this function holds (the basis, the factor A);
@@ -102,23 +106,44 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     ``operator`` its products (None when its spectrum is exact); :mod:`hessrank.measure.spectrum` uses it.
     ``observe_block(block, name, info, known, operator)`` is the same for each diagonal block (``known``
     a :class:`~hessrank.linalg.spectral.KnownSpectrum` without eigenvectors, ``operator`` the restricted one).
+    ``devices``: where the sketches' bases live (:func:`~hessrank.linalg._mesh.choose_devices`): None or
+    ``auto`` — every device JAX sees, or the host's memory on one process of CPUs only; a number N — the
+    first N devices, each holding its share of the p columns of every basis row. ``memory_bytes`` is then
+    what the host may use; each device plans its share (:func:`~hessrank.measure.plan.plan_mesh_memory`).
+    Observers need the basis on the host: with them ``auto`` keeps it there and a number is refused.
     """
     threads = resolve_threads(threads)
+    mesh = _mesh_for(devices, observed=bool(observe or observe_block))
     with blas_threads(threads), float64_scope():
         result = _matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
                                     memory_bytes=memory_bytes, block=block, probes=probes, seed=seed,
                                     h_o_path=h_o_path, blocks=blocks or {}, observe=observe,
-                                    observe_block=observe_block)
+                                    observe_block=observe_block, mesh=mesh)
     result.threads = threads
+    result.devices = 0 if mesh is None else int(mesh.devices.size)
     return result
 
 
+def _mesh_for(devices, *, observed: bool):
+    """The mesh of :func:`matrix_free_ranks`'s ``devices`` (None: the host's memory)."""
+    if observed:
+        if devices is None or devices == "auto":
+            return None
+        raise ConfigError.invalid("devices", devices, "spectra and observers read the basis in host memory; "
+                                                      "leave devices out")
+    return choose_devices(devices)
+
+
 def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memory_bytes, block, probes, seed,
-                       h_o_path, blocks, observe, observe_block=None) -> MatrixFreeResult:
+                       h_o_path, blocks, observe, observe_block=None, mesh=None) -> MatrixFreeResult:
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
     p, n, K = model.num_params, X.shape[0], Y.shape[1]
-    plan = plan_memory(p, n, K, memory_bytes, block=block)
+    if mesh is None:
+        plan = plan_memory(p, n, K, memory_bytes, block=block)
+    else:
+        plan = plan_mesh_memory(p, n, K, memory_bytes, devices=int(mesh.devices.size), block=block,
+                                device_bytes=None if memory_bytes is None else per_device_bytes(mesh, memory_bytes))
     if h_o_path is not None:
         if h_o_path not in H_O_PATHS:
             raise ValueError(f"h_o_path {h_o_path!r}: not one of gram, square, sketch")
@@ -127,7 +152,7 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
     args = (model, loss, theta, X, Y)
     H_F_op = functional_hessian_operator(*args, batch_size=batch_size)
     H_L_op = loss_hessian_operator(*args, batch_size=batch_size)
-    sketch = dict(rtol=rtol, atol=atol, block=block, probes=probes)
+    sketch = dict(rtol=rtol, atol=atol, block=block, probes=probes, devices=mesh)
     ranks, details, timings = {}, {}, {}
 
     t = time.perf_counter()
@@ -176,13 +201,13 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         if not (observe or blocks) and A.nbytes >= _FREE_FACTOR_FROM:
             A = None   # not needed again (H_L's last probes use the compiled product): freed before the peak
         k_F = space.k
-        C_F = Vo @ space.Q.T                                # first projection, and Q_F H_o's factor
+        C_F = space.coefficients(Vo)                        # first projection, and Q_F H_o's factor
         added = 0                                           # directions of range(H_o) beyond Q_F, in
         for lo in range(0, Vo.shape[0], _SPAN_ROWS):        # slices: their temporaries are b×p, not nK×p
             V = Vo[lo:lo + _SPAN_ROWS]
-            C = np.hstack([C_F[lo:lo + _SPAN_ROWS], V @ space.Q[k_F:].T])
+            C = np.hstack([C_F[lo:lo + _SPAN_ROWS], space.coefficients(V, start=k_F)])
             added += space.add_span(V, H_F_op, C=C)
-        G = np.vstack([C_F.T, space.Q[k_F:] @ Vo.T])        # Q Voᵀ: Q H_o Qᵀ = G diag(μ) Gᵀ
+        G = np.vstack([C_F.T, space.coefficients_t(Vo, start=k_F)])   # Q Voᵀ: Q H_o Qᵀ = G diag(μ) Gᵀ
         space.add_to_matrix((G * mu[keep]) @ G.T)
         Vo = C_F = G = V = C = None                         # nK×p: not needed at H_L's peak (V: a view of Vo)
         start += f" + {added} from range(H_o), with {added} products of H_F"
@@ -192,10 +217,9 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
 
             H_L_op = CurvatureOperator("H_L", p, lambda V: h_l_into(V, np.empty(np.shape(V))), h_l_into)
     elif H_o is not None:
-        space.add_to_matrix(space.Q @ H_o @ space.Q.T)
+        space.add_to_matrix(space.projected_dense(H_o))
     elif space.k:
-        C = space.Q @ H_o_op(space.Q).T
-        space.add_to_matrix(0.5 * (C + C.T))
+        space.add_to_matrix(space.projected(H_o_op))
     res = sketch_rank(H_L_op, seed=seed + 2, start=space, **sketch)
     ranks["H_L"], details["H_L"] = res.info, {**_sketch_details(res), "start": start}
     if observe:
@@ -222,8 +246,8 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
                 b_details[m] = {"how": "eigenvalues of the block of AᵀA", "status": "exact"}
             else:
                 op = restrict(ops[m], blk)
-                res = sketch_rank(op, seed=seed + 3 + 3 * i + j, max_columns=plan.capacity,
-                                  rtol=None, atol=ranks[m].tol, block=min(block, blk.size), probes=probes)
+                res = sketch_rank(op, seed=seed + 3 + 3 * i + j, max_columns=plan.capacity, rtol=None,
+                                  atol=ranks[m].tol, block=min(block, blk.size), probes=probes, devices=mesh)
                 b_ranks[m], b_details[m] = res.info, _sketch_details(res)
                 if observe_block:
                     known = known_from_subspace(res.subspace, res.certificate.residual_bound,

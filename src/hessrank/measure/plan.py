@@ -170,6 +170,36 @@ def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: in
     return MemoryPlan(h_o, max(0, min(cap, p)), int(fixed + work), block)
 
 
+def plan_mesh_memory(p: int, n: int, K: int, budget_bytes: float | None, *, devices: int,
+                     device_bytes: float | None = None, block: int | None = None) -> MemoryPlan:
+    """:func:`plan_memory` for bases sharded over ``devices`` devices (``device_bytes`` each; None:
+    unlimited) with ``budget_bytes`` of host memory per process; :class:`ConfigError` naming ``devices``,
+    with the estimate, when a device cannot hold its share of :data:`MIN_SKETCH_VECTORS` basis rows.
+
+    Per device: its ``⌈p/N⌉`` columns of each basis row and of the round's :data:`_WORK_ROWS` blocks of
+    rows, and the replicated ``block × k`` coefficients (two); per process: ``T`` (k×k), ``H_o``'s
+    fixed arrays (:func:`plan_memory`) and the rows gathered for the products (four blocks of p)."""
+    host = plan_memory(p, n, K, budget_bytes, block=block)
+    block = host.block
+    width = -(-p // devices)
+    cap = p
+    if device_bytes is not None:
+        room = device_bytes - 8 * _WORK_ROWS * block * width
+        cap = min(cap, int(max(0.0, room) // (8 * (width + 2 * block))))
+    if budget_bytes is not None:
+        room = budget_bytes - host.fixed_bytes + 8 * _WORK_ROWS * block * p - 8 * 4 * block * p
+        cap = min(cap, int(max(0.0, room) ** 0.5 // 8 ** 0.5))
+    if cap < min(p, MIN_SKETCH_VECTORS):
+        need = 8 * (min(p, MIN_SKETCH_VECTORS) * (width + 2 * block) + _WORK_ROWS * block * width)
+        have = "unlimited" if device_bytes is None else _gib(device_bytes)
+        raise ConfigError.invalid(
+            "devices", devices,
+            f"p = {p} parameters: each device needs about {_gib(need)} for its share of "
+            f"{min(p, MIN_SKETCH_VECTORS)} basis vectors and one round's work arrays, {have} is free per "
+            "device; use more devices, or fewer parameters", quoted=False)
+    return MemoryPlan(host.h_o, cap, host.fixed_bytes - 8 * _WORK_ROWS * block * p + 8 * 4 * block * p, block)
+
+
 def expected_seconds(p: int, basis: int) -> tuple[float, float]:
     """``(dense, matrix-free)`` expected seconds for ``p`` parameters whose largest
     sketch needs ``basis`` vectors, by the time model of :data:`AUTO_DENSE_SECONDS_PER_P3`."""
