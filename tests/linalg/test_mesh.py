@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from hessrank import ConfigError
+from hessrank import ConfigError, RunConfig, hessian_ranks, run
 from hessrank.curvature import CurvatureOperator
 from hessrank.linalg import sketch_rank
 from hessrank.linalg._mesh import MeshSubspace, choose_devices, device_mesh
@@ -96,3 +96,23 @@ def test_memory_is_planned_per_device():
     with pytest.raises(ConfigError, match=r"devices=2: p = 200000 parameters: each device needs about .* for its "
                                           rf"share of {MIN_SKETCH_VECTORS} basis vectors"):
         plan_mesh_memory(p, n, K, 64e9, devices=2, device_bytes=0.1e9)
+
+
+def test_run_and_hessian_ranks_on_one_device_equal_the_host():
+    cfg = RunConfig(dataset="gaussian", n=10, dim=4, units=(5,), K=2, method="matrix-free", activation="tanh")
+    host, dev = run(cfg), run(cfg, devices=1)
+    assert host.devices == 0 and dev.devices == 1 and dev.to_dict()["devices"] == 1
+    assert "sharded over 1 device," in dev.method_reason
+    assert {m: r.rank for m, r in dev.ranks.items()} == {m: r.rank for m, r in host.ranks.items()}
+    with pytest.raises(ConfigError, match="devices"):
+        run(cfg, devices=len(jax.devices()) + 1)
+
+    def f(params, X):
+        return jax.numpy.tanh(X @ params["w"]) @ params["v"]
+
+    rng = np.random.default_rng(0)
+    params = {"w": rng.standard_normal((4, 6)), "v": rng.standard_normal((6, 2))}
+    X, Y = rng.standard_normal((9, 4)), rng.standard_normal((9, 2))
+    a = hessian_ranks(f, params, X, Y, method="matrix-free")
+    b = hessian_ranks(f, params, X, Y, method="matrix-free", devices=1)
+    assert b.devices == 1 and {m: r.rank for m, r in a.ranks.items()} == {m: r.rank for m, r in b.ranks.items()}

@@ -57,6 +57,8 @@ class ModelResult:
     h_o: str = ""
     #: the BLAS threads the eigenvalues and the sketch's orthogonalisation ran on
     threads: int | None = None
+    #: the devices matrix-free bases were sharded over (0: host memory)
+    devices: int = 0
 
     @property
     def uncertified(self) -> tuple[str, ...]:
@@ -84,6 +86,7 @@ class ModelResult:
             "how": {k: self.how(k) for k in self.ranks},
             "seconds": self.seconds, "timings": self.timings,
             "method": self.method, "method_reason": self.method_reason, "threads": self.threads,
+            "devices": self.devices,
             "method_details": self.method_details, "certified": not self.uncertified,
             "rank_vs_rtol": {"rtol": list(RTOL_SCAN),
                              **{k: ranks_at_rtols(v, RTOL_SCAN, resolved_below=resolved[k])
@@ -105,7 +108,7 @@ def trivial_bounds(p: int, n: int, K: int, loss: str) -> dict[str, int]:
 
 def hessian_ranks(f: Callable, params, X, Y, *, loss: str = "mse", method: str = "auto", blocks=None,
                   rtol: float | None = None, atol: float | None = None, batch_size: int | None = None,
-                  seed: int = 0, threads: int | None = None) -> ModelResult:
+                  seed: int = 0, threads: int | None = None, devices=None) -> ModelResult:
     """Numerical ranks of H_L, H_o, H_F of the model ``f`` at ``params`` on the data ``X, Y``.
 
     Args:
@@ -122,6 +125,8 @@ def hessian_ranks(f: Callable, params, X, Y, *, loss: str = "mse", method: str =
         seed: seed of the sketch's random probes.
         threads: BLAS threads for the eigenvalues and the sketch (default: the cores this process
             may use, by its CPU affinity and cgroup quota).
+        devices: JAX devices a matrix-free run shards its bases over (default: every device, or host
+            memory on one process of CPUs; a number: the first N).
 
     Returns:
         a :class:`ModelResult`; ``to_dict()`` has the shape of ``hessian-rank run --json``.
@@ -132,12 +137,13 @@ def hessian_ranks(f: Callable, params, X, Y, *, loss: str = "mse", method: str =
     with float64_scope():
         model, theta = function_model(f, params)
         return measure_model(model, theta, X, Y, loss=loss, method=method, blocks=blocks, rtol=rtol, atol=atol,
-                             batch_size=batch_size, seed=seed, threads=threads)
+                             batch_size=batch_size, seed=seed, threads=threads,
+                             devices=devices)
 
 
 def measure_model(model: Model, theta, X, Y, *, loss: str = "mse", method: str = "auto", blocks=None,
                   rtol: float | None = None, atol: float | None = None, batch_size: int | None = None,
-                  seed: int = 0, threads: int | None = None) -> ModelResult:
+                  seed: int = 0, threads: int | None = None, devices=None) -> ModelResult:
     """:func:`hessian_ranks` for a :class:`~hessrank.models.Model` and its flat parameters ``theta``."""
     t0 = time.perf_counter()
     with float64_scope():
@@ -146,14 +152,14 @@ def measure_model(model: Model, theta, X, Y, *, loss: str = "mse", method: str =
         n, K = Y.shape
         resolved = resolve_blocks(model, blocks)
         p = model.num_params
-        plan = plan_method(method, p, n, K, threads=threads)
+        plan = plan_method(method, p, n, K, threads=threads, devices=devices)
         ranks, timings, details, block_ranks = measure_model_ranks(
             plan, model, lossf, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol, seed=seed,
             blocks=resolved)
     return ModelResult(p=p, n=n, K=K, loss=loss, ranks=ranks, method=plan.method, method_reason=plan.reason,
                        method_details=details, blocks=block_ranks, bounds=trivial_bounds(p, n, K, loss),
                        timings=timings, seconds=time.perf_counter() - t0, h_o=plan.h_o,
-                       threads=plan.threads)
+                       threads=plan.threads, devices=plan.devices)
 
 
 def prepare_inputs(model: Model, theta, X, Y, *, loss: str, method: str, rtol, atol, batch_size):

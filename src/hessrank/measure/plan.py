@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..linalg._mesh import choose_devices, device_mesh, per_device_bytes
 from ..linalg.sketch import SKETCH_CHUNK, SKETCH_ROWS
 from ..matrices import AUTO, DENSE, H_O_GRAM, H_O_SKETCH, H_O_SQUARE, MATRIX_FREE
 from .network import network_num_params
@@ -98,6 +99,8 @@ class MethodPlan:
     memory: MemoryPlan | None = None
     budget: float | None = None
     threads: int | None = None
+    #: the devices matrix-free bases are sharded over (0: host memory)
+    devices: int = 0
 
 
 _MEMORY_LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar("hessrank_memory_limit", default=None)
@@ -223,16 +226,31 @@ def expected_basis(prediction) -> int | None:
 
 
 def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False,
-                basis: int | None = None, threads: int | None = None) -> MethodPlan:
+                basis: int | None = None, threads: int | None = None, devices=None) -> MethodPlan:
     """How a run of ``p`` parameters on ``n`` samples with ``K`` outputs is computed under
     ``method`` (``auto``, ``dense`` or ``matrix-free``); raise :class:`ConfigError` when it
     cannot fit. ``fall_back``: a ``dense`` request that does not fit runs matrix-free.
     ``basis``: the largest basis the sketches are expected to need (:func:`expected_basis`);
     with it ``auto`` runs matrix-free where that is expected to be faster than dense
     (:func:`expected_seconds`) and the basis fits, without it dense whenever dense fits.
-    ``threads``: BLAS threads (None: the cores this process may use), recorded in the plan."""
-    return dataclasses.replace(_plan_method(method, p, n, K, fall_back=fall_back, basis=basis),
+    ``threads``: BLAS threads (None: the cores this process may use), recorded in the plan.
+    ``devices`` (None or ``auto``, a number, a mesh; :func:`~hessrank.linalg._mesh.choose_devices`): a
+    matrix-free plan on several devices plans each device's share (:func:`plan_mesh_memory`); a dense
+    plan runs on the host."""
+    plan = dataclasses.replace(_plan_method(method, p, n, K, fall_back=fall_back, basis=basis),
                                threads=resolve_threads(threads))
+    if plan.method != MATRIX_FREE:
+        if devices not in (None, "auto"):
+            device_mesh(devices)   # refuse a bad number even when it is not used
+        return plan
+    mesh = choose_devices(devices)
+    if mesh is None:
+        return plan
+    count = int(mesh.devices.size)
+    memory = plan_mesh_memory(p, n, K, plan.budget, devices=count, device_bytes=per_device_bytes(mesh, plan.budget))
+    return dataclasses.replace(plan, memory=memory, devices=count,
+                               reason=f"{plan.reason}; bases sharded over {count} device{'s' * (count != 1)}, "
+                                      f"up to {memory.capacity} vectors")
 
 
 def _plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool, basis: int | None) -> MethodPlan:

@@ -58,6 +58,8 @@ class Result:
     blocks: dict[str, BlockRanks] = field(default_factory=dict)
     #: the BLAS threads the eigenvalues and the sketch's orthogonalisation ran on
     threads: int | None = None
+    #: the devices matrix-free bases were sharded over (0: host memory)
+    devices: int = 0
 
     @property
     def uncertified(self) -> tuple[str, ...]:
@@ -127,6 +129,7 @@ class Result:
             "method": self.method,
             "method_reason": self.method_reason,
             "threads": self.threads,
+            "devices": self.devices,
             "method_details": self.method_details,
             "certified": not self.uncertified,
             "rank_vs_rtol": {"rtol": list(RTOL_SCAN), **self.rank_vs_rtol()},
@@ -174,7 +177,7 @@ def make_result(config: RunConfig, data: Dataset, n: int, p: int, ranks: dict[st
     return Result(config=config, p=p, n=n, d=data.d, r=r, ranks=ranks, prediction=prediction, seconds=seconds,
                   method=plan.method, method_reason=plan.reason, dataset_source=data.source, timings=timings,
                   method_details=details, peak_rss_bytes=peak_rss_bytes(), provenance=provenance(),
-                  threads=plan.threads)
+                  threads=plan.threads, devices=plan.devices)
 
 
 def predict_for(config: RunConfig, data: Dataset, n: int, p: int) -> tuple[int, Prediction]:
@@ -203,7 +206,8 @@ def _affine_rank(X, r: int, *, rtol, atol) -> int:
 
 
 @in_float64
-def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "", threads: int | None = None) -> Result:
+def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "", threads: int | None = None,
+        devices=None) -> Result:
     """Compute H_L, H_o, H_F for ``config``, their numerical ranks, and the predictions.
 
     ``blocks`` (``"leaves"``, ``"layers"`` or a mapping name → leaf names ``W1``, ``b1``, …):
@@ -212,7 +216,9 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "",
     at these parameters instead of the initialisation; a leaf missing or of another shape
     is refused (:class:`ConfigError` naming ``params`` and ``params_source``). ``threads``: BLAS
     threads for the eigenvalues and the sketch (None: the cores this process may use, its affinity
-    and cgroup quota; :func:`~hessrank.measure.threads.usable_cores`), in ``Result.threads``."""
+    and cgroup quota; :func:`~hessrank.measure.threads.usable_cores`), in ``Result.threads``. ``devices``:
+    the JAX devices a matrix-free run shards its bases over (None: every device, or the host's memory
+    on one process of CPUs; a number: the first N), in ``Result.devices``."""
     t0 = time.perf_counter()
     data, model, theta = build(config)
     if params is not None:
@@ -221,7 +227,8 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "",
     resolved = resolve_blocks(model, blocks)
     # the predicted ranks (exact or bounds) let auto choose the faster method, not only one that fits
     predicted = predict_for(config, data, data.n, p)
-    plan = plan_method(config.method, p, data.n, data.K, basis=expected_basis(predicted[1]), threads=threads)
+    plan = plan_method(config.method, p, data.n, data.K, basis=expected_basis(predicted[1]), threads=threads,
+                       devices=devices)
     ranks, timings, details, block_ranks = measure_model_ranks(
         plan, model, get_loss(config.loss), theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
         rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=resolved)
@@ -247,7 +254,8 @@ def measure_model_ranks(plan: MethodPlan, model: Model, loss, theta, X, Y, *, ba
     blocks = blocks or {}
     if plan.method != DENSE:
         mf = matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
-                               memory_bytes=plan.budget, seed=seed, blocks=blocks, threads=plan.threads)
+                               memory_bytes=plan.budget, seed=seed, blocks=blocks, threads=plan.threads,
+                               devices=plan.devices or None)
         return mf.ranks, dict(mf.timings), mf.details, mf.blocks
     with blas_threads(resolve_threads(plan.threads)):
         return _dense_ranks(plan, model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
