@@ -27,7 +27,8 @@ class SymmetricOperator:
     Build one with :func:`hessrank.as_operator` (or pass a plain function and ``p=`` to
     :func:`hessrank.sketch_rank` / :func:`hessrank.operator_spectrum`, which wrap it).
     Calling the operator checks the output of ``matmat``: shape (b, p), finite values; it
-    is returned as a float64 NumPy array.
+    is returned as a writable float64 NumPy array of its own (copied when ``matmat`` returns
+    a read-only buffer, such as a JAX array's, or memory shared with ``V``).
 
     Attributes:
         p: the size of the matrix.
@@ -57,7 +58,11 @@ class SymmetricOperator:
             bad = int(np.count_nonzero(~np.isfinite(out)))
             raise ConfigError.about("matmat", f"returned {bad} NaN or infinite value(s) of {out.size}: no rank "
                                               "is defined")
-        return np.ascontiguousarray(out)
+        # the engine overwrites products in place: never hand it a read-only buffer (a JAX
+        # array's view) nor the caller's own V (``lambda V: V``)
+        if not out.flags.writeable or not out.flags.c_contiguous or np.may_share_memory(out, V):
+            out = np.array(out, order="C")
+        return out
 
     def __repr__(self) -> str:
         return f"SymmetricOperator(p={self.p}, name={self.name!r})"
@@ -85,7 +90,7 @@ def as_operator(matmat, *, p: int | None = None, name: str | None = None):
             raise ConfigError.invalid("p", p, f"the operator has p = {matmat.p}")
         return matmat
     if not callable(matmat):
-        raise ConfigError.invalid("matmat", matmat, "not callable: give a function V (b, p) -> V @ H",
+        raise ConfigError.invalid("matmat", type(matmat).__name__, "not callable: give a function V (b, p) -> V @ H",
                                   quoted=False)
     if p is None:
         raise ConfigError.about("p", "missing: a plain function V -> V @ H needs the size p of H (p=...)")
