@@ -72,7 +72,7 @@ def test_equinox_integer_leaf_is_held_fixed(samples):
 def test_missing_packages_and_bad_arguments_are_one_line(monkeypatch):
     with pytest.raises(ConfigError, match="variables: no 'params' collection"):
         from_flax(_BatchNormNet(), {"batch_stats": {}})
-    with pytest.raises(ConfigError, match="module='int': not a Flax Linen module"):
+    with pytest.raises(ConfigError, match="module=int: not a Flax Linen module"):
         from_flax(3, {"params": {}})
     monkeypatch.setitem(sys.modules, "flax", None)
     monkeypatch.setitem(sys.modules, "equinox", None)

@@ -7,12 +7,14 @@ stored as files also register their :class:`~hessrank.data.locate.FileSet` in
 
 Named data sets default to ``n = 100`` samples and ``dim = 64``; a user file
 (``.npz``/``.csv``) to all its rows and its own ``d``.
+
+Internal: the stable API is ``hessrank.*``; names here may change between versions.
 """
 
 from __future__ import annotations
 
 from ..errors import ConfigError, DataError
-from .base import Dataset, encode_dataset, encode_targets, select_and_encode, select_samples
+from .base import Dataset, encode_dataset, encode_targets, select_samples
 from .cifar import CIFAR10, paper_images, read_cifar_train
 from .digits import load_digits_dataset
 from .download import fetch_fileset
@@ -140,7 +142,7 @@ def load_dataset(cfg) -> Dataset:
     return ds
 
 
-__all__ = ["Dataset", "DATASETS", "FILESETS", "availability", "canonical_name", "describe_roots", "download_root",
-           "expected_shape", "fetch",
-           "search_roots", "load_dataset", "encode_targets",
-           "select_and_encode", "select_samples"]
+__all__ = [
+    "Dataset", "DATASETS", "availability", "describe_roots", "download_root", "expected_shape", "fetch",
+    "search_roots", "load_dataset", "encode_targets",
+]
