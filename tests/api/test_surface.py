@@ -51,7 +51,7 @@ def test_run_summary_is_the_cli_table_and_to_dict_the_cli_json(tiny_config, tiny
     assert _steady(res.summary()) == _steady(done.stdout.rstrip("\n"))
     text = res.summary()
     for legend in ("H_L: the loss Hessian", "H_o: its outer-product (Gauss–Newton) part", "H_F: its functional part",
-                   "symbols: r = rank Σ xxᵀ, K' = K", "gap (decades): log10"):
+                   "symbols: r = rank Σ xxᵀ, K' = K", "gap:     log10(|λ_r| / |λ_r+1|) in decades"):
         assert legend in text, legend
     method = next(line for line in text.splitlines() if line.startswith("method "))
     assert "0.0 s" not in method and re.search(r"took \d", method)

@@ -127,7 +127,20 @@ def expected_shape(cfg) -> dict:
 
 
 def load_dataset(cfg) -> Dataset:
-    """Load the data set named by ``cfg.dataset``, prepared as the paper did."""
+    """Load the data set named by ``cfg.dataset``, prepared as the paper did.
+
+    Args:
+        cfg: a :class:`~hessrank.RunConfig`; its data fields are used (``dataset``: ``digits``,
+            ``gaussian``, ``MNIST``, ``FashionMNIST``, ``CIFAR10`` or a ``.npz``/``.csv`` file;
+            ``n``, ``dim``, ``K``, ``resize``, ``label_noise``, ``seed``, ``data_dir``, ``download``).
+
+    Returns:
+        a :class:`~hessrank.Dataset`: inputs ``X`` (n, d), targets ``Y`` (n, K), labels, its source.
+
+    Raises:
+        ConfigError: an unknown data set, or a ``dim`` the file does not have.
+        DataError: data files that are missing, damaged or too large.
+    """
     if is_user_file(cfg.dataset):
         ds = load_user_file(cfg.dataset, n=cfg.n, K=cfg.K, label_noise=cfg.label_noise, seed=cfg.seed)
     else:

@@ -29,9 +29,9 @@ SYMBOLS_MLP = ("symbols: r = rank Σ xxᵀ, K' = K (K − 1 for cross-entropy), 
 #: the symbols of the bounds of any other network
 SYMBOLS_ANY = "symbols: K' = K (K − 1 for cross-entropy), n = number of samples, p = number of parameters"
 #: what the tolerance and the gap columns mean
-GAP_LEGEND = ("rank: eigenvalues with |λ| > tolerance; gap (decades): log10(|λ_r| / |λ_r+1|), the drop at the "
-              "cut:\n"
-              "         many decades, a clear cliff; under about 2, the rank depends on the tolerance")
+GAP_LEGEND = ("gap:     log10(|λ_r| / |λ_r+1|) in decades, the drop in |eigenvalue| at the cut (rank = the number "
+              "of |λ| > tolerance);\n"
+              "         many decades: a clear cliff; under about 2: the rank depends on the tolerance")
 
 
 def duration_text(seconds: float) -> str:

@@ -184,11 +184,23 @@ def _affine_rank(X, r: int, *, rtol, atol) -> int:
 def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "") -> Result:
     """Compute H_L, H_o, H_F for ``config``, their numerical ranks, and the predictions.
 
-    ``blocks`` (``"leaves"``, ``"layers"`` or a mapping name → leaf names ``W1``, ``b1``, …):
-    also the ranks of the diagonal blocks, in ``Result.blocks``. ``params``
-    (``{leaf name: array}``, e.g. a checkpoint saved by ``hessian-rank train``): measure
-    at these parameters instead of the initialisation; a leaf missing or of another shape
-    is refused (:class:`ConfigError` naming ``params`` and ``params_source``)."""
+    Args:
+        config: the data, network (the MLP, ``arch="cnn"`` or ``model="FILE.py:FUNCTION"``), loss,
+            method, tolerance and seed (:class:`~hessrank.RunConfig`).
+        blocks: ``"leaves"``, ``"layers"`` or a mapping name → leaf names (``W1``, ``b1``, …):
+            also the ranks of these diagonal blocks, in ``Result.blocks``.
+        params: ``{leaf name: array}`` (e.g. a checkpoint saved by ``hessian-rank train``):
+            measure at these parameters instead of the initialisation.
+        params_source: where ``params`` came from, for messages.
+
+    Returns:
+        a :class:`Result`: ``summary()`` is the table of ``hessian-rank run``, ``to_dict()`` its ``--json``.
+
+    Raises:
+        ConfigError: a bad setting, a size that does not fit in memory, or ``params`` with a
+            leaf missing or of another shape (naming ``params`` and ``params_source``).
+        DataError: a data set that cannot be read.
+    """
     t0 = time.perf_counter()
     data, model, theta = build(config)
     if params is not None:
