@@ -28,6 +28,7 @@ setting on return; float32 parameters and data are promoted.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING
 
 from ._version import __version__
@@ -110,6 +111,8 @@ __all__ = [
 def __getattr__(name: str):
     module = _PUBLIC.get(name) or _FORMER.get(name)
     if module is None:
+        if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f".{name}", __name__)   # a subpackage: hessrank.linalg
         raise AttributeError(f"module 'hessrank' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # later look-ups skip this function

@@ -36,6 +36,7 @@ def test_import_loads_no_numerical_library_and_every_public_name_resolves():
         assert getattr(hessrank, name) is not None, name
     assert set(hessrank.__all__) <= set(dir(hessrank))
     assert "hessian_spectrum_mlp" not in hessrank.__all__ and hessrank.hessian_spectrum_mlp is not None
+    assert hessrank.curvature.hessians is not None                      # subpackages load on first use too
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         hessrank.nothing  # noqa: B018
 
