@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import NORMALIZED_TASKS
 from ..errors import ConfigError
 from ..matrices import SUFFIX
 from ..store import ResultTable, row_kinds
@@ -38,7 +39,7 @@ PREDICTION_LABEL = {"exact": "predicted (exact)", "bound": "bound (rank ≤)", "
 
 def default_normalize(task: str) -> bool:
     """rank / #params for width and depth (as in the paper), plain rank for sample size."""
-    return task in ("width", "depth")
+    return task in NORMALIZED_TASKS
 
 
 def sweep_title(meta: dict) -> str:
