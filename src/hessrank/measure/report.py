@@ -60,8 +60,13 @@ def about_text(seconds: float) -> str:
 
 
 def method_line(result) -> str:
-    """``method dense (why, in plain words); 3.1 s``."""
-    return f"method {result.method} ({result.method_reason}); took {duration_text(result.seconds)}"
+    """``method dense (why, in plain words); 2 threads; took 3.1 s`` (and the devices a matrix-free
+    basis was sharded over, when it was)."""
+    where = [] if result.threads is None else [f"{result.threads} thread{'s' * (result.threads != 1)}"]
+    if result.devices:
+        where.append(f"bases on {result.devices} device{'s' * (result.devices != 1)}")
+    return "; ".join([f"method {result.method} ({result.method_reason})", *where,
+                      f"took {duration_text(result.seconds)}"])
 
 
 def format_rank_vs_rtol(result) -> str:
