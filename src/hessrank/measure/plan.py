@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..linalg._mesh import choose_devices, device_mesh, per_device_bytes
 from ..linalg.sketch import SKETCH_CHUNK, SKETCH_ROWS
 from ..matrices import AUTO, DENSE, H_O_GRAM, H_O_SKETCH, H_O_SQUARE, MATRIX_FREE
 from .network import network_num_params
@@ -240,6 +239,8 @@ def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False,
     plan runs on the host."""
     plan = dataclasses.replace(_plan_method(method, p, n, K, fall_back=fall_back, basis=basis),
                                threads=resolve_threads(threads))
+    from ..linalg._mesh import choose_devices, device_mesh, per_device_bytes  # JAX: only once a plan is made
+
     if plan.method != MATRIX_FREE:
         if devices not in (None, "auto"):
             device_mesh(devices)   # refuse a bad number even when it is not used

@@ -70,16 +70,19 @@ def check_same(values, what: str) -> None:
 
 
 def _check(coordinator, num_processes, process_id) -> None:
+    """Each value given is checked first, then that none is missing."""
+    if coordinator is not None:
+        host, sep, port = str(coordinator).rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError.invalid("coordinator", coordinator, "must be HOST:PORT, a port from 1 to 65535 on "
+                                                                  "the host of process 0")
+    if num_processes is not None and (isinstance(num_processes, bool) or not isinstance(num_processes, int)
+                                      or num_processes < 1):
+        raise ConfigError.invalid("num_processes", num_processes, "must be a whole number, 1 or more")
     given = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id}
     missing = [k for k, v in given.items() if v is None]
     if missing:
         raise ConfigError.about(missing[0], "missing: several processes need the coordinator (HOST:PORT), the "
                                             "number of processes and this process's index, all three")
-    host, sep, port = str(coordinator).rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ConfigError.invalid("coordinator", coordinator, "must be HOST:PORT, a port from 1 to 65535 on the "
-                                                              "host of process 0")
-    if isinstance(num_processes, bool) or not isinstance(num_processes, int) or num_processes < 1:
-        raise ConfigError.invalid("num_processes", num_processes, "must be a whole number, 1 or more")
     if isinstance(process_id, bool) or not isinstance(process_id, int) or not 0 <= process_id < num_processes:
         raise ConfigError.invalid("process_id", process_id, f"must be a whole number from 0 to {num_processes - 1}")
