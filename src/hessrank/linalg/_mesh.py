@@ -18,9 +18,9 @@ devices of per-device GEMMs:
 
 The products :math:`V H` are those of the operator (its own JAX program over the data): the
 rows are gathered, multiplied and sharded again. The basis is kept as a list of row blocks,
-one per step (no k×p copy as it grows). The certificate loop is the one of
-:func:`~hessrank.linalg.sketch.sketch_rank`; only probe rounds certify, so a basis found by
-these steps certifies the same rank as the host's.
+one per step, joined into chunks of :data:`JOIN_ROWS` rows as they fill (no k×p copy as it
+grows). The certificate loop is the one of :func:`~hessrank.linalg.sketch.sketch_rank`; only
+probe rounds certify, so a basis found by these steps certifies the same rank as the host's.
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ from .rank import EPS, RITZ_TWO_STAGE_FROM, spectrum
 
 #: the mesh's one axis: the p columns of every row
 AXIS = "p"
+#: the blocks of basis rows are joined into one array once they hold this many rows: each projection
+#: then reads its b×p rows once per joined chunk rather than once per block (a step's b×p GEMM output
+#: is written per block: at p = 535,500 and b = 128 that is 0.55 GB per block and pass)
+JOIN_ROWS = 512
 
 
 def device_mesh(devices: int | Mesh) -> Mesh:
@@ -100,6 +104,7 @@ class _Steps:
         self.subtract = jax.jit(lambda R, C, Q: R - C @ Q, out_shardings=self.rows)
         self.combine = jax.jit(lambda M, R: M @ R, out_shardings=self.rows)
         self.norms2 = jax.jit(lambda V: jnp.einsum("ij,ij->i", V, V), out_shardings=self.small)
+        self.join = jax.jit(lambda *blocks: jnp.concatenate(blocks, axis=0), out_shardings=self.rows)
         self.finite = jax.jit(lambda V: jnp.isfinite(V).all(), out_shardings=self.small)
 
 
@@ -130,6 +135,7 @@ class MeshSubspace:
         self.k = 0
         self.skipped_entries = 0
         self._blocks: list = []
+        self._joined = 0   # blocks[:_joined] are joined chunks of at least JOIN_ROWS rows
         self._T = _reserve((max(self.capacity, 1), max(self.capacity, 1)))
         self._steps = _steps(mesh)
 
@@ -208,6 +214,7 @@ class MeshSubspace:
         old = self.coefficients(W)
         C = np.hstack([old, host(self._steps.cross(W, U))])
         self._blocks.append(U)
+        self._join_tail()
         self._T[k:k + m, :k] = C[:, :k]
         self._T[:k, k:k + m] = C[:, :k].T
         self._T[k:k + m, k:k + m] = 0.5 * (C[:, k:] + C[:, k:].T)
@@ -217,6 +224,13 @@ class MeshSubspace:
     def add_to_matrix(self, D: np.ndarray) -> None:
         """``T += D`` for a symmetric k×k ``D``."""
         self._T[:self.k, :self.k] += D
+
+    def _join_tail(self) -> None:
+        """Join the blocks after the last joined chunk into one array once they hold :data:`JOIN_ROWS` rows."""
+        tail = self._blocks[self._joined:]
+        if len(tail) > 1 and sum(b.shape[0] for b in tail) >= JOIN_ROWS:
+            self._blocks[self._joined:] = [self._steps.join(*tail)]
+            self._joined += 1
 
     def projected(self, operator) -> np.ndarray:
         """``Q H Qᵀ`` (symmetrised) for another operator ``H``, block by block."""
