@@ -116,3 +116,13 @@ def test_run_and_hessian_ranks_on_one_device_equal_the_host():
     a = hessian_ranks(f, params, X, Y, method="matrix-free")
     b = hessian_ranks(f, params, X, Y, method="matrix-free", devices=1)
     assert b.devices == 1 and {m: r.rank for m, r in a.ranks.items()} == {m: r.rank for m, r in b.ranks.items()}
+
+
+@pytest.mark.parametrize("h_o", ["square", "sketch"])
+def test_h_l_from_h_f_basis_on_every_outer_product_path(h_o, problem):
+    # H_L starts from H_F's basis with Q H_o Qᵀ added: from the dense AᵀA, or from H_o's products
+    model, lossf, theta, X, Y = problem("tanh", "cross", False, n=12)
+    host = matrix_free_ranks(model, lossf, theta, X, Y, h_o_path=h_o, block=16, probes=16)
+    dev = matrix_free_ranks(model, lossf, theta, X, Y, h_o_path=h_o, block=16, probes=16, devices=1)
+    assert {m: r.rank for m, r in dev.ranks.items()} == {m: r.rank for m, r in host.ranks.items()}
+    assert [dev.details[m]["status"] for m in dev.ranks] == [host.details[m]["status"] for m in host.ranks]
