@@ -13,8 +13,8 @@ from hessrank import ConfigError
 from hessrank.cli import main
 from hessrank.measure.processes import start_processes
 
-ARGS = ["run", "--dataset", "gaussian", "--n", "14", "--dim", "5", "--units", "6,6", "--K", "3", "--activation",
-        "tanh", "--method", "matrix-free", "--json"]
+ARGS = ["run", "--dataset", "gaussian", "--n", "15", "--dim", "5", "--units", "6,6", "--K", "3", "--method",
+        "matrix-free", "--json"]
 
 
 def _free_port() -> int:
@@ -27,17 +27,21 @@ def test_two_processes_give_the_ranks_of_one(capsys):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     env.pop("XLA_FLAGS", None)                                   # one CPU device per process
     port = _free_port()
-    cmd = [sys.executable, "-m", "hessrank.cli", *ARGS, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
+    cmd = [sys.executable, "-m", "hessrank.cli", *ARGS, "--blocks", "layers", "--coordinator", f"127.0.0.1:{port}",
+           "--num-processes", "2"]
     procs = [subprocess.Popen([*cmd, "--process-id", str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=env) for i in (1, 0)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
     assert outs[0][0] == ""                                      # process 1 prints nothing
     two = json.loads(outs[1][0])                                 # process 0: the result, and nothing else
-    assert main(ARGS) == 0
+    assert main([*ARGS, "--blocks", "layers"]) == 0
     one = json.loads(capsys.readouterr().out)
     assert two["devices"] == 2 and one["devices"] == 0           # the bases were sharded over both processes
-    assert two["ranks"] == one["ranks"] and two["certified"] and one["certified"]
+    # each process took the products over its own 7 or 8 samples, summed: the ranks of all 15
+    assert two["ranks"] == one["ranks"] == {"H_L": 69, "H_o": 15, "H_F": 63}     # the linear network's formulas
+    assert two["certified"] and one["certified"]
+    assert {b: v["ranks"] for b, v in two["blocks"].items()} == {b: v["ranks"] for b, v in one["blocks"].items()}
     for m, tol in one["tolerance"].items():
         assert two["tolerance"][m] == pytest.approx(tol, rel=1e-10)
     assert [two["method_details"][m]["status"] for m in ("H_L", "H_F")] == \

@@ -114,6 +114,26 @@ def _steps(mesh: Mesh) -> _Steps:
     return _Steps(mesh)
 
 
+class ProcessShare:
+    """An operator whose products are this process's share of a sum over the processes (its own
+    samples): :meth:`MeshSubspace.products` adds the processes' shares."""
+
+    summed = True
+
+    def __init__(self, operator):
+        self.operator = operator
+        self.p = operator.p
+        self.name = getattr(operator, "name", "H")
+
+    def __call__(self, V) -> np.ndarray:
+        return self.operator(V)
+
+    def into(self, V, out: np.ndarray) -> np.ndarray:
+        """This process's share, written into ``out`` where the operator can."""
+        into = getattr(self.operator, "into", None)
+        return self.operator(V) if into is None else into(V, out)
+
+
 def host(x) -> np.ndarray:
     """A replicated array's value on this process (any one of its copies)."""
     return np.asarray(x.addressable_data(0))
@@ -268,8 +288,14 @@ class MeshSubspace:
 
     # ---------------------------------------------------------------- the steps of the loop
     def products(self, operator, V):
-        """The rows ``V H``: gathered, multiplied by the operator, sharded again."""
-        return self.to_device(operator(self.to_host(V)))
+        """The rows ``V H``: gathered, multiplied by the operator, sharded again (a
+        :class:`ProcessShare`'s shares added over the processes)."""
+        W = np.asarray(operator(self.to_host(V)), dtype=np.float64)
+        if getattr(operator, "summed", False) and jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+            with jax.enable_x64(True):
+                W = np.asarray(multihost_utils.process_allgather(W)).sum(axis=0)
+        return self.to_device(W)
 
     def probes(self, rng, rows: int):
         """``rows`` Gaussian probe rows: the host's random numbers (the same on every process)."""

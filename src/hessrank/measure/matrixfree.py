@@ -150,8 +150,15 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         plan = MemoryPlan(h_o_path, plan.capacity, plan.fixed_bytes, plan.block)
     block = plan.block
     args = (model, loss, theta, X, Y)
-    H_F_op = functional_hessian_operator(*args, batch_size=batch_size)
-    H_L_op = loss_hessian_operator(*args, batch_size=batch_size)
+    # on several processes each takes the products over its own share of the samples, summed over
+    # the processes (H_F, H_L and H_o are sums over samples); H_o's factor A stays whole
+    share, summed, first = _sample_share(mesh, n)
+    mine, my_batch = args, batch_size
+    if share is not None:
+        mine = (model, loss, theta, X[share], Y[share])
+        my_batch = None if batch_size is None else max(1, min(int(batch_size), mine[3].shape[0]))
+    H_F_op = summed(functional_hessian_operator(*mine, batch_size=my_batch))
+    H_L_op = summed(loss_hessian_operator(*mine, batch_size=my_batch))
     sketch = dict(rtol=rtol, atol=atol, block=block, probes=probes, devices=mesh)
     ranks, details, timings = {}, {}, {}
 
@@ -173,7 +180,7 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         if observe:
             observe("H_o", ranks["H_o"], lambda vectors: known_from_dense(H_o, vectors=vectors), None)
     else:
-        H_o_op = outer_product_operator(*args, batch_size=batch_size)
+        H_o_op = summed(outer_product_operator(*mine, batch_size=my_batch))
         res = sketch_rank(H_o_op, seed=seed, max_columns=plan.capacity, **sketch)
         ranks["H_o"], details["H_o"] = res.info, _sketch_details(res)
         if observe:
@@ -213,9 +220,11 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         start += f" + {added} from range(H_o), with {added} products of H_F"
         if A is not None:  # still needed (blocks, an observer): H_L v = H_F v + Aᵀ(A v), no third compiled product
             def h_l_into(V, out):
+                if not first:   # AᵀA is whole: one process adds it to the processes' sum
+                    return H_F_op.into(V, out)
                 return np.add(H_F_op.into(V, out), (V @ A.T) @ A, out=out)
 
-            H_L_op = CurvatureOperator("H_L", p, lambda V: h_l_into(V, np.empty(np.shape(V))), h_l_into)
+            H_L_op = summed(CurvatureOperator("H_L", p, lambda V: h_l_into(V, np.empty(np.shape(V))), h_l_into))
     elif H_o is not None:
         space.add_to_matrix(space.projected_dense(H_o))
     elif space.k:
@@ -245,7 +254,7 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
                 b_ranks[m] = at_whole_tolerance(values, blk.size, ranks[m])
                 b_details[m] = {"how": "eigenvalues of the block of AᵀA", "status": "exact"}
             else:
-                op = restrict(ops[m], blk)
+                op = summed(restrict(ops[m], blk)) if getattr(ops[m], "summed", False) else restrict(ops[m], blk)
                 res = sketch_rank(op, seed=seed + 3 + 3 * i + j, max_columns=plan.capacity, rtol=None,
                                   atol=ranks[m].tol, block=min(block, blk.size), probes=probes, devices=mesh)
                 b_ranks[m], b_details[m] = res.info, _sketch_details(res)
@@ -260,6 +269,21 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         timings["blocks"] = time.perf_counter() - t
     return MatrixFreeResult(ranks={k: ranks[k] for k in MATRICES}, details={k: details[k] for k in MATRICES},
                             timings=timings, blocks=block_ranks)
+
+
+def _sample_share(mesh, n: int):
+    """``(samples, summed, first)``: the samples this process takes the products over, the wrapper that
+    marks an operator's products as this process's share of a sum over the processes, and whether
+    this is the first process. One process (or a mesh on one process): ``None`` (every sample), no wrapper."""
+    import jax
+
+    count = jax.process_count()
+    if mesh is None or count == 1 or n < count or len({d.process_index for d in mesh.devices.flat}) < count:
+        return None, (lambda op: op), True
+    from ..linalg._mesh import ProcessShare
+
+    i = jax.process_index()
+    return slice(i * n // count, (i + 1) * n // count), ProcessShare, i == 0
 
 
 def _observe_sketch(observe, name, res, operator) -> None:

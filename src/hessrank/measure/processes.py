@@ -4,7 +4,8 @@ Every process runs the same command on the same data; :func:`start_processes` jo
 (before JAX starts its devices), after which ``jax.devices()`` lists every process's devices
 and a matrix-free run shards its bases over all of them
 (:func:`~hessrank.linalg._mesh.choose_devices`): each process holds its share of the p
-columns of every basis row. The small matrices — ``T = Q H Qᵀ`` and the coefficients of
+columns of every basis row, and takes the Hessian-vector products over its own share of the
+samples (the shares are added across the processes). The small matrices — ``T = Q H Qᵀ`` and the coefficients of
 each projection — are replicated, so every process computes the same Ritz values and checks
 the same certificate; :func:`check_same` verifies that at the end. Only process 0 prints and
 writes (:func:`is_main_process`).
