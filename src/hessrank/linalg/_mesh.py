@@ -26,7 +26,6 @@ probe rounds certify, so a basis found by these steps certifies the same rank as
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -290,11 +289,9 @@ class MeshSubspace:
     def products(self, operator, V):
         """The rows ``V H``: gathered, multiplied by the operator, sharded again (a
         :class:`ProcessShare`'s shares added over the processes)."""
-        W = np.asarray(operator(self.to_host(V)), dtype=np.float64)
+        W = np.array(operator(self.to_host(V)), dtype=np.float64)   # ours: summed in place
         if getattr(operator, "summed", False) and jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-            with jax.enable_x64(True):
-                W = np.asarray(multihost_utils.process_allgather(W)).sum(axis=0)
+            _sum_over_processes(W)
         return self.to_device(W)
 
     def probes(self, rng, rows: int):
@@ -366,6 +363,16 @@ class MeshSubspace:
         return U
 
 
-def shard_bytes(p: int, devices: int, rows: int) -> int:
-    """Bytes one device holds of ``rows`` rows of length ``p`` sharded over ``devices``."""
-    return 8 * rows * math.ceil(p / devices)
+#: columns of a product summed over the processes at a time (the gathered shares: processes × b × this)
+SUM_COLUMNS = 65_536
+
+
+def _sum_over_processes(W: np.ndarray) -> None:
+    """``W`` ← the sum of every process's ``W``, in place, a slice of :data:`SUM_COLUMNS` columns at a
+    time (the gathered shares cost processes × rows × that, not processes × rows × p)."""
+    from jax.experimental import multihost_utils
+
+    with jax.enable_x64(True):
+        for a in range(0, W.shape[1], SUM_COLUMNS):
+            part = np.ascontiguousarray(W[:, a:a + SUM_COLUMNS])
+            W[:, a:a + SUM_COLUMNS] = np.asarray(multihost_utils.process_allgather(part)).sum(axis=0)
