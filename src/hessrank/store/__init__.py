@@ -17,7 +17,7 @@ from .rows import (
     spectrum_csv,
     write_spectrum_csv,
 )
-from .session import Session, now, stored_session
+from .session import Job, Session, now, stored_run, stored_session
 from .tables import (
                      ResultTable,
                      StoredOutcome,
@@ -33,6 +33,6 @@ __all__ = [
     "IDENTITY_EXCLUDED", "architecture_name", "config_hash", "config_identity", "config_slug", "store_folder",
     "RESULT_COLUMNS", "format_float", "result_row", "row_matches_prediction", "spectrum_csv", "write_spectrum_csv",
     "encode_kinds", "row_kinds", "comparison_lines", "row_comparisons", "count_comparisons", "row_mark",
-    "Session", "now", "stored_session", "ResultTable", "StoredOutcome", "find_results", "spectrum_table",
-    "store_spectrum", "spectra_table", "store_spectra",
+    "Session", "now", "stored_session", "Job", "stored_run", "ResultTable", "StoredOutcome", "find_results",
+    "spectrum_table", "store_spectrum", "spectra_table", "store_spectra",
 ]
