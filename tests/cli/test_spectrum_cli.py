@@ -103,7 +103,7 @@ def test_user_model_equals_the_library(tmp_path, capsys):
     obj = json.loads(capsys.readouterr().out)
     data = load_dataset(RunConfig(dataset="gaussian", n=8, dim=4, K=2))
     f, params = load_user_model(EXAMPLE, 4, 2, 1)
-    ref = hessian_spectrum(f, params, data.X, data.Y, top=4, density=False, seed=1)
+    ref = hessian_spectrum(f, params, data.X, data.Y, top=4, density=False, seed=1).to_dict()
     for name in ("H_L", "H_o", "H_F"):
         assert obj[name]["top"] == ref[name]["top"] and obj[name]["trace"] == ref[name]["trace"]
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..config import SPECTRUM_DEFAULTS, RunConfig
+from ..config import SPECTRUM_DEFAULTS
 from ..errors import ConfigError
 from .options import Renamed, add_run_options, config_from_args
 
@@ -63,11 +62,9 @@ def _cmd_spectrum(args) -> int:
     import numpy as np
 
     from ..atomicio import atomic_output, check_writable
-    from ..data import load_dataset
-    from ..measure import SpectrumOptions, function_spectrum, hessian_spectrum_mlp
+    from ..measure.spectrum import SpectrumOptions, spectrum
     from ..plotting import plot_block_density, plot_density
     from ..store import spectra_table, store_spectra
-    from .format import format_block_spectra, format_spectrum
 
     cfg = config_from_args(args)
     options = SpectrumOptions(top=args.top, trace=args.trace, density=args.density,
@@ -79,16 +76,9 @@ def _cmd_spectrum(args) -> int:
         check_writable(args.eigenvectors, param="eigenvectors")
     _check_arch(args)
     check_writable(Path(args.out) / "store" / "probe", param="out")
-    if args.model or args.arch != "mlp":
-        data = load_dataset(cfg)
-        f, params, label, arch = _any_model(args, cfg, data)
-        with _model_errors(args):
-            result = function_spectrum(f, params, data.X, data.Y, loss=cfg.loss, method=cfg.method,
-                                       blocks=args.blocks, rtol=cfg.rtol, atol=cfg.atol,
-                                       batch_size=cfg.effective_batch_size(data.n), seed=cfg.seed, options=options,
-                                       config=cfg.replace(n=data.n, dim=data.d), label=label)
-    else:
-        result, arch = hessian_spectrum_mlp(cfg, blocks=args.blocks, **options.__dict__), ""
+    with _model_errors(args):
+        result = spectrum(cfg, blocks=args.blocks, **options.__dict__)
+    arch = _store_folder(args)
     table = spectra_table(result.config, n=result.n, d=result.d, options=dict(options.__dict__), out=args.out,
                           model=result.model, arch=arch)
     with table.lock():
@@ -106,34 +96,24 @@ def _cmd_spectrum(args) -> int:
     if args.json:
         print(json.dumps({**result.to_dict(), "files": [str(p) for p in paths]}, allow_nan=False))
     else:
-        print(format_spectrum(result))
-        if result.blocks:
-            print()
-            print(format_block_spectra(result.blocks))
+        print(result.summary())
         print()
         for path in paths:
             print(f"written: {path}")
     return 0
 
 
-# Any model in `hessian-rank spectrum`: `--model FILE.py:build`, `--arch cnn`.
+# Any model in `hessian-rank spectrum`: `--model FILE.py:build`, `--arch cnn` (measured by the library's
+# `spectrum(config)`; here only their folder in the result store and their errors as flags).
 
-def _any_model(args, cfg: RunConfig, data):
-    """``(f, params, label, folder)`` of ``--model FILE.py:build`` or ``--arch cnn`` for ``data``:
-    the label describes the network, the folder names it in the result store."""
-    from ..models import build_cnn, load_user_model
-
-    _check_arch(args)
+def _store_folder(args) -> str:
+    """The folder that names ``--model FILE.py:build`` or ``--arch cnn`` in the result store
+    (empty for the built-in MLP)."""
     if args.model:
-        f, params = load_user_model(args.model, data.d, data.K, cfg.seed)
-        return (f, params, f"{args.model} (d = {data.d}, K = {data.K}, seed {cfg.seed})",
-                "model_" + _slug(Path(args.model).name))
-    f, params = build_cnn(data.d, data.K, args.conv, stride=args.stride, padding=args.padding, pool=args.pool,
-                          activation=cfg.activation, bias=cfg.bias, seed=cfg.seed)
-    side = math.isqrt(data.d)
-    label = (f"cnn {args.conv} on {side}×{side} images, stride {args.stride}, {args.padding}, pool "
-             f"{args.pool}, {cfg.activation}, {'bias' if cfg.bias else 'no bias'}, seed {cfg.seed}")
-    return f, params, label, f"cnn_{_slug(args.conv)}_s{args.stride}_{_slug(args.padding)}_{_slug(args.pool)}"
+        return "model_" + _slug(Path(args.model).name)
+    if args.arch == "mlp":
+        return ""
+    return f"cnn_{_slug(args.conv)}_s{args.stride}_{_slug(args.padding)}_{_slug(args.pool)}"
 
 
 def _check_arch(args) -> None:
