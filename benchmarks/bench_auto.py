@@ -1,4 +1,4 @@
-"""Issue 17: does ``--method auto`` pick the faster method?
+"""Does ``--method auto`` pick the faster method?
 
     python3 benchmarks/bench_auto.py [--repeat N] [--only-large] [--skip-large] [--only I,J,...]
 

@@ -34,7 +34,7 @@ def _cpu() -> float:
 
 
 def _sweep(cache: str, out: str, widths: str, extra: list[str]) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system: less sensitive to other jobs) of one sweep process."""
+    """Wall and CPU seconds (user + system: less sensitive to the load of the machine) of one sweep process."""
     env = {k: v for k, v in os.environ.items() if k not in PINS}
     env["HESSRANK_COMPILE_CACHE"] = cache
     cmd = [sys.executable, "-m", "hessrank.cli", "sweep", "width", "--dataset", "digits", "--dim", "16", "--K", "10",

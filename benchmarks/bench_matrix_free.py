@@ -1,4 +1,4 @@
-"""Issue 6: matrix-free ranks — agreement with dense, speed when small, reach when large.
+"""Matrix-free ranks — agreement with dense, speed when small, reach when large.
 
     python3 benchmarks/bench_matrix_free.py agreement   # >= 30 configurations, matrix-free vs dense ranks
     python3 benchmarks/bench_matrix_free.py small       # p = 4560: whole `run --method matrix-free` vs naive

@@ -1,4 +1,4 @@
-"""Issue 17 against the best peer: `hessian-rank run` and the curvlinops route, whole processes.
+"""`hessian-rank run` against the best peer (the curvlinops route), whole processes.
 
     python3 benchmarks/bench_peers.py --peer-python /tmp/peerenv/bin/python [--sizes 4560,8040]
     python3 benchmarks/bench_peers.py --export-only DIR [--sizes ...]      # the .npz files only
@@ -37,7 +37,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_speed import _load, timed  # noqa: E402  (the same timing as issue 17's other benchmark)
+from bench_speed import _load, timed  # noqa: E402  (the same timing as bench_speed.py)
 
 import hessrank  # noqa: E402
 from hessrank.measure import build  # noqa: E402

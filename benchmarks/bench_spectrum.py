@@ -1,4 +1,4 @@
-"""Issue 16: `hessian-rank spectrum --top 20 --trace --density` against PyHessian-style power
+"""`hessian-rank spectrum --top 20 --trace --density` against PyHessian-style power
 iteration and a full dense eigendecomposition.
 
     python3 benchmarks/bench_spectrum.py small   # p = 4560: spectrum (matrix-free), dense eigh, power iteration

@@ -1,4 +1,4 @@
-"""Issue 17 in one run: speed and size of `hessian-rank run`, whole processes, this machine.
+"""Speed and size, in one run: of `hessian-rank run`, whole processes, this machine.
 
     python3 benchmarks/bench_speed.py [--skip-535k] [--skip-sweep]
 
