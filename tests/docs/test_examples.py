@@ -1,0 +1,107 @@
+"""Every example in README.md and docs/ runs, and prints what the page shows.
+
+The reader, the runner and the comparison live in ``tools/update_examples.py`` (which also
+rewrites the shown outputs from real runs): ``console`` blocks run each ``$ command`` and
+compare its stdout with the lines shown after it; ``python`` blocks run on their own in a
+fresh interpreter and compare with the ``text`` block after them, if any. Only trailing
+spaces, the wall time and the free memory on ``method`` lines are normalised, and a shown
+``...`` line stands for any lines. A block marked ``<!-- not run: REASON -->`` is skipped;
+the list of skipped blocks is pinned below, so it cannot grow silently.
+"""
+
+import importlib.util
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("update_examples", ROOT / "tools" / "update_examples.py")
+examples = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(examples)
+
+BLOCKS = examples.all_blocks()
+RUNNABLE = [block for block in BLOCKS if block.runnable]
+
+#: (page, first line of the block) of every block shown but not run, with the reason on the page
+SKIPPED = [
+]
+
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _fashion_mnist_missing() -> bool:
+    return not all((DEBIAN_FASHION / f).is_file() for f in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"))
+
+
+@pytest.fixture(scope="module")
+def ran(request):
+    """Run the selected blocks, two at a time (each is its own process), once per module."""
+    selected = [item.callspec.params["block"] for item in request.session.items
+                if item.module.__name__ == __name__ and hasattr(item, "callspec") and "block" in item.callspec.params]
+    todo = [block for block in selected if not _needs_missing_data(block)]
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        futures = {block.where: pool.submit(examples.run_block, block) for block in todo}
+        return {where: future.result() for where, future in futures.items()}
+
+
+def _needs_missing_data(block) -> bool:
+    # the end-to-end examples on real Fashion-MNIST run where Debian's files are (CI installs them)
+    return "--dataset FashionMNIST" in "\n".join(block.body) and not os.environ.get("CI") and _fashion_mnist_missing()
+
+
+@pytest.mark.parametrize("block", RUNNABLE, ids=[block.where for block in RUNNABLE])
+def test_example_runs_and_prints_what_is_shown(block, ran):
+    if block.where not in ran:
+        pytest.skip("Fashion-MNIST is not on this machine (CI installs it)")
+    problems = examples.differences(block, ran[block.where])
+    assert not problems, "\n".join(problems) + "\n(regenerate with: python3 tools/update_examples.py)"
+
+
+def test_the_blocks_not_run_are_the_listed_ones():
+    skipped = [(str(block.path.relative_to(ROOT)), block.first_line) for block in BLOCKS
+               if block.skip is not None and block.lang in ("python", "console")]
+    print("\nexamples shown but not run:")
+    for (page, first), block in zip(skipped, [b for b in BLOCKS if b.skip and b.lang in ("python", "console")]):
+        print(f"  {page}: {first[:80]}  ({block.skip})")
+    assert skipped == SKIPPED
+
+
+def test_there_are_examples_to_run():
+    assert sum(block.lang == "console" for block in RUNNABLE) >= 10
+    assert sum(block.lang == "python" for block in RUNNABLE) >= 5
+
+
+def test_commands_are_shown_only_in_console_blocks():
+    # a `hessian-rank …` or `$ …` line elsewhere would escape the examples test
+    inside = {(block.path, block.body_start + i) for block in BLOCKS if block.lang == "console"
+              for i in range(len(block.body))}
+    stray = []
+    for page in examples.pages():
+        fenced = {(b.path, b.body_start + i) for b in examples.read_blocks(page) for i in range(len(b.body))}
+        for i, line in enumerate(page.read_text(encoding="utf-8").splitlines()):
+            command_like = re.match(r"\s*(\$ |hessian-rank )", line)
+            if command_like and (page, i) not in inside and ((page, i) in fenced or line.startswith("    ")):
+                stray.append(f"{page.relative_to(ROOT)}:{i + 1}: {line.strip()[:80]}")
+    assert not stray, "commands outside a console block:\n" + "\n".join(stray)
+
+
+def test_every_page_with_a_mark_says_why():
+    marks = [line for page in examples.pages() for line in page.read_text(encoding="utf-8").splitlines()
+             if line.strip().startswith("<!-- not run")]
+    assert all(examples.NOT_RUN.match(line.strip()) for line in marks), marks
+
+
+def test_the_readme_opens_with_the_two_commands_and_ci_runs_the_test_command_verbatim():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(readme) <= 250, f"README.md has {len(readme)} lines"
+    first_two = [block for block in examples.read_blocks(ROOT / "README.md")][:2]
+    assert [len([line for line in block.body if line.strip()]) for block in first_two] == [1, 1]
+    main_job, tests = (block.first_line for block in first_two)
+    assert main_job.endswith("&& hessian-rank run") and "pip install" in main_job
+    assert "pytest" in tests and "pip install" in tests
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert tests in ci, f"{tests!r} is not a line of .ci/run"
