@@ -19,7 +19,7 @@ beside it, for ``--model examples/my_model.py:build``), with ``PYTHONPATH`` as g
 ``JAX_PLATFORMS=cpu`` and the compilation cache off. Shown and real output are compared line
 by line after :func:`normalise`, which is deliberately narrow: trailing spaces; on lines
 that start with ``method`` (the method line of ``run`` and ``spectrum``), the run's wall
-time at the end (``; 3.66 s``) and the machine's free memory (``of 23 GiB free``). Gaps at
+time at the end (``; 3.66 s`` or ``took 3.66 s``) and the machine's free memory (``of 23 GiB free``). Gaps at
 the cut (the ``gap (decades)`` column, and the bracketed gaps of a block table) are
 compared to within 1 decade: the eigenvalue below the cut is rounding noise, whose size
 depends on the number of BLAS threads. A shown line that is exactly ``...`` stands for any
@@ -144,7 +144,7 @@ def all_blocks() -> list[Block]:
     return [block for page in pages() for block in read_blocks(page)]
 
 
-_METHOD_TIME = re.compile(r"; \d+(?:\.\d+)? s$")
+_METHOD_TIME = re.compile(r"(?:; |took )\d+(?:\.\d+)? s$")
 _METHOD_FREE = re.compile(r"of \d+(?:\.\d+)? [KMGT]iB free")
 
 
@@ -152,7 +152,7 @@ def normalise(line: str) -> str:
     """The part of an output line that is compared (see the module docstring)."""
     line = line.rstrip()
     if line.startswith("method"):
-        line = _METHOD_FREE.sub("of <free> free", _METHOD_TIME.sub("; <seconds> s", line))
+        line = _METHOD_FREE.sub("of <free> free", _METHOD_TIME.sub("<seconds> s", line))
     return line
 
 

@@ -29,9 +29,7 @@ RUNNABLE = [block for block in BLOCKS if block.runnable]
 
 #: (page, first line of the block) of every block shown but not run, with the reason on the page
 SKIPPED = [
-    ("docs/getting-started.md", "$ hessian-rank --version"),
     ("docs/guides/grids.md", "$ hessian-rank grid small.toml"),
-    ("docs/guides/matrix-free.md", "import numpy as np"),
     ("docs/guides/spectra.md", "$ hessian-rank spectrum --dataset gaussian --n 100 --dim 64 --units 40,40 --K 10 "
                                "--activation relu --method matrix-free"),
     ("docs/guides/sweeps.md", "$ python3 rank_vs_sample_size.py --units 10,10 --loss mse --dataset digits "
@@ -40,8 +38,6 @@ SKIPPED = [
                               "--dim 16 --K 10 --widths 2:24:2"),
     ("docs/guides/training.md", "$ hessian-rank train --dataset FashionMNIST --n 100 --dim 16 --units 20,20 --K 10 "
                                 "--loss mse --optimizer adam --lr 0.01 --steps 1000"),
-    ("docs/guides/your-model.md", "import flax.linen as nn"),
-    ("docs/guides/your-model.md", "import equinox as eqx"),
     ("docs/guides/your-model.md", "$ hessian-rank run --dataset gaussian --n 100 --dim 64 --units 300,300 --K 3 "
                                   "--loss mse --method matrix-free --blocks layers"),
 ]
