@@ -1,4 +1,4 @@
-"""Compilation paid once: the README width sweep with a cold and a warm compilation cache.
+"""Compilation paid once: a width sweep with a cold and a warm compilation cache.
 
     python3 benchmarks/bench_compile_cache.py [--repeat N] [--widths 4:56:4] [-- extra sweep options]
 

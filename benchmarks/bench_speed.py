@@ -9,8 +9,8 @@
    naive / ours.
 2. p = 110,100 (widths 300,300, K = 3): ``run`` (default method) wall time and peak memory.
 3. p = 535,500 (widths 700,700, K = 1): the same (about 20 minutes; ``--skip-535k``).
-4. The README width sweep with a cold and a warm cache (``bench_compile_cache.py --repeat 1``;
-   ``--skip-sweep``).
+4. A width sweep (digits, d = 16, widths 4:56:4) with a cold and a warm cache
+   (``bench_compile_cache.py --repeat 1``; ``--skip-sweep``).
 
 Every timed command is a fresh process; its wall time includes Python and JAX start-up,
 its peak memory is the child's own peak resident set (``wait4``), and its CPU time
@@ -134,7 +134,8 @@ def main(argv=None) -> int:
     if not args.skip_535k:
         large("700,700", 1, ok, table)
     if not args.skip_sweep:
-        print(f"\n[4] the README width sweep, cold and warm compilation cache; load {_load()}", flush=True)
+        print(f"\n[4] the width sweep (digits, d = 16, widths 4:56:4), cold and warm compilation cache; "
+              f"load {_load()}", flush=True)
         proc = subprocess.run([sys.executable, str(HERE / "bench_compile_cache.py"), "--repeat", "1"],
                               env=_env(None))
         ok.append(proc.returncode == 0)
