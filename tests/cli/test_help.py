@@ -21,7 +21,7 @@ from hessrank.cli.sweep import TASK_HELP
 from hessrank.data import FILESETS, canonical_name, expected_shape, resize_images
 from hessrank.measure import SpectrumOptions
 from hessrank.models import get_loss
-from hessrank.plotting import default_normalize
+from hessrank.plotting.figures import default_normalize
 from hessrank.training import TrainConfig, default_checkpoints
 
 SRC = Path(hessrank.__file__).resolve().parents[1]
