@@ -2,7 +2,7 @@
 
 Inside :func:`stored_session` the table's lock is held, its identity is claimed (a
 file of another configuration is refused), the stored rows are read, and the JSON
-records this session (start, host, provenance); when the block ends, even by an
+records the stored session (start, host, provenance); when the block ends, even by an
 error, the session's end, what it computed and whether the table is complete are
 written.
 
@@ -33,8 +33,8 @@ def now() -> str:
 
 @dataclass
 class Session:
-    """The open session: ``rows`` by key, ``meta`` (the JSON), ``record`` (this session's
-    entry in ``meta["sessions"]``), ``computed`` (keys stored by this session) and
+    """The open session: ``rows`` by key, ``meta`` (the JSON), ``record`` (the stored session's
+    entry in ``meta["sessions"]``), ``computed`` (keys it stored) and
     ``complete`` (set by the caller: whether every wanted row is stored)."""
 
     table: ResultTable
@@ -44,7 +44,7 @@ class Session:
     stored_before: int
     computed: list = field(default_factory=list)
     complete: bool = False
-    #: extra fields of this session's record, written when it ends (they win over the defaults)
+    #: extra fields of the stored session's record, written when it ends (they win over the defaults)
     extra: dict = field(default_factory=dict)
     #: damaged stored lines set aside when the session opened (one line each), to be recomputed
     set_aside: list = field(default_factory=list)
