@@ -29,6 +29,15 @@ RUNNABLE = [block for block in BLOCKS if block.runnable]
 
 #: (page, first line of the block) of every block shown but not run, with the reason on the page
 SKIPPED = [
+    ("docs/distributed.md", "$ hessian-rank run --dataset gaussian --n 100 --dim 64 --units 300,300 --K 3 "
+                            "--method matrix-free --devices 4"),
+    ("docs/distributed.md", "$ hessian-rank run --dataset gaussian --n 100 --dim 64 --units 700,700 --K 1 "
+                            "--method matrix-free --coordinator node0:12345 --num-processes 2 --process-id 0"),
+    ("docs/distributed.md", "$ srun --nodes 4 --ntasks-per-node 1 hessian-rank run --units 700,700 --K 1 "
+                            "--method matrix-free --distributed"),
+    ("docs/distributed.md", "$ srun --nodes 4 --ntasks-per-node 1 bash -c 'hessian-rank run --units 700,700 --K 1 "
+                            "--method matrix-free --coordinator \"$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | "
+                            "head -1):12345\" --num-processes \"$SLURM_NTASKS\" --process-id \"$SLURM_PROCID\"'"),
     ("docs/guides/grids.md", "$ hessian-rank grid small.toml"),
     ("docs/guides/spectra.md", "$ hessian-rank spectrum --dataset gaussian --n 100 --dim 64 --units 40,40 --K 10 "
                                "--activation relu --method matrix-free"),
