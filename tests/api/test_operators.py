@@ -30,6 +30,7 @@ def test_rank_of_a_numpy_function_equals_matrix_rank(rank, definite):
     if 0 < rank < 24:
         assert res.gap_decades > 8                    # a clear cliff: exact low rank
     assert res.to_dict()["certificate"]["status"] == res.certificate.status and len(repr(res)) < 200
+    assert res.info.to_dict()["rank"] == hessrank.numerical_rank(A).rank == rank
 
 
 def test_a_jax_function_and_the_operator_class_give_the_same_rank():
