@@ -54,6 +54,29 @@ def test_flax_batchnorm_statistics_are_held_fixed_not_counted(samples):
     np.testing.assert_allclose(jax.jit(f)(params, X), jax.jit(module.apply)(variables, X), rtol=1e-6)
 
 
+def test_flax_nnx_batch_statistics_are_held_fixed(samples):
+    from flax import nnx
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.hidden = nnx.Linear(3, 4, rngs=rngs)
+            self.bn = nnx.BatchNorm(4, use_running_average=True, rngs=rngs)
+            self.out = nnx.Linear(4, 3, use_bias=False, rngs=rngs)
+
+        def __call__(self, x):
+            return self.out(jnp.tanh(self.bn(self.hidden(x))))
+
+    net = Net(nnx.Rngs(3))
+    # running statistics away from (0, 1): constants of f, not parameters
+    net.bn.mean[...] = jnp.linspace(-1.0, 1.0, 4, dtype=net.bn.mean.dtype)
+    net.bn.var[...] = jnp.linspace(0.5, 2.0, 4, dtype=net.bn.var.dtype)
+    X, labels = samples(8, 3, 3)
+    f, params = from_flax(net)
+    assert _size(params) == 3 * 4 + 4 + 2 * 4 + 4 * 3 == 36 and _size(nnx.state(net)) == 44
+    assert _check_against_reference(f, params, X, labels, "mse").p == 36
+    np.testing.assert_allclose(jax.jit(f)(params, X), net(X), rtol=1e-6)
+
+
 class _Permuted(eqx.Module):
     mlp: eqx.nn.MLP
     order: jax.Array        # an integer leaf: part of the model, not a parameter
@@ -75,7 +98,7 @@ def test_equinox_integer_leaf_is_held_fixed(samples):
 def test_missing_packages_and_bad_arguments_are_one_line(monkeypatch):
     with pytest.raises(ConfigError, match="variables: no 'params' collection"):
         from_flax(_BatchNormNet(), {"batch_stats": {}})
-    with pytest.raises(ConfigError, match="module=int: not a Flax Linen module"):
+    with pytest.raises(ConfigError, match="module=int: not a Flax Linen or NNX module"):
         from_flax(3, {"params": {}})
     monkeypatch.setitem(sys.modules, "flax", None)
     monkeypatch.setitem(sys.modules, "equinox", None)
