@@ -11,19 +11,19 @@ from pathlib import Path
 
 from ..config import SPECTRUM_DEFAULTS
 from ..errors import ConfigError
-from .options import add_run_options, config_from_args
+from .options import Renamed, add_run_options, config_from_args
 
 HELP = "top eigenvalues, trace, density, outliers and condition of H_L, H_o, H_F"
 DESCRIPTION = (
-    "Spectra beyond the rank, for H_L, H_o and H_F of one configuration (every option of `hessian-rank run`): "
-    "the --top K eigenvalues of largest magnitude (dense: exact; matrix-free: Ritz values of the certified sketch, "
-    "each within its bound 2δ of an eigenvalue), the trace (exact when dense or from the Gram matrix, otherwise a "
-    "stochastic estimate with its standard error), the eigenvalue density (a smoothed histogram of the exact "
-    "spectrum, or stochastic Lanczos quadrature), the number of outliers (log10|λ| more than 3 robust standard "
-    "deviations above the median over the non-zero spectrum) and the condition number over the non-zero spectrum. "
-    "With --blocks, each diagonal block (layer or parameter array) gets its top eigenvalues, rank at the whole "
-    "matrix's tolerance, trace, outliers and density (as the whole matrix's, on the block; all at 0 for a block of "
-    "rank 0), and a figure of the blocks' densities; --model FILE.py:build and --arch cnn work as for "
+    "Spectra beyond the rank, for H_L, H_o and H_F of one configuration (every option of `hessian-rank run`): the "
+    "--top-eigenvalues N eigenvalues of largest magnitude (dense: exact; matrix-free: Ritz values of the certified "
+    "sketch, each within its bound 2δ of an eigenvalue), the trace (exact when dense or from the Gram matrix, "
+    "otherwise a stochastic estimate with its standard error), the eigenvalue density (a smoothed histogram of the "
+    "exact spectrum, or stochastic Lanczos quadrature), the number of outliers (log10|λ| more than 3 robust "
+    "standard deviations above the median over the non-zero spectrum) and the condition number over the non-zero "
+    "spectrum. With --blocks, each diagonal block (layer or parameter array) gets its top eigenvalues, rank at the "
+    "whole matrix's tolerance, trace, outliers and density (as the whole matrix's, on the block; all at 0 for a "
+    "block of rank 0), and a figure of the blocks' densities; --model FILE.py:build and --arch cnn work as for "
     "`hessian-rank run`. The result and the density figures land in the result store under <out>/store/spectra/…"
 )
 
@@ -33,14 +33,16 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     add_run_options(parser)
     d = SPECTRUM_DEFAULTS
     g = parser.add_argument_group("spectrum")
-    g.add_argument("--top", type=int, default=d["top"], metavar="K",
-                   help=f"the K eigenvalues of largest magnitude of each matrix (default {d['top']})")
+    g.add_argument("--top-eigenvalues", dest="top", type=int, default=d["top"], metavar="N",
+                   help=f"how many eigenvalues of largest magnitude to report for each matrix (default {d['top']})")
+    g.add_argument("--top", dest="top", type=int, action=Renamed, new="--top-eigenvalues")
     g.add_argument("--trace", action=argparse.BooleanOptionalAction, default=d["trace"],
-                   help="the trace of each matrix (default on)")
+                   help=f"the trace of each matrix (default {_on(d['trace'])})")
     g.add_argument("--density", action=argparse.BooleanOptionalAction, default=d["density"],
-                   help="the eigenvalue density of each matrix, and its figure (default on)")
+                   help=f"the eigenvalue density of each matrix, and its figure (default {_on(d['density'])})")
     g.add_argument("--eigenvectors", metavar="FILE.npz",
-                   help="write the eigenvectors of the --top eigenvalues (arrays H_L_values, H_L_vectors, …)")
+                   help="write the eigenvectors of the --top-eigenvalues eigenvalues (arrays H_L_values, "
+                        "H_L_vectors, …)")
     g.add_argument("--trace-samples", "--trace_samples", dest="trace_samples", type=int, default=d["trace_samples"],
                    help=f"probes of a stochastic trace estimate (default {d['trace_samples']})")
     g.add_argument("--probes", type=int, default=d["probes"],
@@ -50,6 +52,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     g.add_argument("--out", default="results", help="root of the result store (default results)")
     parser.set_defaults(handler=_cmd_spectrum)
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
 
 
 def _cmd_spectrum(args) -> int:

@@ -13,6 +13,7 @@ Internal: the stable API is ``hessrank.*``; names here may change between versio
 
 from __future__ import annotations
 
+from ..config import DATASETS, DEFAULT_DIM, DEFAULT_N
 from ..errors import ConfigError, DataError
 from .base import Dataset, encode_dataset, encode_targets, select_samples
 from .cifar import CIFAR10, paper_images, read_cifar_train
@@ -23,10 +24,6 @@ from .locate import FileSet, describe_roots, download_root, find_folder, get_com
 from .preprocess import image_side, resize_images, scale_pixels
 from .synthetic import gaussian_mixture
 from .user import is_user_file, load_user_file
-
-#: defaults of the named data sets (a user file: all rows, its own d)
-DEFAULT_N = 100
-DEFAULT_DIM = 64
 
 
 def _gaussian(cfg):
@@ -77,7 +74,6 @@ _LOADERS = {
     "FashionMNIST": _image_loader(FASHION_MNIST, read_idx_pair),
     "CIFAR10": _image_loader(CIFAR10, _read_cifar_red),
 }
-DATASETS = tuple(_LOADERS)
 
 
 def canonical_name(name: str) -> str | None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 
-from ..config import METHODS
+from ..config import DEFAULT_BATCH_CAP, METHODS
 from ..curvature import float64_scope
 from ..errors import ConfigError
 from ..linalg import RTOL_SCAN, RankInfo
@@ -166,7 +166,7 @@ def prepare_inputs(model: Model, theta, X, Y, *, loss: str, method: str, rtol, a
     X, Y = _check_data(X, Y, loss, num_classes)
     n, K = Y.shape
     if batch_size is None:
-        batch_size = min(n, 100)
+        batch_size = min(n, DEFAULT_BATCH_CAP)
     elif not (isinstance(batch_size, int | np.integer) and 1 <= batch_size <= n):
         raise ConfigError.invalid("batch_size", batch_size, f"give an integer in 1..{n} (n = {n} samples)")
     theta = jax.numpy.asarray(theta, dtype=jax.numpy.float64)
