@@ -60,7 +60,7 @@ def fit_exponent(p, ranks) -> float:
     return float(np.polyfit(np.log(p[keep]), np.log(ranks[keep]), 1)[0])
 
 
-def draw(results: dict, path: Path) -> None:
+def draw(results: dict, path: Path, *, n: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,7 +86,7 @@ def draw(results: dict, path: Path) -> None:
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("parameters p (channels 2 … 11, two 3×3 conv layers)")
-        ax.set_title(f"{activation} CNN, Fashion-MNIST 8×8, n = {rows[0].get('n', '')}".rstrip(", n = "))
+        ax.set_title(f"{activation} CNN, Fashion-MNIST 8×8, n = {n}")
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=7, loc="upper left")
     np.atleast_1d(axes)[0].set_ylabel("rank")
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
         p = [int(r["num_params"]) for r in rows]
         exps = ", ".join(f"{m} {fit_exponent(p, [int(r[f'rank_{s}']) for r in rows]):.2f}" for m, s in MATRICES)
         print(f"  growth exponent a in rank ∝ p^a: {exps}")
-    draw(results, Path(args.figure))
+    draw(results, Path(args.figure), n=args.n)
     print(f"\nfigure: {args.figure}")
     return 0
 

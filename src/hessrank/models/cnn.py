@@ -5,8 +5,9 @@ Conv layers ``channels:kernel`` (``conv1``, ``conv2``, …; weights :math:`C_{ou
 C_{in}\times k\times k`, optional bias), the activation after each, optionally a 2×2
 average pool after each (``pool="avg"``) or the average over all positions after the
 last one (``pool="global"``, global average pooling), then one dense layer (``dense``)
-from the flattened maps (with ``global``: one value per channel) to :math:`K`. Initialisation: Glorot normal, :math:`\mathcal N(0, 2/(\mathrm{fan_{in}} +
-\mathrm{fan_{out}}))` with fans :math:`C k^2`; biases :math:`\mathcal N(0,` ``BIAS_INIT_STD²``:math:`)`.
+from the flattened maps (with ``global``: one value per channel) to :math:`K`.
+Initialisation: Glorot normal, :math:`\mathcal N(0, 2/(\mathrm{fan_{in}} + \mathrm{fan_{out}}))`
+with fans :math:`C k^2`; biases :math:`\mathcal N(0,` ``BIAS_INIT_STD²``:math:`)`.
 """
 
 from __future__ import annotations
