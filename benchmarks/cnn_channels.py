@@ -1,7 +1,8 @@
 """Hessian ranks of CNNs against their number of parameters, as the channels grow.
 
 The channel sweep (``hessian-rank sweep channels``) of a two-layer CNN (3×3 kernels,
-valid padding) on Fashion-MNIST images downscaled to 8×8, linear and ReLU, stored under
+valid padding, global average pooling before the dense head, so that the conv layers'
+m² weights dominate p) on Fashion-MNIST images downscaled to 8×8, linear and ReLU, stored under
 ``--out`` (points already stored are read, not measured again). Then, for each network
 and matrix, a least-squares fit of log rank against log p over the sweep gives the
 growth exponent (rank ∝ p^a; p grows like the channels squared), and the figure shows p,
@@ -13,8 +14,8 @@ with a √p reference line.
 
 Equivalent commands for one network:
 
-    hessian-rank sweep channels --arch cnn --conv 2:3,2:3 --activation linear \\
-        --dataset FashionMNIST --dim 64 --K 10 --n 100 --channels 2,3,4,6,8,11
+    hessian-rank sweep channels --arch cnn --conv 2:3,2:3 --pool global --activation linear \\
+        --dataset FashionMNIST --dim 64 --K 10 --n 100 --channels 2,3,4,6,8,11,16
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def _cpu() -> str:
 
 def sweep_rows(activation: str, args) -> list[dict]:
     """The stored rows of the channel sweep of one network (measured where missing)."""
-    base = RunConfig(arch="cnn", conv="2:3,2:3", activation=activation, dataset=args.dataset, dim=args.dim,
-                     K=args.K, n=args.n, loss=args.loss, seed=args.seed)
+    base = RunConfig(arch="cnn", conv="2:3,2:3", pool="global", activation=activation, dataset=args.dataset,
+                     dim=args.dim, K=args.K, n=args.n, loss=args.loss, seed=args.seed)
     sweep = make_sweep("channels", base, channels=args.channels)
     outcome = run_sweep(sweep, out=args.out)
     return outcome.rows
@@ -85,7 +86,7 @@ def draw(results: dict, path: Path, *, n: int) -> None:
                 ax.plot(p[~exact], pred[~exact], "--", color=COLORS[name], lw=1, label=f"{name} bound")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("parameters p (channels 2 … 11, two 3×3 conv layers)")
+        ax.set_xlabel("parameters p (channels m = 2 … 16 in both 3×3 conv layers)")
         ax.set_title(f"{activation} CNN, Fashion-MNIST 8×8, n = {n}")
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=7, loc="upper left")
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--loss", default="mse")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--channels", default="2,3,4,6,8,11")
+    ap.add_argument("--channels", default="2,3,4,6,8,11,16")
     ap.add_argument("--figure", default="docs/cnn_channels.png")
     args = ap.parse_args(argv)
     print(f"CPU: {_cpu()}")

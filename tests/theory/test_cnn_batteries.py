@@ -17,7 +17,6 @@ bounds met with equality (quoted in docs/theory.md).
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import numpy as np
@@ -200,6 +199,8 @@ def test_one_layer_exact_predictions_equal_the_measured_ranks():
                 above.append((cfg, name, ranks[name], value, pred.bounds[name]))
     assert not wrong, wrong
     assert not above, above
+    print(f"\none-layer CNN battery ({len(ONE_LAYER)} configurations): exact and equal "
+          + ", ".join(f"{m} {exact[m]}" for m in MATRICES))
     # the exact regimes are the common case, not a corner
     assert exact["H_F"] == len(ONE_LAYER) and exact["H_o"] >= 0.6 * len(ONE_LAYER), exact
     assert exact["H_L"] >= 0.4 * len(ONE_LAYER), exact
@@ -317,18 +318,18 @@ def test_no_deep_bound_is_ever_exceeded():
 
 
 def test_linear_deep_bounds_grow_with_the_channels_not_the_parameters():
-    # the layer-pairs bound is O(channels) while p is O(channels²): at 4× the channels
-    # p grows about 16×, the bound at most 4× (plus the head's share)
-    kw = dict(d=36, K=3, loss="mse", activation="linear", n=50, padding="same")
+    # two valid 3×3 layers on 6×6 images (P = 16, then 4), K' = s = 3: the layer-pairs
+    # bound is 2(9m + 12m) = 42m, linear in the channels, while p = 9m + 9m² + 12m
     X = gaussian_mixture(n=50, dim=36, K=3, seed=0).X
-    preds = []
-    for m in (4, 16):
-        conv = ((m, 3), (m, 3), (m, 3))
-        preds.append(predict_cnn_ranks(conv=conv, ranks=cnn_data_ranks(X, conv, padding="same"), **kw))
-    small, big = preds
-    assert big.p / small.p > 10
-    assert big.H_F / small.H_F <= 4 and big.bounds["H_F"] == "layer-pairs"
-    assert math.isclose(big.H_o, small.H_o)  # the function-space bound K'·r_in does not see the channels
+    preds = {}
+    for m in (8, 32):
+        conv = ((m, 3), (m, 3))
+        preds[m] = predict_cnn_ranks(d=36, K=3, conv=conv, loss="mse", activation="linear", n=50,
+                                     ranks=cnn_data_ranks(X, conv))
+        assert preds[m].p == 9 * m + 9 * m * m + 12 * m
+        assert preds[m].bounds["H_F"] == "layer-pairs" and preds[m].H_F == 42 * m
+    assert preds[32].p / preds[8].p > 13 and preds[32].H_F / preds[8].H_F == 4
+    assert preds[32].H_o == preds[8].H_o == 3 * 36  # function space: K'·r_in, whatever the channels
 
 
 def test_predict_cnn_ranks_refuses_bad_input():
