@@ -325,7 +325,7 @@ def predict_cnn_ranks(*, d: int, K: int, conv, loss: str = "mse", activation: st
             values["H_L"], bounds["H_L"] = min(null_bound(False), (values["H_o"] + values["H_F"], "H_o+H_F"))
     return Prediction(H_L=values["H_L"], H_o=values["H_o"], H_F=values["H_F"], kinds=kinds, bounds=bounds,
                       r=ranks.r, K_eff=K_eff, q=0, s=s, M=M, L=L, p=p,
-                      r_affine=seen.r_in_affine if bias else None)
+                      r_affine=None)
 
 
 def explain_cnn_deficiency(*, ranks: dict, prediction: Prediction, d: int, K: int, conv, n: int, loss: str = "mse",
