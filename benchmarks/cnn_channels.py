@@ -124,6 +124,8 @@ def main(argv=None) -> int:
         p = [int(r["num_params"]) for r in rows]
         wide = [i for i, r in enumerate(rows) if int(r["channels"]) >= 6]
         for label, idx in (("all points", range(len(rows))), ("channels ≥ 6", wide)):
+            if len(idx) < 2:
+                continue
             exps = ", ".join(f"{m} {fit_exponent([p[i] for i in idx], [int(rows[i][f'rank_{s}']) for i in idx]):.2f}"
                              for m, s in MATRICES)
             print(f"  growth exponent a in rank ∝ p^a ({label}): {exps}")
