@@ -53,7 +53,7 @@ import numpy as np
 
 from .config import PADDINGS, POOLS, parse_conv
 from .errors import ConfigError
-from .linalg import covariance_rank
+from .linalg import rank_from_eigenvalues, spectrum
 from .theory import HOMOGENEOUS, MATRICES, Deficiency, Prediction, effective_outputs, predict_ranks
 
 #: what each bound's name means (``Prediction.bounds`` of a CNN), for tables and ``--explain``
@@ -179,13 +179,21 @@ class CNNDataRanks:
         return self.stage if activation == "linear" else self.raw
 
 
+def _data_rank(A, *, rtol, atol) -> int:
+    """``rank(AᵀA)`` by the rule of :func:`hessrank.linalg.covariance_rank` (tolerance for
+    the size of AᵀA), from the smaller of AᵀA and AAᵀ (the same non-zero eigenvalues)."""
+    A = np.asarray(A, dtype=np.float64)
+    gram = A @ A.T if A.shape[0] < A.shape[1] else A.T @ A
+    return rank_from_eigenvalues(spectrum(gram, overwrite=True), A.shape[1], rtol=rtol, atol=atol).rank
+
+
 def _patch_ranks(Z, *, rtol, atol) -> PatchRanks:
     n, P, D = Z.shape
     flat, stacked = Z.reshape(n, P * D), Z.reshape(n * P, D)
-    return PatchRanks(r_in=covariance_rank(flat, rtol=rtol, atol=atol).rank,
-                      r_in_affine=covariance_rank(np.c_[flat, np.ones(n)], rtol=rtol, atol=atol).rank,
-                      patch_rank=covariance_rank(stacked, rtol=rtol, atol=atol).rank,
-                      patch_rank_affine=covariance_rank(np.c_[stacked, np.ones(n * P)], rtol=rtol, atol=atol).rank)
+    return PatchRanks(r_in=_data_rank(flat, rtol=rtol, atol=atol),
+                      r_in_affine=_data_rank(np.c_[flat, np.ones(n)], rtol=rtol, atol=atol),
+                      patch_rank=_data_rank(stacked, rtol=rtol, atol=atol),
+                      patch_rank_affine=_data_rank(np.c_[stacked, np.ones(n * P)], rtol=rtol, atol=atol))
 
 
 def cnn_data_ranks(X, conv, *, stride: int = 1, padding: str = "valid", pool: str = "none", kernels=None,
@@ -204,8 +212,8 @@ def cnn_data_ranks(X, conv, *, stride: int = 1, padding: str = "valid", pool: st
     rho = None
     if kernels is not None:
         w = np.asarray(kernels, dtype=np.float64).reshape(layers[0].channels, k * k)
-        rho = covariance_rank(np.einsum("itd,jd->ijt", stage, w).reshape(n, -1), rtol=rtol, atol=atol).rank
-    return CNNDataRanks(r=covariance_rank(X, rtol=rtol, atol=atol).rank, raw=_patch_ranks(raw, rtol=rtol, atol=atol),
+        rho = _data_rank(np.einsum("itd,jd->ijt", stage, w).reshape(n, -1), rtol=rtol, atol=atol)
+    return CNNDataRanks(r=_data_rank(X, rtol=rtol, atol=atol), raw=_patch_ranks(raw, rtol=rtol, atol=atol),
                         stage=_patch_ranks(stage, rtol=rtol, atol=atol), features_rank=rho)
 
 
