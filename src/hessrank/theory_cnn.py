@@ -173,6 +173,10 @@ class CNNDataRanks:
     raw: PatchRanks
     stage: PatchRanks
     features_rank: int | None = None
+    #: ``(rank, rank with a 1 appended)`` of the mean windows of the whole stack (valid
+    #: padding, stride 1, global pool: a linear network is one average over windows of side
+    #: ``Σ (k_l − 1) + 1``), else ``None``
+    composite: tuple[int, int] | None = None
 
     def seen(self, activation: str) -> PatchRanks:
         """The patch ranks that bound a network with this activation (``stage`` when linear)."""
@@ -213,8 +217,13 @@ def cnn_data_ranks(X, conv, *, stride: int = 1, padding: str = "valid", pool: st
     if kernels is not None:
         w = np.asarray(kernels, dtype=np.float64).reshape(layers[0].channels, k * k)
         rho = _data_rank(np.einsum("itd,jd->ijt", stage, w).reshape(n, -1), rtol=rtol, atol=atol)
+    composite = None
+    if pool == "global" and padding == "valid" and stride == 1:
+        k_all = sum(layer.kernel - 1 for layer in layers) + 1
+        mean = head_patches(X, kernel=k_all, pool="global").reshape(n, -1)
+        composite = (_data_rank(mean, rtol=rtol, atol=atol), _data_rank(np.c_[mean, np.ones(n)], rtol=rtol, atol=atol))
     return CNNDataRanks(r=_data_rank(X, rtol=rtol, atol=atol), raw=_patch_ranks(raw, rtol=rtol, atol=atol),
-                        stage=_patch_ranks(stage, rtol=rtol, atol=atol), features_rank=rho)
+                        stage=_patch_ranks(stage, rtol=rtol, atol=atol), features_rank=rho, composite=composite)
 
 
 def _layer_params(layers, K: int, bias: bool) -> list[int]:
@@ -300,7 +309,8 @@ def predict_cnn_ranks(*, d: int, K: int, conv, loss: str = "mse", activation: st
     cands = {m: [null_bound(m == "H_o")] for m in MATRICES}
     cands["H_o"].append((n * K_eff, "nK'"))
     if activation == "linear":
-        cands["H_o"].append((K_eff * r_in, "function-space"))
+        r_fs = r_in if ranks.composite is None else min(r_in, ranks.composite[1 if bias else 0])
+        cands["H_o"].append((K_eff * r_fs, "function-space"))
     if activation in HOMOGENEOUS:
         t = s if activation == "linear" else n
         first_rank = seen.patch_rank_affine if bias else seen.patch_rank
