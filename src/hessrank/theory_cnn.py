@@ -31,7 +31,9 @@ the mean patches: the MLP formulas of :mod:`hessrank.theory` with :math:`r = \ba
   augmented patches), softmax shift (the dense head's inputs, +1 with bias), channel
   rescaling :math:`\sum_l m_l` (linear, relu, leaky_relu; null for :math:`H_o` only);
   :math:`\mathrm{rank}\,H_o \le nK'`;
-* function space (linear): :math:`\mathrm{rank}\,H_o \le K' r_{in}` (:math:`K'\tilde r_{in}` with bias);
+* function space (linear): :math:`\mathrm{rank}\,H_o \le K' r_{in}` (:math:`K'\tilde r_{in}` with bias;
+  valid padding, stride 1 and a global pool: the rank of the mean windows of side
+  :math:`\sum_l (k_l - 1) + 1`, the receptive field of the whole stack, when smaller);
 * layer pairs (linear, relu, leaky_relu: :math:`f` is multilinear in the layers' weights
   wherever the activation pattern is fixed): with :math:`t = s` (linear; :math:`\tilde s`
   with bias) or :math:`t = n`,

@@ -347,3 +347,21 @@ if __name__ == "__main__":
     per_matrix, per_bound = deep_summary()
     for key, (e, t) in {**per_matrix, **per_bound}.items():
         print(f"{key:<32} {e}/{t}")
+
+
+def test_global_pool_function_space_bound_uses_the_stack_windows_and_holds():
+    # valid 3×3 then 2×2 on 6×6, global average: one average over 4×4 windows, 16 dims
+    for conv, bias, loss in ((((3, 3), (3, 2)), False, "mse"), (((2, 2), (3, 2), (2, 1)), True, "cross")):
+        d, K, n = 36, 3, 30
+        data = gaussian_mixture(n=n, dim=d, K=K, seed=7)
+        f, params = build_cnn(d, K, conv, pool="global", activation="linear", bias=bias, seed=8)
+        dr = cnn_data_ranks(data.X, conv, pool="global", kernels=params["conv1"]["w"])
+        side = sum(k - 1 for _, k in conv) + 1
+        assert dr.composite == (side * side, side * side + 1)
+        pred = predict_cnn_ranks(d=d, K=K, conv=conv, loss=loss, activation="linear", bias=bias, n=n,
+                                 pool="global", ranks=dr)
+        assert pred.bounds["H_o"] == "function-space" and pred.H_o == (K - (loss == "cross")) * dr.composite[bias]
+        with jax.enable_x64(True):
+            model, theta = function_model(f, params)
+            H_o = hessians(model, get_loss(loss), theta, data.X, data.Y, which=("H_o",))["H_o"]
+        assert numerical_rank(H_o).rank <= pred.H_o
