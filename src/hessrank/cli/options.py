@@ -119,7 +119,8 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults: RunConfig | No
                                                                  f"{d.stride})")
     g.add_argument("--padding", default=d.padding, help=f"cnn: one of {', '.join(PADDINGS)} (default {d.padding})")
     g.add_argument("--pool", default=d.pool, help=f"cnn: one of {', '.join(POOLS)} (avg: 2×2 average pool after "
-                                                  f"each conv layer; default {d.pool})")
+                                                  f"each conv layer; global: average over all positions before the "
+                                                  f"dense layer; default {d.pool})")
     g.add_argument("--model", metavar="FILE.py:FUNCTION", default=d.model,
                    help="your own network: FUNCTION(d, K, seed) returns (f, params), f(params, X) -> (n, K) "
                         "(--units, --activation, --bias, --init are then not used)")

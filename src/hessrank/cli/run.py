@@ -64,8 +64,8 @@ def _cmd_run(args) -> int:
     _RAN.append(True)
     cfg = config_from_args(args)
     writer = start_processes_from_args(args)
-    if args.explain and cfg.network != "mlp":
-        raise ConfigError.invalid("explain", True, f"{cfg.network}: the theory of null spaces is the MLP's; "
+    if args.explain and cfg.network == "model":
+        raise ConfigError.invalid("explain", True, "model: the theory of null spaces is the built-in networks'; "
                                                    "leave --explain out", quoted=False)
     if args.spectrum and writer:
         check_writable(args.spectrum, param="spectrum")

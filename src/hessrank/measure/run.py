@@ -24,6 +24,7 @@ from ..models import MLP, Model, get_loss
 from ..models.function import check_outputs
 from ..models.params import flat_params
 from ..theory import Deficiency, Prediction, explain_deficiency, predict_ranks, trivial_prediction
+from ..theory_cnn import CNNDataRanks, cnn_data_ranks, explain_cnn_deficiency, predict_cnn_ranks
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
 from .matrixfree import matrix_free_ranks
 from .network import build_network, network_label
@@ -73,11 +74,18 @@ class Result(RankedResult):
     threads: int | None = None
     #: the devices matrix-free bases were sharded over (0: host memory)
     devices: int = 0
+    #: the built-in CNN: the data's patch ranks its predictions use
+    cnn_ranks: CNNDataRanks | None = None
 
     def explain(self) -> dict[str, Deficiency]:
         """``p - rank`` of each measured matrix split into the parts the theory accounts
         for and the unexplained rest (:func:`~hessrank.theory.explain_deficiency`)."""
         c = self.config
+        if c.network == "cnn" and self.cnn_ranks is not None:
+            return explain_cnn_deficiency(ranks={k: v.rank for k, v in self.ranks.items()},
+                                          prediction=self.prediction, d=self.d, K=c.K, conv=c.conv_layers, n=self.n,
+                                          loss=c.loss, activation=c.activation, bias=c.bias, stride=c.stride,
+                                          padding=c.padding, pool=c.pool, data_ranks=self.cnn_ranks)
         if c.network != "mlp":  # no theory of this network's null spaces
             return {}
         return explain_deficiency(ranks={k: v.rank for k, v in self.ranks.items()}, r=self.r, K=c.K,
@@ -149,24 +157,42 @@ def build(config: RunConfig) -> tuple[Dataset, Model, np.ndarray]:
 
 def make_result(config: RunConfig, data: Dataset, n: int, p: int, ranks: dict[str, RankInfo], plan: MethodPlan,
                 *, seconds: float, timings: dict, details: dict,
-                predicted: tuple[int, Prediction] | None = None) -> Result:
+                predicted: tuple[int, Prediction] | None = None, theta=None) -> Result:
     """The one constructor of a :class:`Result`: ``ranks`` measured on the first ``n``
     samples of ``data``, with r and the predictions computed from the same samples
-    (``predicted``: the ``(r, prediction)`` of :func:`predict_for` when already computed)."""
+    (``predicted``: the ``(r, prediction)`` of :func:`predict_for` when already computed;
+    ``theta``: the parameters measured at, when not the initialisation)."""
     config = config.replace(n=n, dim=data.d)  # record what the defaults resolved to
-    r, prediction = predict_for(config, data, n, p) if predicted is None else predicted
+    r, prediction = predict_for(config, data, n, p, theta=theta) if predicted is None else predicted
+    cnn_ranks = _cnn_ranks(config, data, n, theta) if config.network == "cnn" else None
     return Result(config=config, p=p, n=n, d=data.d, r=r, ranks=ranks, prediction=prediction, seconds=seconds,
                   method=plan.method, method_reason=plan.reason, dataset_source=data.source, timings=timings,
                   method_details=details, peak_rss_bytes=peak_rss_bytes(), provenance=provenance(),
-                  threads=plan.threads, devices=plan.devices)
+                  threads=plan.threads, devices=plan.devices, cnn_ranks=cnn_ranks)
 
 
-def predict_for(config: RunConfig, data: Dataset, n: int, p: int) -> tuple[int, Prediction]:
+def _cnn_ranks(config: RunConfig, data: Dataset, n: int, theta=None) -> CNNDataRanks:
+    """The patch ranks of the built-in CNN on the first ``n`` samples, with the rank of
+    its first layer's features at ``theta`` (default: the initialisation of ``config``)."""
+    model, theta0 = build_network(config, data.d, data.K)
+    kernels = model.unravel(theta0 if theta is None else theta)["conv1"]["w"]
+    return cnn_data_ranks(data.X[:n], config.conv_layers, stride=config.stride, padding=config.padding,
+                          pool=config.pool, kernels=np.asarray(kernels), rtol=config.rtol, atol=config.atol)
+
+
+def predict_for(config: RunConfig, data: Dataset, n: int, p: int, *, theta=None) -> tuple[int, Prediction]:
     """``(r, prediction)`` for ``config`` (``p`` parameters) on the first ``n`` samples of
     ``data``: r from the same rank rule as the Hessians, the predictions of
-    :func:`hessrank.theory.predict_ranks` (a CNN or a user's model: the trivial bounds)."""
+    :func:`hessrank.theory.predict_ranks` (the built-in CNN: :func:`hessrank.theory_cnn.predict_cnn_ranks`,
+    with the features at ``theta``, default the initialisation; a user's model: the
+    trivial bounds)."""
     X = data.X[:n]
     r = covariance_rank(X, rtol=config.rtol, atol=config.atol).rank
+    if config.network == "cnn":
+        ranks = _cnn_ranks(config, data, n, theta)
+        return r, predict_cnn_ranks(d=data.d, K=data.K, conv=config.conv_layers, loss=config.loss,
+                                    activation=config.activation, bias=config.bias, stride=config.stride,
+                                    padding=config.padding, pool=config.pool, n=n, ranks=ranks)
     if config.network != "mlp":  # no formula: the bounds every network obeys
         return r, trivial_prediction(p=p, n=n, K=data.K, loss=config.loss, r=r)
     r_affine = _affine_rank(X, r, rtol=config.rtol, atol=config.atol) if config.bias else None
@@ -219,14 +245,14 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "",
     p = model.num_params
     resolved = resolve_blocks(model, blocks)
     # the predicted ranks (exact or bounds) let auto choose the faster method, not only one that fits
-    predicted = predict_for(config, data, data.n, p)
+    predicted = predict_for(config, data, data.n, p, theta=theta)
     plan = plan_method(config.method, p, data.n, data.K, basis=expected_basis(predicted[1]), threads=threads,
                        devices=devices)
     ranks, timings, details, block_ranks = measure_model_ranks(
         plan, model, get_loss(config.loss), theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
         rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=resolved)
     result = make_result(config, data, data.n, p, ranks, plan, seconds=time.perf_counter() - t0, timings=timings,
-                         details=details, predicted=predicted)
+                         details=details, predicted=predicted, theta=theta)
     result.blocks = block_ranks
     return result
 
