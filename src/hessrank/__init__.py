@@ -12,9 +12,10 @@ p×p matrices: :func:`matrix_free_ranks`, :func:`sketch_rank` and the operators
 :func:`loss_hessian_operator`, :func:`functional_hessian_operator`,
 :func:`outer_product_operator`, :func:`outer_product_factor`. Errors:
 :class:`HessrankError` and its kinds :class:`ConfigError`, :class:`DataError`,
-:class:`StoreError`. Any JAX model: :func:`hessian_ranks` (a function over a pytree of
-parameters, with per-block ranks), :func:`hessian_spectrum` (its top eigenvalues, trace,
-density and outliers).
+:class:`StoreError`. Any JAX model or PyTorch module: :func:`hessian_ranks` (a function over a
+pytree of parameters, or a ``torch.nn.Module``, with per-block ranks), :func:`hessian_spectrum`
+(its top eigenvalues, trace, density and outliers), :func:`as_linear_operator` (one of its
+matrices as a SciPy ``LinearOperator``). PyTorch is optional (``pip install "hessrank[torch]"``).
 
 Importing the package leaves JAX's configuration alone: every entry point computes in
 float64 inside a scoped ``jax.enable_x64`` (ranks are wrong in float32) and restores the
@@ -40,6 +41,7 @@ from .measure import (
     ModelResult,
     Result,
     SpectrumOptions,
+    as_linear_operator,
     hessian_ranks,
     hessian_spectrum,
     hessian_spectrum_mlp,
@@ -54,8 +56,8 @@ from .theory import Prediction, predict_ranks
 __all__ = [
     # running a configuration
     "RunConfig", "parse_units", "run", "Result",
-    # any JAX model
-    "hessian_ranks", "ModelResult",
+    # any JAX model or PyTorch module
+    "hessian_ranks", "ModelResult", "as_linear_operator",
     # dense matrices and ranks
     "loss_hessian", "outer_product_hessian", "functional_hessian", "hessians",
     "numerical_rank", "covariance_rank", "RankInfo",

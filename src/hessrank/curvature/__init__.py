@@ -12,10 +12,11 @@ from .dense import (
                     running_hessians,
 )
 from .operators import CurvatureOperator, functional_hessian_operator, loss_hessian_operator, outer_product_operator
+from .source import CurvatureSource, JaxSource, jax_source
 
 __all__ = [
     "MATRICES", "hessians", "running_hessians", "loss_hessian", "outer_product_hessian", "functional_hessian",
     "outer_product_factor", "CurvatureOperator", "loss_hessian_operator", "functional_hessian_operator",
     "outer_product_operator", "float64_scope", "in_float64", "batches", "sample_outputs", "per_sample_jacobians",
-    "psd_sqrt",
+    "psd_sqrt", "CurvatureSource", "JaxSource", "jax_source",
 ]

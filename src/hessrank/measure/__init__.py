@@ -3,7 +3,7 @@ matrix-free ranks, the :class:`Result` and its provenance."""
 
 from .blocks import BlockRanks, resolve_blocks
 from .matrixfree import MatrixFreeResult, matrix_free_ranks
-from .model import ModelResult, hessian_ranks, measure_model, trivial_bounds
+from .model import ModelResult, as_linear_operator, hessian_ranks, measure_model, trivial_bounds
 from .plan import (
                    MemoryPlan,
                    MethodPlan,
@@ -38,6 +38,7 @@ __all__ = [
     "Result", "run", "build", "make_result", "measure_ranks", "matrix_free_ranks", "MatrixFreeResult",
     "MethodPlan", "MemoryPlan", "plan_method", "plan_memory", "memory_limit", "available_memory_bytes",
     "dense_memory_bytes", "provenance", "peak_rss_bytes", "hessian_ranks", "measure_model", "ModelResult",
+    "as_linear_operator",
     "measure_model_ranks", "BlockRanks", "resolve_blocks", "trivial_bounds", "check_data_size", "plan_before_loading",
     "SpectrumOptions", "MatrixSpectrum", "SpectrumResult", "hessian_spectrum_mlp", "matrix_spectrum",
     "operator_spectrum", "measure_spectra", "plan_spectrum", "hessian_spectrum", "measure_model_spectrum",

@@ -32,15 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 
-from ..curvature import (
-    CurvatureOperator,
-    float64_scope,
-    functional_hessian_operator,
-    loss_hessian_operator,
-    outer_product_factor,
-    outer_product_hessian,
-    outer_product_operator,
-)
+from ..curvature import CurvatureOperator, CurvatureSource, float64_scope, jax_source
 from ..linalg import RankInfo, Subspace, numerical_rank, rank_from_eigenvalues, sketch_rank
 from ..linalg.sketch import BLAS_CONTROLLER as _BLAS
 from ..linalg.spectral import known_from_dense, known_from_factor, known_from_subspace
@@ -104,34 +96,42 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     ``observe_block(block, name, info, known, operator)`` is the same for each diagonal block (``known``
     a :class:`~hessrank.linalg.spectral.KnownSpectrum` without eigenvectors, ``operator`` the restricted one).
     """
+    return matrix_free_source_ranks(jax_source(model, loss, theta, X, Y, batch_size=batch_size), rtol=rtol,
+                                    atol=atol, memory_bytes=memory_bytes, block=block, probes=probes, seed=seed,
+                                    h_o_path=h_o_path, blas_threads=blas_threads, blocks=blocks, observe=observe,
+                                    observe_block=observe_block)
+
+
+def matrix_free_source_ranks(source: CurvatureSource, *, rtol: float | None = None, atol: float | None = None,
+                             memory_bytes: float | None = None, block: int | None = None, probes: int = PROBES,
+                             seed: int = 0, h_o_path: str | None = None, blas_threads: int | str | None = "auto",
+                             blocks: dict[str, Block] | None = None, observe=None,
+                             observe_block=None) -> MatrixFreeResult:
+    """:func:`matrix_free_ranks` of any front end's :class:`~hessrank.curvature.CurvatureSource`."""
     with blas_thread_limit(blas_threads), float64_scope():
-        return _matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
-                                  memory_bytes=memory_bytes, block=block, probes=probes, seed=seed,
-                                  h_o_path=h_o_path, blocks=blocks or {}, observe=observe,
-                                  observe_block=observe_block)
+        return _matrix_free_ranks(source, rtol=rtol, atol=atol, memory_bytes=memory_bytes, block=block,
+                                  probes=probes, seed=seed, h_o_path=h_o_path, blocks=blocks or {},
+                                  observe=observe, observe_block=observe_block)
 
 
-def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memory_bytes, block, probes, seed,
-                       h_o_path, blocks, observe, observe_block=None) -> MatrixFreeResult:
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    p, n, K = model.num_params, X.shape[0], Y.shape[1]
+def _matrix_free_ranks(source, *, rtol, atol, memory_bytes, block, probes, seed, h_o_path, blocks, observe,
+                       observe_block=None) -> MatrixFreeResult:
+    p, n, K = source.p, source.n, source.K
     plan = plan_memory(p, n, K, memory_bytes, block=block)
     if h_o_path is not None:
         if h_o_path not in H_O_PATHS:
             raise ValueError(f"h_o_path {h_o_path!r}: not one of gram, square, sketch")
         plan = MemoryPlan(h_o_path, plan.capacity, plan.fixed_bytes, plan.block)
     block = plan.block
-    args = (model, loss, theta, X, Y)
-    H_F_op = functional_hessian_operator(*args, batch_size=batch_size)
-    H_L_op = loss_hessian_operator(*args, batch_size=batch_size)
+    H_F_op = source.operator("H_F")
+    H_L_op = source.operator("H_L")
     sketch = dict(rtol=rtol, atol=atol, block=block, probes=probes)
     ranks, details, timings = {}, {}, {}
 
     t = time.perf_counter()
     A = H_o = H_o_op = None
     if plan.h_o == H_O_GRAM:
-        A = outer_product_factor(*args, batch_size=batch_size)
+        A = source.factor()
         mu, U = scipy.linalg.eigh(A @ A.T, driver="evd", overwrite_a=True, check_finite=False)
         ranks["H_o"] = rank_from_eigenvalues(mu, p, rtol=rtol, atol=atol)
         details["H_o"] = {"how": f"eigenvalues of the {n * K}×{n * K} Gram matrix Λ^½J Jᵀ Λ^½",
@@ -139,14 +139,14 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         if observe:
             observe("H_o", ranks["H_o"], lambda vectors: known_from_factor(A, mu=mu, U=U), None)
     elif plan.h_o == H_O_SQUARE:
-        H_o = outer_product_hessian(*args, batch_size=batch_size)
+        H_o = source.hessians(("H_o",))["H_o"]
         ranks["H_o"] = numerical_rank(H_o, rtol=rtol, atol=atol)
         details["H_o"] = {"how": f"eigenvalues of the {p}×{p} AᵀA (nK = {n * K} > p)", "columns": p,
                           "status": "exact"}
         if observe:
             observe("H_o", ranks["H_o"], lambda vectors: known_from_dense(H_o, vectors=vectors), None)
     else:
-        H_o_op = outer_product_operator(*args, batch_size=batch_size)
+        H_o_op = source.operator("H_o")
         res = sketch_rank(H_o_op, seed=seed, max_columns=plan.capacity, **sketch)
         ranks["H_o"], details["H_o"] = res.info, _sketch_details(res)
         if observe:
