@@ -45,9 +45,9 @@ from ..matrices import MATRICES
 from ._losses import loss_grads, loss_hessians, loss_values
 
 #: bytes of tangents and activations allowed per vmapped call of a product
-_CALL_BYTES = 64 * 2**20
+_CALL_BYTES = 256 * 2**20
 #: rows of ``V`` per vmapped call at most
-_MAX_ROWS = 32
+_MAX_ROWS = 64
 
 
 def as_float64_array(a, param: str) -> np.ndarray:
