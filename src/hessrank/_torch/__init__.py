@@ -8,15 +8,10 @@ hierarchy, so it works whether or not PyTorch is installed.
 from __future__ import annotations
 
 from ..errors import ConfigError
+from ..models.user import is_torch_module
 
 #: what to install for the PyTorch front end
 INSTALL_HINT = 'pip install "hessrank[torch]"'
-
-
-def is_torch_module(obj) -> bool:
-    """Whether ``obj`` is a ``torch.nn.Module`` (checked by class name, without importing PyTorch)."""
-    return any(cls.__name__ == "Module" and cls.__module__.startswith("torch.nn")
-               for cls in type(obj).__mro__)
 
 
 def is_torch_input(f, params) -> bool:
@@ -47,3 +42,11 @@ def torch_source(f, params, X, Y, *, loss: str, batch_size: int | None):
             raise ConfigError.about("params", "give the parameters once: (module, params) as f, or module and params")
         f, params = f
     return TorchSource(f, params, X, Y, loss=loss, batch_size=batch_size)
+
+
+def torch_model(module):
+    """The :class:`~hessrank._torch._source.TorchModel` of ``module`` (a network built from a model file)."""
+    require_torch("model")
+    from ._source import TorchModel
+
+    return TorchModel(module)

@@ -276,3 +276,37 @@ def _check_params(params, named) -> dict:
             raise ConfigError.about("params", f"{k} holds NaN or inf")
         out[k] = a
     return out
+
+
+class TorchModel:
+    """A module as the engine's network for ``run``, sweeps and grids (``--model FILE.py:build``):
+    ``num_params``, the parameters' ``leaves``/``shapes`` in θ's order, ``layer_of``, and
+    :meth:`curvature_source` — a :class:`TorchSource` at a flat θ. :meth:`initial_theta` is the
+    module's own parameters."""
+
+    def __init__(self, module):
+        self.module = module
+        named = list(module.named_parameters())
+        if not named:
+            raise ConfigError.about("model", f"the module {type(module).__name__} has no parameters")
+        self.shapes = tuple((k, tuple(int(x) for x in v.shape)) for k, v in named)
+        self.leaves = tuple((k, int(np.prod(s, dtype=np.int64))) for k, s in self.shapes)
+        self.num_params = sum(size for _, size in self.leaves)
+
+    def layer_of(self, leaf: str) -> str:
+        """The child module a parameter belongs to: the first part of its dotted name."""
+        return leaf.split(".", 1)[0]
+
+    def initial_theta(self) -> np.ndarray:
+        """The module's parameters as one float64 vector (``named_parameters()`` order, row-major)."""
+        return np.concatenate([v.detach().cpu().to(torch.float64).reshape(-1).numpy()
+                               for _, v in self.module.named_parameters()])
+
+    def curvature_source(self, loss: str, theta, X, Y, *, batch_size: int | None) -> TorchSource:
+        """The :class:`TorchSource` of the module at the flat parameters ``theta`` on ``X, Y``."""
+        theta = np.asarray(theta, dtype=np.float64)
+        params, start = {}, 0
+        for (name, shape), (_, size) in zip(self.shapes, self.leaves):
+            params[name] = theta[start:start + size].reshape(shape)
+            start += size
+        return TorchSource(self.module, params, X, Y, loss=loss, batch_size=batch_size)

@@ -149,7 +149,7 @@ def build(config: RunConfig) -> tuple[Dataset, Model, np.ndarray]:
         plan_method(config.method, MLP(widths=(data.d, *config.units, data.K)).num_params, data.n, data.K)
     model, theta = build_network(config, data.d, data.K)  # the MLP's p was planned before θ exists
     plan_method(config.method, model.num_params, data.n, data.K)
-    if config.network != "mlp":
+    if config.network != "mlp" and not hasattr(model, "curvature_source"):  # a module's source checks its own
         try:
             check_outputs(model, theta, data.X, data.K, config.effective_batch_size(data.n))
         except ConfigError as err:
@@ -237,8 +237,16 @@ def measure_model_ranks(plan: MethodPlan, model: Model, loss, theta, X, Y, *, ba
     """The one measurement behind ``run``, the sweeps and :func:`hessrank.hessian_ranks`:
     ``(ranks, timings, method_details, block_ranks)``, ``block_ranks`` holding the
     :class:`BlockRanks` of each of ``blocks`` (diagonal blocks at the whole matrix's tolerance)."""
-    return measure_source_ranks(plan, jax_source(model, loss, theta, X, Y, batch_size=batch_size), rtol=rtol,
-                                atol=atol, seed=seed, blocks=blocks)
+    return measure_source_ranks(plan, curvature_source(model, loss, theta, X, Y, batch_size=batch_size),
+                                rtol=rtol, atol=atol, seed=seed, blocks=blocks)
+
+
+def curvature_source(model: Model, loss, theta, X, Y, *, batch_size: int | None) -> CurvatureSource:
+    """The front end of ``model``: its own source when it has one (a PyTorch module built from a
+    model file), the JAX one otherwise."""
+    if hasattr(model, "curvature_source"):
+        return model.curvature_source(loss.name, theta, X, Y, batch_size=batch_size)
+    return jax_source(model, loss, theta, X, Y, batch_size=batch_size)
 
 
 def measure_source_ranks(plan: MethodPlan, source: CurvatureSource, *, rtol: float | None = None,
