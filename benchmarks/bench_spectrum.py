@@ -1,4 +1,4 @@
-"""Issue 16: `hessian-rank spectrum --top 20 --trace --density` against PyHessian-style power
+"""Issue 16: `hessian-rank spectrum --top-eigenvalues 20 --trace --density` against PyHessian-style power
 iteration and a full dense eigendecomposition.
 
     python3 benchmarks/bench_spectrum.py small   # p = 4560: spectrum (matrix-free), dense eigh, power iteration
@@ -37,7 +37,8 @@ def _env():
 def spectrum_cli(spec, method="matrix-free", top=20):
     cmd = [sys.executable, "-m", "hessrank.cli", "spectrum", "--dataset", "gaussian", "--n", str(spec["n"]),
            "--dim", str(spec["dim"]), "--units", spec["units"], "--K", str(spec["K"]), "--loss", spec["loss"],
-           "--method", method, "--top", str(top), "--trace", "--density", "--json", "--out", "/tmp/bench_spectrum"]
+           "--method", method, "--top-eigenvalues", str(top), "--trace", "--density", "--json",
+           "--out", "/tmp/bench_spectrum"]
     t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=_env()).stdout
     return time.perf_counter() - t0, json.loads(out)
@@ -100,7 +101,7 @@ def main(argv=None):
     else:
         t, res = spectrum_cli(spec)
     top = np.array(res["H_L"]["top"])
-    print(f"spectrum --method matrix-free --top 20 --trace --density (all three matrices): {t:.1f} s wall, "
+    print(f"spectrum --method matrix-free --top-eigenvalues 20 --trace --density (all three matrices): {t:.1f} s wall, "
           f"peak RSS {res['peak_rss_bytes'] / 2**30:.2f} GiB, ranks "
           f"{res['H_L']['rank']} / {res['H_o']['rank']} / {res['H_F']['rank']}")
     if args.what == "small":

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .atomicio import check_writable
-from .config import OPTIMIZERS, TRAIN_DEFAULTS, RunConfig
+from .config import DEFAULT_CHECKPOINTS, OPTIMIZERS, TRAIN_DEFAULTS, RunConfig
 from .curvature import in_float64
 from .curvature.core import weighted_loss
 from .errors import ConfigError
@@ -67,8 +67,6 @@ if TYPE_CHECKING:  # optax is imported when training starts: `hessian-rank run` 
 
 #: the momentum of ``momentum`` (heavy ball, optax.sgd(lr, momentum=MOMENTUM))
 MOMENTUM = 0.9
-#: default checkpoints: step 0 and about this many log-spaced steps up to ``steps``
-DEFAULT_CHECKPOINTS = 20
 #: the most training steps and the most checkpoints of one run
 MAX_STEPS = 10**9
 MAX_CHECKPOINTS = 10_000

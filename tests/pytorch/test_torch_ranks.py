@@ -101,8 +101,8 @@ def test_the_same_network_in_jax_and_torch_gives_the_same_ranks_tolerances_and_s
     assert [b.size for b in tc.blocks.values()] == [b.size for b in jx.blocks.values()] == [30, 6, 24, 4, 12, 3]
     for bj, bt in zip(jx.blocks.values(), tc.blocks.values()):
         assert {m: v.rank for m, v in bj.ranks.items()} == {m: v.rank for m, v in bt.ranks.items()}
-    sj = hessian_spectrum(f, theta, X, Y, loss=loss, method=method, top=6, density=False, seed=1)
-    st = hessian_spectrum(module, None, X, Y, loss=loss, method=method, top=6, density=False, seed=1)
+    sj = hessian_spectrum(f, theta, X, Y, loss=loss, method=method, top=6, density=False, seed=1).to_dict()
+    st = hessian_spectrum(module, None, X, Y, loss=loss, method=method, top=6, density=False, seed=1).to_dict()
     for m in ("H_L", "H_o", "H_F"):
         top_j, top_t = np.asarray(sj[m]["top"]), np.asarray(st[m]["top"])
         scale = np.max(np.abs(top_j))

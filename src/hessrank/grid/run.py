@@ -41,7 +41,7 @@ def run_point(config: RunConfig, worker_limit: int | None = None, compile_cache:
     with its one-line message: it never escapes. ``compile_cache``: the folder of JAX's
     persistent compilation cache on the worker (``None``: off). ``blocks`` (``"leaves"``,
     ``"layers"``): also rank the diagonal blocks, as ``run`` does; a finished point's
-    answer then holds their :class:`~hessrank.measure.BlockRanks` under :data:`BLOCK_RANKS`."""
+    answer then holds their :class:`~hessrank.measure.blocks.BlockRanks` under :data:`BLOCK_RANKS`."""
     if compile_cache:
         enable_compile_cache(compile_cache)
     try:

@@ -11,7 +11,7 @@ magnitude: a linear network shows a cliff of many decades, a non-linear one may 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
@@ -31,7 +31,7 @@ class RankInfo:
     rank: int
     tol: float
     gap_decades: float | None
-    eigenvalues: np.ndarray
+    eigenvalues: np.ndarray = field(repr=False)
     size: int
 
 
