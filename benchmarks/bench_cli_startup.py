@@ -7,7 +7,7 @@ Times ``hessian-rank --help``, ``hessian-rank run --help`` and ``hessian-rank --
 baselines measured in the same run, interleaved: a bare interpreter (``python3 -c pass``,
 the floor) and ``python3 -c "import jax"`` (what every help would cost if building the
 parser loaded the engine). Prints each median wall and CPU time (user + system of the
-child: less sensitive to other jobs), the ratio to the bare interpreter, and whether the
+child: less sensitive to the load of the machine), the ratio to the bare interpreter, and whether the
 target of one second is met. OpenBLAS pins are unset in the timed processes only; the
 machine may be shared (the load average is printed).
 """

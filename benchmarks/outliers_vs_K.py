@@ -1,4 +1,4 @@
-"""Issue 16: the outlier count of H_L and H_o against the number of classes K, for a ReLU
+"""The outlier count of H_L and H_o against the number of classes K, for a ReLU
 network on real Fashion-MNIST at its initialisation (the loss-landscape literature reports
 "about K outliers", or K − 1, or K²; Sagun et al. 2017, Papyan 2019/2020).
 

@@ -11,8 +11,9 @@ import pytest
 from hessrank import RunConfig
 from hessrank.cli import main
 from hessrank.matrices import MATRICES
-from hessrank.plotting import block_density_figure, density_figure, spectrum_figure, sweep_figure, training_figure
+from hessrank.plotting.figures import block_density_figure, density_figure, spectrum_figure, sweep_figure
 from hessrank.plotting.style import TEX
+from hessrank.plotting.training import training_figure
 from hessrank.sweeps import make_sweep, run_sweep
 
 ORDER = [TEX[m] for m in MATRICES]   # H_L, H_o, H_F

@@ -56,7 +56,7 @@ _WORK_ROWS = 8
 #: ratios matter): dense ≈ AUTO_DENSE_SECONDS_PER_P3·p³ (eigenvalues of two p×p matrices, and
 #: their p products each), matrix-free ≈ AUTO_SKETCH_SECONDS_PER_PK2·p·k² (block Gram–Schmidt of a
 #: basis of k vectors, twice, and k products) + AUTO_SKETCH_OVERHEAD_SECONDS (compiling two
-#: product operators, probe rounds). Issue 17, p = 8040, k = 2840: dense 48.6 s, matrix-free 8.8 s.
+#: product operators, probe rounds). Measured at p = 8040, k = 2840: dense 48.6 s, matrix-free 8.8 s.
 AUTO_DENSE_SECONDS_PER_P3 = 8e-11
 AUTO_SKETCH_SECONDS_PER_PK2 = 9e-11
 AUTO_SKETCH_OVERHEAD_SECONDS = 1.0

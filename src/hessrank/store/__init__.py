@@ -18,7 +18,7 @@ from .rows import (
                      row_mark,
                      write_spectrum_csv,
 )
-from .session import stored_session
+from .session import stored_run, stored_session
 from .tables import (
                      ResultTable,
                      StoredOutcome,
@@ -33,6 +33,6 @@ __all__ = [
     "BLOCK_COLUMNS", "BlockTable", "IDENTITY_EXCLUDED", "config_hash", "config_identity", "config_slug",
     "store_folder", "RESULT_COLUMNS", "format_float", "result_row", "write_spectrum_csv", "encode_kinds",
     "row_kinds", "comparison_lines", "row_comparisons", "count_comparisons", "row_mark", "stored_session",
-    "ResultTable", "StoredOutcome", "find_results", "spectrum_table", "store_spectrum", "spectra_table",
+    "stored_run", "ResultTable", "StoredOutcome", "find_results", "spectrum_table", "store_spectrum", "spectra_table",
     "store_spectra",
 ]
