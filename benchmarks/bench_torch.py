@@ -197,6 +197,11 @@ def _row(label, wall, cpu, rss, out, base=None):
     ratio = f"{wall / base:>8.2f}x" if base else f"{'':>9}"
     extra = f"  {out['method']}{'' if out.get('certified', True) else ' (not certified)'}" if "method" in out else ""
     print(f"{label:28}{wall:>8.1f}{cpu:>8.1f}{rss / 2**20:>10.0f}{ratio}   {shown}{extra}", flush=True)
+    return [label, f"{wall:.1f}", f"{cpu:.1f}", f"{rss / 2**20:.0f}", f"{wall / base:.2f}" if base else "1",
+            shown + extra]
+
+
+REPORT_ROWS: list[list[str]] = []
 
 
 def compare(label: str, units: str, K: int, routes, folder: Path) -> bool:
@@ -209,7 +214,7 @@ def compare(label: str, units: str, K: int, routes, folder: Path) -> bool:
     for name, cmd in routes(path):
         wall, cpu, rss, out = timed(cmd)
         out = json.loads(out.strip().splitlines()[-1])
-        _row(name, wall, cpu, rss, out, base)
+        REPORT_ROWS.append([f"{p}", *_row(name, wall, cpu, rss, out, base)])
         if base is None:
             base = wall
         if "ranks" in out:
@@ -227,6 +232,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="4560,8040", help="of 4560, 8040 (default both; '' for none)")
     ap.add_argument("--large", action="store_true", help="also p = 110,100, matrix-free (about 5 GB, minutes)")
+    ap.add_argument("--report", action="store_true", help="write the table to docs/performance/torch.md")
     ap.add_argument("--net", default="", help="UNITS:K, one more network for a quick check (e.g. 10,10:3)")
     a = ap.parse_args(argv)
     me = [sys.executable, str(Path(__file__).resolve()), "--child"]
@@ -259,6 +265,14 @@ def main(argv=None) -> int:
             ok &= compare("[--net]", units, int(K), small_routes, Path(tmp))
         if a.large:
             ok &= compare("[large]", *LARGE, large_routes, Path(tmp))
+    if a.report:
+        from _report import command_line, markdown_table, write_report
+
+        table = markdown_table(["p", "route", "wall s", "CPU s", "peak MiB", "wall / hessrank torch",
+                                "ranks H_L / H_o / H_F"], REPORT_ROWS, "rlrrrrl")
+        write_report("torch", command_line(__file__), table,
+                     notes="One torch module (float64) per size, every route a fresh process; CPU = user + system "
+                           "time of the process. Power iteration gives the top eigenvalue of H_L only.")
     return 0 if ok else 1
 
 
