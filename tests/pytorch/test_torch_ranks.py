@@ -123,3 +123,5 @@ def test_the_p_axis_is_named_by_the_modules_parameters():
     assert [b.size for b in res.blocks.values()] == [18, 2 * 18 + 2]
     with pytest.raises(hessrank.ConfigError, match="blocks='conv2.weight'"):
         hessian_ranks(module, None, X, Y, method="dense", blocks={"x": ["conv2.weight"]})
+    with pytest.raises(hessrank.ConfigError, match="blocks='conv1.bias': listed twice"):
+        hessian_ranks(module, None, X, Y, method="dense", blocks={"x": ["conv1.bias", "conv1.bias"]})
