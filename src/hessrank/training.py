@@ -283,6 +283,10 @@ def run_training(config: RunConfig, tc: TrainConfig, *, out="results", blocks=No
     config.validate()
     tc.validate()
     data, model, theta0 = build(config)
+    if hasattr(model, "curvature_source"):  # the optax update below works on JAX models
+        raise ConfigError.invalid("model", config.model, "training a PyTorch module is not supported: train it "
+                                                         "with torch.optim and measure its checkpoints with "
+                                                         "hessrank.hessian_ranks(module, params, X, Y)")
     config = config.replace(n=data.n, dim=data.d)
     tc = tc.validate(n=data.n)
     resolved = resolve_blocks(model, blocks)

@@ -75,14 +75,19 @@ def ran(request):
 
 
 def _needs_missing_data(block) -> bool:
-    # the end-to-end examples on real Fashion-MNIST run where Debian's files are (CI installs them)
-    return "--dataset FashionMNIST" in "\n".join(block.body) and not os.environ.get("CI") and _fashion_mnist_missing()
+    # the end-to-end examples on real Fashion-MNIST run where Debian's files are (CI installs them);
+    # the PyTorch examples where torch is installed (CI installs the [torch] extra)
+    text = "\n".join(block.body)
+    if os.environ.get("CI"):
+        return False
+    return (("--dataset FashionMNIST" in text and _fashion_mnist_missing())
+            or ("import torch" in text or "torch, hessrank" in text) and importlib.util.find_spec("torch") is None)
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=[block.where for block in RUNNABLE])
 def test_example_runs_and_prints_what_is_shown(block, ran):
     if block.where not in ran:
-        pytest.skip("Fashion-MNIST is not on this machine (CI installs it)")
+        pytest.skip("Fashion-MNIST or PyTorch is not on this machine (CI installs both)")
     problems = examples.differences(block, ran[block.where])
     assert not problems, "\n".join(problems) + "\n(regenerate with: python3 tools/update_examples.py)"
 

@@ -30,15 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 
-from ..curvature import (
-    CurvatureOperator,
-    float64_scope,
-    functional_hessian_operator,
-    loss_hessian_operator,
-    outer_product_factor,
-    outer_product_hessian,
-    outer_product_operator,
-)
+from ..curvature import CurvatureOperator, CurvatureSource, float64_scope, jax_source
 from ..errors import ConfigError
 from ..linalg import RankInfo, Subspace, numerical_rank, rank_from_eigenvalues, sketch_rank
 from ..linalg._mesh import choose_devices, per_device_bytes
@@ -112,13 +104,24 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     what the host may use; each device plans its share (:func:`~hessrank.measure.plan.plan_mesh_memory`).
     Observers need the basis on the host: with them ``auto`` keeps it there and a number is refused.
     """
+    return matrix_free_source_ranks(jax_source(model, loss, theta, X, Y, batch_size=batch_size), rtol=rtol,
+                                    atol=atol, memory_bytes=memory_bytes, block=block, probes=probes, seed=seed,
+                                    h_o_path=h_o_path, threads=threads, blocks=blocks, observe=observe,
+                                    observe_block=observe_block, devices=devices)
+
+
+def matrix_free_source_ranks(source: CurvatureSource, *, rtol: float | None = None, atol: float | None = None,
+                             memory_bytes: float | None = None, block: int | None = None, probes: int = PROBES,
+                             seed: int = 0, h_o_path: str | None = None, threads: int | None = None,
+                             blocks: dict[str, Block] | None = None, observe=None,
+                             observe_block=None, devices=None) -> MatrixFreeResult:
+    """:func:`matrix_free_ranks` of any front end's :class:`~hessrank.curvature.CurvatureSource`."""
     threads = resolve_threads(threads)
     mesh = _mesh_for(devices, observed=bool(observe or observe_block))
     with blas_threads(threads), float64_scope():
-        result = _matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
-                                    memory_bytes=memory_bytes, block=block, probes=probes, seed=seed,
-                                    h_o_path=h_o_path, blocks=blocks or {}, observe=observe,
-                                    observe_block=observe_block, mesh=mesh)
+        result = _matrix_free_ranks(source, rtol=rtol, atol=atol, memory_bytes=memory_bytes, block=block,
+                                    probes=probes, seed=seed, h_o_path=h_o_path, blocks=blocks or {},
+                                    observe=observe, observe_block=observe_block, mesh=mesh)
     result.threads = threads
     result.devices = 0 if mesh is None else int(mesh.devices.size)
     return result
@@ -134,11 +137,9 @@ def _mesh_for(devices, *, observed: bool):
     return choose_devices(devices)
 
 
-def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memory_bytes, block, probes, seed,
-                       h_o_path, blocks, observe, observe_block=None, mesh=None) -> MatrixFreeResult:
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    p, n, K = model.num_params, X.shape[0], Y.shape[1]
+def _matrix_free_ranks(source, *, rtol, atol, memory_bytes, block, probes, seed, h_o_path, blocks, observe,
+                       observe_block=None, mesh=None) -> MatrixFreeResult:
+    p, n, K = source.p, source.n, source.K
     if mesh is None:
         plan = plan_memory(p, n, K, memory_bytes, block=block)
     else:
@@ -149,23 +150,24 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
             raise ValueError(f"h_o_path {h_o_path!r}: not one of gram, square, sketch")
         plan = MemoryPlan(h_o_path, plan.capacity, plan.fixed_bytes, plan.block)
     block = plan.block
-    args = (model, loss, theta, X, Y)
     # on several processes each takes the products over its own share of the samples, summed over
     # the processes (H_F, H_L and H_o are sums over samples); H_o's factor A stays whole
     share, summed, first = _sample_share(mesh, n)
-    mine, my_batch = args, batch_size
+    mine = source
     if share is not None:
-        mine = (model, loss, theta, X[share], Y[share])
-        my_batch = None if batch_size is None else max(1, min(int(batch_size), mine[3].shape[0]))
-    H_F_op = summed(functional_hessian_operator(*mine, batch_size=my_batch))
-    H_L_op = summed(loss_hessian_operator(*mine, batch_size=my_batch))
+        if not hasattr(source, "samples"):
+            raise ConfigError.invalid("num_processes", "several", "this front end takes products over every "
+                                      "sample on one process; run it as one process", quoted=False)
+        mine = source.samples(share)
+    H_F_op = summed(mine.operator("H_F"))
+    H_L_op = summed(mine.operator("H_L"))
     sketch = dict(rtol=rtol, atol=atol, block=block, probes=probes, devices=mesh)
     ranks, details, timings = {}, {}, {}
 
     t = time.perf_counter()
     A = H_o = H_o_op = None
     if plan.h_o == H_O_GRAM:
-        A = outer_product_factor(*args, batch_size=batch_size)
+        A = source.factor()
         mu, U = scipy.linalg.eigh(A @ A.T, driver="evd", overwrite_a=True, check_finite=False)
         ranks["H_o"] = rank_from_eigenvalues(mu, p, rtol=rtol, atol=atol)
         details["H_o"] = {"how": f"eigenvalues of the {n * K}×{n * K} Gram matrix Λ^½J Jᵀ Λ^½",
@@ -173,14 +175,14 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         if observe:
             observe("H_o", ranks["H_o"], lambda vectors: known_from_factor(A, mu=mu, U=U), None)
     elif plan.h_o == H_O_SQUARE:
-        H_o = outer_product_hessian(*args, batch_size=batch_size)
+        H_o = source.hessians(("H_o",))["H_o"]
         ranks["H_o"] = numerical_rank(H_o, rtol=rtol, atol=atol)
         details["H_o"] = {"how": f"eigenvalues of the {p}×{p} AᵀA (nK = {n * K} > p)", "columns": p,
                           "status": "exact"}
         if observe:
             observe("H_o", ranks["H_o"], lambda vectors: known_from_dense(H_o, vectors=vectors), None)
     else:
-        H_o_op = summed(outer_product_operator(*mine, batch_size=my_batch))
+        H_o_op = summed(mine.operator("H_o"))
         res = sketch_rank(H_o_op, seed=seed, max_columns=plan.capacity, **sketch)
         ranks["H_o"], details["H_o"] = res.info, _sketch_details(res)
         if observe:

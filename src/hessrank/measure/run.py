@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import RunConfig
-from ..curvature import float64_scope, hessians, in_float64, outer_product_factor
+from ..curvature import CurvatureSource, float64_scope, in_float64, jax_source
 from ..data import Dataset, expected_shape, load_dataset
 from ..errors import ConfigError
 from ..linalg import (
@@ -26,7 +26,7 @@ from ..models.params import flat_params
 from ..theory import Deficiency, Prediction, explain_deficiency, predict_ranks, trivial_prediction
 from ..theory_cnn import CNNDataRanks, cnn_data_ranks, explain_cnn_deficiency, predict_cnn_ranks
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
-from .matrixfree import matrix_free_ranks
+from .matrixfree import matrix_free_source_ranks
 from .network import build_network, network_label
 from .plan import MethodPlan, expected_basis, plan_before_loading, plan_method
 from .provenance import peak_rss_bytes, provenance
@@ -145,7 +145,7 @@ def build(config: RunConfig) -> tuple[Dataset, Model, np.ndarray]:
         plan_method(config.method, MLP(widths=(data.d, *config.units, data.K)).num_params, data.n, data.K)
     model, theta = build_network(config, data.d, data.K)  # the MLP's p was planned before θ exists
     plan_method(config.method, model.num_params, data.n, data.K)
-    if config.network != "mlp":
+    if config.network != "mlp" and not hasattr(model, "curvature_source"):  # a module's source checks its own
         try:
             check_outputs(model, theta, data.X, data.K, config.effective_batch_size(data.n))
         except ConfigError as err:
@@ -270,33 +270,46 @@ def measure_model_ranks(plan: MethodPlan, model: Model, loss, theta, X, Y, *, ba
     """The one measurement behind ``run``, the sweeps and :func:`hessrank.hessian_ranks`:
     ``(ranks, timings, method_details, block_ranks)``, ``block_ranks`` holding the
     :class:`BlockRanks` of each of ``blocks`` (diagonal blocks at the whole matrix's tolerance)."""
+    return measure_source_ranks(plan, curvature_source(model, loss, theta, X, Y, batch_size=batch_size),
+                                rtol=rtol, atol=atol, seed=seed, blocks=blocks)
+
+
+def curvature_source(model: Model, loss, theta, X, Y, *, batch_size: int | None) -> CurvatureSource:
+    """The front end of ``model``: its own source when it has one (a PyTorch module built from a
+    model file), the JAX one otherwise."""
+    if hasattr(model, "curvature_source"):
+        return model.curvature_source(loss.name, theta, X, Y, batch_size=batch_size)
+    return jax_source(model, loss, theta, X, Y, batch_size=batch_size)
+
+
+def measure_source_ranks(plan: MethodPlan, source: CurvatureSource, *, rtol: float | None = None,
+                         atol: float | None = None, seed: int = 0, blocks: dict[str, Block] | None = None):
+    """:func:`measure_model_ranks` of any front end's :class:`~hessrank.curvature.CurvatureSource`."""
     blocks = blocks or {}
     if plan.method != DENSE:
-        mf = matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
-                               memory_bytes=plan.budget, seed=seed, blocks=blocks, threads=plan.threads,
-                               devices=plan.devices or None)
+        mf = matrix_free_source_ranks(source, rtol=rtol, atol=atol, memory_bytes=plan.budget, seed=seed,
+                                      blocks=blocks, threads=plan.threads, devices=plan.devices or None)
         return mf.ranks, dict(mf.timings), mf.details, mf.blocks
     with blas_threads(resolve_threads(plan.threads)):
-        return _dense_ranks(plan, model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
-                            blocks=blocks)
+        return _dense_ranks(plan, source, rtol=rtol, atol=atol, blocks=blocks)
 
 
-def _dense_ranks(plan: MethodPlan, model: Model, loss, theta, X, Y, *, batch_size: int, rtol, atol, blocks):
-    """The dense branch of :func:`measure_model_ranks`."""
-    p = model.num_params
+def _dense_ranks(plan: MethodPlan, source: CurvatureSource, *, rtol, atol, blocks):
+    """The dense branch of :func:`measure_source_ranks`."""
+    p = source.p
     gram = plan.h_o == H_O_GRAM  # H_o = AᵀA has the non-zero eigenvalues of the smaller A Aᵀ
     t = time.perf_counter()
     with float64_scope():
         if gram:  # A once: it gives H_o's Gram matrix and H_L = H_F + AᵀA
-            mats = hessians(model, loss, theta, X, Y, batch_size=batch_size, which=("H_F",))
-            A = outer_product_factor(model, loss, theta, X, Y, batch_size=batch_size)
+            mats = source.hessians(("H_F",))
+            A = source.factor()
             mats["H_L"] = A.T @ A
             mats["H_L"] += mats["H_F"]
             gram_matrix = A @ A.T
             if not blocks:
                 del A
         else:
-            mats = hessians(model, loss, theta, X, Y, batch_size=batch_size, which=MATRICES)
+            mats = source.hessians(MATRICES)
     timings = {"hessians": time.perf_counter() - t}
     t = time.perf_counter()
     # block spectra first: ranking the whole matrix overwrites it; counted later at the whole tolerance

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,9 +84,18 @@ def resolve_threads(threads: int | None) -> int:
 
 @contextmanager
 def blas_threads(threads: int):
-    """Within this block NumPy/SciPy's BLAS and LAPACK run on ``threads`` threads."""
+    """Within this block NumPy/SciPy's BLAS and LAPACK run on ``threads`` threads, and so do
+    PyTorch's intra-op threads where PyTorch is already imported (a module's products)."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None and hasattr(torch, "get_num_threads") else None
     with BLAS_CONTROLLER.limit(limits=int(threads), user_api="blas"):
-        yield
+        if before is not None:
+            torch.set_num_threads(int(threads))
+        try:
+            yield
+        finally:
+            if before is not None:
+                torch.set_num_threads(before)
 
 
 def _up_to_root(base: Path, path: str):
