@@ -401,7 +401,7 @@ def _store_checkpoint(session, tc, model, loss, plan, data, config, step, theta,
         plan, model, loss, theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
         rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=blocks)
     result = make_result(config, data, data.n, model.num_params, ranks, plan, seconds=time.perf_counter() - t0,
-                         timings=timings, details=details)
+                         timings=timings, details=details, at=(model, theta))
     measured = result_row(result)
     row = {"step": str(step), "loss": format_float(value), "grad_norm": format_float(grad_norm), **measured}
     for name, s in SUFFIX.items():

@@ -6,6 +6,7 @@ from .rank import (
                    RTOL_SCAN,
                    RankInfo,
                    covariance_rank,
+                   cut_at_scale,
                    numerical_rank,
                    rank_from_eigenvalues,
                    ranks_at_rtols,
@@ -16,5 +17,5 @@ from .sketch import Certificate, SketchResult, Subspace, sketch_rank
 
 __all__ = [
     "EPS", "RTOL_SCAN", "RankInfo", "numerical_rank", "covariance_rank", "rank_from_eigenvalues", "ranks_at_rtols",
-    "spectrum", "tolerance", "sketch_rank", "SketchResult", "Certificate", "Subspace",
+    "spectrum", "tolerance", "cut_at_scale", "sketch_rank", "SketchResult", "Certificate", "Subspace",
 ]

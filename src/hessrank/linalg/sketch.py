@@ -351,6 +351,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
     pending = None     # the next block-Krylov directions
     h_scale = 0.0      # largest ‖u H‖ seen for a unit vector u
     full_round = False  # the directions in hand came from a probe round that kept every probe
+    fixed_cut = tolerance(0.0, p, rtol=rtol, atol=atol)   # the cut's absolute part (atol)
 
     def apply(V):
         t = time.perf_counter()
@@ -379,7 +380,8 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
             Omega = rng.standard_normal(out=space.scratch(_SPARE, b))
             Y = apply(Omega)
             scale = float(np.max(_row_norms(Y)))
-            _check_symmetric(Y @ Omega.T, scale * float(np.max(_row_norms(Omega))))
+            w = float(np.max(_row_norms(Omega)))
+            _check_symmetric(Y @ Omega.T, scale * w, below=fixed_cut * w * w)
             count["rounds"] += 1
             t = time.perf_counter()
             R = _project_out(space.Q, Y, work=space.scratch(_WORK, b), in_place=True)   # Y is ours
@@ -433,7 +435,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
         tol_now = tolerance(h_scale, p, rtol=rtol, atol=atol)
         skip = None if keep_all else min(_T_SKIP_BELOW * EPS * h_scale, _T_SKIP_CUT_SHARE * tol_now)
         C = space.append(U, W, skip_below=skip)             # C = W Qᵀ, rows of T
-        _check_symmetric(C[:, space.k - U.shape[0]:], h_scale)
+        _check_symmetric(C[:, space.k - U.shape[0]:], h_scale, below=fixed_cut)
         # block Krylov: the part of W = U H outside span(Q) (C serves as the first projection)
         if keep_all:
             nxt = _new_directions(_project_out(space.Q, W, C), space.Q, 0.0, h_scale)
@@ -479,14 +481,16 @@ def _check_finite(Y: np.ndarray) -> None:
                         "overflow float64 at these data and parameters (scale the data down); no rank is defined")
 
 
-def _check_symmetric(S: np.ndarray, scale: float) -> None:
+def _check_symmetric(S: np.ndarray, scale: float, *, below: float = 0.0) -> None:
     """Refuse an operator whose small sample ``S = V H Vᵀ`` is not symmetric: the sketch
-    (and its certificate) hold only for symmetric matrices."""
+    (and its certificate) hold only for symmetric matrices. Asymmetry under a thousandth of
+    ``below`` (the absolute cut, scaled like ``S``) cannot move an eigenvalue across the cut:
+    rounding of a matrix that is zero at the problem's scale is not refused."""
     _check_finite(S)
     if not np.isfinite(scale):
         _check_finite(np.array([scale]))
     skew = float(np.max(np.abs(S - S.T), initial=0.0))
-    if skew > SYMMETRY_TOL * scale:
+    if skew > max(SYMMETRY_TOL * scale, 1e-3 * below):
         raise ConfigError.about("operator", f"not symmetric: on the probes |VHVᵀ − (VHVᵀ)ᵀ| = {skew:.1e} against "
                                             f"{scale:.1e} for the products; the sketch ranks symmetric matrices only")
 

@@ -25,12 +25,14 @@ from ..matrices import DENSE, H_O_GRAM, MATRICES
 from ..models import MLP, Model, get_loss
 from ..models.function import check_outputs
 from ..models.params import flat_params
-from ..theory import Deficiency, Prediction, explain_deficiency, predict_ranks, trivial_prediction
+from ..theory import Deficiency, Prediction, at_point, explain_deficiency, predict_ranks, trivial_prediction
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
 from .matrixfree import blas_thread_limit, matrix_free_ranks
 from .network import build_network
 from .plan import MethodPlan, expected_basis, plan_before_loading, plan_method
 from .provenance import peak_rss_bytes, provenance
+from .residuals import residual_state
+from .scale import at_problem_scale
 
 
 @dataclass
@@ -161,21 +163,25 @@ def build(config: RunConfig) -> tuple[Dataset, Model, np.ndarray]:
 
 def make_result(config: RunConfig, data: Dataset, n: int, p: int, ranks: dict[str, RankInfo], plan: MethodPlan,
                 *, seconds: float, timings: dict, details: dict,
-                predicted: tuple[int, Prediction] | None = None) -> Result:
+                predicted: tuple[int, Prediction] | None = None, at=None) -> Result:
     """The one constructor of a :class:`Result`: ``ranks`` measured on the first ``n``
     samples of ``data``, with r and the predictions computed from the same samples
-    (``predicted``: the ``(r, prediction)`` of :func:`predict_for` when already computed)."""
+    (``predicted``: the ``(r, prediction)`` of :func:`predict_for` when already computed;
+    ``at``: ``(model, theta)`` of a point that may not be generic, see :func:`predict_for`)."""
     config = config.replace(n=n, dim=data.d)  # record what the defaults resolved to
-    r, prediction = predict_for(config, data, n, p) if predicted is None else predicted
+    r, prediction = predict_for(config, data, n, p, at=at) if predicted is None else predicted
     return Result(config=config, p=p, n=n, d=data.d, r=r, ranks=ranks, prediction=prediction, seconds=seconds,
                   method=plan.method, method_reason=plan.reason, dataset_source=data.source, timings=timings,
                   method_details=details, peak_rss_bytes=peak_rss_bytes(), provenance=provenance())
 
 
-def predict_for(config: RunConfig, data: Dataset, n: int, p: int) -> tuple[int, Prediction]:
+def predict_for(config: RunConfig, data: Dataset, n: int, p: int, *, at=None) -> tuple[int, Prediction]:
     """``(r, prediction)`` for ``config`` (``p`` parameters) on the first ``n`` samples of
     ``data``: r from the same rank rule as the Hessians, the predictions of
-    :func:`hessrank.theory.predict_ranks` (a CNN or a user's model: the trivial bounds)."""
+    :func:`hessrank.theory.predict_ranks` (a CNN or a user's model: the trivial bounds).
+    ``at = (model, theta)``: the point is checked (:func:`~.residuals.residual_state`) and
+    the predictions of a linear MLP are those at it (:func:`hessrank.theory.at_point`);
+    without it the point is assumed generic (a random initialisation)."""
     X = data.X[:n]
     r = covariance_rank(X, rtol=config.rtol, atol=config.atol).rank
     if config.network != "mlp":  # no formula: the bounds every network obeys
@@ -183,6 +189,11 @@ def predict_for(config: RunConfig, data: Dataset, n: int, p: int) -> tuple[int, 
     r_affine = _affine_rank(X, r, rtol=config.rtol, atol=config.atol) if config.bias else None
     prediction = predict_ranks(r=r, K=data.K, units=config.units, loss=config.loss, activation=config.activation,
                                bias=config.bias, n=n, d=data.d, r_affine=r_affine)
+    if at is not None and config.activation == "linear":
+        model, theta = at
+        state = residual_state(model, get_loss(config.loss), theta, X, data.Y[:n], bias=config.bias,
+                               generic_rank=min(r_affine if config.bias else r, prediction.K_eff))
+        prediction = at_point(prediction, state, activation=config.activation)
     return r, prediction
 
 
@@ -213,7 +224,7 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "")
     p = model.num_params
     resolved = resolve_blocks(model, blocks)
     # the predicted ranks (exact or bounds) let auto choose the faster method, not only one that fits
-    predicted = predict_for(config, data, data.n, p)
+    predicted = predict_for(config, data, data.n, p, at=(model, theta))
     plan = plan_method(config.method, p, data.n, data.K, basis=expected_basis(predicted[1]))
     ranks, timings, details, block_ranks = measure_model_ranks(
         plan, model, get_loss(config.loss), theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
@@ -275,6 +286,7 @@ def _dense_ranks(plan: MethodPlan, model: Model, loss, theta, X, Y, *, batch_siz
             ranks[name] = rank_from_eigenvalues(spectrum(gram_matrix, overwrite=True), p, rtol=rtol, atol=atol)
         else:
             ranks[name] = numerical_rank(mats.pop(name), rtol=rtol, atol=atol, overwrite=True)
+    ranks = at_problem_scale(ranks, rtol=rtol, atol=atol)
     timings["eigen"] = time.perf_counter() - t
     how = {"H_L": "eigenvalues of the diagonal block", "H_F": "eigenvalues of the diagonal block",
            "H_o": "eigenvalues of A_bᵀA_b (the block's columns of A)" if gram
