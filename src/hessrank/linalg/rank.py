@@ -108,8 +108,12 @@ def _refuse_non_finite(a: np.ndarray, what: str) -> None:
     """A rank of values that are not numbers is not a rank: raise :class:`DataError`."""
     if a.size and not np.isfinite(a).all():
         bad = int(np.count_nonzero(~np.isfinite(a)))
-        raise DataError(f"the {what} hold {bad} NaN or infinite value(s) of {a.size}: the loss or its derivatives "
-                        "overflow float64 at these data and parameters (scale the data down); no rank is defined")
+        if np.isinf(a).any():
+            why = "the loss or its derivatives overflow float64 at these data and parameters (scale the data down)"
+        else:  # NaN without overflow: 0/0, sqrt or log at 0, a derivative undefined where it is taken
+            why = ("the model's derivatives are NaN at these parameters and data (e.g. 0/0, or sqrt or log at 0 "
+                   "in the model)")
+        raise DataError(f"the {what} hold {bad} NaN or infinite value(s) of {a.size}: {why}; no rank is defined")
 
 
 def numerical_rank(H, *, rtol: float | None = None, atol: float | None = None,

@@ -51,9 +51,9 @@ import numpy as np
 import scipy.linalg
 from threadpoolctl import ThreadpoolController
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from .lapack import eigvalsh_2stage, two_stage_available
-from .rank import EPS, RITZ_TWO_STAGE_FROM, RankInfo, rank_from_eigenvalues, spectrum, tolerance
+from .rank import EPS, RITZ_TWO_STAGE_FROM, RankInfo, _refuse_non_finite, rank_from_eigenvalues, spectrum, tolerance
 
 #: the chance that a certificate is wrong (the Gaussian probes missed a direction)
 FAILURE_PROBABILITY = 1e-12
@@ -476,9 +476,7 @@ def _reserve(shape: tuple[int, int]) -> np.ndarray:
 
 
 def _check_finite(Y: np.ndarray) -> None:
-    if not np.isfinite(Y).all():
-        raise DataError("the Hessian-vector products hold NaN or infinite values: the loss or its derivatives "
-                        "overflow float64 at these data and parameters (scale the data down); no rank is defined")
+    _refuse_non_finite(Y, "Hessian-vector products")
 
 
 def _check_symmetric(S: np.ndarray, scale: float, *, below: float = 0.0) -> None:
