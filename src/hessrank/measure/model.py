@@ -16,6 +16,7 @@ of kind ``bound``.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -136,6 +137,8 @@ def measure_model(model: Model, theta, X, Y, *, loss: str = "mse", method: str =
                   seed: int = 0) -> ModelResult:
     """:func:`hessian_ranks` for a :class:`~hessrank.models.Model` and its flat parameters ``theta``."""
     t0 = time.perf_counter()
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise ConfigError.invalid("seed", seed, "give an integer in 0..2**32-1")
     with float64_scope():
         lossf, theta, X, Y, batch_size = prepare_inputs(model, theta, X, Y, loss=loss, method=method, rtol=rtol,
                                                         atol=atol, batch_size=batch_size)
@@ -155,16 +158,17 @@ def prepare_inputs(model: Model, theta, X, Y, *, loss: str, method: str, rtol, a
     """Check the arguments of :func:`hessian_ranks` (one line naming the first bad one) and the
     model's outputs on ``X``: ``(loss, theta, X, Y, batch_size)`` in float64. Call in a float64 scope."""
     lossf = get_loss(loss)
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ConfigError.invalid("method", method, f"not one of {', '.join(METHODS)}")
     for name, value in (("rtol", rtol), ("atol", atol)):
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            raise ConfigError.invalid(name, value, "give a finite tolerance >= 0")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                  or not (math.isfinite(value) and value >= 0)):
+            raise ConfigError.invalid(name, value, "give a finite tolerance >= 0 (a number)")
     X, Y = _check_data(X, Y, loss)
     n, K = Y.shape
     if batch_size is None:
         batch_size = min(n, 100)
-    elif not (isinstance(batch_size, int | np.integer) and 1 <= batch_size <= n):
+    elif isinstance(batch_size, bool) or not (isinstance(batch_size, int | np.integer) and 1 <= batch_size <= n):
         raise ConfigError.invalid("batch_size", batch_size, f"give an integer in 1..{n} (n = {n} samples)")
     theta = jax.numpy.asarray(theta, dtype=jax.numpy.float64)
     if theta.shape != (model.num_params,):
@@ -175,6 +179,10 @@ def prepare_inputs(model: Model, theta, X, Y, *, loss: str, method: str, rtol, a
 
 
 def _check_data(X, Y, loss):
+    for name, value in (("X", X), ("Y", Y)):
+        if np.iscomplexobj(value):
+            raise ConfigError.about(name, "complex values: ranks are defined here for real data; give the real "
+                                          "and imaginary parts as separate real features")
     try:
         X = np.asarray(X, dtype=np.float64)
         Y = np.asarray(Y, dtype=np.float64)

@@ -68,6 +68,9 @@ def function_model(f: Callable, params) -> tuple[FunctionModel, jax.Array]:
                 what = f"{leaf.dtype} array" if hasattr(leaf, "dtype") else type(leaf).__name__
                 raise ConfigError.invalid("params", name, f"leaf is a {what}: every leaf must be a floating-point "
                                                           "array (filter out the rest, e.g. eqx.partition)")
+            if name in names:  # e.g. {"a/b": …} beside {"a": {"b": …}}: blocks and saved arrays need one each
+                raise ConfigError.invalid("params", name, "two leaves have this name (keys joined by '/'); rename "
+                                                          "one")
             names.append(name)
             arrays.append(jnp.asarray(leaf, dtype=jnp.float64))
         leaves64 = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), arrays)

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import io
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomicio import atomic_write_text
+from ..atomicio import atomic_write_text, read_regular_bytes
 from ..errors import StoreError
 from .identity import architecture_name, config_hash, config_identity, config_slug, store_folder
 from .rows import row_problem, spectrum_csv
@@ -85,8 +87,11 @@ class ResultTable:
                                           f"({err.strerror or err}); give another --out") from None
         for _ in range(100):
             try:
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-            except OSError as err:  # a folder, a link, a device where the lock belongs
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    raise OSError(errno.EINVAL, "not a regular file (a pipe, device or socket)")
+            except OSError as err:  # a folder, a link, a device, a pipe where the lock belongs
                 raise StoreError.about("out", f"cannot use the lock file {str(self.lock_path)!r} "
                                               f"({err.strerror or err}); move it away") from None
             try:
@@ -126,7 +131,7 @@ class ResultTable:
         """
         self.rejected = []
         try:
-            data = self.csv_path.read_bytes()
+            data = read_regular_bytes(self.csv_path)
         except FileNotFoundError:
             return []
         except OSError as err:
@@ -193,7 +198,7 @@ class ResultTable:
         if not self.json_path.exists() and not self.json_path.is_symlink():
             return None
         try:
-            meta = json.loads(self.json_path.read_bytes().decode("utf-8"))
+            meta = json.loads(read_regular_bytes(self.json_path).decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
             raise StoreError.about("out", f"{str(self.json_path)!r} is not valid JSON ({err}); move it away") from None
         except OSError as err:
@@ -296,8 +301,8 @@ def find_results(root, match) -> list[tuple[Path, dict]]:
         return found
     for path in sorted(root.rglob("*.json")):
         try:
-            meta = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            meta = json.loads(read_regular_bytes(path).decode("utf-8"))
+        except (OSError, ValueError, RecursionError):  # not a stored result (ValueError: JSON, UTF-8)
             continue
         if isinstance(meta, dict) and "identity" in meta and match(meta):
             found.append((path, meta))
