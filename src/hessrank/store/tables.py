@@ -18,7 +18,9 @@ import fcntl
 import io
 import json
 import os
+import signal
 import stat
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,16 +69,17 @@ class ResultTable:
         """Hold an exclusive lock on this result; refuse (StoreError) if another process
         holds it. The OS releases it when the holder dies, even by SIGKILL."""
         fd = self._acquire()
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            self._remove_stale_temporaries()
-            yield self
-        finally:
-            # removed while still held: a process that opened the old file finds it gone and retries
-            with contextlib.suppress(OSError):
-                os.unlink(self.lock_path)
-            os.close(fd)  # closing the descriptor releases the lock
+        with _signals_as_interrupt():
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                self._remove_stale_temporaries()
+                yield self
+            finally:
+                # removed while still held: a process that opened the old file finds it gone and retries
+                with contextlib.suppress(OSError):
+                    os.unlink(self.lock_path)
+                os.close(fd)  # closing the descriptor releases the lock
 
     def _acquire(self) -> int:
         """A descriptor of the lock file, locked; the lock file is the one at :attr:`lock_path` now."""
@@ -286,6 +289,29 @@ def store_spectra(table: ResultTable, result) -> None:
                      for x, y in zip(m.density.x, m.density.y)]
     table.write_rows(rows)
     table.write_meta(meta)
+
+
+@contextlib.contextmanager
+def _signals_as_interrupt():
+    """Within the block, SIGTERM and SIGHUP end it as Ctrl-C does (``KeyboardInterrupt``):
+    the rows stored so far stay, the session is closed and the lock removed. Only in the
+    main thread, and only where no handler of the program's own is set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _spectra_identity(config, options: dict, model: str) -> dict:
