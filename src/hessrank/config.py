@@ -37,6 +37,16 @@ POOLS = ("none", "avg")
 NETWORK_FIELDS = ("arch", "conv", "stride", "padding", "pool", "model")
 #: what a name that becomes a folder of the result store may hold
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
+#: the named ways to cut θ into diagonal blocks (:func:`hessrank.measure.blocks.resolve_blocks`)
+BLOCK_KINDS = ("leaves", "layers")
+#: what a spectrum computes unless told otherwise: the defaults of
+#: :class:`hessrank.measure.SpectrumOptions` (kept here, in plain Python, so that the command
+#: line can show them without loading JAX)
+SPECTRUM_DEFAULTS = {"top": 20, "trace": True, "density": True, "eigenvectors": False, "trace_samples": 32,
+                     "probes": 8, "lanczos_steps": 64, "density_points": 512, "seed": 0}
+#: how a network is trained unless told otherwise: the defaults of
+#: :class:`hessrank.training.TrainConfig` (``train_batch`` None: all n samples per step)
+TRAIN_DEFAULTS = {"optimizer": "sgd", "lr": 0.01, "steps": 100, "train_batch": None}
 
 
 def parse_conv(spec: str) -> tuple[tuple[int, int], ...]:

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .atomicio import check_real_folders, check_writable
-from .config import OPTIMIZERS, RunConfig
+from .config import OPTIMIZERS, TRAIN_DEFAULTS, RunConfig
 from .curvature import in_float64
 from .curvature.core import weighted_loss
 from .errors import ConfigError
@@ -124,10 +124,10 @@ class TrainConfig:
     ``steps`` updates, ``train_batch`` samples per update (``None``: all n) and the
     ``checkpoints`` (``None``: :func:`default_checkpoints`)."""
 
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    steps: int = 100
-    train_batch: int | None = None
+    optimizer: str = TRAIN_DEFAULTS["optimizer"]
+    lr: float = TRAIN_DEFAULTS["lr"]
+    steps: int = TRAIN_DEFAULTS["steps"]
+    train_batch: int | None = TRAIN_DEFAULTS["train_batch"]
     checkpoints: tuple[int, ...] | None = None
 
     def validate(self, n: int | None = None) -> TrainConfig:

@@ -25,15 +25,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import BLOCK_KINDS
 from ..curvature import CurvatureOperator
 from ..errors import ConfigError
 from ..linalg import RankInfo, rank_from_eigenvalues, spectrum
 from ..linalg.spectral import KnownSpectrum, known_from_dense, known_from_factor
 from ..matrices import MATRICES
 from ..models import ParameterLayout
-
-#: the named ways to cut θ into blocks
-BLOCK_KINDS = ("leaves", "layers")
 
 
 @dataclass

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import RunConfig
+from ..config import SPECTRUM_DEFAULTS, RunConfig
 from ..curvature import float64_scope, hessians, in_float64, outer_product_factor
 from ..errors import ConfigError
 from ..linalg import RankInfo, rank_from_eigenvalues, sketch_rank
@@ -87,15 +87,15 @@ class SpectrumOptions:
     the ``density`` (stochastic Lanczos quadrature: ``probes`` × ``lanczos_steps``, on
     ``density_points`` grid points); ``seed`` seeds every random probe."""
 
-    top: int = 20
-    trace: bool = True
-    density: bool = True
-    eigenvectors: bool = False
-    trace_samples: int = 32
-    probes: int = 8
-    lanczos_steps: int = 64
-    density_points: int = 512
-    seed: int = 0
+    top: int = SPECTRUM_DEFAULTS["top"]
+    trace: bool = SPECTRUM_DEFAULTS["trace"]
+    density: bool = SPECTRUM_DEFAULTS["density"]
+    eigenvectors: bool = SPECTRUM_DEFAULTS["eigenvectors"]
+    trace_samples: int = SPECTRUM_DEFAULTS["trace_samples"]
+    probes: int = SPECTRUM_DEFAULTS["probes"]
+    lanczos_steps: int = SPECTRUM_DEFAULTS["lanczos_steps"]
+    density_points: int = SPECTRUM_DEFAULTS["density_points"]
+    seed: int = SPECTRUM_DEFAULTS["seed"]
 
     def validate(self) -> SpectrumOptions:
         """Raise :class:`ConfigError` naming the first bad setting; return ``self``."""

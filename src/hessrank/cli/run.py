@@ -1,0 +1,78 @@
+"""``hessian-rank run``: rank H_L, H_o, H_F of one configuration, beside the theory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .options import add_run_options, config_from_args
+
+HELP = "measure rank H_L, H_o, H_F for one network and data set"
+DESCRIPTION = None
+
+#: set once a ``run`` command has started: what it writes (stdout, ``--spectrum``) is complete when it returns
+_RAN = []
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``hessian-rank run``."""
+    add_run_options(parser)
+    parser.add_argument("--spectrum", metavar="FILE.csv", help="write the eigenvalues of H_L, H_o, H_F to a CSV")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--rank-vs-rtol", "--rank_vs_rtol", dest="rank_vs_rtol", action="store_true",
+                        help="also print each rank at rtol = 1e-16 … 1e-2 (how much the rank depends on the "
+                             "tolerance)")
+    parser.add_argument("--explain", action="store_true",
+                        help="also print p − rank of each matrix split into what the theory accounts for (data "
+                             "span, softmax shift, rescaling symmetries, sample count, linear structure) and what "
+                             "remains")
+    parser.add_argument("--params", metavar="FILE.npz", default=None,
+                        help="measure at these parameters (one array per leaf W1, b1, …, as `hessian-rank train` "
+                             "saves them) instead of the initialisation")
+    parser.set_defaults(handler=_cmd_run)
+
+
+def _cmd_run(args) -> int:
+    from ..atomicio import check_writable
+    from ..errors import ConfigError
+    from ..measure import run
+    from ..measure.network import network_label
+    from ..models.params import load_arrays
+    from .format import format_blocks, format_explain, format_rank_vs_rtol, format_result
+
+    _RAN.append(True)
+    cfg = config_from_args(args)
+    if args.explain and cfg.network != "mlp":
+        raise ConfigError.invalid("explain", True, f"{cfg.network}: the theory of null spaces is the MLP's; "
+                                                   "leave --explain out", quoted=False)
+    if args.spectrum:
+        check_writable(args.spectrum, param="spectrum")
+    params = None if args.params is None else load_arrays(args.params)
+    result = run(cfg, blocks=args.blocks, params=params, params_source=args.params or "")
+    if args.spectrum:
+        from ..store import write_spectrum_csv
+
+        write_spectrum_csv(args.spectrum, result)
+    if args.json:
+        out = result.to_dict()
+        if cfg.network != "mlp":
+            out["model"] = network_label(result.config, result.d)
+        if args.params:
+            out["params"] = args.params
+        print(json.dumps(out, allow_nan=False))
+    else:
+        print(format_result(result))
+        if args.params:
+            print(f"measured at the parameters in {args.params} (not the initialisation)")
+        if result.blocks:
+            print()
+            print(format_blocks(result.blocks))
+        if args.rank_vs_rtol:
+            print()
+            print(format_rank_vs_rtol(result))
+        if args.explain:
+            print()
+            print(format_explain(result))
+        if args.spectrum:
+            print(f"spectra written to {args.spectrum}")
+    return 0
