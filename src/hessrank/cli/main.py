@@ -18,6 +18,7 @@ from ..compile_cache import default_cache_dir, enable_compile_cache
 from ..errors import HessrankError
 from . import datasets, grid, plot, run, spectrum, sweep, train
 from .options import Parser, error_line
+from .streams import survive_any_locale
 
 EXIT_USAGE = 2
 
@@ -63,8 +64,9 @@ def entry() -> None:
     code = main()
     if run._RAN:
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:
+                    stream.flush()
         except (OSError, ValueError):  # a closed or broken stream: the normal exit reports it
             sys.exit(code)
         os._exit(code)
@@ -78,8 +80,12 @@ EXIT_BROKEN_PIPE = 141
 def _guarded(parser, argv, name) -> int:
     """Parse ``argv`` and run its handler; every failure ends in one line on stderr."""
     args = None
+    survive_any_locale()
     try:
         args = parser.parse_args(argv)
+        if sys.stdout is None:  # started with stdout closed (`>&-`)
+            return _fail(name(args), "stdout is closed: there is nowhere to write the results; open it or "
+                                     "redirect it to a file")
         cache = default_cache_dir(getattr(args, "compile_cache", None))
         if cache is not None:
             enable_compile_cache(cache)
@@ -95,11 +101,14 @@ def _guarded(parser, argv, name) -> int:
         where = f" {err.filename!r}" if err.filename else ""
         return _fail(name(args), f"cannot access{where}: {err.strerror or err}")
     except KeyboardInterrupt:
-        print(f"{name(args)}: interrupted", file=sys.stderr)
+        if sys.stderr is not None:
+            print(f"{name(args)}: interrupted", file=sys.stderr)
         return 130
 
 
 def _fail(prog: str, line: str) -> int:
+    if sys.stderr is None:  # started with stderr closed (`2>&-`): the status alone says it
+        return EXIT_USAGE
     try:
         print(f"{prog}: error: {line}", file=sys.stderr)
     except OSError:
