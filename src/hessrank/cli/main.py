@@ -98,12 +98,25 @@ def _guarded(parser, argv, name) -> int:
     except MemoryError as err:  # a size that passed every check but still did not fit
         return _fail(name(args), f"out of memory ({err}); use a smaller problem (n, dim, units)")
     except OSError as err:  # a file system failure no check foresaw (disk full, I/O error)
+        if not err.filename and _working_directory_gone():
+            return _fail(name(args), f"the working directory {os.environ.get('PWD', '')!r} no longer exists (it was "
+                                     "deleted or moved): change into a folder that exists, or give absolute paths")
         where = f" {err.filename!r}" if err.filename else ""
         return _fail(name(args), f"cannot access{where}: {err.strerror or err}")
     except KeyboardInterrupt:
         if sys.stderr is not None:
             print(f"{name(args)}: interrupted", file=sys.stderr)
         return 130
+
+
+def _working_directory_gone() -> bool:
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _fail(prog: str, line: str) -> int:
