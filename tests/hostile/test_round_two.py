@@ -140,10 +140,11 @@ def models_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("method", ["dense", "matrix-free"])
-@pytest.mark.parametrize("name,needle", [
-    ("flax32", "float32 inside"), ("cast", "float32 inside"), ("callback", "host code"),
-    ("integer", "int32"), ("complex_out", "complex128"), ("empty", "no parameter arrays"),
+@pytest.mark.parametrize("name,needle,method", [
+    ("flax32", "float32 inside", "dense"), ("cast", "float32 inside", "dense"),
+    ("cast", "float32 inside", "matrix-free"),     # matrix-free once named a flag that does not exist
+    ("callback", "host code", "auto"), ("integer", "int32", "auto"), ("complex_out", "complex128", "auto"),
+    ("empty", "no parameter arrays", "matrix-free"),
 ])
 def test_a_model_the_engine_cannot_rank_is_one_line_naming_model(capsys, models_file, name, needle, method):
     err = _one_line(capsys, ["run", "--dataset", "gaussian", "--n", "6", "--dim", "3", "--K", "2",
