@@ -169,3 +169,16 @@ def test_nan_derivatives_are_not_called_an_overflow(capsys, models_file):
     assert "derivatives are NaN" in err and "scale the data down" not in err
     with pytest.raises(DataError, match="overflow"):
         numerical_rank(np.array([[np.inf, 0.0], [0.0, 1.0]]))
+
+
+def test_predictions_at_a_point_use_what_the_point_satisfies():
+    from hessrank.theory import at_point, predict_ranks
+
+    generic = predict_ranks(r=4, K=2, units=(5, 5), n=20, d=4)
+    assert at_point(generic, "generic", activation="linear") == generic
+    zero = at_point(generic, "zero", activation="linear")
+    assert (zero.H_F, zero.kinds["H_F"]) == (0, "exact") and (zero.H_L, zero.kinds["H_L"]) == (generic.H_o, "exact")
+    special = at_point(generic, "special", activation="linear")
+    assert special.kinds == {"H_L": "estimate", "H_o": "exact", "H_F": "estimate"} and special.point == "special"
+    with pytest.raises(ConfigError):
+        at_point(generic, "trained", activation="linear")

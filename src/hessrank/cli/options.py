@@ -34,7 +34,9 @@ from ..errors import ConfigError, HessrankError
 _FLAGS = {"label_noise": "--label-noise", "n_max": "--n-max", "data_dir": "--data-dir",
           "memory_limit": "--memory-limit", "rank_vs_rtol": "--rank-vs-rtol", "scheme": "--init",
           "widths": "--widths", "options": "option", "trace_samples": "--trace-samples",
-          "lanczos_steps": "--lanczos-steps", "train_batch": "--train-batch"}
+          "lanczos_steps": "--lanczos-steps", "train_batch": "--train-batch",
+          # library parameters with no flag of their own: the flag that chose them
+          "operator": "--method matrix-free", "f": "--model"}
 
 
 def flag_of(param: str) -> str:
