@@ -1,4 +1,4 @@
-"""Issue 17: does ``--method auto`` pick the faster method?
+"""Does ``--method auto`` pick the faster method?
 
     python3 benchmarks/bench_auto.py [--repeat N] [--only-large] [--skip-large] [--only I,J,...]
 
@@ -27,6 +27,7 @@ unset — in their own environment only — and the kernel that ran is printed.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import resource
@@ -38,6 +39,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _report import command_line, markdown_table, write_report  # noqa: E402
+
 PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 LARGE = [dict(n=100, dim=64, units=(40, 40), K=10, loss="mse"),       # p = 4560
          dict(n=100, dim=64, units=(60, 60), K=10, loss="mse")]       # p = 8040
@@ -116,7 +119,8 @@ def main(argv=None) -> int:
           "method's median, auto = auto's own process; in = in-process seconds", flush=True)
     print(f"{'#':>3} {'network':<22}{'loss':<6}{'n':>4}{'p':>6}{'dense':>12}{'m-free':>12}{'auto':>12}  "
           f"{'chose':<7}{'chosen':>7}{'auto':>6}{'cpu':>6}{'in':>6}  ranks", flush=True)
-    rows, all_same = [], True
+    rows, all_same, table = [], True, []
+    started = datetime.datetime.now(datetime.UTC)
     methods = ["dense", "matrix-free", None]
     for i, (label, cfg) in enumerate(configs(args)):
         wall = {m: [] for m in methods}
@@ -147,6 +151,9 @@ def main(argv=None) -> int:
               f"{'m-free' if chosen == 'matrix-free' else chosen:<7}"
               + "".join(f"{r:>{w}.2f}" for r, w in zip(ratios, (7, 6, 6, 6)))
               + f"  {'same' if same else 'DIFFER'}", flush=True)
+        table.append([label, net, cfg["loss"], cfg["n"], results["dense"]["p"],
+                      *(f"{med[m]:.2f} / {med_cpu[m]:.2f}" for m in methods), chosen,
+                      *(f"{r:.2f}" for r in ratios), "same" if same else "DIFFERENT"])
     names = ("chosen/faster wall", "auto/faster wall", "chosen/faster cpu", "chosen/faster in-process")
     within = [sum(r[j] <= GOAL for r in rows) for j in range(4)]
     worst = [max(r[j] for r in rows) for j in range(4)]
@@ -154,6 +161,15 @@ def main(argv=None) -> int:
           + "; ".join(f"{name} {k} (worst {w:.2f})" for name, k, w in zip(names, within, worst)))
     print(f"identical ranks everywhere: {all_same}; "
           f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    write_report("auto", command_line(__file__, argv), markdown_table(
+        ["#", "network", "loss", "n", "p", "dense wall / CPU s", "matrix-free wall / CPU s", "auto wall / CPU s",
+         "chosen", "chosen / faster", "auto / faster", "CPU", "in-process", "ranks"], table, "lllrrrrrlrrrrl"),
+        started=started, notes=f"Whole `hessian-rank run` processes, medians of {args.repeat} interleaved runs, "
+        "compilation cache off. Ratios to the faster of dense and matrix-free: the chosen method's wall time, "
+        "auto's own process, CPU time, and the in-process seconds. Within the goal (≤ "
+        f"{GOAL}) of {len(rows)}: " + "; ".join(f"{name} {k} (worst {w:.2f})"
+                                                for name, k, w in zip(names, within, worst))
+        + f". Identical ranks everywhere: {'yes' if all_same else 'NO'}.")
     return 0 if (min(worst[0], worst[3]) <= GOAL and all_same) else 1
 
 

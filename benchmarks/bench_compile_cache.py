@@ -1,4 +1,4 @@
-"""Compilation paid once: the README width sweep with a cold and a warm compilation cache.
+"""Compilation paid once: a width sweep with a cold and a warm compilation cache.
 
     python3 benchmarks/bench_compile_cache.py [--repeat N] [--widths 4:56:4] [-- extra sweep options]
 
@@ -34,7 +34,7 @@ def _cpu() -> float:
 
 
 def _sweep(cache: str, out: str, widths: str, extra: list[str]) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system: less sensitive to other jobs) of one sweep process."""
+    """Wall and CPU seconds (user + system: less sensitive to the load of the machine) of one sweep process."""
     env = {k: v for k, v in os.environ.items() if k not in PINS}
     env["HESSRANK_COMPILE_CACHE"] = cache
     cmd = [sys.executable, "-m", "hessrank.cli", "sweep", "width", "--dataset", "digits", "--dim", "16", "--K", "10",

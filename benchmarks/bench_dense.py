@@ -1,4 +1,4 @@
-"""Issue 2's speed goal: a whole `hessian-rank run` against the naive dense approach.
+"""Speed of a whole `hessian-rank run` against the naive dense approach.
 
     python3 benchmarks/bench_dense.py            # p = 4560: n = 100, d = 64, widths 40,40, K = 10, mse
 

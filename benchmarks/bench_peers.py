@@ -1,4 +1,4 @@
-"""Issue 17 against the best peer: `hessian-rank run` and the curvlinops route, whole processes.
+"""`hessian-rank run` against the best peer (the curvlinops route), whole processes.
 
     python3 benchmarks/bench_peers.py --peer-python /tmp/peerenv/bin/python [--sizes 4560,8040]
     python3 benchmarks/bench_peers.py --export-only DIR [--sizes ...]      # the .npz files only
@@ -27,6 +27,7 @@ interpreter is missing or lacks torch or curvlinops.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import subprocess
 import sys
@@ -37,7 +38,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_speed import _load, timed  # noqa: E402  (the same timing as issue 17's other benchmark)
+from _report import command_line, markdown_table, write_report  # noqa: E402
+from bench_speed import _load, timed  # noqa: E402  (the same timing as bench_speed.py)
 
 import hessrank  # noqa: E402
 from hessrank.measure import build  # noqa: E402
@@ -84,7 +86,7 @@ def _ranks(r: dict) -> str:
     return " / ".join(str(r[m]) for m in MATRICES)
 
 
-def compare(units: str, K: int, peer: str, workdir: Path, ok: list[bool]) -> None:
+def compare(units: str, K: int, peer: str, workdir: Path, ok: list[bool], table: list[list]) -> None:
     """Time the curvlinops route and the three methods of ``run`` on one network; print rows."""
     npz = workdir / f"net-{units.replace(',', '-')}-{K}.npz"
     p = export(config(units, K), npz)
@@ -94,6 +96,8 @@ def compare(units: str, K: int, peer: str, workdir: Path, ok: list[bool]) -> Non
     wall, cpu, rss, out = timed([peer, str(HERE / "peer_curvlinops.py"), str(npz)])
     theirs = json.loads(out)
     peer_wall = wall
+    table.append([f"{p}", "curvlinops", f"{wall:.1f} s", f"{cpu:.1f} s", f"{rss / 2**30:.2f} GiB", "",
+                  _ranks(theirs["ranks"])])
     print(f"{'curvlinops (Hessian, GGN @ I)':34}{wall:>8.1f}{cpu:>8.1f}{rss / 2**20:>10.0f}{'':>13}{'':>17}   "
           f"{_ranks(theirs['ranks'])}", flush=True)
     for method in (None, "dense", "matrix-free"):
@@ -106,6 +110,10 @@ def compare(units: str, K: int, peer: str, workdir: Path, ok: list[bool]) -> Non
         name = f"hessrank {method or 'default (auto)'}, warm"
         print(f"{name:34}{wall:>8.1f}{cpu:>8.1f}{rss / 2**20:>10.0f}{cold:>13.1f}{peer_wall / wall:>16.1f}×   "
               f"{_ranks(res['ranks'])}{'' if same else ' (DIFFERENT)'}   {res['method']}", flush=True)
+        label = {None: f"default (auto → {res['method']})", "dense": "`--method dense`",
+                 "matrix-free": "`--method matrix-free`"}[method]
+        table.append([f"{p}", label, f"{wall:.1f} s ({cold:.1f})", f"{cpu:.1f} s", f"{rss / 2**30:.2f} GiB",
+                      f"{peer_wall / wall:.1f}×", "same" if same else f"{_ranks(res['ranks'])} (different)"])
     pred = res["predictions"]
     print(f"predicted {_ranks(pred)}; curvlinops in-process {theirs['seconds']:.1f} s: "
           + ", ".join(f"{k} {v:.1f}" for k, v in theirs["steps"].items()), flush=True)
@@ -146,10 +154,18 @@ def main(argv=None) -> int:
     print(f"load average {_load()}; OpenBLAS pins unset in the timed processes; peer: torch {found['torch']}, "
           f"curvlinops {found['curvlinops']}, {found['blas']}, {found['threads']} threads")
     ok: list[bool] = []
+    table: list[list] = []
+    started = datetime.datetime.now(datetime.UTC)
     with tempfile.TemporaryDirectory() as workdir:
         for units, K in _nets(args):
-            compare(units, K, args.peer_python, Path(workdir), ok)
+            compare(units, K, args.peer_python, Path(workdir), ok, table)
     print(f"\nall ranks identical and as predicted: {all(ok)}")
+    write_report("peers", command_line(__file__, argv), markdown_table(
+        ["p", "what", "wall", "CPU", "peak", "curvlinops / ours", "ranks H_L / H_o / H_F"], table, "rlrrrrl"),
+        started=started, notes=f"The peer: torch {found['torch']}, curvlinops {found['curvlinops']}, "
+        f"{found['blas']}, {found['threads']} threads, in its own environment. Whole fresh processes; hessrank with "
+        "its compilation cache warm (the cold run that filled it in brackets). All ranks identical and equal to "
+        f"the predictions: {'yes' if all(ok) else 'NO'}.")
     return 0 if all(ok) else 1
 
 

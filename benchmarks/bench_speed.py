@@ -1,4 +1,4 @@
-"""Issue 17 in one run: speed and size of `hessian-rank run`, whole processes, this machine.
+"""Speed and size, in one run: of `hessian-rank run`, whole processes, this machine.
 
     python3 benchmarks/bench_speed.py [--skip-535k] [--skip-sweep]
 
@@ -9,8 +9,8 @@
    naive / ours.
 2. p = 110,100 (widths 300,300, K = 3): ``run`` (default method) wall time and peak memory.
 3. p = 535,500 (widths 700,700, K = 1): the same (about 20 minutes; ``--skip-535k``).
-4. The README width sweep with a cold and a warm cache (``bench_compile_cache.py --repeat 1``;
-   ``--skip-sweep``).
+4. A width sweep (digits, d = 16, widths 4:56:4) with a cold and a warm cache
+   (``bench_compile_cache.py --repeat 1``; ``--skip-sweep``).
 
 Every timed command is a fresh process; its wall time includes Python and JAX start-up,
 its peak memory is the child's own peak resident set (``wait4``), and its CPU time
@@ -23,6 +23,7 @@ if any ranks differ from the naive approach's or from the predictions.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import subprocess
@@ -32,6 +33,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _report import command_line, markdown_table, write_report  # noqa: E402
+
 PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
@@ -67,7 +71,7 @@ def _run_cmd(spec: dict, method: str | None) -> list[str]:
     return cmd + (["--method", method] if method else [])
 
 
-def small(ok: list[bool]) -> None:
+def small(ok: list[bool], table: list[list]) -> None:
     spec = {"units": "40,40", "K": 10}
     print(f"\n[1] p = 4560 (Gaussian n 100, d 64, widths 40,40, K 10, mse); load {_load()}", flush=True)
     common = ["--dataset", "gaussian", "--n", "100", "--dim", "64", "--units", "40,40", "--K", "10", "--loss", "mse"]
@@ -78,6 +82,8 @@ def small(ok: list[bool]) -> None:
     print(f"{'naive (jax.hessian, SVD)':34}{wall:>8.1f}{cpu:>8.1f}{rss / 2**20:>10.0f}{'':>12}   "
           f"{r['H_L']} / {r['H_o']} / {r['H_F']}", flush=True)
     naive_wall = wall
+    table.append(["p = 4560, naive (`naive.py`: `jax.hessian`, explicit GGN, SVD)", f"{wall:.1f} s", f"{cpu:.1f} s",
+                  f"{rss / 2**30:.2f} GiB", "", f"{r['H_L']} / {r['H_o']} / {r['H_F']}"])
     for method in ("dense", "matrix-free", None):
         with tempfile.TemporaryDirectory() as cache:
             for state in ("cold", "warm"):
@@ -90,9 +96,12 @@ def small(ok: list[bool]) -> None:
                 print(f"{name:34}{wall:>8.1f}{cpu:>8.1f}{rss / 2**20:>10.0f}{naive_wall / wall:>11.1f}×   "
                       f"{r['H_L']} / {r['H_o']} / {r['H_F']}{'' if same else ' (DIFFERENT)'}   {res['method']}",
                       flush=True)
+                table.append([f"p = 4560, `{name.removeprefix('hessrank ')}`", f"{wall:.1f} s", f"{cpu:.1f} s",
+                              f"{rss / 2**30:.2f} GiB", f"{naive_wall / wall:.1f}×",
+                              "same" if same else f"{r['H_L']} / {r['H_o']} / {r['H_F']} (different)"])
 
 
-def large(units: str, K: int, ok: list[bool]) -> None:
+def large(units: str, K: int, ok: list[bool], table: list[list]) -> None:
     spec = {"units": units, "K": K}
     print(f"\n[{'2' if units == '300,300' else '3'}] widths {units}, K {K} (Gaussian n 100, d 64, mse), default "
           f"method, cold compilation cache (an empty folder); load {_load()}", flush=True)
@@ -105,6 +114,10 @@ def large(units: str, K: int, ok: list[bool]) -> None:
     print(f"p = {res['p']}: {wall:.1f} s wall, {cpu:.1f} s CPU, peak {rss / 1e9:.2f} GB; ranks "
           f"{r['H_L']} / {r['H_o']} / {r['H_F']} (predicted {pred['H_L']} / {pred['H_o']} / {pred['H_F']}); "
           f"method {res['method']}; certified: {res['certified']}", flush=True)
+    table.append([f"p = {res['p']:,} (widths {units}, K {K}), default ({res['method']}), cold cache", f"{wall:.1f} s",
+                  f"{cpu:.1f} s", f"{rss / 1e9:.2f} GB", "",
+                  f"{r['H_L']} / {r['H_o']} / {r['H_F']}"
+                  + (" = predicted, certified" if same else " (NOT as predicted)")])
 
 
 def main(argv=None) -> int:
@@ -114,16 +127,24 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     print(f"{os.cpu_count()} cores; OpenBLAS pins unset in the timed processes; load average {_load()}")
     ok: list[bool] = []
-    small(ok)
-    large("300,300", 3, ok)
+    table: list[list] = []
+    started = datetime.datetime.now(datetime.UTC)
+    small(ok, table)
+    large("300,300", 3, ok, table)
     if not args.skip_535k:
-        large("700,700", 1, ok)
+        large("700,700", 1, ok, table)
     if not args.skip_sweep:
-        print(f"\n[4] the README width sweep, cold and warm compilation cache; load {_load()}", flush=True)
+        print(f"\n[4] the width sweep (digits, d = 16, widths 4:56:4), cold and warm compilation cache; "
+              f"load {_load()}", flush=True)
         proc = subprocess.run([sys.executable, str(HERE / "bench_compile_cache.py"), "--repeat", "1"],
                               env=_env(None))
         ok.append(proc.returncode == 0)
     print(f"\nall ranks as expected: {all(ok)}")
+    write_report("speed", command_line(__file__, argv), markdown_table(
+        ["what", "wall", "CPU", "peak", "naive / ours", "ranks H_L / H_o / H_F"], table, "lrrrrl"),
+        started=started, notes="Whole fresh processes: wall time including Python and JAX start-up, CPU = user + "
+        "system of the child, peak = the child's own peak resident set. The width sweep, cold and warm, is "
+        "printed by `bench_compile_cache.py` (run by this script) and not part of the table.")
     return 0 if all(ok) else 1
 
 

@@ -1,10 +1,10 @@
-"""Issue 16: the outlier count of H_L and H_o against the number of classes K, for a ReLU
+"""The outlier count of H_L and H_o against the number of classes K, for a ReLU
 network on real Fashion-MNIST at its initialisation (the loss-landscape literature reports
 "about K outliers", or K − 1, or K²; Sagun et al. 2017, Papyan 2019/2020).
 
     python3 benchmarks/outliers_vs_K.py [--n 200] [--seeds 1,2,3]
 
-For each K in 5, 10, each loss (mse, cross) and each seed, `hessian_spectrum_mlp` (dense:
+For each K in 5, 10, each loss (mse, cross) and each seed, `hessrank.spectrum` (dense:
 exact eigenvalues) of the network 64-20-20-K (ReLU, biases, glorot) on the first n samples of
 the first K classes, 8×8 images. Printed per row: the outlier count of H_L and H_o under the
 tool's rule (log10|λ| more than 3 robust standard deviations above the median over the
@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from hessrank import RunConfig, hessian_spectrum_mlp
+from hessrank import RunConfig, spectrum
 
 
 def largest_break(top, limit):
@@ -42,7 +42,7 @@ def main(argv=None):
             for seed in map(int, args.seeds.split(",")):
                 cfg = RunConfig(dataset=args.dataset, n=args.n, dim=64, K=K, units=(20, 20), activation="relu",
                                 bias=True, loss=loss, seed=seed, method="dense")
-                res = hessian_spectrum_mlp(cfg, top=3 * K + 1, trace=False, density=False)
+                res = spectrum(cfg, top=3 * K + 1, trace=False, density=False)
                 L, o = res.matrices["H_L"], res.matrices["H_o"]
                 bL, rL = largest_break(L.top, 3 * K)
                 bo, ro = largest_break(o.top, 3 * K)

@@ -1,4 +1,4 @@
-"""The curvlinops route: ranks of H_L, H_o, H_F with PyTorch and curvlinops, the peer of issue 17.
+"""The curvlinops route: ranks of H_L, H_o, H_F with PyTorch and curvlinops, the peer of bench_peers.py.
 
     /tmp/peerenv/bin/python benchmarks/peer_curvlinops.py NET.npz [--chunk C] [--ho-from gram|ggn]
     /tmp/peerenv/bin/python benchmarks/peer_curvlinops.py --versions

@@ -2,7 +2,7 @@
 
     python3 benchmarks/profile_matrix_free.py [--units 300,300] [--K 3] [--n 100] [--dim 64]
 
-Default: the issue-6 configuration, p = 110,100 (Gaussian n = 100, d = 64, widths 300,300,
+Default: the large configuration of bench_matrix_free.py, p = 110,100 (Gaussian n = 100, d = 64, widths 300,300,
 K = 3, mse). In one process: the compilation of the H_F and H_L products (first call
 minus a second call of the same shape), then :func:`hessrank.measure.matrix_free_ranks`
 with each sketch's own clock (products, orthogonalisation, eigenvalues of T), the H_o

@@ -5,8 +5,10 @@ only when someone needs its numbers.
 """
 
 import os
+import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +18,13 @@ import hessrank
 from hessrank.measure import build
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+# the benchmarks write their tables for the Performance page; tiny runs must not replace them
+_ENV = {**os.environ, "HESSRANK_REPORT_DIR": tempfile.mkdtemp(prefix="hessrank-reports-")}
 
 
 def _run(*args):
     done = subprocess.run([sys.executable, str(BENCH / args[0]), *args[1:]], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=_ENV)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -42,7 +46,7 @@ def test_naive_baseline_on_a_tiny_network():
 
 def _bench_peers(*args):
     return subprocess.run([sys.executable, str(BENCH / "bench_peers.py"), *args], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=_ENV)
 
 
 def test_bench_peers_exports_the_network_and_data_hessrank_runs(tmp_path):
@@ -80,3 +84,32 @@ def test_bench_products_on_a_tiny_network():
     out = _run("bench_products.py", "--units", "3,3", "--K", "2", "--n", "10", "--dim", "4", "--rows", "6",
                "--repeat", "1")
     assert "p = 27" in out and all(f"{m}:" in out for m in ("H_F", "H_L", "H_o"))
+
+
+def test_report_states_date_machine_command_and_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("HESSRANK_REPORT_DIR", str(tmp_path))
+    sys.path.insert(0, str(BENCH))
+    try:
+        import _report
+    finally:
+        sys.path.remove(str(BENCH))
+    table = _report.markdown_table(["p", "wall"], [[4560, "2.3 s"]], "rr")
+    path = _report.write_report("example", "python3 benchmarks/bench_speed.py --skip-535k", table, notes="A note.")
+    text = path.read_text(encoding="utf-8")
+    assert path == tmp_path / "example.md"
+    assert "* **Command:** `python3 benchmarks/bench_speed.py --skip-535k`" in text
+    assert f"{os.cpu_count()} cores, {_report.cpu_model()}" in text and "BLAS: " in text
+    assert "| p | wall |\n| ---: | ---: |\n| 4560 | 2.3 s |" in text and text.rstrip().endswith("A note.")
+    assert re.search(r"\* \*\*Date:\*\* \d{4}-\d\d-\d\d \d\d:\d\d UTC", text)
+
+
+def test_the_performance_page_includes_every_report_and_each_names_its_command():
+    docs = BENCH.parent / "docs"
+    page = (docs / "performance.md").read_text(encoding="utf-8")
+    reports = sorted((docs / "performance").glob("*.md"))
+    assert reports
+    for report in reports:
+        assert f'--8<-- "docs/performance/{report.name}"' in page
+        head = report.read_text(encoding="utf-8").splitlines()[:5]
+        assert head[0].startswith("<!-- written by benchmarks/")
+        assert any(line.startswith("* **Command:** `python3 benchmarks/") for line in head)

@@ -37,6 +37,15 @@ POOLS = ("none", "avg")
 NETWORK_FIELDS = ("arch", "conv", "stride", "padding", "pool", "model")
 #: what a name that becomes a folder of the result store may hold
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
+#: the named data sets (:func:`hessrank.data.load_dataset`); anything else is a .npz or .csv file
+DATASETS = ("digits", "gaussian", "MNIST", "FashionMNIST", "CIFAR10")
+#: the named data sets read from files that can be downloaded (the others need no files)
+DOWNLOADABLE = ("MNIST", "FashionMNIST", "CIFAR10")
+#: a named data set's sample count and input dimension when ``n`` and ``dim`` are not given
+DEFAULT_N = 100
+DEFAULT_DIM = 64
+#: at most this many samples per batch when ``batch_size`` is not given (:meth:`RunConfig.effective_batch_size`)
+DEFAULT_BATCH_CAP = 100
 #: the named ways to cut θ into diagonal blocks (:func:`hessrank.measure.blocks.resolve_blocks`)
 BLOCK_KINDS = ("leaves", "layers")
 #: what a spectrum computes unless told otherwise: the defaults of
@@ -47,6 +56,8 @@ SPECTRUM_DEFAULTS = {"top": 20, "trace": True, "density": True, "eigenvectors": 
 #: how a network is trained unless told otherwise: the defaults of
 #: :class:`hessrank.training.TrainConfig` (``train_batch`` None: all n samples per step)
 TRAIN_DEFAULTS = {"optimizer": "sgd", "lr": 0.01, "steps": 100, "train_batch": None}
+#: about this many log-spaced checkpoints of a training run when none are given
+DEFAULT_CHECKPOINTS = 20
 
 
 def parse_conv(spec: str) -> tuple[tuple[int, int], ...]:
@@ -155,8 +166,8 @@ class RunConfig:
         return "model" if self.model is not None else self.arch
 
     def effective_batch_size(self, n: int) -> int:
-        """Samples per batch for ``n`` samples: ``batch_size``, else ``min(n, 100)``."""
-        return int(self.batch_size) if self.batch_size is not None else min(n, 100)
+        """Samples per batch for ``n`` samples: ``batch_size``, else ``min(n, DEFAULT_BATCH_CAP)``."""
+        return int(self.batch_size) if self.batch_size is not None else min(n, DEFAULT_BATCH_CAP)
 
     def validate(self) -> RunConfig:
         """Check every field; return ``self`` or raise :class:`ConfigError`.
@@ -343,6 +354,8 @@ DEFAULT_WIDTHS = "4:56:4"
 DEFAULT_DEPTHS = "1:9:1"
 DEFAULT_DEPTH_WIDTH = 25
 DEFAULT_CHANNELS = "2:16:2"
+#: the sweeps whose figure shows rank / #params unless told otherwise (as in the paper)
+NORMALIZED_TASKS = ("width", "depth")
 SWEEP_DEFAULTS = {
     "samplesize": RunConfig(dataset="MNIST", n=None, dim=64, K=10, units=(10, 10), batch_size=10),
     "width": RunConfig(dataset="MNIST", n=100, dim=64, K=10, batch_size=10),

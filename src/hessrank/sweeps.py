@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from .atomicio import check_writable
@@ -62,7 +63,6 @@ from .measure.scale import at_problem_scale
 from .models import get_loss
 from .store import (
     RESULT_COLUMNS,
-    BlockTable,
     ResultTable,
     StoredOutcome,
     comparison_lines,
@@ -74,7 +74,7 @@ from .store import (
     row_kinds,
     row_mark,
     store_folder,
-    stored_session,
+    stored_run,
 )
 
 # TASKS and the paper's reference setup (DEFAULT_N_MAX, …, SWEEP_DEFAULTS) live in hessrank.config
@@ -305,31 +305,17 @@ def run_sweep(sweep: Sweep, *, out="results", blocks=None, progress=None) -> Swe
         "dataset": {"name": sweep.base.dataset, "source": data.source, "d": data.d, "K": data.K},
         "command": sweep.command(),
     }
-    with stored_session(table, sweep.identity(), describe=describe, key=lambda row: int(row[key]),
-                        provenance=provenance()) as session:
-        side = BlockTable(table, key) if blocks is not None else None
-        missing = [p for p in sweep.points if p not in session.rows or (side is not None and not side.has(p))]
-        outcome = SweepOutcome(sweep=sweep, table=table, stored_before=session.stored_before,
-                               set_aside=session.set_aside)
-        bar = progress(len(missing)) if (progress is not None and missing) else None
-        try:
-            if bar is not None:
-                bar.begin(f"{key}={missing[0]}")
-            for i, (point, result) in enumerate(_measure(sweep, missing, blocks)):
-                session.store(point, {key: str(point), **result_row(result)}, order=sorted)
-                if side is not None:
-                    side.store(point, result.blocks)
-                outcome.computed.append(point)
-                if bar is not None:
-                    bar.end(f"{key}={point}", _point_message(session.rows[point]))
-                    if i + 1 < len(missing):
-                        bar.begin(f"{key}={missing[i + 1]}")
-        finally:
-            if bar is not None:
-                bar.close()
-            session.complete = all(p in session.rows for p in sweep.points)
-        outcome.rows = [session.rows[k] for k in sorted(session.rows)]
-    return outcome
+    with stored_run(table, sweep.identity(), describe=describe, key=lambda row: int(row[key]), wanted=sweep.points,
+                    provenance=provenance(), outcome=partial(SweepOutcome, sweep=sweep),
+                    block_column=key if blocks is not None else None, progress=progress) as job:
+        missing = job.missing
+        if missing:
+            job.begin(f"{key}={missing[0]}")
+        for i, (point, result) in enumerate(_measure(sweep, missing, blocks)):
+            job.store(point, {key: str(point), **result_row(result)}, blocks=result.blocks)
+            job.end(f"{key}={point}", _point_message(job.session.rows[point]),
+                    f"{key}={missing[i + 1]}" if i + 1 < len(missing) else None)
+    return job.outcome
 
 
 def _measure(sweep: Sweep, missing, blocks=None):

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .atomicio import check_real_folders, check_writable
-from .config import OPTIMIZERS, TRAIN_DEFAULTS, RunConfig
+from .config import DEFAULT_CHECKPOINTS, OPTIMIZERS, TRAIN_DEFAULTS, RunConfig
 from .curvature import in_float64
 from .curvature.core import weighted_loss
 from .errors import ConfigError
@@ -47,7 +47,6 @@ from .measure.network import network_folder_name, network_words
 from .models import get_loss
 from .models.params import flat_params, load_arrays, named_arrays, save_arrays
 from .store import (
-    BlockTable,
     ResultTable,
     StoredOutcome,
     comparison_lines,
@@ -59,7 +58,7 @@ from .store import (
     result_row,
     row_kinds,
     store_folder,
-    stored_session,
+    stored_run,
 )
 
 if TYPE_CHECKING:  # optax is imported when training starts: `hessian-rank run` does not pay for it
@@ -67,8 +66,6 @@ if TYPE_CHECKING:  # optax is imported when training starts: `hessian-rank run` 
 
 #: the momentum of ``momentum`` (heavy ball, optax.sgd(lr, momentum=MOMENTUM))
 MOMENTUM = 0.9
-#: default checkpoints: step 0 and about this many log-spaced steps up to ``steps``
-DEFAULT_CHECKPOINTS = 20
 #: the most training steps and the most checkpoints of one run
 MAX_STEPS = 10**9
 MAX_CHECKPOINTS = 10_000
@@ -300,30 +297,23 @@ def run_training(config: RunConfig, tc: TrainConfig, *, out="results", blocks=No
         "dataset": {"name": config.dataset, "source": data.source, "d": data.d, "K": data.K},
         "params_folder": params_folder(table).name, "command": training_command(config, tc),
     }
-    with stored_session(table, training_identity(config, tc, n=data.n), describe=describe,
-                        key=lambda row: int(row["step"]), provenance=provenance()) as session:
+    with stored_run(table, training_identity(config, tc, n=data.n), describe=describe,
+                    key=lambda row: int(row["step"]), wanted=wanted, provenance=provenance(),
+                    outcome=partial(TrainingOutcome, config=config, train=tc, wanted=wanted),
+                    block_column="step" if blocks is not None else None, progress=progress) as job:
         for tmp in params_folder(table).glob(".*.tmp"):  # left by a writer killed mid-file
             tmp.unlink(missing_ok=True)
-        outcome = TrainingOutcome(table=table, stored_before=session.stored_before, set_aside=session.set_aside,
-                                  config=config, train=tc, wanted=wanted)
-        side = BlockTable(table, "step") if blocks is not None else None
-        missing = [s for s in wanted if s not in session.rows or (side is not None and not side.has(s))]
-        bar = progress(len(missing)) if (progress is not None and missing) else None
-        try:
-            if missing:
-                _train(session, outcome, (model, theta0, resolved, side), data, config, tc, plan, missing, bar)
-        finally:
-            if bar is not None:
-                bar.close()
-            session.complete = all(s in session.rows for s in wanted)
-        outcome.rows = [session.rows[k] for k in sorted(session.rows)]
-    return outcome
+        if job.missing:
+            _train(job, (model, theta0, resolved), data, config, tc, plan)
+    return job.outcome
 
 
-def _train(session, outcome, network, data, config, tc, plan, missing, bar):
-    """Train from the last saved state before ``missing[0]`` and store each missing checkpoint;
-    ``network`` is ``(model, θ at initialisation, blocks to rank, their side table or None)``."""
-    model, theta0, blocks, side = network
+def _train(job, network, data, config, tc, plan):
+    """Train from the last saved state before the first missing checkpoint of ``job`` (a
+    :class:`~hessrank.store.Job`) and store each missing checkpoint; ``network`` is
+    ``(model, θ at initialisation, blocks to rank)``."""
+    model, theta0, blocks = network
+    session, missing = job.session, job.missing
     loss = get_loss(config.loss)
     opt = make_optimizer(tc)
     X, Y = jnp.asarray(data.X, dtype=jnp.float64), jnp.asarray(data.Y, dtype=jnp.float64)
@@ -332,21 +322,16 @@ def _train(session, outcome, network, data, config, tc, plan, missing, bar):
     w_batch = jnp.full((b,), 1.0 / b)
     w_all = jnp.full((n,), 1.0 / n)
     start, theta, state = _resume_point(session, model, opt, theta0, first=missing[0])
-    outcome.resumed_from = start if start > 0 else None
+    job.outcome.resumed_from = start if start > 0 else None
     todo = set(missing)
     last = missing[-1]
-    if bar is not None:
-        bar.begin(f"step {missing[0]}")
+    job.begin(f"step {missing[0]}")
     for step in range(start, last + 1):
         if step in todo:
-            _store_checkpoint(session, tc, model, loss, plan, data, config, step, theta, state, X, Y, w_all,
-                              blocks=blocks, side=side)
-            outcome.computed.append(step)
-            if bar is not None:
-                row = session.rows[step]
-                bar.end(f"step {step}", _checkpoint_message(row))
-                if step != last:
-                    bar.begin(f"step {min(s for s in todo if s > step)}")
+            _store_checkpoint(job, tc, model, loss, plan, data, config, step, theta, state, X, Y, w_all,
+                              blocks=blocks)
+            job.end(f"step {step}", _checkpoint_message(session.rows[step]),
+                    f"step {min(s for s in todo if s > step)}" if step != last else None)
         if step == last:
             break
         idx = batch_indices(step, n, b, config.seed)
@@ -388,10 +373,10 @@ def _resume_point(session, model, opt, theta0, *, first: int):
     return 0, theta0, state0
 
 
-def _store_checkpoint(session, tc, model, loss, plan, data, config, step, theta, state, X, Y, w_all, *,
-                      blocks=None, side=None):
+def _store_checkpoint(job, tc, model, loss, plan, data, config, step, theta, state, X, Y, w_all, *, blocks=None):
     """Measure one checkpoint; save its parameters and optimiser state, then its row (and
-    its per-block ranks in ``side`` when ``blocks`` are asked for)."""
+    its per-block ranks, when ``blocks`` are asked for) through ``job``."""
+    session = job.session
     t0 = time.perf_counter()
     value, grad = _loss_and_grad(model, loss, theta, X, Y, w_all)
     value, grad_norm = float(value), float(jnp.linalg.norm(grad))
@@ -411,9 +396,7 @@ def _store_checkpoint(session, tc, model, loss, plan, data, config, step, theta,
     save_arrays(params_path(session.table, step), named_arrays(model, theta))
     save_arrays(_state_path(session.table, step),
                 {f"leaf{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(state))})
-    session.store(step, row, order=sorted)
-    if side is not None:
-        side.store(step, block_ranks)
+    job.store(step, row, blocks=block_ranks)
 
 
 def _checkpoint_message(row: dict) -> str:

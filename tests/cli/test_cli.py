@@ -136,7 +136,7 @@ def test_compile_cache_is_kept_between_processes_and_can_be_turned_off(tmp_path)
 def test_an_uncertified_rank_is_reported_with_the_sketch_s_own_reason():
     from types import SimpleNamespace
 
-    from hessrank.cli.format import _uncertified_warning
+    from hessrank.measure.report import _uncertified_warning
 
     cap = SimpleNamespace(uncertified=("H_L",), method_details={
         "H_L": {"status": "not certified: memory cap of 300 basis vectors reached", "certified": False}})
@@ -144,7 +144,7 @@ def test_an_uncertified_rank_is_reported_with_the_sketch_s_own_reason():
         "H_F": {"status": "not certified: the residual is at the noise floor but 2δ = 1e-9", "certified": False}})
     assert _uncertified_warning(cap) == [
         "warning: H_L not certified: memory cap of 300 basis vectors reached: the rank shown is a lower bound; "
-        "free memory, or use --method dense where it fits"]
+        "free memory, or use the dense method where it fits"]
     (line,) = _uncertified_warning(floor)
     assert "noise floor" in line and "memory cap" not in line
     assert _uncertified_warning(SimpleNamespace(uncertified=(), method_details={})) == []

@@ -12,7 +12,7 @@ SMALL = ["--dataset", "gaussian", "--n", "10", "--dim", "5", "--units", "3,4", "
 
 
 def test_json_has_every_matrix_with_the_documented_keys_and_the_files_exist(tmp_path, capsys):
-    assert main(["spectrum", *SMALL, "--top", "4", "--json", "--out", str(tmp_path)]) == 0
+    assert main(["spectrum", *SMALL, "--top-eigenvalues", "4", "--json", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     obj = json.loads(out)
     assert out.strip().count("\n") == 0
@@ -34,7 +34,7 @@ def test_json_has_every_matrix_with_the_documented_keys_and_the_files_exist(tmp_
 
 def test_table_no_trace_no_density_and_eigenvectors_file(tmp_path, capsys):
     ev = tmp_path / "ev.npz"
-    assert main(["spectrum", *SMALL, "--top", "3", "--no-trace", "--no-density", "--eigenvectors", str(ev),
+    assert main(["spectrum", *SMALL, "--top-eigenvalues", "3", "--no-trace", "--no-density", "--eigenvectors", str(ev),
                  "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "H_L" in out and "top 3 eigenvalues" in out and "outliers" in out
@@ -45,7 +45,7 @@ def test_table_no_trace_no_density_and_eigenvectors_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--top", "0"], "--top 0: give an integer >= 1"),
+    (["--top-eigenvalues", "0"], "--top-eigenvalues 0: give an integer >= 1"),
     (["--probes", "0"], "--probes 0"),
     (["--lanczos-steps", "x"], "--lanczos-steps"),
     (["--trace-samples", "1"], "--trace-samples 1"),
@@ -68,7 +68,8 @@ CNN = ["--arch", "cnn", "--conv", "2:3", "--dataset", "gaussian", "--n", "6", "-
 
 
 def test_cnn_with_blocks_json_has_the_block_spectra_and_a_table(tmp_path, capsys):
-    assert main(["spectrum", *CNN, "--blocks", "layers", "--top", "3", "--json", "--out", str(tmp_path)]) == 0
+    assert main(["spectrum", *CNN, "--blocks", "layers", "--top-eigenvalues", "3", "--json",
+                 "--out", str(tmp_path)]) == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["model"].startswith("cnn 2:3 on 4×4 images") and list(obj["blocks"]) == ["conv1", "dense"]
     for b in obj["blocks"].values():
@@ -84,7 +85,8 @@ def test_cnn_with_blocks_json_has_the_block_spectra_and_a_table(tmp_path, capsys
     assert any("/cnn_2-3_" in f for f in obj["files"]) and all(Path(f).is_file() for f in obj["files"])
     figures = [f for f in obj["files"] if f.endswith("_block_density.png")]
     assert len(figures) == 1 and Path(figures[0]).stat().st_size > 10_000
-    assert main(["spectrum", *CNN, "--blocks", "leaves", "--top", "2", "--no-density", "--out", str(tmp_path)]) == 0
+    assert main(["spectrum", *CNN, "--blocks", "leaves", "--top-eigenvalues", "2", "--no-density",
+                 "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "model    cnn 2:3" in text and "diagonal blocks (rank at the whole matrix's tolerance" in text
     assert "\nconv1/w " in text
@@ -96,12 +98,12 @@ def test_user_model_equals_the_library(tmp_path, capsys):
     from hessrank.models import load_user_model
 
     args = ["--dataset", "gaussian", "--n", "8", "--dim", "4", "--K", "2"]
-    assert main(["spectrum", "--model", EXAMPLE, *args, "--top", "4", "--no-density", "--json",
+    assert main(["spectrum", "--model", EXAMPLE, *args, "--top-eigenvalues", "4", "--no-density", "--json",
                  "--out", str(tmp_path)]) == 0
     obj = json.loads(capsys.readouterr().out)
     data = load_dataset(RunConfig(dataset="gaussian", n=8, dim=4, K=2))
     f, params = load_user_model(EXAMPLE, 4, 2, 1)
-    ref = hessian_spectrum(f, params, data.X, data.Y, top=4, density=False, seed=1)
+    ref = hessian_spectrum(f, params, data.X, data.Y, top=4, density=False, seed=1).to_dict()
     for name in ("H_L", "H_o", "H_F"):
         assert obj[name]["top"] == ref[name]["top"] and obj[name]["trace"] == ref[name]["trace"]
 
@@ -120,8 +122,8 @@ def test_bad_model_flags_are_one_line_exit_2(tmp_path, capsys, args, needle):
 
 
 def test_builtin_mlp_with_blocks_matrix_free(tmp_path, capsys):
-    assert main(["spectrum", *SMALL, "--blocks", "layers", "--method", "matrix-free", "--top", "3", "--no-density",
-                 "--json", "--out", str(tmp_path)]) == 0
+    assert main(["spectrum", *SMALL, "--blocks", "layers", "--method", "matrix-free", "--top-eigenvalues", "3",
+                 "--no-density", "--json", "--out", str(tmp_path)]) == 0
     obj = json.loads(capsys.readouterr().out)
     assert list(obj["blocks"]) == ["layer1", "layer2", "layer3"] and "model" not in obj
     for b in obj["blocks"].values():

@@ -49,7 +49,8 @@ def _reference(f, params, X, Y, loss):
 @pytest.mark.parametrize("loss", ["mse", "cross"])
 def test_top_eigenvalues_and_trace_equal_eigvalsh_of_jax_hessian(method, rel, loss):
     f, params, X, Y = _problem(loss)
-    out = hessian_spectrum(f, params, X, Y, loss=loss, top=6, method=method, probes=4, lanczos_steps=16)
+    res = hessian_spectrum(f, params, X, Y, loss=loss, top=6, method=method, probes=4, lanczos_steps=16)
+    out = res.to_dict()
     mats, _, _ = _reference(f, params, X, Y, loss)
     assert out["method"] == method and out["p"] == 64
     # the reference H_F = H_L − H_o carries the rounding of that difference: trace scale Σ|diag H_L| + Σ|diag H_o|
@@ -73,7 +74,8 @@ def test_block_top_eigenvalues_and_trace_equal_the_dense_sub_matrix(method, acti
     # relu: the H_L block of l1/w has rank ≤ nK = 12 of 40, so its sketch stops short (Ritz values,
     # Hutchinson on the deflated restricted operator); tanh: full blocks, complete bases
     f, params, X, Y = _problem("mse", n=4, activation=activation)
-    out = hessian_spectrum(f, params, X, Y, top=5, method=method, blocks="leaves", density=False)
+    res = hessian_spectrum(f, params, X, Y, top=5, method=method, blocks="leaves", density=False)
+    out = res.to_dict()
     mats, names, sizes = _reference(f, params, X, Y, "mse")
     scale = np.abs(np.diag(mats["H_L"])).sum() + np.abs(np.diag(mats["H_o"])).sum()
     starts = dict(zip(names, np.cumsum([0] + sizes[:-1])))
@@ -105,7 +107,8 @@ def test_float32_params_with_x64_off_give_float64_results_and_leave_x64_off():
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
     jax.config.update("jax_enable_x64", False)
     try:
-        out = hessian_spectrum(f, params32, X32, Y32, top=6, blocks="layers", eigenvectors=True)
+        res = hessian_spectrum(f, params32, X32, Y32, top=6, blocks="layers", eigenvectors=True)
+        out = res.to_dict()
         assert jax.config.jax_enable_x64 is False and jnp.ones(2).dtype == jnp.float32
     finally:
         jax.config.update("jax_enable_x64", True)
@@ -113,7 +116,7 @@ def test_float32_params_with_x64_off_give_float64_results_and_leave_x64_off():
     mats, _, _ = _reference(f, params32, X32.astype(np.float64), Y32.astype(np.float64), "mse")
     for name, H in mats.items():
         _assert_top_equal(out[name]["top"], H, 6, 1e-10, name)
-        assert out[name]["vectors"].dtype == np.float64 and out[name]["vectors"].shape[1] == out["p"]
+        assert res.matrices[name].vectors.dtype == np.float64 and res.matrices[name].vectors.shape[1] == out["p"]
 
 
 @pytest.mark.parametrize("f,params,match", [

@@ -23,7 +23,7 @@ def _random_configs(count, seed=2024):
         # n below d (r = n) or above d (r = d). Not n ≈ d: a near-square Gaussian X has
         # σ_min(X) → 0, and eigenvalues of H_o scale with σ_min², so some fall below the
         # eps-level cut although they are not zero (the reported gap then shrinks to
-        # ~2 decades; see README, "when the rank depends on the tolerance").
+        # ~2 decades; see docs/concepts.md, "Tolerance and gap").
         n = int(rng.integers(2, max(3, int(0.6 * d)) + 1)) if rng.random() < 0.5 \
             else int(rng.integers(int(1.7 * d) + 1, int(2.5 * d) + 2))
         loss = ["mse", "cross", "cosh"][len(configs) % 3]

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from ..config import DOWNLOADABLE
+
 HELP = "list the data sets, where they are, how to get a missing one"
 DESCRIPTION = None
 
@@ -14,7 +16,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     """Options of ``hessian-rank datasets``."""
     parser.add_argument("--data-dir", "--data_dir", dest="data_dir", help="also look here (first)")
     parser.add_argument("--download", nargs="+", metavar="NAME", default=[],
-                        help="fetch these data sets (MNIST, FashionMNIST, CIFAR10) unless present; needs internet")
+                        help=f"fetch these data sets ({', '.join(DOWNLOADABLE)}) unless present; needs internet")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.set_defaults(handler=_cmd_datasets)
 

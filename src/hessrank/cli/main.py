@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 
+from .._version import __version__
 from ..compile_cache import default_cache_dir, enable_compile_cache
 from ..errors import HessrankError
 from . import datasets, grid, plot, run, spectrum, sweep, train
@@ -26,6 +27,8 @@ EXIT_USAGE = 2
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``hessian-rank`` and all its commands."""
     parser = Parser(prog="hessian-rank", description="Ranks of neural-network Hessian maps next to theory.")
+    parser.add_argument("--version", action="version", version=f"hessian-rank {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for name, command in (("run", run), ("spectrum", spectrum), ("train", train), ("datasets", datasets)):
@@ -86,9 +89,10 @@ def _guarded(parser, argv, name) -> int:
         if sys.stdout is None:  # started with stdout closed (`>&-`)
             return _fail(name(args), "stdout is closed: there is nowhere to write the results; open it or "
                                      "redirect it to a file")
-        cache = default_cache_dir(getattr(args, "compile_cache", None))
-        if cache is not None:
-            enable_compile_cache(cache)
+        if hasattr(args, "compile_cache"):  # a command that compiles (not `datasets`)
+            cache = default_cache_dir(args.compile_cache)
+            if cache is not None:
+                enable_compile_cache(cache)
         return args.handler(args)
     except HessrankError as err:
         return _fail(name(args), error_line(err))

@@ -12,12 +12,18 @@ Nothing here imports JAX or the engine: the defaults shown by ``--help`` come fr
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..config import (
     ACTIVATIONS,
     ARCHS,
     BLOCK_KINDS,
+    DATASETS,
+    DEFAULT_BATCH_CAP,
     DEFAULT_CONV,
+    DEFAULT_DIM,
+    DEFAULT_N,
+    DOWNLOADABLE,
     INITS,
     LOSSES,
     METHODS,
@@ -34,7 +40,7 @@ from ..errors import ConfigError, HessrankError
 _FLAGS = {"label_noise": "--label-noise", "n_max": "--n-max", "data_dir": "--data-dir",
           "memory_limit": "--memory-limit", "rank_vs_rtol": "--rank-vs-rtol", "scheme": "--init",
           "widths": "--widths", "options": "option", "trace_samples": "--trace-samples",
-          "lanczos_steps": "--lanczos-steps", "train_batch": "--train-batch",
+          "lanczos_steps": "--lanczos-steps", "train_batch": "--train-batch", "top": "--top-eigenvalues",
           # library parameters with no flag of their own: the flag that chose them
           "operator": "--method matrix-free", "f": "--model"}
 
@@ -61,41 +67,60 @@ class Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
+class Renamed(argparse.Action):
+    """The old spelling of an option: stores its value as the new one does, with one line on stderr."""
+
+    def __init__(self, option_strings, dest, *, new: str, **kwargs):
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        """Store ``values`` under the new option's name and say which spelling to use."""
+        print(f"{parser.prog}: {option_string} is deprecated and will be removed; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def add_run_options(parser: argparse.ArgumentParser, *, defaults: RunConfig | None = None) -> None:
     """The options of ``hessian-rank run``; sweeps and grids reuse them."""
     d = defaults or RunConfig()
     g = parser.add_argument_group("data")
-    g.add_argument("--dataset", default=d.dataset, help=f"data set name or file (default {d.dataset})")
+    g.add_argument("--dataset", default=d.dataset,
+                   help=f"one of {', '.join(DATASETS)}, or a .npz/.csv file of your own (default {d.dataset})")
     g.add_argument("--n", type=int, default=d.n,
-                   help="number of samples (default 100; a .npz/.csv file: all rows)")
+                   help="number of samples (default " + (f"{DEFAULT_N}; a .npz/.csv file: all rows)" if d.n is None
+                                                         else f"{d.n})"))
     g.add_argument("--dim", type=int, default=d.dim,
-                   help="input dimension d; images are resized to √dim × √dim (default 64; a file: its d)")
+                   help="input dimension d; images are resized to √dim × √dim (default "
+                        + (f"{DEFAULT_DIM}; a file: its d)" if d.dim is None else f"{d.dim})"))
     g.add_argument("--K", type=int, default=d.K, help=f"number of outputs / classes (default {d.K})")
     g.add_argument("--data-dir", "--data_dir", dest="data_dir", default=d.data_dir,
                    help="where data files live (default: $HESSRANK_DATA, then standard places)")
     g.add_argument("--download", action="store_true", default=d.download,
-                   help="fetch a missing MNIST/FashionMNIST/CIFAR10 from its mirrors (needs internet)")
+                   help=f"fetch a missing {'/'.join(DOWNLOADABLE)} from its mirrors (needs internet)")
     g.add_argument("--resize", default=d.resize, help=f"image resizing, one of {', '.join(RESIZES)} (default "
                                                       f"{d.resize})")
     g.add_argument("--label-noise", "--label_noise", dest="label_noise", type=float, default=d.label_noise,
                    metavar="FRACTION", help="give this fraction of the samples a wrong label, drawn with --seed "
-                                            "(default 0)")
+                                            f"(default {d.label_noise:g})")
     g = parser.add_argument_group("network")
     g.add_argument("--units", default=",".join(map(str, d.units)),
-                   help=f"hidden widths, comma-separated (default {','.join(map(str, d.units))})")
+                   help=f"mlp: hidden widths, comma-separated (default {','.join(map(str, d.units))})")
     g.add_argument("--activation", default=d.activation, help=f"one of {', '.join(ACTIVATIONS)} (default "
                                                               f"{d.activation})")
-    g.add_argument("--bias", action="store_true", default=d.bias, help="add biases (default: none, as in the paper)")
+    g.add_argument("--bias", action="store_true", default=d.bias,
+                   help="add biases (default: " + ("biases" if d.bias else "none, as in the paper") + ")")
     g.add_argument("--init", default=d.init, help=f"one of {', '.join(INITS)} (default {d.init})")
     g.add_argument("--seed", type=int, default=d.seed, help=f"seed of data and initialisation (default {d.seed})")
-    g.add_argument("--arch", default=d.arch, help=f"{' or '.join(ARCHS)} (default {d.arch}): cnn is --conv layers on "
-                                                  "√dim × √dim images, then one dense layer to K")
-    g.add_argument("--conv", default=d.conv, help=f"cnn: channels:kernel of each conv layer (default {DEFAULT_CONV})")
+    g.add_argument("--arch", default=d.arch,
+                   help=f"one of {', '.join(ARCHS)} (default {d.arch}): cnn is --conv layers on √dim × √dim images, "
+                        "then one dense layer to K")
+    g.add_argument("--conv", default=d.conv,
+                   help=f"cnn: channels:kernel of each conv layer (default {d.conv or DEFAULT_CONV})")
     g.add_argument("--stride", type=int, default=d.stride, help=f"cnn: stride of every conv layer (default "
                                                                  f"{d.stride})")
-    g.add_argument("--padding", default=d.padding, help=f"cnn: {' or '.join(PADDINGS)} (default {d.padding})")
-    g.add_argument("--pool", default=d.pool, help=f"cnn: {' or '.join(POOLS)} (2×2 average pool after each conv "
-                                                  f"layer; default {d.pool})")
+    g.add_argument("--padding", default=d.padding, help=f"cnn: one of {', '.join(PADDINGS)} (default {d.padding})")
+    g.add_argument("--pool", default=d.pool, help=f"cnn: one of {', '.join(POOLS)} (avg: 2×2 average pool after "
+                                                  f"each conv layer; default {d.pool})")
     g.add_argument("--model", metavar="FILE.py:FUNCTION", default=d.model,
                    help="your own network: FUNCTION(d, K, seed) returns (f, params), f(params, X) -> (n, K) "
                         "(--units, --activation, --bias, --init are then not used)")
@@ -105,15 +130,18 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults: RunConfig | No
     g = parser.add_argument_group("loss and computation")
     g.add_argument("--loss", default=d.loss, help=f"one of {', '.join(LOSSES)} (default {d.loss})")
     g.add_argument("--batch_size", "--batch-size", dest="batch_size", type=int, default=d.batch_size,
-                   help="samples per batch when accumulating the Hessians (default min(n, 100))")
+                   help="samples per batch when accumulating the Hessians (default "
+                        + (f"min(n, {DEFAULT_BATCH_CAP}))" if d.batch_size is None else f"{d.batch_size})"))
     g.add_argument("--method", default=d.method,
                    help=f"one of {', '.join(METHODS)}: dense p×p matrices, or Hessian-vector products and a "
                         f"certified randomized sketch (no p×p array); auto: dense when it fits comfortably in "
                         f"memory (default {d.method})")
     g = parser.add_argument_group("rank tolerance")
     g.add_argument("--rtol", type=float, default=d.rtol,
-                   help="relative tolerance: tol = rtol * max|eigenvalue| (default size * eps)")
-    g.add_argument("--atol", type=float, default=d.atol, help="absolute tolerance (with --rtol, the larger wins)")
+                   help="relative tolerance: tol = rtol * max|eigenvalue| (default: tol = max|eigenvalue| * p * "
+                        "eps(float64), NumPy's matrix_rank rule, p the matrix size)")
+    g.add_argument("--atol", type=float, default=d.atol,
+                   help="absolute tolerance (default none; with --rtol, the larger wins)")
     add_cache_option(parser)
 
 
@@ -121,7 +149,8 @@ def add_cache_option(parser: argparse.ArgumentParser) -> None:
     """``--compile-cache`` / ``--no-compile-cache``: keep compiled programs between processes, or not."""
     parser.add_argument("--compile-cache", dest="compile_cache", action="store_true", default=None,
                         help="reuse compiled programs across runs, under $HESSRANK_COMPILE_CACHE or "
-                             "~/.cache/hessrank/jax (the default; HESSRANK_COMPILE_CACHE=off turns it off)")
+                             "${XDG_CACHE_HOME:-~/.cache}/hessrank/jax (the default; HESSRANK_COMPILE_CACHE=off "
+                             "turns it off)")
     parser.add_argument("--no-compile-cache", dest="compile_cache", action="store_false",
                         help="do not keep or reuse compiled programs, whatever HESSRANK_COMPILE_CACHE says")
 

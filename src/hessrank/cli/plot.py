@@ -7,17 +7,19 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import TASKS, parse_units
+from ..config import NORMALIZED_TASKS, TASKS, parse_units
 from ..errors import ConfigError
 from .options import add_run_options, config_from_args, run_option_defaults
 
-HELP = "draw a stored sweep, or --spectrum of one run"
+HELP = "draw a stored sweep or training run, the rows of a grid, or --spectrum of one run"
 DESCRIPTION = (
-    "Draw a stored sweep (--task) as PNG and PDF beside its CSV, or with --spectrum the sorted |eigenvalues| "
-    "of one run. For a sweep, the run options select which stored sweep to draw: an option not given matches "
-    "any value, and if several sweeps match the choices are listed. With --spectrum they define the run "
-    "(defaults as in `hessian-rank run`)."
+    "Draw a stored sweep or training run (--task) as PNG and PDF beside its CSV, the stored rows of a grid "
+    "(--grid), or with --spectrum the sorted |eigenvalues| of one run. For a sweep or training run, the run "
+    "options select which stored one to draw: an option not given matches any value, and if several match the "
+    "choices are listed. With --spectrum they define the run (the defaults shown, as in `hessian-rank run`)."
 )
+#: what ``--task`` draws: a sweep, or a training run
+PLOT_TASKS = (*TASKS, "training")
 
 
 def add_options(parser: argparse.ArgumentParser, *, paper: bool = False) -> None:
@@ -26,7 +28,7 @@ def add_options(parser: argparse.ArgumentParser, *, paper: bool = False) -> None
     parser.set_defaults(**{dest: None for dest in run_option_defaults()})  # not given = any value
     g = parser.add_argument_group("plot")
     g.add_argument("--task", default="depth" if paper else None,
-                   help="samplesize, width, depth or training" + (" (default depth)" if paper else ""))
+                   help=f"one of {', '.join(PLOT_TASKS)}" + (" (default depth)" if paper else ""))
     g.add_argument("--optimizer", default=None, help="training: only runs of this optimizer")
     g.add_argument("--lr", type=float, default=None, help="training: only runs of this learning rate")
     g.add_argument("--train-batch", "--train_batch", dest="train_batch", type=int, default=None,
@@ -34,7 +36,7 @@ def add_options(parser: argparse.ArgumentParser, *, paper: bool = False) -> None
     g.add_argument("--width", type=int, default=None, help="depth sweep: the width of the hidden layers")
     g.add_argument("--no-bias", dest="bias", action="store_const", const=False, help="only sweeps without biases")
     g.add_argument("--normalize", nargs="?", const="1", default=None, metavar="1|0",
-                   help="plot rank / #params (default: on for width and depth, off for samplesize)")
+                   help=f"plot rank / #params (default: on for {' and '.join(NORMALIZED_TASKS)}, off otherwise)")
     g.add_argument("--no-normalize", dest="normalize", action="store_const", const=False, help="plot the rank itself")
     g.add_argument("--spectrum", action="store_true",
                    help="draw the sorted |eigenvalues| of H_L, H_o, H_F of one run, with tolerance and cut")
@@ -76,8 +78,8 @@ def _find_sweep(args):
     from ..store import IDENTITY_EXCLUDED, find_results
 
     task = args.task
-    if task not in (*TASKS, "training"):
-        raise ConfigError.invalid("task", task, f"not one of {', '.join(TASKS)}, training (or give --spectrum)")
+    if task not in PLOT_TASKS:
+        raise ConfigError.invalid("task", task, f"not one of {', '.join(PLOT_TASKS)} (or give --spectrum)")
     run_options = run_option_defaults()
     given = {k: v for k, v in vars(args).items() if k in run_options and k not in IDENTITY_EXCLUDED and v is not None}
     if "units" in given:

@@ -17,7 +17,7 @@ from ..config import (
 from ..errors import ConfigError
 from .options import Parser, add_run_options, config_from_args, set_help
 
-HELP = "rank H_L, H_o, H_F against sample size, width or depth"
+HELP = "rank H_L, H_o, H_F against sample size, width, depth or channels"
 
 #: the one-line help of each sweep, ``{task: text}``
 TASK_HELP = {
@@ -50,9 +50,6 @@ def add_options(parser: argparse.ArgumentParser, task: str) -> None:
         if task != "channels":
             parser.set_defaults(units=None)
             set_help(parser, "units", "not used: the sweep sets the hidden widths")
-        set_help(parser, "n", f"number of samples (default {SWEEP_DEFAULTS[task].n})")
-    set_help(parser, "dim", "input dimension d; images are resized to √dim × √dim (default "
-                            f"{SWEEP_DEFAULTS[task].dim})")
     if task == "width":
         g.add_argument("--widths", default=DEFAULT_WIDTHS,
                        help=f"widths: start:stop:step (stop included) or a list 4,8,16 (default {DEFAULT_WIDTHS})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import OPTIMIZERS, TRAIN_DEFAULTS
+from ..config import DEFAULT_CHECKPOINTS, OPTIMIZERS, TRAIN_DEFAULTS
 from .options import add_run_options, config_from_args
 
 HELP = "train a network and measure rank H_L, H_o, H_F at checkpoints"
@@ -29,8 +29,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train-batch", "--train_batch", dest="train_batch", type=int, default=d["train_batch"],
                    help="samples per step, reshuffled every epoch with --seed (default: all n, full batch)")
     g.add_argument("--checkpoints", default=None,
-                   help="steps at which to measure, e.g. 0,10,100 (default: 0 and about 20 log-spaced steps up "
-                        "to --steps)")
+                   help=f"steps at which to measure, e.g. 0,10,100 (default: 0 and about {DEFAULT_CHECKPOINTS} "
+                        "log-spaced steps up to --steps)")
     g.add_argument("--out", default="results", help="root of the result store (default results)")
     parser.set_defaults(handler=_cmd_train)
 

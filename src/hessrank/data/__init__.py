@@ -7,12 +7,15 @@ stored as files also register their :class:`~hessrank.data.locate.FileSet` in
 
 Named data sets default to ``n = 100`` samples and ``dim = 64``; a user file
 (``.npz``/``.csv``) to all its rows and its own ``d``.
+
+Internal: the stable API is ``hessrank.*``; names here may change between versions.
 """
 
 from __future__ import annotations
 
+from ..config import DATASETS, DEFAULT_DIM, DEFAULT_N
 from ..errors import ConfigError, DataError
-from .base import Dataset, encode_dataset, encode_targets, select_and_encode, select_samples
+from .base import Dataset, encode_dataset, encode_targets, select_samples
 from .cifar import CIFAR10, paper_images, read_cifar_train
 from .digits import load_digits_dataset
 from .download import fetch_fileset
@@ -21,10 +24,6 @@ from .locate import FileSet, describe_roots, download_root, find_folder, get_com
 from .preprocess import image_side, resize_images, scale_pixels
 from .synthetic import gaussian_mixture
 from .user import is_user_file, load_user_file
-
-#: defaults of the named data sets (a user file: all rows, its own d)
-DEFAULT_N = 100
-DEFAULT_DIM = 64
 
 
 def _gaussian(cfg):
@@ -75,7 +74,6 @@ _LOADERS = {
     "FashionMNIST": _image_loader(FASHION_MNIST, read_idx_pair),
     "CIFAR10": _image_loader(CIFAR10, _read_cifar_red),
 }
-DATASETS = tuple(_LOADERS)
 
 
 def canonical_name(name: str) -> str | None:
@@ -125,7 +123,20 @@ def expected_shape(cfg) -> dict:
 
 
 def load_dataset(cfg) -> Dataset:
-    """Load the data set named by ``cfg.dataset``, prepared as the paper did."""
+    """Load the data set named by ``cfg.dataset``, prepared as the paper did.
+
+    Args:
+        cfg: a :class:`~hessrank.RunConfig`; its data fields are used (``dataset``: ``digits``,
+            ``gaussian``, ``MNIST``, ``FashionMNIST``, ``CIFAR10`` or a ``.npz``/``.csv`` file;
+            ``n``, ``dim``, ``K``, ``resize``, ``label_noise``, ``seed``, ``data_dir``, ``download``).
+
+    Returns:
+        a :class:`~hessrank.Dataset`: inputs ``X`` (n, d), targets ``Y`` (n, K), labels, its source.
+
+    Raises:
+        ConfigError: an unknown data set, or a ``dim`` the file does not have.
+        DataError: data files that are missing, damaged or too large.
+    """
     if is_user_file(cfg.dataset):
         ds = load_user_file(cfg.dataset, n=cfg.n, K=cfg.K, label_noise=cfg.label_noise, seed=cfg.seed)
     else:
@@ -140,7 +151,7 @@ def load_dataset(cfg) -> Dataset:
     return ds
 
 
-__all__ = ["Dataset", "DATASETS", "FILESETS", "availability", "canonical_name", "describe_roots", "download_root",
-           "expected_shape", "fetch",
-           "search_roots", "load_dataset", "encode_targets",
-           "select_and_encode", "select_samples"]
+__all__ = [
+    "Dataset", "DATASETS", "availability", "describe_roots", "download_root", "expected_shape", "fetch",
+    "search_roots", "load_dataset", "encode_targets",
+]

@@ -40,6 +40,9 @@ class Dataset:
         """Number of outputs (columns of the targets)."""
         return int(self.Y.shape[1])
 
+    def __repr__(self) -> str:
+        return f"Dataset(name={self.name!r}, n={self.n}, d={self.d}, K={self.K}, source={self.source!r})"
+
 
 def encode_targets(labels: np.ndarray, K: int) -> np.ndarray:
     """Targets of integer labels: one-hot (n, K) for ``K >= 2``; for ``K == 1`` the

@@ -7,6 +7,7 @@ import os
 import platform
 import threading
 from dataclasses import dataclass
+from functools import partial
 
 from ..atomicio import check_writable
 from ..compile_cache import enable_compile_cache
@@ -23,7 +24,7 @@ from ..store import (
     count_comparisons,
     result_row,
     row_kinds,
-    stored_session,
+    stored_run,
 )
 from .spec import Grid, GridPoint, plan_point, text_value
 
@@ -41,7 +42,7 @@ def run_point(config: RunConfig, worker_limit: int | None = None, compile_cache:
     with its one-line message: it never escapes. ``compile_cache``: the folder of JAX's
     persistent compilation cache on the worker (``None``: off). ``blocks`` (``"leaves"``,
     ``"layers"``): also rank the diagonal blocks, as ``run`` does; a finished point's
-    answer then holds their :class:`~hessrank.measure.BlockRanks` under :data:`BLOCK_RANKS`."""
+    answer then holds their :class:`~hessrank.measure.blocks.BlockRanks` under :data:`BLOCK_RANKS`."""
     if compile_cache:
         enable_compile_cache(compile_cache)
     try:
@@ -116,39 +117,34 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
         if client is None and any(p.id not in finished for p in grid.points):
             # connect first: a cluster that cannot be reached leaves nothing in the store
             client = _connect(stack, workers=workers, scheduler=scheduler, memory_limit=memory_limit)
-        session = stack.enter_context(stored_session(
-            table, grid.identity(), describe=describe, key=lambda row: row["point"], provenance=provenance(),
-            done=lambda row: row.get("status") == "done"))
-        # read again under the session's lock: what another run stored before the lock is kept
-        side = BlockTable(table, "point") if grid.blocks else None
-        todo = [p for p in grid.points if session.rows.get(p.id, {}).get("status") != "done"
-                or (p.blocks is not None and not side.has(p.id))]
-        outcome = GridOutcome(grid=grid, table=table, stored_before=session.stored_before,
-                              set_aside=session.set_aside, blocks_table=side.table if side else None)
         order = [p.id for p in grid.points]
 
         def in_grid_order(rows):
             return [k for k in order if k in rows]
 
+        by_id = {p.id: p for p in grid.points}
+        # read again under the session's lock: what another run stored before the lock is kept
+        job = stack.enter_context(stored_run(
+            table, grid.identity(), describe=describe, key=lambda row: row["point"], wanted=order,
+            provenance=provenance(), outcome=partial(GridOutcome, grid=grid),
+            block_column="point" if grid.blocks else None, wants_blocks=lambda k: by_id[k].blocks is not None,
+            done=lambda row: row.get("status") == "done", order=in_grid_order, side_order=in_grid_order,
+            progress=progress))
+        outcome = job.outcome
+        outcome.blocks_table = job.side.table if job.side else None
+
         def store(point: GridPoint, result: dict) -> None:
             result = dict(result)
             block_ranks = result.pop(BLOCK_RANKS, None)
             row = {"point": point.id, **{k: text_value(v) for k, v in point.values.items()}, **result}
-            session.store(point.id, row, order=in_grid_order)
-            if block_ranks is not None:
-                side.store(point.id, block_ranks, order=in_grid_order)
-            outcome.computed.append(point.id)
+            job.store(point.id, row, blocks=block_ranks)
 
-        bar = progress(len(todo)) if (progress is not None and todo) else None
         try:
-            if todo:
-                outcome.scheduler = _run_on_dask(todo, store, bar, client, compile_cache)
+            if job.missing:
+                outcome.scheduler = _run_on_dask([by_id[k] for k in job.missing], store, job.bar, client,
+                                                 compile_cache)
         finally:
-            if bar is not None:
-                bar.close()
-            session.extra = {"computed": len(outcome.computed), "scheduler": outcome.scheduler}
-            session.complete = all(session.rows.get(p.id, {}).get("status") == "done" for p in grid.points)
-        outcome.rows = [session.rows[k] for k in order if k in session.rows]
+            job.session.extra = {"computed": len(outcome.computed), "scheduler": outcome.scheduler}
     return outcome
 
 

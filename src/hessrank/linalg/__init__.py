@@ -1,21 +1,14 @@
-"""Linear algebra of ranks: the tolerance rule (:mod:`.rank`) and the certified
-randomized sketch for matrices known only through products (:mod:`.sketch`)."""
+"""Linear algebra of ranks: the tolerance rule (:mod:`.rank`), operators from plain functions
+(:mod:`.operator`) and the certified randomized sketch for matrices known only through
+products (:mod:`.sketch`).
 
-from .rank import (
-                   EPS,
-                   RTOL_SCAN,
-                   RankInfo,
-                   covariance_rank,
-                   cut_at_scale,
-                   numerical_rank,
-                   rank_from_eigenvalues,
-                   ranks_at_rtols,
-                   spectrum,
-                   tolerance,
-)
-from .sketch import Certificate, SketchResult, Subspace, sketch_rank
+Internal: the stable API is ``hessrank.*`` (``numerical_rank``, ``RankInfo``, ``sketch_rank``,
+``SymmetricOperator``, ``as_operator``); names here may change between versions."""
+
+from .rank import RTOL_SCAN, RankInfo, covariance_rank, numerical_rank, rank_from_eigenvalues, ranks_at_rtols, spectrum
+from .sketch import Subspace, sketch_rank
 
 __all__ = [
-    "EPS", "RTOL_SCAN", "RankInfo", "numerical_rank", "covariance_rank", "rank_from_eigenvalues", "ranks_at_rtols",
-    "spectrum", "tolerance", "cut_at_scale", "sketch_rank", "SketchResult", "Certificate", "Subspace",
+    "RTOL_SCAN", "RankInfo", "numerical_rank", "covariance_rank", "rank_from_eigenvalues", "ranks_at_rtols",
+    "spectrum", "sketch_rank", "Subspace",
 ]

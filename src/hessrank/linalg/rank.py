@@ -17,7 +17,7 @@ relative to it counts rounding): the cut is then :math:`\max(\max|\lambda|,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
@@ -38,7 +38,7 @@ class RankInfo:
     rank: int
     tol: float
     gap_decades: float | None
-    eigenvalues: np.ndarray
+    eigenvalues: np.ndarray = field(repr=False)
     size: int
     scale: float = 0.0
 

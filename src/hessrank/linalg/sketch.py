@@ -53,6 +53,7 @@ from threadpoolctl import ThreadpoolController
 
 from ..errors import ConfigError
 from .lapack import eigvalsh_2stage, two_stage_available
+from .operator import as_operator
 from .rank import EPS, RITZ_TWO_STAGE_FROM, RankInfo, _refuse_non_finite, rank_from_eigenvalues, spectrum, tolerance
 
 #: the chance that a certificate is wrong (the Gaussian probes missed a direction)
@@ -315,17 +316,71 @@ class Subspace:
 
 @dataclass(frozen=True)
 class SketchResult:
-    """The rank (with the tolerance and gap of :class:`RankInfo`), its certificate, the basis."""
+    """What :func:`sketch_rank` found: the rank with the tolerance and gap at the cut
+    (``info``, a :class:`RankInfo` over the Ritz values), its ``certificate`` and the basis
+    (``subspace``: orthonormal rows ``Q`` and ``T = Q H Qᵀ``)."""
 
     info: RankInfo
     certificate: Certificate
-    subspace: Subspace
+    subspace: Subspace = field(repr=False)
+
+    @property
+    def rank(self) -> int:
+        """The number of eigenvalues above the cut (a lower bound when not :attr:`certified`)."""
+        return self.info.rank
+
+    @property
+    def tol(self) -> float:
+        """The cut: ``max|λ|·p·eps`` by default, or the ``rtol``/``atol`` given."""
+        return self.info.tol
+
+    @property
+    def gap_decades(self) -> float | None:
+        """``log10(|λ_r| / |λ_{r+1}|)`` at the cut, widened by the ``2δ`` uncertainty (None: rank 0 or p)."""
+        return self.info.gap_decades
+
+    @property
+    def certified(self) -> bool:
+        """Whether the rank is certified (or the basis complete)."""
+        return self.certificate.certified
+
+    @property
+    def eigenvalues(self) -> np.ndarray:
+        """The Ritz values (eigenvalues of ``T``), by decreasing magnitude; each lies within
+        ``2δ`` of an eigenvalue of ``H``."""
+        return self.info.eigenvalues
+
+    def to_dict(self) -> dict:
+        """``{"rank", "tol", "gap_decades", "p", "certificate": {...}}`` as JSON-ready values."""
+        gap = self.gap_decades
+        return {"rank": self.rank, "tol": self.tol, "gap_decades": None if gap is None or not math.isfinite(gap)
+                else float(gap), "p": self.info.size, "certificate": self.certificate.to_dict()}
+
+    def summary(self) -> str:
+        """One line: rank, size, tolerance, gap and the certificate's status."""
+        gap = "-" if self.gap_decades is None else f"{self.gap_decades:.1f}"
+        c = self.certificate
+        return (f"rank {self.rank} of p = {self.info.size} (tol {self.tol:.2e}, gap {gap} decades); {c.status}, "
+                f"basis of {c.columns} vectors, {c.matvecs} products, ‖(I−P)H‖ ≤ {c.residual_bound:.1e}")
+
+    def __repr__(self) -> str:
+        return (f"SketchResult(rank={self.rank}, p={self.info.size}, tol={self.tol:.3g}, "
+                f"gap_decades={self.gap_decades if self.gap_decades is None else round(self.gap_decades, 2)}, "
+                f"status={self.certificate.status!r})")
 
 
-def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = None, block: int = 128,
-                probes: int = 32, seed: int = 0, max_columns: int | None = None,
+def sketch_rank(operator, *, p: int | None = None, rtol: float | None = None, atol: float | None = None,
+                block: int = 128, probes: int = 32, seed: int = 0, max_columns: int | None = None,
                 start: Subspace | None = None) -> SketchResult:
-    """Numerical rank of the symmetric ``operator`` (rows ``V`` -> ``V H``, size ``operator.p``).
+    """Numerical rank of the symmetric matrix ``H`` known through ``operator`` (rows ``V`` -> ``V H``).
+
+    ``operator`` is a :class:`~hessrank.linalg.operator.SymmetricOperator` (anything callable
+    with a size ``p``) or a plain function ``V (b, p) -> V @ H``, NumPy or JAX, with its size
+    given as ``p`` (:func:`~hessrank.linalg.operator.as_operator`): e.g.
+    ``sketch_rank(lambda V: V @ A, p=A.shape[0])``. Returns a :class:`SketchResult` with
+    ``rank``, ``tol``, ``gap_decades`` and the ``certificate``. Raises
+    :class:`~hessrank.ConfigError` for a missing ``p``, an output of the wrong shape or with
+    NaN/inf, or a matrix that is not symmetric.
 
     Grows the basis until the rank is certified (see the module docstring). Directions
     come from Gaussian probe rounds (``block`` probes at first, ``probes`` later) and,
@@ -341,6 +396,7 @@ def sketch_rank(operator, *, rtol: float | None = None, atol: float | None = Non
     """
     if block < 1 or probes < 1:
         raise ValueError(f"block and probes must be >= 1, got block={block}, probes={probes}")
+    operator = as_operator(operator, p=p)
     p = int(operator.p)
     rng = np.random.default_rng(seed)
     space = start if start is not None else Subspace(p, p if max_columns is None else max_columns)

@@ -24,23 +24,36 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 
-from ..config import METHODS
+from ..config import DEFAULT_BATCH_CAP, METHODS
 from ..curvature import float64_scope
 from ..errors import ConfigError
-from ..linalg import RTOL_SCAN, RankInfo, ranks_at_rtols
-from ..matrices import H_O_GRAM, MATRICES
+from ..linalg import RTOL_SCAN, RankInfo
+from ..matrices import H_O_GRAM
 from ..models import Model, function_model, get_loss
 from ..models.function import check_outputs
 from ..theory import effective_outputs
 from .blocks import BlockRanks, resolve_blocks
 from .plan import plan_method
+from .report import model_summary
+from .results import RankedResult
 from .run import measure_model_ranks
 
 
-@dataclass
-class ModelResult:
-    """What :func:`hessian_ranks` measured: per matrix a :class:`~hessrank.RankInfo` (rank,
-    tolerance, gap, eigenvalues or Ritz values) and how it was obtained; per block the same."""
+@dataclass(repr=False)
+class ModelResult(RankedResult):
+    """What :func:`hessian_ranks` measured.
+
+    Attributes:
+        p, n, K, loss: parameters, samples, outputs and the loss.
+        ranks: per matrix (``H_L``, ``H_o``, ``H_F``) a :class:`~hessrank.RankInfo`: rank,
+            tolerance, gap at the cut in decades, eigenvalues (or Ritz values).
+        bounds: the bounds every model obeys (``rank H_o ≤ min(p, nK')``, each rank ``≤ p``).
+        method, method_reason, method_details: dense or matrix-free, why, and per matrix how a
+            matrix-free rank was certified.
+        blocks: per diagonal block its ranks, counted at the whole matrix's tolerance.
+
+    ``summary()`` is its table; ``to_dict()`` has the shape of ``hessian-rank run --json``.
+    """
 
     p: int
     n: int
@@ -57,11 +70,6 @@ class ModelResult:
     #: how H_o was ranked by a dense run: ``gram`` (nK×nK Gram matrix) or ``square`` (p×p)
     h_o: str = ""
 
-    @property
-    def uncertified(self) -> tuple[str, ...]:
-        """Matrices whose matrix-free rank was not certified (a lower bound only)."""
-        return tuple(k for k in MATRICES if self.method_details.get(k, {}).get("certified") is False)
-
     def how(self, name: str) -> str:
         """How the rank of ``name`` was obtained: ``dense``, ``Gram`` or ``certified sketch``."""
         det = self.method_details.get(name)
@@ -71,30 +79,21 @@ class ModelResult:
             return "certified sketch" if det.get("certified") else "sketch (not certified)"
         return "Gram" if "Gram" in det.get("how", "") else "dense"
 
+    def summary(self) -> str:
+        """The table of ranks: per matrix the rank, its bound, tolerance, gap and how it was
+        obtained, what each matrix is, and the method (then the diagonal blocks' table)."""
+        return model_summary(self)
+
     def to_dict(self) -> dict:
         """The JSON form, shaped like ``hessian-rank run --json``."""
-        resolved = {k: 2 * float(self.method_details.get(k, {}).get("residual_bound", 0.0)) for k in self.ranks}
-        out = {
-            "p": self.p, "n": self.n, "K": self.K, "loss": self.loss,
-            "ranks": {k: v.rank for k, v in self.ranks.items()},
+        return {
+            **self._shared_dict(),
+            "K": self.K, "loss": self.loss,
             "predictions": {**self.bounds, "kind": "bound", "kinds": {k: "bound" for k in self.bounds}},
-            "tolerance": {k: v.tol for k, v in self.ranks.items()},
-            "gap_decades": {k: _finite_or_none(v.gap_decades) for k, v in self.ranks.items()},
             "how": {k: self.how(k) for k in self.ranks},
-            "seconds": self.seconds, "timings": self.timings,
-            "method": self.method, "method_reason": self.method_reason, "method_details": self.method_details,
-            "certified": not self.uncertified,
-            "rank_vs_rtol": {"rtol": list(RTOL_SCAN),
-                             **{k: ranks_at_rtols(v, RTOL_SCAN, resolved_below=resolved[k])
-                                for k, v in self.ranks.items()}},
+            "rank_vs_rtol": {"rtol": list(RTOL_SCAN), **self.rank_vs_rtol()},
+            **self._blocks_dict(),
         }
-        if self.blocks:
-            out["blocks"] = {name: b.to_dict() for name, b in self.blocks.items()}
-        return out
-
-
-def _finite_or_none(x):
-    return None if x is None or not math.isfinite(x) else float(x)
 
 
 def trivial_bounds(p: int, n: int, K: int, loss: str) -> dict[str, int]:
@@ -104,14 +103,16 @@ def trivial_bounds(p: int, n: int, K: int, loss: str) -> dict[str, int]:
 
 def hessian_ranks(f: Callable, params, X, Y, *, loss: str = "mse", method: str = "auto", blocks=None,
                   rtol: float | None = None, atol: float | None = None, batch_size: int | None = None,
-                  seed: int = 0) -> ModelResult:
+                  seed: int = 0, num_classes: int | None = None) -> ModelResult:
     """Numerical ranks of H_L, H_o, H_F of the model ``f`` at ``params`` on the data ``X, Y``.
 
     Args:
         f: ``f(params, X_batch) -> outputs (b, K)``, a pure JAX function.
         params: any pytree of floating-point arrays (float32 is promoted to float64).
         X: inputs, first axis the n samples (any further shape ``f`` accepts).
-        Y: targets (n, K): real values (``mse``, ``cosh``) or class weights/one-hot (``cross``).
+        Y: targets (n, K): real values (``mse``, ``cosh``) or class weights/one-hot (``cross``);
+            or integer class labels (n,) in ``0..K-1``, one-hot encoded (the same ranks as the
+            one-hot targets, for every loss).
         loss: ``mse``, ``cross`` (softmax cross-entropy) or ``cosh`` (log-cosh); summed over samples.
         method: ``auto``, ``dense`` or ``matrix-free`` (the rule of ``hessian-rank run``).
         blocks: ``"leaves"``, ``"layers"`` or a mapping name → list of leaf names (``"conv1/w"``):
@@ -119,29 +120,30 @@ def hessian_ranks(f: Callable, params, X, Y, *, loss: str = "mse", method: str =
         rtol, atol: the rank tolerance (default ``max|λ|·p·eps``).
         batch_size: samples per batch (default ``min(n, 100)``).
         seed: seed of the sketch's random probes.
+        num_classes: K for integer labels ``Y`` (default: the largest label + 1).
 
     Returns:
         a :class:`ModelResult`; ``to_dict()`` has the shape of ``hessian-rank run --json``.
 
     Raises:
-        ConfigError: a bad argument, parameter leaf or model output, named in one line.
+        ConfigError: a bad argument, parameter leaf, label or model output, named in one line.
     """
     with float64_scope():
         model, theta = function_model(f, params)
         return measure_model(model, theta, X, Y, loss=loss, method=method, blocks=blocks, rtol=rtol, atol=atol,
-                             batch_size=batch_size, seed=seed)
+                             batch_size=batch_size, seed=seed, num_classes=num_classes)
 
 
 def measure_model(model: Model, theta, X, Y, *, loss: str = "mse", method: str = "auto", blocks=None,
                   rtol: float | None = None, atol: float | None = None, batch_size: int | None = None,
-                  seed: int = 0) -> ModelResult:
+                  seed: int = 0, num_classes: int | None = None) -> ModelResult:
     """:func:`hessian_ranks` for a :class:`~hessrank.models.Model` and its flat parameters ``theta``."""
     t0 = time.perf_counter()
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
         raise ConfigError.invalid("seed", seed, "give an integer in 0..2**32-1")
     with float64_scope():
         lossf, theta, X, Y, batch_size = prepare_inputs(model, theta, X, Y, loss=loss, method=method, rtol=rtol,
-                                                        atol=atol, batch_size=batch_size)
+                                                        atol=atol, batch_size=batch_size, num_classes=num_classes)
         n, K = Y.shape
         resolved = resolve_blocks(model, blocks)
         p = model.num_params
@@ -154,7 +156,8 @@ def measure_model(model: Model, theta, X, Y, *, loss: str = "mse", method: str =
                        timings=timings, seconds=time.perf_counter() - t0, h_o=plan.h_o)
 
 
-def prepare_inputs(model: Model, theta, X, Y, *, loss: str, method: str, rtol, atol, batch_size):
+def prepare_inputs(model: Model, theta, X, Y, *, loss: str, method: str, rtol, atol, batch_size,
+                   num_classes: int | None = None):
     """Check the arguments of :func:`hessian_ranks` (one line naming the first bad one) and the
     model's outputs on ``X``: ``(loss, theta, X, Y, batch_size)`` in float64. Call in a float64 scope."""
     lossf = get_loss(loss)
@@ -164,10 +167,10 @@ def prepare_inputs(model: Model, theta, X, Y, *, loss: str, method: str, rtol, a
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
                                   or not (math.isfinite(value) and value >= 0)):
             raise ConfigError.invalid(name, value, "give a finite tolerance >= 0 (a number)")
-    X, Y = _check_data(X, Y, loss)
+    X, Y = _check_data(X, Y, loss, num_classes)
     n, K = Y.shape
     if batch_size is None:
-        batch_size = min(n, 100)
+        batch_size = min(n, DEFAULT_BATCH_CAP)
     elif isinstance(batch_size, bool) or not (isinstance(batch_size, int | np.integer) and 1 <= batch_size <= n):
         raise ConfigError.invalid("batch_size", batch_size, f"give an integer in 1..{n} (n = {n} samples)")
     theta = jax.numpy.asarray(theta, dtype=jax.numpy.float64)
@@ -178,11 +181,37 @@ def prepare_inputs(model: Model, theta, X, Y, *, loss: str, method: str, rtol, a
     return lossf, theta, X, Y, int(batch_size)
 
 
-def _check_data(X, Y, loss):
+def one_hot_labels(Y, num_classes: int | None = None) -> np.ndarray:
+    """Integer class labels ``Y`` (n,) as one-hot targets (n, K), ``K = num_classes`` or the
+    largest label + 1; ``Y`` of any other form is returned as it is. Raises
+    :class:`ConfigError` naming ``Y`` (a label outside ``0..K-1``) or ``num_classes``."""
+    labels = np.asarray(Y) if isinstance(Y, np.ndarray | jax.Array | list | tuple) else Y
+    if not (isinstance(labels, np.ndarray) and labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer)):
+        if num_classes is not None and np.ndim(Y) == 2 and np.shape(Y)[1] != num_classes:
+            raise ConfigError.invalid("num_classes", num_classes, f"the targets Y have K = {np.shape(Y)[1]} "
+                                                                  "columns", quoted=False)
+        return Y
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer)
+                                    or num_classes < 1):
+        raise ConfigError.invalid("num_classes", num_classes, "give the number of classes K, an integer >= 1")
+    if labels.size and labels.min() < 0:
+        raise ConfigError.invalid("Y", int(labels.min()), "class labels must be in 0..K-1 (found a negative "
+                                                          "label)", quoted=False)
+    K = int(num_classes) if num_classes is not None else (int(labels.max()) + 1 if labels.size else 1)
+    if labels.size and labels.max() >= K:
+        raise ConfigError.invalid("Y", int(labels.max()), f"class labels must be in 0..K-1 with K = num_classes "
+                                                          f"= {K}", quoted=False)
+    out = np.zeros((labels.size, K))
+    out[np.arange(labels.size), labels] = 1.0
+    return out
+
+
+def _check_data(X, Y, loss, num_classes=None):
     for name, value in (("X", X), ("Y", Y)):
         if np.iscomplexobj(value):
             raise ConfigError.about(name, "complex values: ranks are defined here for real data; give the real "
                                           "and imaginary parts as separate real features")
+    Y = one_hot_labels(Y, num_classes)
     try:
         X = np.asarray(X, dtype=np.float64)
         Y = np.asarray(Y, dtype=np.float64)
@@ -191,7 +220,8 @@ def _check_data(X, Y, loss):
     if X.ndim < 1 or X.shape[0] < 1:
         raise ConfigError.invalid("X", X.shape, "need at least one sample along the first axis", quoted=False)
     if Y.ndim != 2 or Y.shape[0] != X.shape[0]:
-        raise ConfigError.invalid("Y", Y.shape, f"need targets of shape (n, K) with n = {X.shape[0]}", quoted=False)
+        raise ConfigError.invalid("Y", Y.shape, f"need targets of shape (n, K) or integer class labels (n,) with "
+                                                f"n = {X.shape[0]}", quoted=False)
     if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Y))):
         raise ConfigError.about("X", "inputs and targets must be finite (found NaN or inf)")
     if loss == "cross" and Y.shape[1] < 2:

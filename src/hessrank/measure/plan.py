@@ -32,6 +32,7 @@ from ..errors import ConfigError
 from ..linalg.sketch import SKETCH_CHUNK, SKETCH_ROWS
 from ..matrices import AUTO, DENSE, H_O_GRAM, H_O_SKETCH, H_O_SQUARE, MATRIX_FREE
 from .network import network_num_params
+from .report import about_text
 
 #: p×p float64 matrices alive at the peak of a dense run: 3 accumulators, one
 #: batch contribution, one LAPACK work copy
@@ -57,7 +58,7 @@ _WORK_ROWS = 8
 #: ratios matter): dense ≈ AUTO_DENSE_SECONDS_PER_P3·p³ (eigenvalues of two p×p matrices, and
 #: their p products each), matrix-free ≈ AUTO_SKETCH_SECONDS_PER_PK2·p·k² (block Gram–Schmidt of a
 #: basis of k vectors, twice, and k products) + AUTO_SKETCH_OVERHEAD_SECONDS (compiling two
-#: product operators, probe rounds). Issue 17, p = 8040, k = 2840: dense 48.6 s, matrix-free 8.8 s.
+#: product operators, probe rounds). Measured at p = 8040, k = 2840: dense 48.6 s, matrix-free 8.8 s.
 AUTO_DENSE_SECONDS_PER_P3 = 8e-11
 AUTO_SKETCH_SECONDS_PER_PK2 = 9e-11
 AUTO_SKETCH_OVERHEAD_SECONDS = 1.0
@@ -260,22 +261,24 @@ def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False,
     have = available_memory_bytes()
     need = dense_memory_bytes(p)
     h_o = dense_h_o_path(p, n, K)
-    what = "p×p matrices" if h_o == H_O_SQUARE else f"p×p H_L, H_F; H_o from the {n * K}×{n * K} Gram matrix"
+    what = "p×p matrices" if h_o == H_O_SQUARE else f"p×p H_L, H_F and the {n * K}×{n * K} Gram matrix of H_o"
+    fits = f"{what} fit in memory ({_gib(need)} of {_gib(have)} free)"
     if method == DENSE and need <= DENSE_MAX_SHARE * have:
-        return MethodPlan(DENSE, f"dense {what}", h_o)
+        return MethodPlan(DENSE, f"as asked: {fits}", h_o)
     if method == AUTO and need <= AUTO_DENSE_SHARE * have:
         if basis is None:
-            return MethodPlan(DENSE, f"auto: dense {what}, at most {_gib(need)} of {_gib(have)} free "
-                                     "(no exact or bounded prediction of the ranks to choose by time)", h_o)
+            return MethodPlan(DENSE, f"auto: {fits}; no exact or bounded prediction of the ranks to compare the "
+                                     "expected times by", h_o)
         t_dense, t_sketch = expected_seconds(p, basis)
         budget = MATRIX_FREE_SHARE * have
         plan = plan_memory(p, n, K, budget)
-        expected = f"expected {t_dense:.1f} s dense, {t_sketch:.1f} s matrix-free (basis of {basis} of p = {p})"
+        sketches = f"sketches of up to {min(basis, p)} of p = {p} vectors"
         if t_sketch < t_dense and plan.capacity >= min(p, basis):
-            return MethodPlan(MATRIX_FREE, f"auto: matrix-free is faster, {expected}; {plan.describe(p, n * K)}",
-                              plan.h_o, plan, budget)
-        return MethodPlan(DENSE, f"auto: dense {what} is faster, {expected}; at most {_gib(need)} of "
-                                 f"{_gib(have)} free", h_o)
+            return MethodPlan(MATRIX_FREE, f"auto: expected to be faster, {about_text(t_sketch)} matrix-free "
+                                           f"against {about_text(t_dense)} dense ({sketches}); "
+                                           f"{plan.describe(p, n * K)}", plan.h_o, plan, budget)
+        return MethodPlan(DENSE, f"auto: {fits} and are expected to be faster, {about_text(t_dense)} dense "
+                                 f"against {about_text(t_sketch)} matrix-free ({sketches})", h_o)
     if method == DENSE and not fall_back:
         raise ConfigError.invalid(
             "method", DENSE,
@@ -330,6 +333,8 @@ def plan_before_loading(config, *, n: int | None, d: int | None) -> None:
 
 def _gib(nbytes: float) -> str:
     gib = nbytes / 2**30
+    if nbytes < 0.1 * 2**20:
+        return f"{nbytes / 2**10:.0f} KiB"
     if gib < 0.1:
         return f"{nbytes / 2**20:.1f} MiB"
     return f"{gib:.2f} GiB" if gib < 10 else f"{gib:.0f} GiB"

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..curvature import float64_scope
-from ..linalg import EPS
+from ..linalg.rank import EPS
 
 GENERIC = "generic"
 ZERO = "zero"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -18,7 +17,6 @@ from ..linalg import (
     covariance_rank,
     numerical_rank,
     rank_from_eigenvalues,
-    ranks_at_rtols,
     spectrum,
 )
 from ..matrices import DENSE, H_O_GRAM, MATRICES
@@ -28,16 +26,31 @@ from ..models.params import flat_params
 from ..theory import Deficiency, Prediction, at_point, explain_deficiency, predict_ranks, trivial_prediction
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
 from .matrixfree import blas_thread_limit, matrix_free_ranks
-from .network import build_network
+from .network import build_network, network_label
 from .plan import MethodPlan, expected_basis, plan_before_loading, plan_method
 from .provenance import peak_rss_bytes, provenance
+from .report import run_summary
 from .residuals import residual_state
+from .results import RankedResult
 from .scale import at_problem_scale
 
 
-@dataclass
-class Result:
-    """What one run measured, predicted and how; ``to_dict`` gives the JSON form."""
+@dataclass(repr=False)
+class Result(RankedResult):
+    """What :func:`run` measured, predicted and how.
+
+    Attributes:
+        config: the :class:`~hessrank.RunConfig`, with ``n`` and ``dim`` as the data resolved them.
+        p, n, d, r: parameters, samples, input dimension, ``rank Σ xxᵀ``.
+        ranks: per matrix (``H_L``, ``H_o``, ``H_F``) a :class:`~hessrank.RankInfo`: rank,
+            tolerance, gap at the cut in decades, eigenvalues.
+        prediction: the :class:`~hessrank.Prediction` (exact, bound or estimate per matrix).
+        method, method_reason: ``dense`` or ``matrix-free``, and why.
+        method_details: per matrix, how a matrix-free rank was certified.
+        blocks: per diagonal block (``run(config, blocks=...)``) its ranks.
+
+    ``summary()`` is the table ``hessian-rank run`` prints; ``to_dict()`` its ``--json``.
+    """
 
     config: RunConfig
     p: int
@@ -58,25 +71,6 @@ class Result:
     #: per-block ranks (``run(config, blocks=...)``), in the JSON only when asked for
     blocks: dict[str, BlockRanks] = field(default_factory=dict)
 
-    @property
-    def uncertified(self) -> tuple[str, ...]:
-        """Matrices whose matrix-free rank was not certified (a lower bound only)."""
-        return tuple(k for k in MATRICES if self.method_details.get(k, {}).get("certified") is False)
-
-    @property
-    def method_label(self) -> str:
-        """``dense``, ``matrix-free``, or ``matrix-free (not certified: H_L, H_F)``."""
-        bad = self.uncertified
-        return f"{self.method} (not certified: {', '.join(bad)})" if bad else self.method
-
-    def rank_vs_rtol(self, rtols=RTOL_SCAN) -> dict[str, list[int | None]]:
-        """Each matrix's rank at each relative tolerance (``None`` where a matrix-free
-        sketch did not resolve eigenvalues that small: below ``2δ``)."""
-        return {k: ranks_at_rtols(v, rtols, resolved_below=2 * self._residual_bound(k)) for k, v in self.ranks.items()}
-
-    def _residual_bound(self, name: str) -> float:
-        return float(self.method_details.get(name, {}).get("residual_bound", 0.0))
-
     def explain(self) -> dict[str, Deficiency]:
         """``p - rank`` of each measured matrix split into the parts the theory accounts
         for and the unexplained rest (:func:`~hessrank.theory.explain_deficiency`)."""
@@ -92,21 +86,19 @@ class Result:
         """Eigenvalues of each matrix, sorted by decreasing magnitude."""
         return {k: v.eigenvalues for k, v in self.ranks.items()}
 
+    def summary(self) -> str:
+        """The table ``hessian-rank run`` prints: data, network, theory, per matrix the rank,
+        prediction, kind, tolerance and gap, what each matrix and symbol is, and the method
+        (then the diagonal blocks' table, with blocks)."""
+        return run_summary(self)
+
     def to_dict(self) -> dict:
         """The JSON form (``hessian-rank run --json``); the same dict every time it is called."""
-        out = self._to_dict()
-        if self.blocks:
-            out["blocks"] = {name: b.to_dict() for name, b in self.blocks.items()}
-        return out
-
-    def _to_dict(self) -> dict:
-        return {
-            "p": self.p,
-            "n": self.n,
+        out = {
+            **self._shared_dict(),
             "d": self.d,
             "r": self.r,
             "config": self.config.to_dict(),
-            "ranks": {k: v.rank for k, v in self.ranks.items()},
             "predictions": {
                 "H_L": self.prediction.H_L,
                 "H_o": self.prediction.H_o,
@@ -118,23 +110,14 @@ class Result:
             "explain": {k: {"deficiency": e.deficiency, "parts": dict(e.parts), "unexplained": e.unexplained}
                         for k, e in self.explain().items()},
             "theory": self.prediction.to_dict(),
-            "tolerance": {k: v.tol for k, v in self.ranks.items()},
-            "gap_decades": {k: _finite_or_none(v.gap_decades) for k, v in self.ranks.items()},
-            "seconds": self.seconds,
-            "timings": self.timings,
             "peak_rss_bytes": self.peak_rss_bytes,
-            "method": self.method,
-            "method_reason": self.method_reason,
-            "method_details": self.method_details,
-            "certified": not self.uncertified,
             "rank_vs_rtol": {"rtol": list(RTOL_SCAN), **self.rank_vs_rtol()},
             "dataset_source": self.dataset_source,
             "provenance": self.provenance,
         }
-
-
-def _finite_or_none(x):
-    return None if x is None or not math.isfinite(x) else float(x)
+        if self.config.network != "mlp":
+            out["model"] = network_label(self.config, self.d)
+        return {**out, **self._blocks_dict()}
 
 
 def build(config: RunConfig) -> tuple[Dataset, Model, np.ndarray]:
@@ -212,11 +195,23 @@ def _affine_rank(X, r: int, *, rtol, atol) -> int:
 def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "") -> Result:
     """Compute H_L, H_o, H_F for ``config``, their numerical ranks, and the predictions.
 
-    ``blocks`` (``"leaves"``, ``"layers"`` or a mapping name → leaf names ``W1``, ``b1``, …):
-    also the ranks of the diagonal blocks, in ``Result.blocks``. ``params``
-    (``{leaf name: array}``, e.g. a checkpoint saved by ``hessian-rank train``): measure
-    at these parameters instead of the initialisation; a leaf missing or of another shape
-    is refused (:class:`ConfigError` naming ``params`` and ``params_source``)."""
+    Args:
+        config: the data, network (the MLP, ``arch="cnn"`` or ``model="FILE.py:FUNCTION"``), loss,
+            method, tolerance and seed (:class:`~hessrank.RunConfig`).
+        blocks: ``"leaves"``, ``"layers"`` or a mapping name → leaf names (``W1``, ``b1``, …):
+            also the ranks of these diagonal blocks, in ``Result.blocks``.
+        params: ``{leaf name: array}`` (e.g. a checkpoint saved by ``hessian-rank train``):
+            measure at these parameters instead of the initialisation.
+        params_source: where ``params`` came from, for messages.
+
+    Returns:
+        a :class:`Result`: ``summary()`` is the table of ``hessian-rank run``, ``to_dict()`` its ``--json``.
+
+    Raises:
+        ConfigError: a bad setting, a size that does not fit in memory, or ``params`` with a
+            leaf missing or of another shape (naming ``params`` and ``params_source``).
+        DataError: a data set that cannot be read.
+    """
     t0 = time.perf_counter()
     data, model, theta = build(config)
     if params is not None:

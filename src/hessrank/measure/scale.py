@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..linalg import RankInfo, cut_at_scale, rank_from_eigenvalues
+from ..linalg.rank import RankInfo, cut_at_scale, rank_from_eigenvalues
 
 #: the matrices ranked at the terms' scale; H_o keeps its own
 AT_TERMS_SCALE = ("H_L", "H_F")

@@ -11,7 +11,8 @@ Configure, then call: :class:`SpectrumOptions` says what to compute; then
   as :func:`~hessrank.measure.measure_ranks` takes them, dense or matrix-free as the plan says
   (matrix-free reuses the rank computation: each matrix's spectrum is taken while its
   sketch's basis is intact);
-* :func:`hessian_spectrum_mlp` — the built-in network of a :class:`~hessrank.RunConfig`;
+* :func:`spectrum` — the network of a :class:`~hessrank.RunConfig` (the MLP, the CNN or a
+  user's model file);
 * :func:`hessian_spectrum` — any JAX model ``f(params, X)`` (the interface of
   :func:`~hessrank.hessian_ranks`).
 
@@ -47,6 +48,7 @@ from ..config import SPECTRUM_DEFAULTS, RunConfig
 from ..curvature import float64_scope, hessians, in_float64, outer_product_factor
 from ..errors import ConfigError
 from ..linalg import RankInfo, rank_from_eigenvalues, sketch_rank
+from ..linalg.operator import as_operator
 from ..linalg.spectral import (
     Density,
     KnownSpectrum,
@@ -71,8 +73,11 @@ from ..models import function_model, get_loss
 from .blocks import Block, at_whole_tolerance, dense_block_known, factor_block_known, resolve_blocks
 from .matrixfree import matrix_free_ranks
 from .model import prepare_inputs
+from .network import network_label
 from .plan import MethodPlan, _gib, available_memory_bytes, dense_memory_bytes, plan_method
 from .provenance import peak_rss_bytes, provenance
+from .report import matrix_spectrum_summary, spectrum_summary
+from .results import RankedResult
 from .run import build
 from .scale import at_problem_scale
 
@@ -147,6 +152,16 @@ class MatrixSpectrum:
     density: Density | None = None
     vectors: np.ndarray | None = None
 
+    def __repr__(self) -> str:
+        head = ", ".join(f"{v:.4g}" for v in self.top[:3]) + (", …" if self.top.size > 3 else "")
+        trace = "" if self.trace is None else f", trace={self.trace.value:.6g}"
+        return (f"MatrixSpectrum(name={self.name!r}, size={self.size}, rank={self.rank}, tol={self.tol:.3g}, "
+                f"top=[{head}]{trace}, outliers={self.outliers}, certified={self.certified})")
+
+    def summary(self) -> str:
+        """A short table: rank, largest eigenvalue, trace, outliers, condition, and the top eigenvalues."""
+        return matrix_spectrum_summary(self)
+
     def to_dict(self) -> dict:
         """The JSON form: the keys of ``hessian-rank spectrum --json``."""
         t = self.trace
@@ -216,12 +231,31 @@ def matrix_spectrum(H, options: SpectrumOptions | None = None, *, name: str = "H
 
 
 @in_float64
-def operator_spectrum(operator, options: SpectrumOptions | None = None, *, rtol: float | None = None,
-                      atol: float | None = None, max_columns: int | None = None) -> MatrixSpectrum:
-    """The spectral summary of a symmetric matrix known by its products ``operator``
-    (rows ``V`` -> ``V H``, size ``operator.p``): the certified sketch
-    (:func:`~hessrank.linalg.sketch_rank`), then :func:`summarize`."""
+def operator_spectrum(operator, options: SpectrumOptions | None = None, *, p: int | None = None,
+                      rtol: float | None = None, atol: float | None = None,
+                      max_columns: int | None = None) -> MatrixSpectrum:
+    """The spectral summary of a symmetric matrix ``H`` known only through its products.
+
+    Args:
+        operator: a :class:`~hessrank.SymmetricOperator` or any function ``V (b, p) -> V @ H``
+            (NumPy or JAX) of a symmetric p×p matrix, with ``p`` given.
+        options: what to compute (:class:`SpectrumOptions`; default: top 20, trace, density).
+        p: the size of ``H`` when ``operator`` is a plain function.
+        rtol, atol: the rank tolerance (default ``max|λ|·p·eps``).
+        max_columns: cap on the sketch's basis (memory: ``max_columns`` rows of length p).
+
+    Returns:
+        a :class:`MatrixSpectrum`: the certified sketch's rank, tolerance and gap
+        (:func:`~hessrank.sketch_rank`), its Ritz values as ``top`` (each within ``top_bound``
+        of an eigenvalue), the trace (exact on the basis plus a deflated Hutchinson estimate)
+        and the density (stochastic Lanczos quadrature).
+
+    Raises:
+        ConfigError: a bad setting, a missing ``p``, products of the wrong shape or not finite,
+            or a matrix that is not symmetric.
+    """
     options = (options or SpectrumOptions()).validate()
+    operator = as_operator(operator, p=p)
     res = sketch_rank(operator, rtol=rtol, atol=atol, seed=options.seed, max_columns=max_columns)
     known = known_from_subspace(res.subspace, res.certificate.residual_bound, values=res.info.eigenvalues,
                                 vectors=options.eigenvectors)
@@ -343,13 +377,24 @@ def _block_spectra(blocks, found) -> dict[str, BlockSpectrum]:
     return {b: BlockSpectrum(blk.size, blk.leaves, {m: found[b][m] for m in MATRICES}) for b, blk in blocks.items()}
 
 
-@dataclass
-class SpectrumResult:
-    """The spectra of one configuration: ``matrices`` maps H_L, H_o, H_F to their
-    :class:`MatrixSpectrum`, ``blocks`` each diagonal block to its :class:`BlockSpectrum`;
-    ``to_dict`` gives the JSON form. ``config`` is the :class:`~hessrank.RunConfig` of the
-    command line (None for :func:`hessian_spectrum`); ``model`` describes a network that is
-    not the built-in MLP."""
+@dataclass(repr=False)
+class SpectrumResult(RankedResult):
+    """The spectra of H_L, H_o, H_F of one network on its data: what :func:`spectrum` and
+    :func:`hessian_spectrum` return.
+
+    Attributes:
+        matrices: per matrix (``H_L``, ``H_o``, ``H_F``) its :class:`MatrixSpectrum`: rank,
+            tolerance, gap, top eigenvalues (and eigenvectors when asked), trace, density,
+            outliers, condition.
+        blocks: per diagonal block a :class:`BlockSpectrum` (ranks at the whole matrix's tolerance).
+        config: the :class:`~hessrank.RunConfig` measured (``None`` for :func:`hessian_spectrum`).
+        p, n, d, K, loss: parameters, samples, input size, outputs and the loss.
+        method, method_reason, method_details: dense or matrix-free, why, and per matrix how a
+            matrix-free rank was certified.
+        model: describes a network other than the built-in MLP (empty for the MLP).
+
+    ``summary()`` is the table ``hessian-rank spectrum`` prints; ``to_dict()`` its ``--json``.
+    """
 
     config: RunConfig | None
     p: int
@@ -369,9 +414,27 @@ class SpectrumResult:
     loss: str | None = None
     model: str = ""
 
+    def rank_infos(self) -> dict[str, RankInfo]:
+        """Each matrix's rank, tolerance and gap as a :class:`~hessrank.RankInfo` (its
+        ``eigenvalues``: the ``top`` ones found)."""
+        return {k: RankInfo(rank=m.rank, tol=m.tol, gap_decades=m.gap_decades, eigenvalues=m.top, size=m.size)
+                for k, m in self.matrices.items()}
+
+    @property
+    def ranks(self) -> dict[str, RankInfo]:
+        """:meth:`rank_infos`, as :attr:`hessrank.Result.ranks` has them."""
+        return self.rank_infos()
+
+    def summary(self) -> str:
+        """The table ``hessian-rank spectrum`` prints: per matrix its rank, λ_max, trace (± its
+        standard error), outliers, condition, the top eigenvalues and how each was found (then
+        the diagonal blocks' table, with blocks)."""
+        return spectrum_summary(self)
+
     def to_dict(self) -> dict:
         """``{"H_L": {...}, "H_o": {...}, "H_F": {...}, "p": …, "config": …, …}`` (and ``"blocks"``
-        with ``blocks``, ``"model"`` for a network other than the built-in MLP)."""
+        with ``blocks``, ``"model"`` for a network other than the built-in MLP): what
+        ``hessian-rank spectrum --json`` prints."""
         out = {name: m.to_dict() for name, m in self.matrices.items()}
         c = self.config
         out.update({"p": self.p, "n": self.n, "d": self.d, "K": c.K if c is not None else self.K,
@@ -382,9 +445,7 @@ class SpectrumResult:
                     "provenance": self.provenance})
         if self.model:
             out["model"] = self.model
-        if self.blocks:
-            out["blocks"] = {name: b.to_dict() for name, b in self.blocks.items()}
-        return out
+        return {**out, **self._blocks_dict()}
 
 
 def _options(top, trace, density, eigenvectors, settings) -> SpectrumOptions:
@@ -396,43 +457,79 @@ def _options(top, trace, density, eigenvectors, settings) -> SpectrumOptions:
 
 
 @in_float64
-def hessian_spectrum_mlp(config: RunConfig, *, top: int = 20, trace: bool = True, density: bool = True,
-                         eigenvectors: bool = False, method: str | None = None, blocks=None,
-                         **settings) -> SpectrumResult:
-    """Top eigenvalues, trace, density, outliers and condition of H_L, H_o, H_F for the
-    built-in network of ``config`` (``method`` overrides ``config.method``; ``blocks``: also
-    the diagonal blocks, as in :func:`~hessrank.hessian_ranks`; ``settings``: the other
-    fields of :class:`SpectrumOptions`)."""
+def spectrum(config: RunConfig, *, top: int = 20, trace: bool = True, density: bool = True,
+             eigenvectors: bool = False, method: str | None = None, blocks=None,
+             **settings) -> SpectrumResult:
+    """Top eigenvalues, trace, density, outliers and condition number of H_L, H_o, H_F for the
+    network and data of ``config``: the engine of ``hessian-rank spectrum``.
+
+    Every network a :class:`~hessrank.RunConfig` describes: the built-in MLP, the CNN
+    (``arch="cnn"``) and a user's ``model="FILE.py:FUNCTION"``, at its initialisation.
+
+    Args:
+        config: what to measure (data, network, loss, tolerance, seed; ``config.method``).
+        top: how many eigenvalues of largest magnitude per matrix (dense: exact; matrix-free:
+            Ritz values of the certified sketch, each within ``top_bound`` of an eigenvalue).
+        trace: also the trace (exact when dense; otherwise an estimate with its standard error).
+        density: also the eigenvalue density (smoothed exact spectrum, or stochastic Lanczos quadrature).
+        eigenvectors: also the eigenvectors of the ``top`` eigenvalues (``matrices[m].vectors``).
+        method: overrides ``config.method`` (``auto``, ``dense``, ``matrix-free``).
+        blocks: ``"leaves"``, ``"layers"`` or a mapping name → leaf names: also the diagonal blocks.
+        settings: the other fields of :class:`SpectrumOptions` (``trace_samples``, ``probes``,
+            ``lanczos_steps``, ``density_points``, ``seed``).
+
+    Returns:
+        a :class:`SpectrumResult`.
+
+    Raises:
+        ConfigError: a bad setting or configuration (one line naming it); a user's model that
+            fails or gives outputs that are not finite (n, K) arrays is named as ``model``.
+        DataError: a data set that cannot be read.
+    """
     t0 = time.perf_counter()
     options = _options(top, trace, density, eigenvectors, settings)
     if method is not None:
         config = config.replace(method=method)
-    if config.network != "mlp":
-        param = "model" if config.network == "model" else "arch"
-        raise ConfigError.invalid(param, getattr(config, param), "spectra are measured for the built-in MLP only")
     data, model, theta = build(config)
     resolved = resolve_blocks(model, blocks)
     p = model.num_params
     plan = plan_spectrum(config.method, p, data.n, data.K, options)
     spectra, timings, details, block_spectra = measure_spectra(plan, model, get_loss(config.loss), theta, data.X,
                                                                data.Y, config, options, blocks=resolved)
-    return SpectrumResult(config=config.replace(n=data.n, dim=data.d), p=p, n=data.n, d=data.d, matrices=spectra,
+    config = config.replace(n=data.n, dim=data.d)
+    return SpectrumResult(config=config, p=p, n=data.n, d=data.d, matrices=spectra,
                           method=plan.method, method_reason=plan.reason, seconds=time.perf_counter() - t0,
                           timings=timings, method_details=details, options=options, peak_rss_bytes=peak_rss_bytes(),
-                          provenance=provenance(), blocks=block_spectra, K=data.K, loss=config.loss)
+                          provenance=provenance(), blocks=block_spectra, K=data.K, loss=config.loss,
+                          model=_model_label(config, data.d))
+
+
+def _model_label(config: RunConfig, d: int) -> str:
+    """How a spectrum names a network other than the built-in MLP (empty for the MLP)."""
+    if config.network == "mlp":
+        return ""
+    if config.network == "model":
+        return f"{config.model} (d = {d}, K = {config.K}, seed {config.seed})"
+    return f"{network_label(config, d)}, seed {config.seed}"
+
+
+def hessian_spectrum_mlp(config: RunConfig, **kwargs) -> SpectrumResult:
+    """The former name of :func:`spectrum` (kept for existing scripts)."""
+    return spectrum(config, **kwargs)
 
 
 def measure_model_spectrum(model, theta, X, Y, *, loss: str = "mse", method: str = "auto", blocks=None,
                            rtol: float | None = None, atol: float | None = None, batch_size: int | None = None,
                            seed: int = 0, options: SpectrumOptions | None = None,
-                           config: RunConfig | None = None, label: str = "") -> SpectrumResult:
+                           config: RunConfig | None = None, label: str = "",
+                           num_classes: int | None = None) -> SpectrumResult:
     """:func:`hessian_spectrum` for a :class:`~hessrank.models.Model` and its flat parameters
     ``theta``; ``config`` and ``label`` are recorded in the result (the command line's)."""
     t0 = time.perf_counter()
     options = (options or SpectrumOptions()).validate()
     with float64_scope():
         lossf, theta, X, Y, batch_size = prepare_inputs(model, theta, X, Y, loss=loss, method=method, rtol=rtol,
-                                                        atol=atol, batch_size=batch_size)
+                                                        atol=atol, batch_size=batch_size, num_classes=num_classes)
         (n, K), p = Y.shape, model.num_params
         resolved = resolve_blocks(model, blocks)
         plan = plan_spectrum(method, p, n, K, options)
@@ -457,38 +554,34 @@ def function_spectrum(f: Callable, params, X, Y, **kwargs) -> SpectrumResult:
 def hessian_spectrum(f: Callable, params, X, Y, *, loss: str = "mse", top: int = 20, trace: bool = True,
                      density: bool = True, eigenvectors: bool = False, method: str = "auto", blocks=None,
                      rtol: float | None = None, atol: float | None = None, batch_size: int | None = None,
-                     seed: int = 0, **settings) -> dict:
+                     seed: int = 0, num_classes: int | None = None, **settings) -> SpectrumResult:
     """Top eigenvalues, trace, density, outliers and condition number of H_L, H_o, H_F of the
     model ``f`` at ``params`` on the data ``X, Y`` — and of their diagonal blocks with ``blocks``.
 
     Args:
-        f, params, X, Y, loss, method, blocks, rtol, atol, batch_size: as for
-            :func:`~hessrank.hessian_ranks` (any pytree of float32/float64 arrays; a scoped float64).
+        f, params, X, Y, loss, method, blocks, rtol, atol, batch_size, num_classes: as for
+            :func:`~hessrank.hessian_ranks` (any pytree of float32/float64 arrays; integer class
+            labels or targets (n, K); a scoped float64).
         top: how many eigenvalues of largest magnitude per matrix (dense: exact; matrix-free:
             Ritz values of the certified sketch, each within ``top_bound`` of an eigenvalue).
         trace: the trace (exact when dense or from the Gram matrix; otherwise an estimate with
             ``trace_stderr`` and ``trace_products``).
         density: the eigenvalue density (smoothed exact spectrum, or stochastic Lanczos quadrature).
-        eigenvectors: also ``"vectors"`` (top × p array, rows) per matrix.
+        eigenvectors: also the eigenvectors of the ``top`` eigenvalues (``matrices[m].vectors``,
+            top × p, rows).
         seed: seeds every random probe (the sketches', the trace's, the Lanczos starts).
         settings: the other fields of :class:`SpectrumOptions` (``trace_samples``, ``probes``,
             ``lanczos_steps``, ``density_points``).
 
     Returns:
-        the dict that ``hessian-rank spectrum --json`` prints: per matrix ``top``, ``top_bound``,
-        ``trace``, ``trace_stderr``, ``trace_products``, ``density {x, y, probes, lanczos_steps, …}``,
-        ``outliers``, ``condition``, ``rank``, ``tol``, …; ``p``, ``n``, ``K``, ``method``, …; with
-        ``blocks``, ``blocks[name] = {size, leaves, H_L, H_o, H_F}`` (each with its density as the
-        whole matrices have it; ranks at the whole matrix's tolerance).
+        a :class:`SpectrumResult` (the class :func:`spectrum` returns): ``matrices[m]`` per matrix
+        with ``top``, ``top_bound``, ``trace``, ``density``, ``outliers``, ``condition``, ``rank``,
+        ``tol``, …; with ``blocks``, ``blocks[name]`` per diagonal block (ranks at the whole
+        matrix's tolerance). ``to_dict()`` is the dict ``hessian-rank spectrum --json`` prints.
 
     Raises:
-        ConfigError: a bad argument, parameter leaf or model output, named in one line.
+        ConfigError: a bad argument, parameter leaf, label or model output, named in one line.
     """
     options = _options(top, trace, density, eigenvectors, {**settings, "seed": seed})
-    result = function_spectrum(f, params, X, Y, loss=loss, method=method, blocks=blocks, rtol=rtol, atol=atol,
-                               batch_size=batch_size, seed=seed, options=options)
-    out = result.to_dict()
-    if eigenvectors:
-        for name, m in result.matrices.items():
-            out[name]["vectors"] = m.vectors
-    return out
+    return function_spectrum(f, params, X, Y, loss=loss, method=method, blocks=blocks, rtol=rtol, atol=atol,
+                             batch_size=batch_size, seed=seed, options=options, num_classes=num_classes)

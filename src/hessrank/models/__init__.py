@@ -1,11 +1,15 @@
-"""Networks and losses: the built-in fully-connected network and the per-sample losses."""
+"""Networks and losses: the built-in fully-connected network and the per-sample losses.
+
+Internal: the stable API is ``hessrank.*``; names here may change between versions."""
 
 from .base import Model, ParameterLayout
-from .cnn import build_cnn, cnn_num_params, parse_conv
-from .function import FunctionModel, function_model, leaf_name
+from .cnn import build_cnn, cnn_num_params
+from .function import function_model
 from .losses import Loss, get_loss
-from .mlp import BIAS_INIT_STD, MLP
+from .mlp import MLP
 from .user import load_user_model
 
-__all__ = ["MLP", "BIAS_INIT_STD", "Loss", "get_loss", "Model", "ParameterLayout", "FunctionModel", "function_model",
-           "leaf_name", "build_cnn", "cnn_num_params", "parse_conv", "load_user_model"]
+__all__ = [
+    "MLP", "Loss", "get_loss", "Model", "ParameterLayout", "function_model", "build_cnn", "cnn_num_params",
+    "load_user_model",
+]

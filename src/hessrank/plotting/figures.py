@@ -1,6 +1,6 @@
 """Figures from the result store: rank against sample size, width or depth, and spectra.
 
-* :func:`sweep_figure`: measured ranks of H_L, H_F, H_o as lines, one fixed colour per
+* :func:`sweep_figure`: measured ranks of H_L, H_o, H_F as lines, one fixed colour per
   matrix, with the predictions by kind: exact ones as dots, proven bounds as dashed
   lines, estimates as thin dotted lines; y is the rank or rank / #params.
 * :func:`spectrum_figure`: the sorted |eigenvalues| of H_L, H_o, H_F on a log scale,
@@ -11,7 +11,10 @@
 
 Figures are drawn with Matplotlib's object-oriented API on the Agg canvas (no
 pyplot state, no display, no LaTeX: mathtext only) and saved as PNG and PDF beside
-the data they show.
+the data they show. The matrices appear in the order of the tables (H_L, H_o, H_F),
+legends stand below the data, titles are broken to fit the figure, the tick labels of a
+symmetric-log axis are thinned so that none overprints another, and a matrix or block of
+rank 0 (every eigenvalue at 0) is drawn as a spike at 0 (:mod:`.style`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,26 @@ from pathlib import Path
 import numpy as np
 
 from ..atomicio import read_regular_bytes
+from ..config import NORMALIZED_TASKS
 from ..errors import ConfigError, StoreError
 from ..matrices import SUFFIX
 from ..store import ResultTable, row_kinds
-from .style import COLOURS, FIGSIZE, MATRIX_ORDER, RC, TEX, X_LABEL, new_figure, save_figure
+from .style import (
+    COLOURS,
+    FIGSIZE,
+    MATRIX_ORDER,
+    RC,
+    TEX,
+    TITLE_SIZE,
+    X_LABEL,
+    fit_text,
+    legend_below,
+    legend_right,
+    new_figure,
+    save_figure,
+    set_title,
+    thin_ticks,
+)
 
 #: how a prediction is drawn, by kind: exact ones as dots, proven bounds as dashed
 #: lines, estimates as a thin dotted reference line
@@ -39,7 +58,7 @@ PREDICTION_LABEL = {"exact": "predicted (exact)", "bound": "bound (rank ≤)", "
 
 def default_normalize(task: str) -> bool:
     """rank / #params for width and depth (as in the paper), plain rank for sample size."""
-    return task in ("width", "depth")
+    return task in NORMALIZED_TASKS
 
 
 def sweep_title(meta: dict) -> str:
@@ -108,9 +127,8 @@ def sweep_figure(rows, meta: dict, *, normalize: bool | None = None):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(X_LABEL[task])
         ax.set_ylabel("rank / #params" if normalize else "rank")
-        ax.set_title(sweep_title(meta), fontsize=8.5)
-        ax.legend(ncol=3, fontsize=7.5, loc="best", framealpha=0.85)
-        fig.tight_layout()
+        set_title(ax, sweep_title(meta))
+        legend_below(ax, per_matrix=True)
     return fig
 
 
@@ -146,7 +164,7 @@ def spectrum_figure(eigenvalues: dict, ranks: dict, tolerances: dict, *, title: 
     with matplotlib.rc_context(RC):
         fig = new_figure()
         ax = fig.add_subplot(1, 1, 1)
-        for name in ("H_L", "H_o", "H_F"):
+        for name in MATRIX_ORDER:
             mags = np.sort(np.abs(np.asarray(eigenvalues[name], dtype=float)))[::-1]
             idx = np.arange(1, mags.size + 1)
             shown = np.where(mags > 0, mags, np.nan)  # exact zeros have no place on a log axis
@@ -165,9 +183,8 @@ def spectrum_figure(eigenvalues: dict, ranks: dict, tolerances: dict, *, title: 
         ax.plot([], [], color="grey", ls=":", lw=1.2, label="cut (rank)")
         if size:
             ax.set_xlim(0, size + 1)
-        ax.set_title(title, fontsize=8.5)
-        ax.legend(fontsize=7.5, loc="lower left", framealpha=0.85)
-        fig.tight_layout()
+        set_title(ax, title)
+        legend_below(ax, per_matrix=False)
     return fig
 
 
@@ -198,18 +215,41 @@ def _density_label(m: dict) -> str:
     """``rank r of p, k outliers (how the density was obtained)`` for a stored matrix summary."""
     den = m["density"]
     how = f"SLQ {den['probes']}×{den['lanczos_steps']}" if den["probes"] else \
-        ("all at 0" if den["nodes"] == [0.0] else "exact")
+        ("all at 0" if _all_at_zero(m) else "exact")
     return f"rank {m['rank']} of {m['size']}, {m['outliers']} outliers ({how})"
+
+
+def _all_at_zero(m: dict) -> bool:
+    """A matrix or block of rank 0 at the cut: every eigenvalue is 0, its density one point mass."""
+    return m["rank"] == 0 or list(m["density"]["nodes"]) == [0.0]
+
+
+#: the y range of a panel that holds only spikes (densities of rank 0): nothing else sets one
+SPIKE_ONLY_YLIM = (1e-3, 1e1)
+
+
+def _draw_density(ax, m: dict, cut: float, **style):
+    """One density on the symmetric-log axis; a matrix of rank 0 is a point mass, drawn as a
+    spike at 0 over the whole height (not smoothed into a bell). Returns the x range of the
+    curve, or None for a spike."""
+    if _all_at_zero(m):
+        ax.axvline(0.0, lw=2.2, **style)
+        return None
+    from ..linalg.spectral import log_density
+
+    x, y = log_density(m["density"]["nodes"], m["density"]["weights"], cut)
+    seen = y > 1e-6
+    ax.plot(x, np.where(seen, y, np.nan), lw=1.4, **style)
+    return float(x[seen].min()), float(x[seen].max())
 
 
 def density_figure(meta: dict, *, title: str = ""):
     """The eigenvalue density of H_L, H_o, H_F (``meta``: a stored spectrum JSON) on a
     symmetric-log x axis, linear within the smallest cut (the numerically zero eigenvalues);
     the density is smoothed in that coordinate (0.1 decade), so y is the fraction of
-    eigenvalues per decade; each matrix's cut ``±tol`` is marked (dotted)."""
+    eigenvalues per decade; each matrix's cut ``±tol`` is marked (dotted). A matrix of
+    rank 0 (all eigenvalues at 0) is a spike at 0."""
     import matplotlib
-
-    from ..linalg.spectral import log_density
 
     shown = [name for name in MATRIX_ORDER if meta[name].get("density")]
     cut = min(float(meta[name]["tol"]) for name in shown) if shown else 1e-12
@@ -217,21 +257,25 @@ def density_figure(meta: dict, *, title: str = ""):
     with matplotlib.rc_context(RC):
         fig = new_figure()
         ax = fig.add_subplot(1, 1, 1)
+        lo, hi = -10 * cut, 10 * cut
+        spans = []
         for name in shown:
-            m, den = meta[name], meta[name]["density"]
-            x, y = log_density(den["nodes"], den["weights"], cut)
-            ax.plot(x, np.where(y > 1e-6, y, np.nan), color=COLOURS[name], lw=1.4,
-                    label=f"{TEX[name]}: {_density_label(m)}")
+            m = meta[name]
+            spans.append(_draw_density(ax, m, cut, color=COLOURS[name], label=f"{TEX[name]}: {_density_label(m)}"))
             for sign in (-1, 1):
                 ax.axvline(sign * float(m["tol"]), color=COLOURS[name], ls=":", lw=1.1)
         ax.set_xscale("symlog", linthresh=cut)
+        curves = [span for span in spans if span is not None]
+        ax.set_xlim(min([lo, *(a for a, _ in curves)]), max([hi, *(b for _, b in curves)]))
         ax.set_yscale("log")
+        if not curves:
+            ax.set_ylim(*SPIKE_ONLY_YLIM)
         ax.set_xlabel(r"eigenvalue $\lambda$ (symmetric log scale, linear within the smallest cut)")
         ax.set_ylabel("fraction of eigenvalues per decade")
         ax.plot([], [], color="grey", ls=":", lw=1.1, label=r"cut $\pm$tol (rank)")
-        ax.set_title(title, fontsize=8.5)
-        ax.legend(fontsize=7.5, loc="upper left", framealpha=0.85)
-        fig.tight_layout()
+        set_title(ax, title)
+        legend_below(ax, per_matrix=False)
+        thin_ticks(ax)
     return fig
 
 
@@ -246,6 +290,8 @@ def plot_density(json_path) -> list[Path]:
 
 #: line styles of the blocks in :func:`block_density_figure`, cycled with the colours
 BLOCK_LINES = ("-", "--", "-.", (0, (1, 1)))
+#: the block density figure is wider than the others: its legends stand to the right of the panels
+BLOCK_FIGURE_WIDTH = 10.0
 
 
 def block_density_figure(meta: dict, *, title: str = ""):
@@ -253,44 +299,52 @@ def block_density_figure(meta: dict, *, title: str = ""):
     JSON): one panel per matrix, one line per block, on the symmetric-log x axis of
     :func:`density_figure` (linear within that matrix's cut, smoothed 0.1 decade in that
     coordinate); the cut ``±tol`` — the whole matrix's, at which the blocks' ranks are
-    counted — is marked (dotted). A block of rank 0 is a single peak at 0."""
+    counted — is marked (dotted). A block of rank 0 is a spike at 0."""
     import matplotlib
-
-    from ..linalg.spectral import log_density
 
     blocks = meta["blocks"]
     shown = [name for name in MATRIX_ORDER if any(b[name].get("density") for b in blocks.values())]
     colours = matplotlib.colormaps["tab10"]
     with matplotlib.rc_context(RC):
         fig = new_figure()
-        fig.set_size_inches(FIGSIZE[0], 0.55 * FIGSIZE[1] * max(len(shown), 1) + 0.8)
+        fig.set_size_inches(BLOCK_FIGURE_WIDTH, 0.55 * FIGSIZE[1] * max(len(shown), 1) + 0.8)
+        axes, spikes_only = [], []
         for row, name in enumerate(shown):
             ax = fig.add_subplot(len(shown), 1, row + 1)
+            axes.append(ax)
             tol = float(meta[name]["tol"])
             cut = tol if tol > 0 else 1e-12
-            lo, hi = -cut, cut
+            lo, hi = -10 * cut, 10 * cut
+            curves = 0
             for i, (bname, b) in enumerate(blocks.items()):
                 if not b[name].get("density"):
                     continue
-                x, y = log_density(b[name]["density"]["nodes"], b[name]["density"]["weights"], cut)
-                seen = y > 1e-6
-                lo, hi = min(lo, x[seen].min()), max(hi, x[seen].max())
                 # line styles cycle too: blocks with the same density (rank 0) would hide each other
-                ax.plot(x, np.where(seen, y, np.nan), color=colours(i % 10), ls=BLOCK_LINES[i % len(BLOCK_LINES)],
-                        lw=1.3, label=f"{bname}: {_density_label(b[name])}")
+                span = _draw_density(ax, b[name], cut, color=colours(i % 10), ls=BLOCK_LINES[i % len(BLOCK_LINES)],
+                                     label=f"{bname}: {_density_label(b[name])}")
+                if span is not None:
+                    curves += 1
+                    lo, hi = min(lo, span[0]), max(hi, span[1])
+            if not curves:
+                spikes_only.append(ax)
             for sign in (-1, 1):
                 ax.axvline(sign * tol, color=COLOURS[name], ls=":", lw=1.1)
             ax.set_xscale("symlog", linthresh=cut)
             ax.set_xlim(lo, hi)
             ax.set_yscale("log")
             ax.set_ylabel(f"{TEX[name]} blocks\nper decade")
-            ax.legend(fontsize=6.5, loc="upper left", framealpha=0.85)
-        if shown:
-            ax.plot([], [], color="grey", ls=":", lw=1.1, label=r"cut $\pm$tol of the whole matrix")
-            ax.legend(fontsize=6.5, loc="upper left", framealpha=0.85)
-            ax.set_xlabel(r"eigenvalue $\lambda$ (symmetric log scale, linear within the cut)")
-        fig.suptitle(title, fontsize=8.5)
+            if row == len(shown) - 1:
+                ax.plot([], [], color="grey", ls=":", lw=1.1, label=r"cut $\pm$tol of the whole matrix")
+                ax.set_xlabel(r"eigenvalue $\lambda$ (symmetric log scale, linear within the cut)")
+            legend_right(ax)
+        # a panel of spikes alone takes the other panels' y range (a spike has no height of its own)
+        ranges = [ax.get_ylim() for ax in axes if ax not in spikes_only]
+        for ax in spikes_only:
+            ax.set_ylim(*((min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else SPIKE_ONLY_YLIM))
+        fig.suptitle(fit_text(fig, title, fontsize=TITLE_SIZE, width=0.96), fontsize=TITLE_SIZE)
         fig.tight_layout()
+        for ax in axes:
+            thin_ticks(ax)
     return fig
 
 

@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..grid import Grid, text_value
 from ..matrices import MATRICES, SUFFIX
 from ..store import row_kinds
-from .style import COLOURS, DPI, RC, TEX, save_figure
+from .style import COLOURS, DPI, RC, TEX, TITLE_SIZE, fit_text, legend_at_bottom, save_figure
 
 #: the marker of a point by the kind of its prediction
 _MARKERS = {"exact": {"marker": "o"}, "bound": {"marker": "v", "mfc": "none"},
@@ -27,6 +27,7 @@ def grid_figure(rows, grid: Grid, *, facet: str | None = None):
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     done = rows[rows["status"] == "done"]
     if facet is None:
@@ -55,13 +56,16 @@ def grid_figure(rows, grid: Grid, *, facet: str | None = None):
                 ax.set_xlim(0, top)
                 ax.set_ylim(0, top)
                 title = f"rank {TEX[name]}" + (f" — {facet} = {level}" if level is not None else "")
-                ax.set_title(title, fontsize=8.5)
+                ax.set_title(title, fontsize=TITLE_SIZE)
                 ax.set_xlabel("predicted")
                 ax.set_ylabel("measured")
-                if i == 0 and j == 0:
-                    ax.legend(fontsize=7, loc="upper left")
-        fig.suptitle(f"grid {grid.name}: {len(done)} of {len(grid.points)} points done", fontsize=9)
-        fig.tight_layout()
+        fig.suptitle(fit_text(fig, f"grid {grid.name}: {len(done)} of {len(grid.points)} points done", fontsize=9,
+                              width=0.96), fontsize=9)
+        # one legend for every panel, in black: the colour is the panel's matrix, the marker the kind
+        keys = [Line2D([], [], color="grey", lw=0.8, ls="--")] + \
+            [Line2D([], [], ls="none", ms=5, color="black", **style) for style in _MARKERS.values()]
+        legend_at_bottom(fig, keys, ["measured = predicted", *(_LABELS[k] for k in _MARKERS)], ncol=len(keys),
+                         fontsize=7)
     return fig
 
 

@@ -1,4 +1,4 @@
-"""Figure of a stored training run: rank of H_L, H_F, H_o against the step, with the loss.
+"""Figure of a stored training run: rank of H_L, H_o, H_F against the step, with the loss.
 
 The step axis is symlog (linear below 1, logarithmic above) so that step 0, the
 initialisation, is shown beside the log-spaced checkpoints. Measured ranks are lines
@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..store import ResultTable, row_kinds
 from ..training import training_table_at
 from .figures import draw_ranks
-from .style import RC, new_figure, save_figure
+from .style import RC, legend_below, new_figure, save_figure, set_title
 
 #: predictions along training: a dashed line per kind, so a flat prediction reads as a level
 _PREDICTION_STYLE = {"exact": {"ls": "--", "lw": 1.2}, "bound": {"ls": "--", "lw": 1.2},
@@ -63,9 +63,8 @@ def training_figure(rows, meta: dict):
         loss_ax.grid(False)
         handles, labels = ax.get_legend_handles_labels()
         h2, l2 = loss_ax.get_legend_handles_labels()
-        ax.legend(handles + h2, labels + l2, ncol=2, fontsize=7, loc="best", framealpha=0.85)
-        ax.set_title(training_title(meta), fontsize=8.5)
-        fig.tight_layout()
+        set_title(ax, training_title(meta))
+        legend_below(ax, per_matrix=True, fontsize=7, handles=handles + h2, labels=labels + l2)
     return fig
 
 

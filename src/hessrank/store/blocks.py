@@ -36,7 +36,7 @@ class BlockTable:
         return str(point) in self.rows
 
     def store(self, point, blocks: dict, order=None) -> None:
-        """Keep the :class:`~hessrank.measure.BlockRanks` of ``point`` and rewrite the CSV
+        """Keep the :class:`~hessrank.measure.blocks.BlockRanks` of ``point`` and rewrite the CSV
         (points in ``order(points)``, default by value; blocks in their own order)."""
         self.rows[str(point)] = [block_row(self.key, point, name, b) for name, b in blocks.items()]
         points = order(self.rows) if order is not None else sorted(self.rows, key=_by_value)
@@ -48,7 +48,7 @@ def _by_value(point: str):
 
 
 def block_row(key: str, point, name: str, b) -> dict[str, str]:
-    """One side-table row: the block ``name`` (a :class:`~hessrank.measure.BlockRanks`) of ``point``."""
+    """One side-table row: the block ``name`` (a :class:`~hessrank.measure.blocks.BlockRanks`) of ``point``."""
     row = {"entry": f"{point}:{name}", key: str(point), "block": name, "size": str(b.size)}
     for m, s in SUFFIX.items():
         row[f"rank_{s}"] = str(b.ranks[m].rank)

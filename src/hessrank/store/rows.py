@@ -74,7 +74,7 @@ def format_float(x) -> str:
 
 
 def result_row(result) -> dict[str, str]:
-    """The :data:`RESULT_COLUMNS` of one :class:`~hessrank.measure.Result`, as CSV text."""
+    """The :data:`RESULT_COLUMNS` of one :class:`~hessrank.Result`, as CSV text."""
     pred = result.prediction
     row = {}
     for name, s in SUFFIX.items():

@@ -276,7 +276,7 @@ def spectra_table(config, *, n: int, d: int, options: dict, out, model: str = ""
 
 
 def store_spectra(table: ResultTable, result) -> None:
-    """Write one :class:`~hessrank.measure.SpectrumResult`: its densities (CSV rows
+    """Write one :class:`~hessrank.SpectrumResult`: its densities (CSV rows
     ``matrix, x, density``) and its JSON (with identity) into ``table``."""
     meta = result.to_dict()
     meta["identity"] = _spectra_identity(result.config, dict(result.options.__dict__), result.model)
