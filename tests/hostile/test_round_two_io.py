@@ -14,7 +14,7 @@ import pytest
 from hessrank import hessian_ranks
 from hessrank.cli import main
 from hessrank.errors import ConfigError, StoreError
-from hessrank.measure import resolve_blocks
+from hessrank.measure.blocks import resolve_blocks
 from hessrank.models import function_model
 
 TINY = ["--dataset", "gaussian", "--n", "6", "--dim", "3", "--K", "2", "--units", "2"]
