@@ -267,3 +267,9 @@ def test_a_grid_point_that_kills_its_worker_fails_once(tmp_path, capsys):
     assert "1 failed" in out and "its worker died while running it" in out, out
     folder = tmp_path / "out" / "store" / "grid" / "g"
     assert not list(folder.glob("*.lock")) and "failed" in next(folder.glob("*.csv")).read_text()
+
+
+def test_a_fifo_grid_file_is_one_line_not_a_hang(tmp_path, capsys):
+    fifo = tmp_path / "g.toml"
+    os.mkfifo(fifo)
+    _one_line(capsys, ["grid", str(fifo), "--out", str(tmp_path / "out")], needle="regular file")

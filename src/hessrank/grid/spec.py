@@ -35,6 +35,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomicio import read_regular_bytes
 from ..config import RunConfig, config_from_options, run_option_defaults
 from ..errors import ConfigError
 from ..matrices import DENSE, MATRIX_FREE
@@ -125,7 +126,7 @@ def load_grid(path) -> Grid:
         raise ConfigError(f"{where}: the grid's name {name!r} (the file name without its suffix) cannot name a "
                           "folder of store/grid/; rename the file, e.g. mygrid.toml")
     try:
-        spec = tomllib.loads(path.read_bytes().decode("utf-8"))
+        spec = tomllib.loads(read_regular_bytes(path).decode("utf-8"))   # a FIFO is refused, not waited on
     except UnicodeDecodeError as err:
         raise ConfigError(f"{where}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     except OSError as err:
