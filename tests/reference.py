@@ -68,20 +68,23 @@ def ref_outer_product(theta, X, Y, widths, activation, bias, loss):
 # ------------------------------------------------- any model: f(params, X) over a pytree
 def ref_pytree_matrices(f, params, X, Y, loss):
     """(H_L, H_o, leaf names, leaf sizes) of f on the flattened float64 parameters: H_L from
-    jax.hessian of the summed loss, H_o = Σ_i J_iᵀ Λ_i J_i from jax.jacobian; H_F = H_L − H_o."""
+    jax.hessian of the summed loss, H_o = Σ_i J_iᵀ Λ_i J_i from jax.jacobian and each sample's
+    Λ_i = jax.hessian of the loss in f; H_F = H_L − H_o. Each is jitted once: op by op, the
+    transformations of a Flax or Equinox model dispatch thousands of small operations."""
     from jax.flatten_util import ravel_pytree
 
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.float64), params)
     theta, unravel = ravel_pytree(params)
     X = jnp.asarray(X, dtype=jnp.float64)
+    Y = jnp.asarray(Y, dtype=jnp.float64)
     F = lambda t: f(unravel(t), X)
-    H_L = np.asarray(jax.hessian(lambda t: loss_sum(F(t), Y, loss))(theta))
-    J = np.asarray(jax.jacobian(F)(theta))                                   # (n, K, p)
-    out = F(theta)
+    H_L = np.asarray(jax.jit(jax.hessian(lambda t: loss_sum(F(t), Y, loss)))(theta))
+    J = np.asarray(jax.jit(jax.jacobian(F))(theta))                          # (n, K, p)
+    sample_loss = lambda g, y: loss_sum(g[None, :], y[None, :], loss)
+    Lam = np.asarray(jax.jit(jax.vmap(jax.hessian(sample_loss)))(F(theta), Y))   # (n, K, K)
     H_o = np.zeros_like(H_L)
     for i in range(X.shape[0]):
-        Lam = np.asarray(jax.hessian(lambda g: loss_sum(g[None, :], Y[i:i + 1], loss))(out[i]))
-        H_o += J[i].T @ Lam @ J[i]
+        H_o += J[i].T @ Lam[i] @ J[i]
     paths = jax.tree_util.tree_flatten_with_path(params)[0]
     names = [jax.tree_util.keystr(k, simple=True, separator="/") for k, _ in paths]
     sizes = [int(np.size(a)) for _, a in paths]

@@ -7,7 +7,9 @@ Counting running statistics as parameters would add rows and columns that the lo
 not depend on through training, and change p and the ranks.
 
 * :func:`from_flax` — a Flax Linen module and its variables: the ``params`` collection is
-  :math:`\theta`; every other collection (``batch_stats``, …) is held fixed.
+  :math:`\theta`; every other collection (``batch_stats``, …) is held fixed. A Flax NNX
+  module: its ``nnx.Param`` variables are :math:`\theta`; the rest (``nnx.BatchStat``, …)
+  is held fixed.
 * :func:`from_equinox` — an Equinox module: its inexact (floating-point) array leaves are
   :math:`\theta`; integer arrays and non-array leaves are held fixed.
 
@@ -32,32 +34,49 @@ def _require(package: str, adapter: str):
         raise HessrankError(f"{adapter} needs {package}, which is not installed: {_INSTALL}") from None
 
 
-def from_flax(module, variables, **apply_kwargs) -> tuple[Callable, object]:
-    """A Flax Linen module as ``(f, params)`` over its ``params`` collection alone.
+def from_flax(module, variables=None, **apply_kwargs) -> tuple[Callable, object]:
+    """A Flax module as ``(f, params)`` over its trainable parameters alone.
 
-    ``f(params, X) = module.apply({**fixed, "params": params}, X, **apply_kwargs)`` with
-    ``mutable=False`` (Flax's default): ``fixed`` holds every other collection of
+    Linen: ``f(params, X) = module.apply({**fixed, "params": params}, X, **apply_kwargs)``
+    with ``mutable=False`` (Flax's default): ``fixed`` holds every other collection of
     ``variables`` (``batch_stats``, …) unchanged, so they are constants, not parameters.
-    The module must compute in evaluation mode without updating its state — e.g. BatchNorm
-    with ``use_running_average=True``, or a ``train=False`` argument passed through
-    ``apply_kwargs``; that is the module's own business, as it is in Flax.
+    NNX (``variables`` left out): ``graphdef, params, fixed = nnx.split(module, nnx.Param, ...)``
+    and ``f(params, X) = nnx.merge(graphdef, params, fixed)(X)``. Either way the module must
+    compute in evaluation mode without updating its state — e.g. BatchNorm with
+    ``use_running_average=True``, or ``train=False`` passed through ``apply_kwargs``; that is
+    the module's own business, as it is in Flax.
 
     Args:
-        module: a ``flax.linen.Module`` whose ``apply`` maps a batch ``X`` (b, …) to outputs (b, K).
-        variables: what ``module.init`` returned: a mapping with a ``params`` collection.
-        apply_kwargs: keyword arguments passed to every ``module.apply`` (e.g. ``train=False``).
+        module: a ``flax.linen.Module`` whose ``apply`` maps a batch ``X`` (b, …) to outputs
+            (b, K), or a ``flax.nnx.Module`` called on the batch.
+        variables: for a Linen module, what ``module.init`` returned: a mapping with a
+            ``params`` collection; for an NNX module, ``None``.
+        apply_kwargs: keyword arguments passed to every ``module.apply`` (Linen, e.g. ``train=False``).
 
     Returns:
         ``(f, params)`` for :func:`hessrank.hessian_ranks` and :func:`hessrank.hessian_spectrum`.
 
     Raises:
         HessrankError: Flax is not installed.
-        ConfigError: ``module`` has no ``apply``, or ``variables`` has no ``params`` collection.
+        ConfigError: ``module`` is neither a Linen module with ``variables`` nor an NNX module,
+            or ``variables`` has no ``params`` collection.
     """
     _require("flax", "from_flax")
+    nnx = importlib.import_module("flax.nnx")
+    if isinstance(module, nnx.Module):
+        if variables is not None or apply_kwargs:
+            raise ConfigError.about("variables", "an NNX module holds its own variables: call from_flax(module)")
+        graphdef, params, fixed = nnx.split(module, nnx.Param, ...)
+
+        def f_nnx(params, X):
+            return nnx.merge(graphdef, params, fixed)(X)
+
+        return f_nnx, params
     if not callable(getattr(module, "apply", None)):
-        raise ConfigError.invalid("module", type(module).__name__, "not a Flax Linen module (it has no apply)",
-                                  quoted=False)
+        raise ConfigError.invalid("module", type(module).__name__, "not a Flax Linen or NNX module (it has no "
+                                                                   "apply)", quoted=False)
+    if variables is None:
+        raise ConfigError.about("variables", "missing: a Linen module needs what module.init returned")
     try:
         collections = dict(variables)
     except (TypeError, ValueError):

@@ -10,11 +10,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.flatten_util import ravel_pytree
 from reference import count_above, default_tol, ref_pytree_matrices
 
 import hessrank
 from hessrank import ConfigError, HessrankError, from_equinox, from_flax, hessian_ranks
+
+
+def _size(tree) -> int:
+    return sum(int(np.size(a)) for a in jax.tree_util.tree_leaves(tree))
 
 
 def _check_against_reference(f, params, X, labels, loss):
@@ -38,17 +41,40 @@ class _BatchNormNet(nn.Module):
 def test_flax_batchnorm_statistics_are_held_fixed_not_counted(samples):
     X, labels = samples(9, 3, 3)
     module = _BatchNormNet()
-    variables = module.init(jax.random.PRNGKey(0), X)
+    variables = jax.jit(module.init)(jax.random.PRNGKey(0), X)
     rng = np.random.default_rng(5)   # running statistics far from (0, 1): they must enter f as constants
     variables = {"params": variables["params"],
                  "batch_stats": jax.tree_util.tree_map(lambda a: jnp.asarray(rng.uniform(0.5, 2.0, a.shape)),
                                                        variables["batch_stats"])}
     f, params = from_flax(module, variables)
-    assert ravel_pytree(params)[0].size == 3 * 5 + 5 + 2 * 5 + 5 * 3 + 3 == 48
-    assert ravel_pytree(variables)[0].size == 58                           # what counting batch_stats gave
+    assert _size(params) == 3 * 5 + 5 + 2 * 5 + 5 * 3 + 3 == 48
+    assert _size(variables) == 58                                           # what counting batch_stats gave
     res = _check_against_reference(f, params, X, labels, "cross")
     assert res.p == 48 and "blocks" not in res.to_dict()
-    np.testing.assert_allclose(f(params, X), module.apply(variables, X), rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(f)(params, X), jax.jit(module.apply)(variables, X), rtol=1e-6)
+
+
+def test_flax_nnx_batch_statistics_are_held_fixed(samples):
+    from flax import nnx
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.hidden = nnx.Linear(3, 4, rngs=rngs)
+            self.bn = nnx.BatchNorm(4, use_running_average=True, rngs=rngs)
+            self.out = nnx.Linear(4, 3, use_bias=False, rngs=rngs)
+
+        def __call__(self, x):
+            return self.out(jnp.tanh(self.bn(self.hidden(x))))
+
+    net = Net(nnx.Rngs(3))
+    # running statistics away from (0, 1): constants of f, not parameters
+    net.bn.mean[...] = jnp.linspace(-1.0, 1.0, 4, dtype=net.bn.mean.dtype)
+    net.bn.var[...] = jnp.linspace(0.5, 2.0, 4, dtype=net.bn.var.dtype)
+    X, labels = samples(8, 3, 3)
+    f, params = from_flax(net)
+    assert _size(params) == 3 * 4 + 4 + 2 * 4 + 4 * 3 == 36 and _size(nnx.state(net)) == 44
+    assert _check_against_reference(f, params, X, labels, "mse").p == 36
+    np.testing.assert_allclose(jax.jit(f)(params, X), net(X), rtol=1e-6)
 
 
 class _Permuted(eqx.Module):
@@ -63,16 +89,16 @@ def test_equinox_integer_leaf_is_held_fixed(samples):
     X, labels = samples(9, 3, 3)
     model = _Permuted(eqx.nn.MLP(3, 3, 4, 1, activation=jnp.tanh, key=jax.random.PRNGKey(1)), jnp.array([2, 0, 1]))
     f, params = from_equinox(model)
-    assert ravel_pytree(params)[0].size == 3 * 4 + 4 + 4 * 3 + 3 == 31
+    assert _size(params) == 3 * 4 + 4 + 4 * 3 + 3 == 31
     res = _check_against_reference(f, params, X, labels, "mse")
     assert res.p == 31
-    np.testing.assert_allclose(f(params, X), jax.vmap(model)(X), rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(f)(params, X), jax.jit(jax.vmap(model))(X), rtol=1e-6)
 
 
 def test_missing_packages_and_bad_arguments_are_one_line(monkeypatch):
     with pytest.raises(ConfigError, match="variables: no 'params' collection"):
         from_flax(_BatchNormNet(), {"batch_stats": {}})
-    with pytest.raises(ConfigError, match="module=int: not a Flax Linen module"):
+    with pytest.raises(ConfigError, match="module=int: not a Flax Linen or NNX module"):
         from_flax(3, {"params": {}})
     monkeypatch.setitem(sys.modules, "flax", None)
     monkeypatch.setitem(sys.modules, "equinox", None)

@@ -101,6 +101,17 @@ def test_spectrum_of_a_cnn_config_equals_the_function_path():
         np.testing.assert_allclose(spec.matrices[m].top, ref.matrices[m].top, rtol=1e-10, atol=1e-12)
 
 
+def test_predictions_data_and_the_rank_rule_return_their_classes(tiny_config):
+    data = hessrank.load_dataset(tiny_config)
+    assert isinstance(data, hessrank.Dataset) and repr(data).startswith("Dataset(name='gaussian', n=10, d=4, K=2")
+    pred = hessrank.predict_ranks(r=4, K=2, units=(3,), n=10, d=4)
+    assert isinstance(pred, hessrank.Prediction) and (pred.H_L, pred.H_o, pred.H_F) == (16, 8, 12)
+    info = hessrank.numerical_rank(data.X.T @ data.X)
+    assert isinstance(info, hessrank.RankInfo) and info.rank == np.linalg.matrix_rank(data.X) == 4
+    assert isinstance(hessrank.operator_spectrum(lambda V: V @ (data.X.T @ data.X), hessrank.SpectrumOptions(
+        top=2, trace=False, density=False), p=4), hessrank.MatrixSpectrum)
+
+
 def test_durations_are_written_in_a_sensible_unit():
     from hessrank.cli.format import duration_text
 

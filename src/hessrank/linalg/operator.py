@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,8 +56,8 @@ class SymmetricOperator:
                                       quoted=False)
         if not np.isfinite(out).all():
             bad = int(np.count_nonzero(~np.isfinite(out)))
-            raise ConfigError.about("matmat", f"returned {bad} NaN or infinite value(s) of {out.size}: no rank "
-                                              "is defined")
+            raise DataError.about("matmat", f"returned {bad} NaN or infinite value(s) of {out.size}: no rank "
+                                            "is defined")
         # the engine overwrites products in place: never hand it a read-only buffer (a JAX
         # array's view) nor the caller's own V (``lambda V: V``)
         if not out.flags.writeable or not out.flags.c_contiguous or np.may_share_memory(out, V):
@@ -84,6 +84,9 @@ def as_operator(matmat, *, p: int | None = None, name: str | None = None):
 
     Raises:
         ConfigError: ``matmat`` not callable, ``p`` missing or not a positive integer.
+
+    Calling the operator raises :class:`~hessrank.ConfigError` for an output of the wrong
+    shape and :class:`~hessrank.DataError` for NaN or infinite values, naming ``matmat``.
     """
     if callable(matmat) and hasattr(matmat, "p"):
         if p is not None and int(p) != int(matmat.p):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .lapack import eigvalsh_2stage
 
 EPS = float(np.finfo(np.float64).eps)
@@ -41,6 +41,13 @@ class RankInfo:
     eigenvalues: np.ndarray = field(repr=False)
     size: int
     scale: float = 0.0
+
+    def to_dict(self) -> dict:
+        """``{"rank", "tol", "gap_decades", "size"}`` as JSON-ready values (no eigenvalues; an
+        infinite gap is ``None``)."""
+        gap = self.gap_decades
+        return {"rank": self.rank, "tol": float(self.tol),
+                "gap_decades": None if gap is None or not math.isfinite(gap) else float(gap), "size": self.size}
 
 
 #: the sketch's Ritz values (:meth:`~hessrank.linalg.sketch.Subspace.ritz_values`) take the
@@ -120,12 +127,26 @@ def numerical_rank(H, *, rtol: float | None = None, atol: float | None = None,
                    overwrite: bool = False) -> RankInfo:
     """Numerical rank of the symmetric matrix ``H`` by a symmetric eigensolver.
 
-    Agrees with ``numpy.linalg.matrix_rank(H, hermitian=True)`` under the default
-    tolerance. ``overwrite=True`` lets LAPACK destroy ``H`` to save one p×p copy.
+    Rank = the number of eigenvalues with ``|λ| > tol``, ``tol = max|λ|·p·eps`` by default
+    (``numpy.linalg.matrix_rank(H, hermitian=True)``'s rule).
+
+    Args:
+        H: a symmetric p×p array.
+        rtol: relative tolerance, ``tol = rtol·max|λ|`` (replaces ``p·eps``).
+        atol: absolute tolerance; with ``rtol`` the larger of the two cuts.
+        overwrite: let LAPACK destroy ``H`` to save one p×p copy.
+
+    Returns:
+        a :class:`RankInfo`: ``rank``, ``tol``, ``gap_decades`` at the cut, the ``eigenvalues``
+        by decreasing magnitude.
+
+    Raises:
+        ConfigError: ``H`` is not a square matrix.
+        DataError: ``H`` holds NaN or infinite values.
     """
     H = np.asarray(H)
     if H.ndim != 2 or H.shape[0] != H.shape[1]:
-        raise ValueError(f"numerical_rank needs a square matrix, got shape {H.shape}")
+        raise ConfigError.invalid("H", H.shape, "numerical_rank needs a square matrix", quoted=False)
     _refuse_non_finite(H, "matrix")
     return rank_from_eigenvalues(spectrum(H, overwrite=overwrite), H.shape[0], rtol=rtol, atol=atol)
 

@@ -379,8 +379,8 @@ def sketch_rank(operator, *, p: int | None = None, rtol: float | None = None, at
     given as ``p`` (:func:`~hessrank.linalg.operator.as_operator`): e.g.
     ``sketch_rank(lambda V: V @ A, p=A.shape[0])``. Returns a :class:`SketchResult` with
     ``rank``, ``tol``, ``gap_decades`` and the ``certificate``. Raises
-    :class:`~hessrank.ConfigError` for a missing ``p``, an output of the wrong shape or with
-    NaN/inf, or a matrix that is not symmetric.
+    :class:`~hessrank.ConfigError` for a missing ``p``, an output of the wrong shape or a
+    matrix that is not symmetric, :class:`~hessrank.DataError` for NaN or infinite products.
 
     Grows the basis until the rank is certified (see the module docstring). Directions
     come from Gaussian probe rounds (``block`` probes at first, ``probes`` later) and,

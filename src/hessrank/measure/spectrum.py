@@ -251,8 +251,9 @@ def operator_spectrum(operator, options: SpectrumOptions | None = None, *, p: in
         and the density (stochastic Lanczos quadrature).
 
     Raises:
-        ConfigError: a bad setting, a missing ``p``, products of the wrong shape or not finite,
-            or a matrix that is not symmetric.
+        ConfigError: a bad setting, a missing ``p``, products of the wrong shape, or a matrix
+            that is not symmetric.
+        DataError: products with NaN or infinite values.
     """
     options = (options or SpectrumOptions()).validate()
     operator = as_operator(operator, p=p)
