@@ -106,23 +106,39 @@ def _sub_jaxprs(value):
             yield from _sub_jaxprs(item)
 
 
-def _first_unsupported(jaxpr):
-    """``(what, primitive)`` of the first operation that computes below float64 or calls the
-    host, searching nested jaxprs; ``None`` when there is none."""
+def _first_unsupported(jaxpr, tainted=None):
+    """``(what, primitive)`` of the first operation that computes below float64 on values
+    derived from the inputs (θ, X) or calls the host, searching nested jaxprs; ``None`` when
+    there is none. Constants the model holds in float32 (e.g. a BatchNorm's running
+    statistics) are exact in float64 and are not flagged."""
+    tainted = set(jaxpr.invars) if tainted is None else tainted
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
         if name in _HOST_CALLS:
             return "host", name
+        inputs = [v for v in eqn.invars if _is_var(v)]
+        if not any(v in tainted for v in inputs):
+            continue
+        tainted.update(eqn.outvars)
         for var in eqn.outvars:
             dtype = getattr(getattr(var, "aval", None), "dtype", None)
             if dtype is not None and str(dtype) in _NARROW:
                 return str(dtype), name
         for value in eqn.params.values():
             for sub in _sub_jaxprs(value):
-                found = _first_unsupported(sub)
+                found = _first_unsupported(sub, set(sub.invars))
                 if found:
                     return found
     return None
+
+
+def _is_var(v) -> bool:
+    """A jaxpr variable (not a literal constant), usable as a set member."""
+    try:
+        hash(v)
+    except TypeError:
+        return False
+    return hasattr(v, "aval") and not hasattr(v, "val")
 
 
 def check_precision(model: Model, theta, X) -> None:
