@@ -182,3 +182,11 @@ def test_predictions_at_a_point_use_what_the_point_satisfies():
     assert special.kinds == {"H_L": "estimate", "H_o": "exact", "H_F": "estimate"} and special.point == "special"
     with pytest.raises(ConfigError):
         at_point(generic, "trained", activation="linear")
+
+
+def test_float32_constants_of_a_model_are_not_reduced_precision():
+    stats = jnp.linspace(1.0, 2.0, 2, dtype=jnp.float32)   # e.g. running statistics: exact in float64
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
+    result = hessian_ranks(lambda p, X: jnp.tanh(X @ p["w"]) * stats, {"w": rng.standard_normal((3, 2))}, X, Y)
+    assert result.ranks["H_o"].rank == 6
