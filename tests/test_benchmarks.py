@@ -113,3 +113,12 @@ def test_the_performance_page_includes_every_report_and_each_names_its_command()
         head = report.read_text(encoding="utf-8").splitlines()[:5]
         assert head[0].startswith("<!-- written by benchmarks/")
         assert any(line.startswith("* **Command:** `python3 benchmarks/") for line in head)
+
+
+def test_cnn_channels_sweeps_fits_and_draws_on_a_tiny_network(tmp_path):
+    figure = tmp_path / "cnn.png"
+    out = _run("cnn_channels.py", "--dataset", "gaussian", "--dim", "36", "--K", "2", "--n", "6", "--channels", "1,2",
+               "--out", str(tmp_path / "results"), "--figure", str(figure))
+    assert out.count("growth exponent a in rank ∝ p^a (all points)") == 2
+    assert figure.is_file() and figure.stat().st_size > 1000
+    assert "relu CNN" in out and "linear CNN" in out

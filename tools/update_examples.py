@@ -19,7 +19,8 @@ beside it, for ``--model examples/my_model.py:build``), with ``PYTHONPATH`` as g
 ``JAX_PLATFORMS=cpu`` and the compilation cache off. Shown and real output are compared line
 by line after :func:`normalise`, which is deliberately narrow: trailing spaces; on lines
 that start with ``method`` (the method line of ``run`` and ``spectrum``), the run's wall
-time at the end (``; 3.66 s`` or ``took 3.66 s``) and the machine's free memory (``of 23 GiB free``). Gaps at
+time at the end (``; 3.66 s`` or ``took 3.66 s``), the machine's free memory (``of 23 GiB free``) and
+its BLAS threads (``; 2 threads;``). Gaps at
 the cut (the ``gap (decades)`` column, and the bracketed gaps of a block table) are
 compared to within 1 decade: the eigenvalue below the cut is rounding noise, whose size
 depends on the number of BLAS threads. A shown line that is exactly ``...`` stands for any
@@ -146,6 +147,8 @@ def all_blocks() -> list[Block]:
 
 _METHOD_TIME = re.compile(r"(?:; |took )\d+(?:\.\d+)? s$")
 _METHOD_FREE = re.compile(r"of \d+(?:\.\d+)? [KMGT]iB free")
+#: the BLAS threads a run used: the cores the machine lets it use
+_METHOD_THREADS = re.compile(r"; \d+ threads?;")
 
 
 def normalise(line: str) -> str:
@@ -153,6 +156,7 @@ def normalise(line: str) -> str:
     line = line.rstrip()
     if line.startswith("method"):
         line = _METHOD_FREE.sub("of <free> free", _METHOD_TIME.sub("<seconds> s", line))
+        line = _METHOD_THREADS.sub("; <threads>;", line)
     return line
 
 

@@ -16,6 +16,7 @@ Example::
 
     f, params = hessrank.from_flax(module, variables)          # or from_equinox(model), or your own f
     hessrank.hessian_ranks(f, params, X, labels, loss="cross")
+    hessrank.hessian_ranks(torch_module, None, X, labels)      # a torch.nn.Module (pip install "hessrank[torch]")
 
     hessrank.sketch_rank(lambda V: V @ A, p=A.shape[0]).rank  # any symmetric matrix by its products
 
@@ -43,12 +44,13 @@ _PUBLIC = {
     "SpectrumResult": "measure.spectrum",
     "SpectrumOptions": "measure.spectrum",
     "MatrixSpectrum": "measure.spectrum",
-    # any JAX model f(params, X), and adapters for Flax and Equinox modules
+    # any JAX model f(params, X) or torch.nn.Module, and adapters for Flax and Equinox modules
     "hessian_ranks": "measure.model",
     "ModelResult": "measure.model",
     "hessian_spectrum": "measure.spectrum",
     "from_flax": "adapters",
     "from_equinox": "adapters",
+    "as_linear_operator": "measure.model",
     # the rank rule, and matrices known only through products
     "numerical_rank": "linalg.rank",
     "RankInfo": "linalg.rank",
@@ -93,8 +95,8 @@ _FORMER = {
 __all__ = [
     # measuring a configuration: the built-in MLP, the CNN or a model file
     "RunConfig", "run", "Result", "spectrum", "SpectrumResult", "SpectrumOptions", "MatrixSpectrum",
-    # any JAX model f(params, X), and adapters for Flax and Equinox modules
-    "hessian_ranks", "ModelResult", "hessian_spectrum", "from_flax", "from_equinox",
+    # any JAX model f(params, X) or torch.nn.Module, and adapters for Flax and Equinox modules
+    "hessian_ranks", "ModelResult", "hessian_spectrum", "from_flax", "from_equinox", "as_linear_operator",
     # the rank rule, and matrices known only through products
     "numerical_rank", "RankInfo", "sketch_rank", "SketchResult", "Certificate", "SymmetricOperator",
     "as_operator", "operator_spectrum",
@@ -132,7 +134,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names abov
     from .linalg.operator import SymmetricOperator, as_operator
     from .linalg.rank import RankInfo, numerical_rank
     from .linalg.sketch import Certificate, SketchResult, sketch_rank
-    from .measure.model import ModelResult, hessian_ranks
+    from .measure.model import ModelResult, as_linear_operator, hessian_ranks
     from .measure.run import Result, run
     from .measure.spectrum import (
         MatrixSpectrum,

@@ -31,7 +31,9 @@ ARCHS = ("mlp", "cnn")
 #: the CNN's conv layers when ``conv`` is not given (channels:kernel per layer)
 DEFAULT_CONV = "8:3,8:3"
 PADDINGS = ("valid", "same")
-POOLS = ("none", "avg")
+#: ``avg``: a 2×2 average pool after each conv layer; ``global``: the average over all
+#: positions after the last one (global average pooling before the dense head)
+POOLS = ("none", "avg", "global")
 #: the fields that describe a network other than the MLP; at their defaults they stay out
 #: of :meth:`RunConfig.to_dict` (and so of every stored identity made before they existed)
 NETWORK_FIELDS = ("arch", "conv", "stride", "padding", "pool", "model")

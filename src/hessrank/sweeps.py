@@ -333,7 +333,7 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int], blocks=None):
     """Ranks of the matrices of the first n samples, for each n in ``wanted``.
 
     Dense: the running sums are accumulated once, batch by batch, and decomposed at
-    each wanted n. Matrix-free: each n is measured on its first n samples.
+    each wanted n. Matrix-free, or a PyTorch module: each n is measured on its first n samples.
     """
     data, model, theta = build(base)
     p = model.num_params
@@ -341,7 +341,7 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int], blocks=None):
                        basis=expected_basis(predict_for(base, data, max(wanted), p)[1]))
     loss = get_loss(base.loss)
     resolved = resolve_blocks(model, blocks)
-    if plan.method != DENSE:
+    if plan.method != DENSE or hasattr(model, "curvature_source"):  # a PyTorch module: no running sums
         for n in sorted(wanted):
             t = time.perf_counter()
             ranks, timings, details, block_ranks = measure_model_ranks(

@@ -283,6 +283,10 @@ def run_training(config: RunConfig, tc: TrainConfig, *, out="results", blocks=No
     config.validate()
     tc.validate()
     data, model, theta0 = build(config)
+    if hasattr(model, "curvature_source"):  # the optax update below works on JAX models
+        raise ConfigError.invalid("model", config.model, "training a PyTorch module is not supported: train it "
+                                                         "with torch.optim and measure its checkpoints with "
+                                                         "hessrank.hessian_ranks(module, params, X, Y)")
     config = config.replace(n=data.n, dim=data.d)
     tc = tc.validate(n=data.n)
     resolved = resolve_blocks(model, blocks)
@@ -386,7 +390,7 @@ def _store_checkpoint(job, tc, model, loss, plan, data, config, step, theta, sta
         plan, model, loss, theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
         rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=blocks)
     result = make_result(config, data, data.n, model.num_params, ranks, plan, seconds=time.perf_counter() - t0,
-                         timings=timings, details=details, at=(model, theta))
+                         timings=timings, details=details, theta=theta)
     measured = result_row(result)
     row = {"step": str(step), "loss": format_float(value), "grad_norm": format_float(grad_norm), **measured}
     for name, s in SUFFIX.items():

@@ -46,7 +46,7 @@ def test_relu_json_kinds_are_bounds_and_never_exceeded(capsys):
 def test_relu_table_shows_kind_bound_and_explain(capsys):
     assert main(["run", *GAUSS, "--units", "4,3", "--activation", "relu", "--explain"]) == 0
     out = capsys.readouterr().out
-    assert "bound: H_o ≤ p − rescaling symmetry (one per hidden neuron)" in out
+    assert "bound: H_o ≤ p − rescaling symmetry (one per hidden neuron or channel)" in out
     obj = _json(capsys, [*GAUSS, "--units", "4,3", "--activation", "relu"])
     rows = {line.split()[0]: line for line in out.splitlines() if line.split()[:1] in (["H_L"], ["H_o"], ["H_F"])}
     table, explain = {}, {}
@@ -125,3 +125,42 @@ def test_explain_text_reports_negative_unexplained_as_above_the_theory(relu_resu
     text = format_explain(dataclasses.replace(relu_result, ranks=ranks))
     line = next(ln for ln in text.splitlines() if ln.startswith("H_o"))
     assert line.split()[1] == "0" and "(measured above the theory)" in line
+
+
+# --------------------------------------------------------------------------- the built-in CNN
+
+CNN_GAUSS = ["--arch", "cnn", "--dataset", "gaussian", "--n", "30", "--dim", "36", "--K", "3"]
+
+
+def test_one_layer_linear_cnn_is_exact_for_h_o_and_h_f(capsys):
+    obj = _json(capsys, [*CNN_GAUSS, "--conv", "8:3", "--activation", "linear"])
+    assert obj["kinds"]["H_o"] == obj["kinds"]["H_F"] == "exact"
+    for m in MATRICES:
+        if obj["kinds"][m] == "exact":
+            assert obj["ranks"][m] == obj["predictions"][m], m
+    # by hand: r_in = 30 (n < 36), K' = 3: H_o = 90; patches 3×3 of rank 9, s = 3, P = 16: H_F = 2·8·9
+    assert obj["predictions"]["H_o"] == 90 and obj["predictions"]["H_F"] == 144
+    _check_explain_adds_up(obj)
+    assert all(obj["explain"][m]["unexplained"] == 0 for m in MATRICES if obj["kinds"][m] == "exact")
+
+
+def test_deep_cnn_table_names_its_bounds_and_explains(capsys):
+    assert main(["run", *CNN_GAUSS, "--conv", "3:3,3:3", "--activation", "linear", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "bound: H_o ≤ K'·r_in" in out and "bound: H_F ≤ 2 Σ over layer pairs" in out
+    assert "> bound!" not in out and "p − rank explained" in out
+    obj = _json(capsys, [*CNN_GAUSS, "--conv", "3:3,3:3", "--activation", "relu", "--loss", "cross"])
+    assert obj["kinds"] == dict.fromkeys(MATRICES, "bound")
+    assert obj["bounds"]["H_F"] == "layer-pairs" and "softmax-shift" in obj["bounds"]["H_L"]
+    for m in MATRICES:
+        assert obj["ranks"][m] <= obj["predictions"][m], m
+    _check_explain_adds_up(obj)
+
+
+def test_global_pool_cnn_is_the_mlp_on_mean_patches(capsys):
+    obj = _json(capsys, [*CNN_GAUSS, "--conv", "2:3", "--activation", "linear", "--pool", "global"])
+    assert obj["config"]["pool"] == "global"
+    assert obj["kinds"] == dict.fromkeys(MATRICES, "exact")
+    assert obj["p"] == 2 * 9 + 2 * 3
+    for m in MATRICES:
+        assert obj["ranks"][m] == obj["predictions"][m], m

@@ -29,6 +29,15 @@ RUNNABLE = [block for block in BLOCKS if block.runnable]
 
 #: (page, first line of the block) of every block shown but not run, with the reason on the page
 SKIPPED = [
+    ("docs/distributed.md", "$ hessian-rank run --dataset gaussian --n 100 --dim 64 --units 300,300 --K 3 "
+                            "--method matrix-free --devices 4"),
+    ("docs/distributed.md", "$ hessian-rank run --dataset gaussian --n 100 --dim 64 --units 700,700 --K 1 "
+                            "--method matrix-free --coordinator node0:12345 --num-processes 2 --process-id 0"),
+    ("docs/distributed.md", "$ srun --nodes 4 --ntasks-per-node 1 hessian-rank run --units 700,700 --K 1 "
+                            "--method matrix-free --distributed"),
+    ("docs/distributed.md", "$ srun --nodes 4 --ntasks-per-node 1 bash -c 'hessian-rank run --units 700,700 --K 1 "
+                            "--method matrix-free --coordinator \"$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | "
+                            "head -1):12345\" --num-processes \"$SLURM_NTASKS\" --process-id \"$SLURM_PROCID\"'"),
     ("docs/guides/grids.md", "$ hessian-rank grid small.toml"),
     ("docs/guides/spectra.md", "$ hessian-rank spectrum --dataset gaussian --n 100 --dim 64 --units 40,40 --K 10 "
                                "--activation relu --method matrix-free"),
@@ -66,14 +75,19 @@ def ran(request):
 
 
 def _needs_missing_data(block) -> bool:
-    # the end-to-end examples on real Fashion-MNIST run where Debian's files are (CI installs them)
-    return "--dataset FashionMNIST" in "\n".join(block.body) and not os.environ.get("CI") and _fashion_mnist_missing()
+    # the end-to-end examples on real Fashion-MNIST run where Debian's files are (CI installs them);
+    # the PyTorch examples where torch is installed (CI installs the [torch] extra)
+    text = "\n".join(block.body)
+    if os.environ.get("CI"):
+        return False
+    return (("--dataset FashionMNIST" in text and _fashion_mnist_missing())
+            or ("import torch" in text or "torch, hessrank" in text) and importlib.util.find_spec("torch") is None)
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=[block.where for block in RUNNABLE])
 def test_example_runs_and_prints_what_is_shown(block, ran):
     if block.where not in ran:
-        pytest.skip("Fashion-MNIST is not on this machine (CI installs it)")
+        pytest.skip("Fashion-MNIST or PyTorch is not on this machine (CI installs both)")
     problems = examples.differences(block, ran[block.where])
     assert not problems, "\n".join(problems) + "\n(regenerate with: python3 tools/update_examples.py)"
 

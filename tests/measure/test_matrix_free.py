@@ -17,7 +17,8 @@ from hessrank.curvature import (
     outer_product_operator,
     psd_sqrt,
 )
-from hessrank.linalg import sketch as sketching
+from hessrank.linalg import _orthogonalise as orthogonalise
+from hessrank.linalg import _subspace as subspace
 from hessrank.linalg.sketch import Subspace, rank_info_from_ritz, residual_bound, sketch_rank
 from hessrank.measure import matrix_free_ranks, plan_memory
 from hessrank.measure import plan as planning
@@ -161,16 +162,16 @@ def test_directions_below_the_gram_routes_resolution_are_kept_and_rounding_is_no
     basis, _ = np.linalg.qr(rng.standard_normal((p, 8)))
     strong, weak = basis[:, :5].T, basis[:, 5:].T
     R = rng.standard_normal((b, 5)) @ strong + 1e-8 * rng.standard_normal((b, 3)) @ weak
-    U, s = sketching._kept_directions(R, 1e-12, 1.0)
+    U, s = orthogonalise._kept_directions(R, 1e-12, 1.0)
     assert U.shape[0] == 8 and np.sum(s < 1e-6) == 3
-    U = sketching._cholesky_qr2(U)
+    U = orthogonalise.cholesky_qr2(U)
     np.testing.assert_allclose(U @ U.T, np.eye(8), atol=1e-13)
     np.testing.assert_allclose(np.linalg.norm(weak @ U.T, axis=1), 1.0, atol=1e-6)   # the planted ones
     out = np.full((b, p), np.nan)                                                   # in given rows
-    V, _ = sketching._kept_directions(R, 1e-12, 1.0, out)
+    V, _ = orthogonalise._kept_directions(R, 1e-12, 1.0, out)
     assert np.shares_memory(V, out) and V.shape[0] == 8
     noisy = rng.standard_normal((b, 5)) @ strong + 1e-17 * rng.standard_normal((b, p))
-    assert sketching._kept_directions(noisy, 0.0, 1.0)[0].shape[0] == 5
+    assert orthogonalise._kept_directions(noisy, 0.0, 1.0)[0].shape[0] == 5
 
 
 def test_a_basis_too_large_to_reserve_is_a_memory_error(monkeypatch):
@@ -182,7 +183,7 @@ def test_a_basis_too_large_to_reserve_is_a_memory_error(monkeypatch):
     def refused(*args, **kwargs):
         raise OSError(12, "Cannot allocate memory")
 
-    monkeypatch.setattr(sketching.mmap, "mmap", refused)       # what the kernel answers when it is too large
+    monkeypatch.setattr(subspace.mmap, "mmap", refused)       # what the kernel answers when it is too large
     with pytest.raises(MemoryError, match="cannot reserve .*Cannot allocate memory"):
         Subspace(1000, 100)
 
@@ -193,8 +194,8 @@ def test_ritz_values_in_place_leave_t_as_it_was(monkeypatch):
     space = Subspace(120, 110)
     space.add_span(np.random.default_rng(0).standard_normal((100, 120)), _explicit(H))
     before = space.T.copy()
-    monkeypatch.setattr(sketching, "RITZ_TWO_STAGE_FROM", 10)
-    monkeypatch.setattr(sketching, "_RESTORE_ROWS", 16)      # several blocks
+    monkeypatch.setattr(subspace, "RITZ_TWO_STAGE_FROM", 10)
+    monkeypatch.setattr(subspace, "_RESTORE_ROWS", 16)      # several blocks
     theta = space.ritz_values()
     np.testing.assert_array_equal(space.T, before)
     np.testing.assert_allclose(theta, np.linalg.eigvalsh(before), atol=1e-12)
@@ -229,7 +230,7 @@ def test_append_computes_every_chunk_with_more_than_rounding():
     W[5] += 1e-9 * Q0[1050]                            # and a large one in chunk 2
     C = space.append(U, W, skip_below=tau)
     exact = W @ Q0[:k + 8].T
-    size = sketching.SKETCH_CHUNK
+    size = subspace.SKETCH_CHUNK
     planted = {700 // size, 1050 // size}
     for c in range(-(-k // size)):
         cols = slice(c * size, min((c + 1) * size, k))
@@ -250,15 +251,15 @@ def test_second_pass_subtracts_only_what_is_above_rounding():
     U[2] += 1e-13 * Q[600] + 3e-14 * Q[10]             # two rows leaning on the basis
     U[4] += 1e-10 * Q[300]
     before = U.copy()
-    sketching._second_pass(U, Q, np.empty_like(U))
+    orthogonalise._second_pass(U, Q, np.empty_like(U))
     eps = np.finfo(float).eps
-    assert np.abs(U @ Q.T).max() <= sketching._SECOND_PASS_ABOVE * eps
+    assert np.abs(U @ Q.T).max() <= orthogonalise._SECOND_PASS_ABOVE * eps
     untouched = [0, 1, 3, 5]
     assert np.array_equal(U[untouched], before[untouched])
     # the level rises from 4 to 16 eps only where the cut is far above what that can move
-    assert sketching.second_pass_level(4560 * eps, 1.0, 2000) == 4 * eps
-    assert sketching.second_pass_level(110_100 * eps, 1.0, 3456) == 16 * eps
-    assert 4 * eps < sketching.second_pass_level(10_000 * eps, 1.0, 100) < 16 * eps
+    assert orthogonalise.second_pass_level(4560 * eps, 1.0, 2000) == 4 * eps
+    assert orthogonalise.second_pass_level(110_100 * eps, 1.0, 3456) == 16 * eps
+    assert 4 * eps < orthogonalise.second_pass_level(10_000 * eps, 1.0, 100) < 16 * eps
 
 
 def test_gap_accounts_for_the_residual_bound():

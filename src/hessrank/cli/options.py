@@ -41,6 +41,7 @@ _FLAGS = {"label_noise": "--label-noise", "n_max": "--n-max", "data_dir": "--dat
           "memory_limit": "--memory-limit", "rank_vs_rtol": "--rank-vs-rtol", "scheme": "--init",
           "widths": "--widths", "options": "option", "trace_samples": "--trace-samples",
           "lanczos_steps": "--lanczos-steps", "train_batch": "--train-batch", "top": "--top-eigenvalues",
+          "num_processes": "--num-processes", "process_id": "--process-id",
           # library parameters with no flag of their own: the flag that chose them
           "operator": "--method matrix-free", "f": "--model"}
 
@@ -120,7 +121,8 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults: RunConfig | No
                                                                  f"{d.stride})")
     g.add_argument("--padding", default=d.padding, help=f"cnn: one of {', '.join(PADDINGS)} (default {d.padding})")
     g.add_argument("--pool", default=d.pool, help=f"cnn: one of {', '.join(POOLS)} (avg: 2×2 average pool after "
-                                                  f"each conv layer; default {d.pool})")
+                                                  f"each conv layer; global: average over all positions before the "
+                                                  f"dense layer; default {d.pool})")
     g.add_argument("--model", metavar="FILE.py:FUNCTION", default=d.model,
                    help="your own network: FUNCTION(d, K, seed) returns (f, params), f(params, X) -> (n, K) "
                         "(--units, --activation, --bias, --init are then not used)")
@@ -143,6 +145,38 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults: RunConfig | No
     g.add_argument("--atol", type=float, default=d.atol,
                    help="absolute tolerance (default none; with --rtol, the larger wins)")
     add_cache_option(parser)
+
+
+def add_execution_options(parser: argparse.ArgumentParser) -> None:
+    """Where a run computes: BLAS threads, JAX devices, and several processes (``jax.distributed``)."""
+    g = parser.add_argument_group("threads, devices and processes")
+    g.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="BLAS threads for eigenvalues and the sketch (default: the cores this process may use, by "
+                        "its CPU affinity and cgroup quota)")
+    g.add_argument("--devices", type=int, default=None, metavar="N",
+                   help="matrix-free: shard the sketch's basis over the first N JAX devices (default: every device; "
+                        "one process on CPUs keeps it in host memory)")
+    g.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="run as one of --num-processes processes joined through process 0's HOST:PORT; only "
+                        "process 0 prints and writes")
+    g.add_argument("--num-processes", "--num_processes", dest="num_processes", type=int, default=None,
+                   metavar="N", help="with --coordinator: how many processes run this command")
+    g.add_argument("--process-id", "--process_id", dest="process_id", type=int, default=None, metavar="I",
+                   help="with --coordinator: this process's index, 0 to N-1")
+    g.add_argument("--distributed", action="store_true",
+                   help="join the processes of a cluster job that JAX detects by itself (Slurm, Open MPI, TPU)")
+
+
+def start_processes_from_args(args: argparse.Namespace) -> bool:
+    """Join the processes of ``--coordinator``/``--distributed`` (before JAX uses a device); whether
+    this process prints and writes (process 0, or the only one)."""
+    several = args.coordinator is not None or args.num_processes is not None or args.process_id is not None
+    if not (several or args.distributed):
+        return True
+    from ..measure.processes import start_processes
+
+    return start_processes(coordinator=args.coordinator, num_processes=args.num_processes,
+                           process_id=args.process_id, detect=args.distributed) == 0
 
 
 def add_cache_option(parser: argparse.ArgumentParser) -> None:

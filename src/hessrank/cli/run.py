@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import sys
 
-from .options import add_run_options, config_from_args
+from .options import add_execution_options, add_run_options, config_from_args, start_processes_from_args
 
 HELP = "measure rank H_L, H_o, H_F for one network and data set"
 DESCRIPTION = None
@@ -29,7 +32,25 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", metavar="FILE.npz", default=None,
                         help="measure at these parameters (one array per leaf W1, b1, …, as `hessian-rank train` "
                              "saves them) instead of the initialisation")
+    add_execution_options(parser)
     parser.set_defaults(handler=_cmd_run)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool):
+    """Within this block, what native libraries write to file descriptor 1 goes to stderr."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _cmd_run(args) -> int:
@@ -42,13 +63,25 @@ def _cmd_run(args) -> int:
 
     _RAN.append(True)
     cfg = config_from_args(args)
-    if args.explain and cfg.network != "mlp":
-        raise ConfigError.invalid("explain", True, f"{cfg.network}: the theory of null spaces is the MLP's; "
+    writer = start_processes_from_args(args)
+    if args.explain and cfg.network == "model":
+        raise ConfigError.invalid("explain", True, "model: the theory of null spaces is the built-in networks'; "
                                                    "leave --explain out", quoted=False)
-    if args.spectrum:
+    if args.spectrum and writer:
         check_writable(args.spectrum, param="spectrum")
     params = None if args.params is None else load_arrays(args.params)
-    result = run(cfg, blocks=args.blocks, params=params, params_source=args.params or "")
+    several = args.coordinator is not None or args.distributed
+    with _stdout_to_stderr(several):   # the collectives' own messages stay out of the table and the JSON
+        result = run(cfg, blocks=args.blocks, params=params, params_source=args.params or "", threads=args.threads,
+                     devices=args.devices)
+        if several:  # every process checked the same certificate
+            from ..measure.processes import check_same
+
+            check_same([v for m in sorted(result.ranks) for v in (
+                result.ranks[m].rank, result.ranks[m].tol, result.method_details.get(m, {}).get("certified", True))],
+                "ranks, tolerances and certificates")
+    if not writer:
+        return 0
     if args.spectrum:
         from ..store import write_spectrum_csv
 

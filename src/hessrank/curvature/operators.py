@@ -76,6 +76,22 @@ class CurvatureOperator:
             return self.matmat(V)
         return self.matmat_into(V, out)
 
+    def as_linear_operator(self):
+        r"""This matrix as a ``scipy.sparse.linalg.LinearOperator`` of shape (p, p), float64 (for
+        ``scipy.sparse.linalg.eigsh`` and other tools). ``H`` is symmetric, so
+        :math:`H X = (X^\top H)^\top`: the columns of ``X`` go in as rows; ``rmatvec`` is ``matvec``."""
+        from scipy.sparse.linalg import LinearOperator
+
+        def matmat(X):
+            X = np.asarray(X, dtype=np.float64)
+            return np.ascontiguousarray(self.matmat(np.ascontiguousarray(X.T)).T)
+
+        def matvec(x):
+            return self.matmat(np.asarray(x, dtype=np.float64).reshape(1, -1))[0]
+
+        return LinearOperator((self.p, self.p), matvec=matvec, rmatvec=matvec, matmat=matmat, rmatmat=matmat,
+                              dtype=np.float64)
+
 
 def loss_hessian_operator(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> CurvatureOperator:
     """``H_L`` as an operator: rows ``v`` -> ``H_L v`` by forward-over-reverse HVPs."""

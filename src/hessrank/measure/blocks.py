@@ -107,9 +107,9 @@ def resolve_blocks(model, blocks) -> dict[str, Block]:
                 if not isinstance(leaf, str) or leaf not in offsets:
                     raise ConfigError.invalid("blocks", leaf, f"no such parameter array; the leaves are "
                                                               f"{', '.join(offsets)}", quoted=isinstance(leaf, str))
-            twice = sorted({leaf for leaf in leaves if leaves.count(leaf) > 1})
-            if twice:
-                raise ConfigError.invalid("blocks", name, f"names the leaf {twice[0]!r} more than once")
+            if len(set(leaves)) < len(leaves):
+                twice = next(leaf for leaf in leaves if leaves.count(leaf) > 1)
+                raise ConfigError.invalid("blocks", twice, f"listed twice in block {name!r}; give each leaf once")
             groups[name] = leaves
     else:
         raise ConfigError.invalid("blocks", blocks, "give 'leaves', 'layers' or a mapping name -> list of leaf names",

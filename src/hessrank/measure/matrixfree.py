@@ -25,25 +25,16 @@ Every rank uses the dense tolerance rule with the full size p
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
 
-from ..curvature import (
-    CurvatureOperator,
-    float64_scope,
-    functional_hessian_operator,
-    loss_hessian_operator,
-    outer_product_factor,
-    outer_product_hessian,
-    outer_product_operator,
-)
+from ..curvature import CurvatureOperator, CurvatureSource, float64_scope, jax_source
+from ..errors import ConfigError
 from ..linalg import RankInfo, Subspace, numerical_rank, rank_from_eigenvalues, sketch_rank
-from ..linalg.sketch import BLAS_CONTROLLER as _BLAS
+from ..linalg._mesh import choose_devices, per_device_bytes
 from ..linalg.spectral import known_from_dense, known_from_factor, known_from_subspace
 from ..matrices import H_O_GRAM, H_O_PATHS, H_O_SQUARE, MATRICES
 from ..models import MLP, Loss
@@ -57,8 +48,9 @@ from .blocks import (
     factor_block_spectrum,
     restrict,
 )
-from .plan import SKETCH_BLOCK, MemoryPlan, plan_memory
+from .plan import SKETCH_BLOCK, MemoryPlan, plan_memory, plan_mesh_memory
 from .scale import largest, problem_cut, terms_scale
+from .threads import blas_threads, resolve_threads
 
 #: a factor A of this many bytes or more is freed once range(H_o) is taken from it (H_L's last
 #: probes then use the compiled H_L product): at p = 110,100 it is 0.26 GB of H_L's peak; a
@@ -79,24 +71,27 @@ class MatrixFreeResult:
     details: dict[str, dict]
     timings: dict[str, float] = field(default_factory=dict)
     blocks: dict[str, BlockRanks] = field(default_factory=dict)
+    #: the BLAS threads the orthogonalisation and eigenvalues ran on
+    threads: int = 1
+    #: the devices the bases were sharded over (0: host memory, NumPy)
+    devices: int = 0
 
 
 def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
                       rtol: float | None = None, atol: float | None = None,
                       memory_bytes: float | None = None, block: int | None = None, probes: int = PROBES,
                       seed: int = 0, h_o_path: str | None = None,
-                      blas_threads: int | str | None = "auto", blocks: dict[str, Block] | None = None,
-                      observe=None, observe_block=None) -> MatrixFreeResult:
+                      threads: int | None = None, blocks: dict[str, Block] | None = None,
+                      observe=None, observe_block=None, devices=None) -> MatrixFreeResult:
     """Numerical ranks of ``H_L``, ``H_o``, ``H_F`` with O(p·k) memory (see module docstring).
 
     ``memory_bytes`` bounds the arrays this function holds (the basis, the factor A);
     ``block``: probes per growing round (None: :func:`plan_memory` chooses, :data:`BLOCK`
     unless memory is short); ``seed`` seeds the Gaussian probes; ``h_o_path`` (``gram``, ``square``, ``sketch``)
-    overrides the choice of :func:`plan_memory` for ``H_o``; ``blas_threads`` limits
-    NumPy/SciPy's BLAS meanwhile: a number, None (no limit) or ``auto`` — one thread
-    when the machine is oversubscribed (1-minute load average ≥ cores + ½; threads
-    then wait on each other, see ``benchmarks/bench_matrix_free.py``), no limit
-    otherwise. The Hessian-vector products run in XLA with their own threads either way.
+    overrides the choice of :func:`plan_memory` for ``H_o``; ``threads``: NumPy/SciPy's BLAS
+    threads meanwhile (None: the cores this process may use,
+    :func:`~hessrank.measure.threads.usable_cores`). The Hessian-vector products run in XLA
+    with their own threads either way.
     ``blocks`` (from :func:`hessrank.measure.blocks.resolve_blocks`): also rank each
     diagonal block, at the whole matrix's tolerance, on products restricted to the block.
     ``observe(name, info, known, operator)``, when given, is called as soon as each
@@ -105,35 +100,76 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     ``operator`` its products (None when its spectrum is exact); :mod:`hessrank.measure.spectrum` uses it.
     ``observe_block(block, name, info, known, operator)`` is the same for each diagonal block (``known``
     a :class:`~hessrank.linalg.spectral.KnownSpectrum` without eigenvectors, ``operator`` the restricted one).
+    ``devices``: where the sketches' bases live (:func:`~hessrank.linalg._mesh.choose_devices`): None or
+    ``auto`` — every device JAX sees, or the host's memory on one process of CPUs only; a number N — the
+    first N devices, each holding its share of the p columns of every basis row. ``memory_bytes`` is then
+    what the host may use; each device plans its share (:func:`~hessrank.measure.plan.plan_mesh_memory`).
+    Observers need the basis on the host: with them ``auto`` keeps it there and a number is refused.
     """
-    with blas_thread_limit(blas_threads), float64_scope():
-        return _matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
-                                  memory_bytes=memory_bytes, block=block, probes=probes, seed=seed,
-                                  h_o_path=h_o_path, blocks=blocks or {}, observe=observe,
-                                  observe_block=observe_block)
+    return matrix_free_source_ranks(jax_source(model, loss, theta, X, Y, batch_size=batch_size), rtol=rtol,
+                                    atol=atol, memory_bytes=memory_bytes, block=block, probes=probes, seed=seed,
+                                    h_o_path=h_o_path, threads=threads, blocks=blocks, observe=observe,
+                                    observe_block=observe_block, devices=devices)
 
 
-def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memory_bytes, block, probes, seed,
-                       h_o_path, blocks, observe, observe_block=None) -> MatrixFreeResult:
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    p, n, K = model.num_params, X.shape[0], Y.shape[1]
-    plan = plan_memory(p, n, K, memory_bytes, block=block)
+def matrix_free_source_ranks(source: CurvatureSource, *, rtol: float | None = None, atol: float | None = None,
+                             memory_bytes: float | None = None, block: int | None = None, probes: int = PROBES,
+                             seed: int = 0, h_o_path: str | None = None, threads: int | None = None,
+                             blocks: dict[str, Block] | None = None, observe=None,
+                             observe_block=None, devices=None) -> MatrixFreeResult:
+    """:func:`matrix_free_ranks` of any front end's :class:`~hessrank.curvature.CurvatureSource`."""
+    threads = resolve_threads(threads)
+    mesh = _mesh_for(devices, observed=bool(observe or observe_block))
+    with blas_threads(threads), float64_scope():
+        result = _matrix_free_ranks(source, rtol=rtol, atol=atol, memory_bytes=memory_bytes, block=block,
+                                    probes=probes, seed=seed, h_o_path=h_o_path, blocks=blocks or {},
+                                    observe=observe, observe_block=observe_block, mesh=mesh)
+    result.threads = threads
+    result.devices = 0 if mesh is None else int(mesh.devices.size)
+    return result
+
+
+def _mesh_for(devices, *, observed: bool):
+    """The mesh of :func:`matrix_free_ranks`'s ``devices`` (None: the host's memory)."""
+    if observed:
+        if devices is None or devices == "auto":
+            return None
+        raise ConfigError.invalid("devices", devices, "spectra and observers read the basis in host memory; "
+                                                      "leave devices out")
+    return choose_devices(devices)
+
+
+def _matrix_free_ranks(source, *, rtol, atol, memory_bytes, block, probes, seed, h_o_path, blocks, observe,
+                       observe_block=None, mesh=None) -> MatrixFreeResult:
+    p, n, K = source.p, source.n, source.K
+    if mesh is None:
+        plan = plan_memory(p, n, K, memory_bytes, block=block)
+    else:
+        plan = plan_mesh_memory(p, n, K, memory_bytes, devices=int(mesh.devices.size), block=block,
+                                device_bytes=None if memory_bytes is None else per_device_bytes(mesh, memory_bytes))
     if h_o_path is not None:
         if h_o_path not in H_O_PATHS:
             raise ValueError(f"h_o_path {h_o_path!r}: not one of gram, square, sketch")
         plan = MemoryPlan(h_o_path, plan.capacity, plan.fixed_bytes, plan.block)
     block = plan.block
-    args = (model, loss, theta, X, Y)
-    H_F_op = functional_hessian_operator(*args, batch_size=batch_size)
-    H_L_op = loss_hessian_operator(*args, batch_size=batch_size)
-    sketch = dict(rtol=rtol, atol=atol, block=block, probes=probes)
+    # on several processes each takes the products over its own share of the samples, summed over
+    # the processes (H_F, H_L and H_o are sums over samples); H_o's factor A stays whole
+    share, summed, first = _sample_share(mesh, n)
+    mine = source
+    if share is not None:
+        if not hasattr(source, "samples"):
+            raise ConfigError.invalid("num_processes", "several", "this front end takes products over every "
+                                      "sample on one process; run it as one process", quoted=False)
+        mine = source.samples(share)
+    H_F_op = summed(mine.operator("H_F"))
+    H_L_op = summed(mine.operator("H_L"))
+    sketch = dict(rtol=rtol, atol=atol, block=block, probes=probes, devices=mesh)
     ranks, details, timings = {}, {}, {}
 
     t = time.perf_counter()
     A = H_o = H_o_op = None
     if plan.h_o == H_O_GRAM:
-        A = outer_product_factor(*args, batch_size=batch_size)
+        A = source.factor()
         mu, U = scipy.linalg.eigh(A @ A.T, driver="evd", overwrite_a=True, check_finite=False)
         ranks["H_o"] = rank_from_eigenvalues(mu, p, rtol=rtol, atol=atol)
         details["H_o"] = {"how": f"eigenvalues of the {n * K}×{n * K} Gram matrix Λ^½J Jᵀ Λ^½",
@@ -141,14 +177,14 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         if observe:
             observe("H_o", ranks["H_o"], lambda vectors: known_from_factor(A, mu=mu, U=U), None)
     elif plan.h_o == H_O_SQUARE:
-        H_o = outer_product_hessian(*args, batch_size=batch_size)
+        H_o = source.hessians(("H_o",))["H_o"]
         ranks["H_o"] = numerical_rank(H_o, rtol=rtol, atol=atol)
         details["H_o"] = {"how": f"eigenvalues of the {p}×{p} AᵀA (nK = {n * K} > p)", "columns": p,
                           "status": "exact"}
         if observe:
             observe("H_o", ranks["H_o"], lambda vectors: known_from_dense(H_o, vectors=vectors), None)
     else:
-        H_o_op = outer_product_operator(*args, batch_size=batch_size)
+        H_o_op = summed(mine.operator("H_o"))
         res = sketch_rank(H_o_op, seed=seed, max_columns=plan.capacity, **sketch)
         ranks["H_o"], details["H_o"] = res.info, _sketch_details(res)
         if observe:
@@ -177,26 +213,27 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
         if not (observe or blocks) and A.nbytes >= _FREE_FACTOR_FROM:
             A = None   # not needed again (H_L's last probes use the compiled product): freed before the peak
         k_F = space.k
-        C_F = Vo @ space.Q.T                                # first projection, and Q_F H_o's factor
+        C_F = space.coefficients(Vo)                        # first projection, and Q_F H_o's factor
         added = 0                                           # directions of range(H_o) beyond Q_F, in
         for lo in range(0, Vo.shape[0], _SPAN_ROWS):        # slices: their temporaries are b×p, not nK×p
             V = Vo[lo:lo + _SPAN_ROWS]
-            C = np.hstack([C_F[lo:lo + _SPAN_ROWS], V @ space.Q[k_F:].T])
+            C = np.hstack([C_F[lo:lo + _SPAN_ROWS], space.coefficients(V, start=k_F)])
             added += space.add_span(V, H_F_op, C=C)
-        G = np.vstack([C_F.T, space.Q[k_F:] @ Vo.T])        # Q Voᵀ: Q H_o Qᵀ = G diag(μ) Gᵀ
+        G = np.vstack([C_F.T, space.coefficients_t(Vo, start=k_F)])   # Q Voᵀ: Q H_o Qᵀ = G diag(μ) Gᵀ
         space.add_to_matrix((G * mu[keep]) @ G.T)
         Vo = C_F = G = V = C = None                         # nK×p: not needed at H_L's peak (V: a view of Vo)
         start += f" + {added} from range(H_o), with {added} products of H_F"
         if A is not None:  # still needed (blocks, an observer): H_L v = H_F v + Aᵀ(A v), no third compiled product
             def h_l_into(V, out):
+                if not first:   # AᵀA is whole: one process adds it to the processes' sum
+                    return H_F_op.into(V, out)
                 return np.add(H_F_op.into(V, out), (V @ A.T) @ A, out=out)
 
-            H_L_op = CurvatureOperator("H_L", p, lambda V: h_l_into(V, np.empty(np.shape(V))), h_l_into)
+            H_L_op = summed(CurvatureOperator("H_L", p, lambda V: h_l_into(V, np.empty(np.shape(V))), h_l_into))
     elif H_o is not None:
-        space.add_to_matrix(space.Q @ H_o @ space.Q.T)
+        space.add_to_matrix(space.projected_dense(H_o))
     elif space.k:
-        C = space.Q @ H_o_op(space.Q).T
-        space.add_to_matrix(0.5 * (C + C.T))
+        space.add_to_matrix(space.projected(H_o_op))
     res = sketch_rank(H_L_op, seed=seed + 2, start=space, **_at_scale(sketch, "H_L", ranks, p, rtol=rtol, atol=atol))
     ranks["H_L"], details["H_L"] = _with_scale(res.info, ranks), {**_sketch_details(res), "start": start}
     if observe:
@@ -222,9 +259,9 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
                 b_ranks[m] = at_whole_tolerance(values, blk.size, ranks[m])
                 b_details[m] = {"how": "eigenvalues of the block of AᵀA", "status": "exact"}
             else:
-                op = restrict(ops[m], blk)
-                res = sketch_rank(op, seed=seed + 3 + 3 * i + j, max_columns=plan.capacity,
-                                  rtol=None, atol=ranks[m].tol, block=min(block, blk.size), probes=probes)
+                op = summed(restrict(ops[m], blk)) if getattr(ops[m], "summed", False) else restrict(ops[m], blk)
+                res = sketch_rank(op, seed=seed + 3 + 3 * i + j, max_columns=plan.capacity, rtol=None,
+                                  atol=ranks[m].tol, block=min(block, blk.size), probes=probes, devices=mesh)
                 b_ranks[m], b_details[m] = res.info, _sketch_details(res)
                 if observe_block:
                     known = known_from_subspace(res.subspace, res.certificate.residual_bound,
@@ -239,23 +276,19 @@ def _matrix_free_ranks(model, loss, theta, X, Y, *, batch_size, rtol, atol, memo
                             timings=timings, blocks=block_ranks)
 
 
-def blas_thread_limit(blas_threads: int | str | None = "auto"):
-    """A context limiting NumPy/SciPy's BLAS to ``blas_threads`` threads: a number, None
-    (no limit) or ``auto`` (one thread on an oversubscribed machine, see
-    :func:`matrix_free_ranks`). Dense runs use it too: there, on a busy 2-core machine,
-    the eigenvalues of a 1625×1625 matrix took 1.2–5.6 s on two threads, 0.2–0.5 s on one."""
-    if blas_threads == "auto":
-        blas_threads = _busy_machine_blas_threads()
-    return nullcontext() if blas_threads is None else _BLAS.limit(limits=blas_threads, user_api="blas")
+def _sample_share(mesh, n: int):
+    """``(samples, summed, first)``: the samples this process takes the products over, the wrapper that
+    marks an operator's products as this process's share of a sum over the processes, and whether
+    this is the first process. One process (or a mesh on one process): ``None`` (every sample), no wrapper."""
+    import jax
 
+    count = jax.process_count()
+    if mesh is None or count == 1 or n < count or len({d.process_index for d in mesh.devices.flat}) < count:
+        return None, (lambda op: op), True
+    from ..linalg._mesh import ProcessShare
 
-def _busy_machine_blas_threads() -> int | None:
-    """1 when the 1-minute load average says the machine is oversubscribed, else None."""
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return None
-    return 1 if load >= (os.cpu_count() or 1) + 0.5 else None
+    i = jax.process_index()
+    return slice(i * n // count, (i + 1) * n // count), ProcessShare, i == 0
 
 
 def _observe_sketch(observe, name, res, operator) -> None:

@@ -1,7 +1,10 @@
-r"""``hessian_ranks(f, params, X, Y)``: the ranks of H_L, H_o, H_F of any JAX model, block by block.
+r"""``hessian_ranks(f, params, X, Y)``: the ranks of H_L, H_o, H_F of any JAX or PyTorch model, block by block.
 
 ``f(params, X_batch) -> outputs (b, K)`` over any pytree ``params`` becomes a
-:class:`~hessrank.models.FunctionModel` on the flat vector θ; then the same
+:class:`~hessrank.models.FunctionModel` on the flat vector θ; a ``torch.nn.Module``
+(with ``params`` None or a dict of named tensors) becomes a PyTorch curvature source
+(``hessrank._torch``: products by ``torch.func`` on a float64 copy). Either is a
+:class:`~hessrank.curvature.CurvatureSource`, and the same
 feasibility rule (:func:`~hessrank.measure.plan.plan_method`), the same dense or
 matrix-free measurement (:func:`~hessrank.measure.run.measure_model_ranks`), the same
 rank rule and certificate as ``hessian-rank run``. Everything runs in a scoped float64
@@ -24,11 +27,12 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 
+from .._torch import is_torch_input, torch_source
 from ..config import DEFAULT_BATCH_CAP, METHODS
-from ..curvature import float64_scope
+from ..curvature import CurvatureSource, float64_scope, jax_source
 from ..errors import ConfigError
 from ..linalg import RTOL_SCAN, RankInfo
-from ..matrices import H_O_GRAM
+from ..matrices import H_O_GRAM, MATRICES
 from ..models import Model, function_model, get_loss
 from ..models.function import check_outputs
 from ..theory import effective_outputs
@@ -36,7 +40,7 @@ from .blocks import BlockRanks, resolve_blocks
 from .plan import plan_method
 from .report import model_summary
 from .results import RankedResult
-from .run import measure_model_ranks
+from .run import measure_source_ranks
 
 
 @dataclass(repr=False)
@@ -51,6 +55,7 @@ class ModelResult(RankedResult):
         method, method_reason, method_details: dense or matrix-free, why, and per matrix how a
             matrix-free rank was certified.
         blocks: per diagonal block its ranks, counted at the whole matrix's tolerance.
+        mode: a PyTorch module's mode when measured, ``train`` or ``eval`` (empty for a JAX model).
 
     ``summary()`` is its table; ``to_dict()`` has the shape of ``hessian-rank run --json``.
     """
@@ -69,6 +74,11 @@ class ModelResult(RankedResult):
     seconds: float = 0.0
     #: how H_o was ranked by a dense run: ``gram`` (nK×nK Gram matrix) or ``square`` (p×p)
     h_o: str = ""
+    #: the BLAS threads the eigenvalues and the sketch's orthogonalisation ran on
+    threads: int | None = None
+    #: the devices matrix-free bases were sharded over (0: host memory)
+    devices: int = 0
+    mode: str = ""
 
     def how(self, name: str) -> str:
         """How the rank of ``name`` was obtained: ``dense``, ``Gram`` or ``certified sketch``."""
@@ -93,6 +103,7 @@ class ModelResult(RankedResult):
             "how": {k: self.how(k) for k in self.ranks},
             "rank_vs_rtol": {"rtol": list(RTOL_SCAN), **self.rank_vs_rtol()},
             **self._blocks_dict(),
+            **({"front_end": "torch", "mode": self.mode} if self.mode else {}),
         }
 
 
@@ -103,24 +114,36 @@ def trivial_bounds(p: int, n: int, K: int, loss: str) -> dict[str, int]:
 
 def hessian_ranks(f: Callable, params, X, Y, *, loss: str = "mse", method: str = "auto", blocks=None,
                   rtol: float | None = None, atol: float | None = None, batch_size: int | None = None,
-                  seed: int = 0, num_classes: int | None = None) -> ModelResult:
+                  seed: int = 0, num_classes: int | None = None, threads: int | None = None,
+                  devices=None) -> ModelResult:
     """Numerical ranks of H_L, H_o, H_F of the model ``f`` at ``params`` on the data ``X, Y``.
 
     Args:
-        f: ``f(params, X_batch) -> outputs (b, K)``, a pure JAX function.
-        params: any pytree of floating-point arrays (float32 is promoted to float64).
-        X: inputs, first axis the n samples (any further shape ``f`` accepts).
+        f: ``f(params, X_batch) -> outputs (b, K)``, a pure JAX function; or a ``torch.nn.Module``
+            (``module(X_batch) -> (b, K)``), or a ``(module, params)`` pair. A module is measured on a
+            float64 copy in the mode it is in (``train()``/``eval()``, recorded in the result),
+            its buffers held fixed; the module itself is left as it was.
+        params: any pytree of floating-point arrays (float32 is promoted to float64); for a module,
+            None (its own parameters) or a dict name -> tensor or array, named as
+            ``module.named_parameters()`` names them.
+        X: inputs, first axis the n samples (any further shape ``f`` accepts); NumPy arrays, or
+            tensors for a module.
         Y: targets (n, K): real values (``mse``, ``cosh``) or class weights/one-hot (``cross``);
             or integer class labels (n,) in ``0..K-1``, one-hot encoded (the same ranks as the
             one-hot targets, for every loss).
         loss: ``mse``, ``cross`` (softmax cross-entropy) or ``cosh`` (log-cosh); summed over samples.
         method: ``auto``, ``dense`` or ``matrix-free`` (the rule of ``hessian-rank run``).
-        blocks: ``"leaves"``, ``"layers"`` or a mapping name → list of leaf names (``"conv1/w"``):
+        blocks: ``"leaves"``, ``"layers"`` or a mapping name → list of leaf names (``"conv1/w"``;
+            for a module its parameter names, ``"conv1.weight"``, and ``"layers"`` its child modules):
             also the ranks of these diagonal blocks, counted at the whole matrix's tolerance.
         rtol, atol: the rank tolerance (default ``max|λ|·p·eps``).
         batch_size: samples per batch (default ``min(n, 100)``).
         seed: seed of the sketch's random probes.
         num_classes: K for integer labels ``Y`` (default: the largest label + 1).
+        threads: BLAS threads for the eigenvalues and the sketch (default: the cores this process
+            may use, by its CPU affinity and cgroup quota).
+        devices: the JAX devices a matrix-free run shards its bases over (default: every device, or
+            host memory on one process of CPUs; a number: the first N).
 
     Returns:
         a :class:`ModelResult`; ``to_dict()`` has the shape of ``hessian-rank run --json``.
@@ -128,15 +151,24 @@ def hessian_ranks(f: Callable, params, X, Y, *, loss: str = "mse", method: str =
     Raises:
         ConfigError: a bad argument, parameter leaf, label or model output, named in one line.
     """
+    if is_torch_input(f, params):
+        t0 = time.perf_counter()
+        with float64_scope():
+            source = model_source(f, params, X, Y, loss=loss, method=method, rtol=rtol, atol=atol,
+                                  batch_size=batch_size, num_classes=num_classes)
+            return _measure_source(source, source, t0, loss=loss, method=method, blocks=blocks, rtol=rtol,
+                                   atol=atol, seed=seed, threads=threads, devices=devices)
     with float64_scope():
         model, theta = function_model(f, params)
         return measure_model(model, theta, X, Y, loss=loss, method=method, blocks=blocks, rtol=rtol, atol=atol,
-                             batch_size=batch_size, seed=seed, num_classes=num_classes)
+                             batch_size=batch_size, seed=seed, num_classes=num_classes, threads=threads,
+                             devices=devices)
 
 
 def measure_model(model: Model, theta, X, Y, *, loss: str = "mse", method: str = "auto", blocks=None,
                   rtol: float | None = None, atol: float | None = None, batch_size: int | None = None,
-                  seed: int = 0, num_classes: int | None = None) -> ModelResult:
+                  seed: int = 0, num_classes: int | None = None, threads: int | None = None,
+                  devices=None) -> ModelResult:
     """:func:`hessian_ranks` for a :class:`~hessrank.models.Model` and its flat parameters ``theta``."""
     t0 = time.perf_counter()
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
@@ -144,22 +176,81 @@ def measure_model(model: Model, theta, X, Y, *, loss: str = "mse", method: str =
     with float64_scope():
         lossf, theta, X, Y, batch_size = prepare_inputs(model, theta, X, Y, loss=loss, method=method, rtol=rtol,
                                                         atol=atol, batch_size=batch_size, num_classes=num_classes)
-        n, K = Y.shape
-        resolved = resolve_blocks(model, blocks)
-        p = model.num_params
-        plan = plan_method(method, p, n, K)
-        ranks, timings, details, block_ranks = measure_model_ranks(
-            plan, model, lossf, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol, seed=seed,
-            blocks=resolved)
+        source = jax_source(model, lossf, theta, X, Y, batch_size=batch_size)
+        return _measure_source(source, model, t0, loss=loss, method=method, blocks=blocks, rtol=rtol, atol=atol,
+                               seed=seed, threads=threads, devices=devices)
+
+
+def _measure_source(source: CurvatureSource, layout, t0: float, *, loss, method, blocks, rtol, atol,
+                    seed, threads=None, devices=None) -> ModelResult:
+    """The measurement behind :func:`hessian_ranks` for either front end (``layout`` names the parameters)."""
+    resolved = resolve_blocks(layout, blocks)
+    p, n, K = source.p, source.n, source.K
+    plan = plan_method(method, p, n, K, threads=threads, devices=devices)
+    ranks, timings, details, block_ranks = measure_source_ranks(plan, source, rtol=rtol, atol=atol, seed=seed,
+                                                                blocks=resolved)
     return ModelResult(p=p, n=n, K=K, loss=loss, ranks=ranks, method=plan.method, method_reason=plan.reason,
                        method_details=details, blocks=block_ranks, bounds=trivial_bounds(p, n, K, loss),
-                       timings=timings, seconds=time.perf_counter() - t0, h_o=plan.h_o)
+                       timings=timings, seconds=time.perf_counter() - t0, h_o=plan.h_o,
+                       threads=plan.threads, devices=plan.devices, mode=getattr(source, "mode", ""))
+
+
+def model_source(f, params, X, Y, *, loss: str = "mse", method: str = "auto", rtol=None, atol=None,
+                 batch_size: int | None = None, num_classes: int | None = None) -> CurvatureSource:
+    """The :class:`~hessrank.curvature.CurvatureSource` of a JAX ``f(params, X)`` or a PyTorch
+    module (or ``(module, params)`` pair) on ``X, Y``, after the checks of :func:`hessian_ranks`.
+    Call in a float64 scope."""
+    if not is_torch_input(f, params):
+        model, theta = function_model(f, params)
+        lossf, theta, X, Y, batch_size = prepare_inputs(model, theta, X, Y, loss=loss, method=method, rtol=rtol,
+                                                        atol=atol, batch_size=batch_size, num_classes=num_classes)
+        return jax_source(model, lossf, theta, X, Y, batch_size=batch_size)
+    _, X, Y, batch_size = check_settings(_tensor_to_array(X), _tensor_to_array(Y), loss=loss, method=method,
+                                         rtol=rtol, atol=atol, batch_size=batch_size, num_classes=num_classes)
+    return torch_source(f, params, X, Y, loss=loss, batch_size=batch_size)
+
+
+def as_linear_operator(f, params, X, Y, *, matrix: str = "H_L", loss: str = "mse",
+                       batch_size: int | None = None):
+    """``H_L``, ``H_o`` or ``H_F`` of a JAX model or PyTorch module (the arguments of
+    :func:`hessian_ranks`) as a ``scipy.sparse.linalg.LinearOperator`` of shape (p, p), float64:
+    for ``scipy.sparse.linalg.eigsh`` and other tools. Each product runs the front end's
+    Hessian-vector products in float64.
+
+    Raises:
+        ConfigError: a bad argument (``matrix`` not one of H_L, H_o, H_F; the rest as :func:`hessian_ranks`).
+    """
+    if matrix not in MATRICES:
+        raise ConfigError.invalid("matrix", matrix, f"not one of {', '.join(MATRICES)}")
+    with float64_scope():
+        source = model_source(f, params, X, Y, loss=loss, batch_size=batch_size)
+        return source.operator(matrix).as_linear_operator()
+
+
+def _tensor_to_array(a):
+    """A tensor as a NumPy array of its dtype (integer labels stay integers); anything else as it is."""
+    if type(a).__module__.startswith("torch") and hasattr(a, "detach"):
+        return a.detach().cpu().numpy()
+    return a
 
 
 def prepare_inputs(model: Model, theta, X, Y, *, loss: str, method: str, rtol, atol, batch_size,
                    num_classes: int | None = None):
     """Check the arguments of :func:`hessian_ranks` (one line naming the first bad one) and the
     model's outputs on ``X``: ``(loss, theta, X, Y, batch_size)`` in float64. Call in a float64 scope."""
+    lossf, X, Y, batch_size = check_settings(X, Y, loss=loss, method=method, rtol=rtol, atol=atol,
+                                             batch_size=batch_size, num_classes=num_classes)
+    theta = jax.numpy.asarray(theta, dtype=jax.numpy.float64)
+    if theta.shape != (model.num_params,):
+        raise ConfigError.invalid("theta", theta.shape, f"need a flat vector of p = {model.num_params}",
+                                  quoted=False)
+    check_outputs(model, theta, X, Y.shape[1], batch_size)
+    return lossf, theta, X, Y, batch_size
+
+
+def check_settings(X, Y, *, loss: str, method: str, rtol, atol, batch_size, num_classes: int | None = None):
+    """Check the settings and data of :func:`hessian_ranks` (one line naming the first bad one):
+    ``(loss, X, Y, batch_size)``, the data as float64 arrays."""
     lossf = get_loss(loss)
     if not isinstance(method, str) or method not in METHODS:
         raise ConfigError.invalid("method", method, f"not one of {', '.join(METHODS)}")
@@ -173,12 +264,7 @@ def prepare_inputs(model: Model, theta, X, Y, *, loss: str, method: str, rtol, a
         batch_size = min(n, DEFAULT_BATCH_CAP)
     elif isinstance(batch_size, bool) or not (isinstance(batch_size, int | np.integer) and 1 <= batch_size <= n):
         raise ConfigError.invalid("batch_size", batch_size, f"give an integer in 1..{n} (n = {n} samples)")
-    theta = jax.numpy.asarray(theta, dtype=jax.numpy.float64)
-    if theta.shape != (model.num_params,):
-        raise ConfigError.invalid("theta", theta.shape, f"need a flat vector of p = {model.num_params}",
-                                  quoted=False)
-    check_outputs(model, theta, X, K, int(batch_size))
-    return lossf, theta, X, Y, int(batch_size)
+    return lossf, X, Y, int(batch_size)
 
 
 def one_hot_labels(Y, num_classes: int | None = None) -> np.ndarray:

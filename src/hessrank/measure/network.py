@@ -2,8 +2,9 @@
 
 ``mlp``: the paper's :class:`~hessrank.models.MLP` (``units``, ``activation``, ``bias``,
 ``init``). ``cnn``: :func:`~hessrank.models.build_cnn` (``conv``, ``stride``, ``padding``,
-``pool``, ``activation``, ``bias``). ``model``: a user's ``FILE.py:FUNCTION``. The last
-two are functions over a pytree, wrapped by :func:`~hessrank.models.function_model`:
+``pool``, ``activation``, ``bias``). ``model``: a user's ``FILE.py:FUNCTION`` (a JAX function
+or a ``torch.nn.Module``, whose products PyTorch computes). The JAX ones are functions over a
+pytree, wrapped by :func:`~hessrank.models.function_model`:
 every network then goes through the same engine (:func:`~hessrank.measure.run.measure_model_ranks`).
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import jax.numpy as jnp
 
+from .._torch import torch_model
 from ..config import RunConfig, conv_text
 from ..curvature import float64_scope
 from ..errors import ConfigError
@@ -33,6 +35,9 @@ def build_network(config: RunConfig, d: int, K: int) -> tuple[Model, jnp.ndarray
         with float64_scope():
             return function_model(f, params)
     f, params = load_user_model(config.model, int(d), int(K), config.seed)
+    if params is None:  # a torch.nn.Module: its products come from PyTorch (hessrank._torch)
+        model = torch_model(f)
+        return model, model.initial_theta()
     try:
         with float64_scope():
             return function_model(f, params)

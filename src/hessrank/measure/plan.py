@@ -22,6 +22,7 @@ what the OS can give now (``MemAvailable``), capped by an enclosing
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import os
 import resource
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ from ..linalg.sketch import SKETCH_CHUNK, SKETCH_ROWS
 from ..matrices import AUTO, DENSE, H_O_GRAM, H_O_SKETCH, H_O_SQUARE, MATRIX_FREE
 from .network import network_num_params
 from .report import about_text
+from .threads import resolve_threads
 
 #: p×p float64 matrices alive at the peak of a dense run: 3 accumulators, one
 #: batch contribution, one LAPACK work copy
@@ -90,13 +92,17 @@ class MemoryPlan:
 class MethodPlan:
     """The outcome of :func:`plan_method`: ``method`` (dense or matrix-free), ``reason``
     (one line for the output), ``h_o`` (gram or square when dense; the matrix-free
-    plan's path otherwise) and, when matrix-free, the ``memory`` plan and ``budget``."""
+    plan's path otherwise), when matrix-free the ``memory`` plan and ``budget``, and the
+    BLAS ``threads`` the run uses (:func:`~hessrank.measure.threads.resolve_threads`)."""
 
     method: str
     reason: str
     h_o: str
     memory: MemoryPlan | None = None
     budget: float | None = None
+    threads: int | None = None
+    #: the devices matrix-free bases are sharded over (0: host memory)
+    devices: int = 0
 
 
 _MEMORY_LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar("hessrank_memory_limit", default=None)
@@ -228,6 +234,36 @@ def plan_memory(p: int, n: int, K: int, budget_bytes: float | None, *, block: in
     return MemoryPlan(h_o, max(0, min(cap, p)), int(fixed + work), block)
 
 
+def plan_mesh_memory(p: int, n: int, K: int, budget_bytes: float | None, *, devices: int,
+                     device_bytes: float | None = None, block: int | None = None) -> MemoryPlan:
+    """:func:`plan_memory` for bases sharded over ``devices`` devices (``device_bytes`` each; None:
+    unlimited) with ``budget_bytes`` of host memory per process; :class:`ConfigError` naming ``devices``,
+    with the estimate, when a device cannot hold its share of :data:`MIN_SKETCH_VECTORS` basis rows.
+
+    Per device: its ``⌈p/N⌉`` columns of each basis row and of the round's :data:`_WORK_ROWS` blocks of
+    rows, and the replicated ``block × k`` coefficients (two); per process: ``T`` (k×k), ``H_o``'s
+    fixed arrays (:func:`plan_memory`) and the rows gathered for the products (four blocks of p)."""
+    host = plan_memory(p, n, K, budget_bytes, block=block)
+    block = host.block
+    width = -(-p // devices)
+    cap = p
+    if device_bytes is not None:
+        room = device_bytes - 8 * _WORK_ROWS * block * width
+        cap = min(cap, int(max(0.0, room) // (8 * (width + 2 * block))))
+    if budget_bytes is not None:
+        room = budget_bytes - host.fixed_bytes + 8 * _WORK_ROWS * block * p - 8 * 4 * block * p
+        cap = min(cap, int(max(0.0, room) ** 0.5 // 8 ** 0.5))
+    if cap < min(p, MIN_SKETCH_VECTORS):
+        need = 8 * (min(p, MIN_SKETCH_VECTORS) * (width + 2 * block) + _WORK_ROWS * block * width)
+        have = "unlimited" if device_bytes is None else _gib(device_bytes)
+        raise ConfigError.invalid(
+            "devices", devices,
+            f"p = {p} parameters: each device needs about {_gib(need)} for its share of "
+            f"{min(p, MIN_SKETCH_VECTORS)} basis vectors and one round's work arrays, {have} is free per "
+            "device; use more devices, or fewer parameters", quoted=False)
+    return MemoryPlan(host.h_o, cap, host.fixed_bytes - 8 * _WORK_ROWS * block * p + 8 * 4 * block * p, block)
+
+
 def expected_seconds(p: int, basis: int) -> tuple[float, float]:
     """``(dense, matrix-free)`` expected seconds for ``p`` parameters whose largest
     sketch needs ``basis`` vectors, by the time model of :data:`AUTO_DENSE_SECONDS_PER_P3`."""
@@ -251,13 +287,36 @@ def expected_basis(prediction) -> int | None:
 
 
 def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False,
-                basis: int | None = None) -> MethodPlan:
+                basis: int | None = None, threads: int | None = None, devices=None) -> MethodPlan:
     """How a run of ``p`` parameters on ``n`` samples with ``K`` outputs is computed under
     ``method`` (``auto``, ``dense`` or ``matrix-free``); raise :class:`ConfigError` when it
     cannot fit. ``fall_back``: a ``dense`` request that does not fit runs matrix-free.
     ``basis``: the largest basis the sketches are expected to need (:func:`expected_basis`);
     with it ``auto`` runs matrix-free where that is expected to be faster than dense
-    (:func:`expected_seconds`) and the basis fits, without it dense whenever dense fits."""
+    (:func:`expected_seconds`) and the basis fits, without it dense whenever dense fits.
+    ``threads``: BLAS threads (None: the cores this process may use), recorded in the plan.
+    ``devices`` (None or ``auto``, a number, a mesh; :func:`~hessrank.linalg._mesh.choose_devices`): a
+    matrix-free plan on several devices plans each device's share (:func:`plan_mesh_memory`); a dense
+    plan runs on the host."""
+    plan = dataclasses.replace(_plan_method(method, p, n, K, fall_back=fall_back, basis=basis),
+                               threads=resolve_threads(threads))
+    from ..linalg._mesh import choose_devices, device_mesh, per_device_bytes  # JAX: only once a plan is made
+
+    if plan.method != MATRIX_FREE:
+        if devices not in (None, "auto"):
+            device_mesh(devices)   # refuse a bad number even when it is not used
+        return plan
+    mesh = choose_devices(devices)
+    if mesh is None:
+        return plan
+    count = int(mesh.devices.size)
+    memory = plan_mesh_memory(p, n, K, plan.budget, devices=count, device_bytes=per_device_bytes(mesh, plan.budget))
+    return dataclasses.replace(plan, memory=memory, devices=count,
+                               reason=f"{plan.reason}; bases sharded over {count} device{'s' * (count != 1)}, "
+                                      f"up to {memory.capacity} vectors")
+
+
+def _plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool, basis: int | None) -> MethodPlan:
     have = available_memory_bytes()
     need = dense_memory_bytes(p)
     h_o = dense_h_o_path(p, n, K)

@@ -14,6 +14,7 @@ import math
 from ..linalg import RTOL_SCAN
 from ..matrices import MATRICES
 from ..theory import DEFICIENCY_PARTS, compare_rank
+from ..theory_cnn import CNN_BOUND_TEXTS
 from .network import network_label
 
 #: what each matrix is, one line each, under every table of ranks
@@ -26,6 +27,10 @@ MATRIX_LEGEND = (
 SYMBOLS_MLP = ("symbols: r = rank Σ xxᵀ, K' = K (K − 1 for cross-entropy), s = min(r, K'), "
                "q = min(r, K', hidden widths),\n"
                "         M = sum of hidden widths, L = number of weight matrices, p = number of parameters")
+#: the symbols of the theory line of the built-in CNN
+SYMBOLS_CNN = ("symbols: r_in = rank of the data as the first conv layer sees it, K' = K (K − 1 for cross-entropy), "
+               "s = min(r_in, K'),\n"
+               "         M = sum of the conv channels, L = number of conv layers + 1, p = number of parameters")
 #: the symbols of the bounds of any other network
 SYMBOLS_ANY = "symbols: K' = K (K − 1 for cross-entropy), n = number of samples, p = number of parameters"
 #: what the tolerance and the gap columns mean
@@ -60,8 +65,13 @@ def about_text(seconds: float) -> str:
 
 
 def method_line(result) -> str:
-    """``method dense (why, in plain words); 3.1 s``."""
-    return f"method {result.method} ({result.method_reason}); took {duration_text(result.seconds)}"
+    """``method dense (why, in plain words); 2 threads; took 3.1 s`` (and the devices a matrix-free
+    basis was sharded over, when it was)."""
+    where = [] if result.threads is None else [f"{result.threads} thread{'s' * (result.threads != 1)}"]
+    if result.devices:
+        where.append(f"bases on {result.devices} device{'s' * (result.devices != 1)}")
+    return "; ".join([f"method {result.method} ({result.method_reason})", *where,
+                      f"took {duration_text(result.seconds)}"])
 
 
 def format_rank_vs_rtol(result) -> str:
@@ -88,7 +98,7 @@ def _fmt_gap(gap) -> str:
 _BOUND_PARTS = {
     "data-span": "data span",
     "softmax-shift": "softmax shift",
-    "rescaling": "rescaling symmetry (one per hidden neuron)",
+    "rescaling": "rescaling symmetry (one per hidden neuron or channel)",
 }
 #: the columns of ``--explain``, in the order the deficiency is attributed
 _EXPLAIN_HEADS = {"data_span": "data span", "softmax_shift": "softmax shift", "rescaling": "rescaling",
@@ -101,6 +111,8 @@ def _bound_text(name: str) -> str:
         return "nK' (sample count)"
     if name == "p":
         return "p (no symmetry applies)"
+    if name in CNN_BOUND_TEXTS:
+        return CNN_BOUND_TEXTS[name]
     return "p − " + " − ".join(_BOUND_PARTS.get(part, part) for part in name.split("+"))
 
 
@@ -140,9 +152,15 @@ def format_result(result) -> str:
     c = result.config
     pred = result.prediction
     r_aff = f", r̃ = rank [X, 1] = {pred.r_affine}" if pred.r_affine is not None else ""
-    theory = [f"theory   K' = {pred.K_eff}, q = {pred.q}, s = {pred.s}, M = {pred.M}, L = {pred.L}",
-              *(f"         {phrase}" for phrase in describe_predictions(pred))] if c.network == "mlp" else \
-        [f"bounds   rank H_o ≤ min(p, nK') with K' = {pred.K_eff}, each rank ≤ p (no formula for this network)"]
+    if c.network == "mlp":
+        theory = [f"theory   K' = {pred.K_eff}, q = {pred.q}, s = {pred.s}, M = {pred.M}, L = {pred.L}",
+                  *(f"         {phrase}" for phrase in describe_predictions(pred))]
+    elif c.network == "cnn":
+        theory = [f"theory   K' = {pred.K_eff}, s = {pred.s}, M = {pred.M}, L = {pred.L}",
+                  *(f"         {phrase}" for phrase in describe_predictions(pred))]
+    else:
+        theory = [f"bounds   rank H_o ≤ min(p, nK') with K' = {pred.K_eff}, each rank ≤ p (no formula for this "
+                  "network)"]
     lines = [
         f"data     {c.dataset} ({result.dataset_source}): n = {result.n}, d = {result.d}, r = rank(Σ xxᵀ) = "
         f"{result.r}{r_aff}",
@@ -157,7 +175,8 @@ def format_result(result) -> str:
         shown = "-" if value is None else (f"≤ {value}" if kind == "bound" else str(value))
         lines.append(f"{name:<7}{info.rank:>8}{shown:>11}  {kind or '-':<9}{info.tol:>11.2e}"
                      f"{_fmt_gap(info.gap_decades):>15}{_mark(compare_rank(info.rank, value, kind))}")
-    lines += ["", *MATRIX_LEGEND, SYMBOLS_MLP if c.network == "mlp" else SYMBOLS_ANY, GAP_LEGEND]
+    symbols = {"mlp": SYMBOLS_MLP, "cnn": SYMBOLS_CNN}.get(c.network, SYMBOLS_ANY)
+    lines += ["", *MATRIX_LEGEND, symbols, GAP_LEGEND]
     lines += ["", method_line(result)]
     for name, det in result.method_details.items():
         if "residual_bound" in det:

@@ -24,6 +24,11 @@ class RankedResult:
     and its own table in :meth:`summary`.
     """
 
+    #: the BLAS threads and the devices (0: host memory) the measurement ran on; results that record them
+    #: have them as fields
+    threads: int | None = None
+    devices: int = 0
+
     def rank_infos(self) -> dict[str, RankInfo]:
         """Each matrix's :class:`~hessrank.RankInfo` (rank, tolerance, gap, eigenvalues)."""
         return self.ranks
@@ -61,6 +66,8 @@ class RankedResult:
             "timings": self.timings,
             "method": self.method,
             "method_reason": self.method_reason,
+            "threads": self.threads,
+            "devices": self.devices,
             "method_details": self.method_details,
             "certified": not self.uncertified,
         }

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import RunConfig
-from ..curvature import float64_scope, hessians, in_float64, outer_product_factor
+from ..curvature import CurvatureSource, float64_scope, in_float64, jax_source
 from ..data import Dataset, expected_shape, load_dataset
 from ..errors import ConfigError
 from ..linalg import (
@@ -24,8 +24,9 @@ from ..models import MLP, Model, get_loss
 from ..models.function import check_outputs
 from ..models.params import flat_params
 from ..theory import Deficiency, Prediction, at_point, explain_deficiency, predict_ranks, trivial_prediction
+from ..theory_cnn import CNNDataRanks, cnn_data_ranks, explain_cnn_deficiency, predict_cnn_ranks
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
-from .matrixfree import blas_thread_limit, matrix_free_ranks
+from .matrixfree import matrix_free_source_ranks
 from .network import build_network, network_label
 from .plan import MethodPlan, expected_basis, plan_before_loading, plan_method
 from .provenance import peak_rss_bytes, provenance
@@ -33,6 +34,7 @@ from .report import run_summary
 from .residuals import residual_state
 from .results import RankedResult
 from .scale import at_problem_scale
+from .threads import blas_threads, resolve_threads
 
 
 @dataclass(repr=False)
@@ -70,11 +72,22 @@ class Result(RankedResult):
     provenance: dict = field(default_factory=dict)
     #: per-block ranks (``run(config, blocks=...)``), in the JSON only when asked for
     blocks: dict[str, BlockRanks] = field(default_factory=dict)
+    #: the BLAS threads the eigenvalues and the sketch's orthogonalisation ran on
+    threads: int | None = None
+    #: the devices matrix-free bases were sharded over (0: host memory)
+    devices: int = 0
+    #: the built-in CNN: the data's patch ranks its predictions use
+    cnn_ranks: CNNDataRanks | None = None
 
     def explain(self) -> dict[str, Deficiency]:
         """``p - rank`` of each measured matrix split into the parts the theory accounts
         for and the unexplained rest (:func:`~hessrank.theory.explain_deficiency`)."""
         c = self.config
+        if c.network == "cnn" and self.cnn_ranks is not None:
+            return explain_cnn_deficiency(ranks={k: v.rank for k, v in self.ranks.items()},
+                                          prediction=self.prediction, d=self.d, K=c.K, conv=c.conv_layers, n=self.n,
+                                          loss=c.loss, activation=c.activation, bias=c.bias, stride=c.stride,
+                                          padding=c.padding, pool=c.pool, data_ranks=self.cnn_ranks)
         if c.network != "mlp":  # no theory of this network's null spaces
             return {}
         return explain_deficiency(ranks={k: v.rank for k, v in self.ranks.items()}, r=self.r, K=c.K,
@@ -134,7 +147,7 @@ def build(config: RunConfig) -> tuple[Dataset, Model, np.ndarray]:
         plan_method(config.method, MLP(widths=(data.d, *config.units, data.K)).num_params, data.n, data.K)
     model, theta = build_network(config, data.d, data.K)  # the MLP's p was planned before θ exists
     plan_method(config.method, model.num_params, data.n, data.K)
-    if config.network != "mlp":
+    if config.network != "mlp" and not hasattr(model, "curvature_source"):  # a module's source checks its own
         try:
             check_outputs(model, theta, data.X, data.K, config.effective_batch_size(data.n))
         except ConfigError as err:
@@ -146,34 +159,51 @@ def build(config: RunConfig) -> tuple[Dataset, Model, np.ndarray]:
 
 def make_result(config: RunConfig, data: Dataset, n: int, p: int, ranks: dict[str, RankInfo], plan: MethodPlan,
                 *, seconds: float, timings: dict, details: dict,
-                predicted: tuple[int, Prediction] | None = None, at=None) -> Result:
+                predicted: tuple[int, Prediction] | None = None, theta=None) -> Result:
     """The one constructor of a :class:`Result`: ``ranks`` measured on the first ``n``
     samples of ``data``, with r and the predictions computed from the same samples
     (``predicted``: the ``(r, prediction)`` of :func:`predict_for` when already computed;
-    ``at``: ``(model, theta)`` of a point that may not be generic, see :func:`predict_for`)."""
+    ``theta``: the parameters measured at, when not the initialisation)."""
     config = config.replace(n=n, dim=data.d)  # record what the defaults resolved to
-    r, prediction = predict_for(config, data, n, p, at=at) if predicted is None else predicted
+    r, prediction = predict_for(config, data, n, p, theta=theta) if predicted is None else predicted
+    cnn_ranks = _cnn_ranks(config, data, n, theta) if config.network == "cnn" else None
     return Result(config=config, p=p, n=n, d=data.d, r=r, ranks=ranks, prediction=prediction, seconds=seconds,
                   method=plan.method, method_reason=plan.reason, dataset_source=data.source, timings=timings,
-                  method_details=details, peak_rss_bytes=peak_rss_bytes(), provenance=provenance())
+                  method_details=details, peak_rss_bytes=peak_rss_bytes(), provenance=provenance(),
+                  threads=plan.threads, devices=plan.devices, cnn_ranks=cnn_ranks)
 
 
-def predict_for(config: RunConfig, data: Dataset, n: int, p: int, *, at=None) -> tuple[int, Prediction]:
+def _cnn_ranks(config: RunConfig, data: Dataset, n: int, theta=None) -> CNNDataRanks:
+    """The patch ranks of the built-in CNN on the first ``n`` samples, with the rank of
+    its first layer's features at ``theta`` (default: the initialisation of ``config``)."""
+    model, theta0 = build_network(config, data.d, data.K)
+    kernels = model.unravel(theta0 if theta is None else theta)["conv1"]["w"]
+    return cnn_data_ranks(data.X[:n], config.conv_layers, stride=config.stride, padding=config.padding,
+                          pool=config.pool, kernels=np.asarray(kernels), rtol=config.rtol, atol=config.atol)
+
+
+def predict_for(config: RunConfig, data: Dataset, n: int, p: int, *, theta=None) -> tuple[int, Prediction]:
     """``(r, prediction)`` for ``config`` (``p`` parameters) on the first ``n`` samples of
     ``data``: r from the same rank rule as the Hessians, the predictions of
-    :func:`hessrank.theory.predict_ranks` (a CNN or a user's model: the trivial bounds).
-    ``at = (model, theta)``: the point is checked (:func:`~.residuals.residual_state`) and
-    the predictions of a linear MLP are those at it (:func:`hessrank.theory.at_point`);
+    :func:`hessrank.theory.predict_ranks` (the built-in CNN: :func:`hessrank.theory_cnn.predict_cnn_ranks`,
+    with the features at ``theta``, default the initialisation; a user's model: the
+    trivial bounds). With ``theta`` the point is checked (:func:`~.residuals.residual_state`)
+    and the predictions of a linear MLP are those at it (:func:`hessrank.theory.at_point`);
     without it the point is assumed generic (a random initialisation)."""
     X = data.X[:n]
     r = covariance_rank(X, rtol=config.rtol, atol=config.atol).rank
+    if config.network == "cnn":
+        ranks = _cnn_ranks(config, data, n, theta)
+        return r, predict_cnn_ranks(d=data.d, K=data.K, conv=config.conv_layers, loss=config.loss,
+                                    activation=config.activation, bias=config.bias, stride=config.stride,
+                                    padding=config.padding, pool=config.pool, n=n, ranks=ranks)
     if config.network != "mlp":  # no formula: the bounds every network obeys
         return r, trivial_prediction(p=p, n=n, K=data.K, loss=config.loss, r=r)
     r_affine = _affine_rank(X, r, rtol=config.rtol, atol=config.atol) if config.bias else None
     prediction = predict_ranks(r=r, K=data.K, units=config.units, loss=config.loss, activation=config.activation,
                                bias=config.bias, n=n, d=data.d, r_affine=r_affine)
-    if at is not None and config.activation == "linear":
-        model, theta = at
+    if theta is not None and config.activation == "linear":
+        model = MLP(widths=(data.d, *config.units, data.K), activation=config.activation, bias=config.bias)
         state = residual_state(model, get_loss(config.loss), theta, X, data.Y[:n], bias=config.bias,
                                generic_rank=min(r_affine if config.bias else r, prediction.K_eff))
         prediction = at_point(prediction, state, activation=config.activation)
@@ -192,7 +222,8 @@ def _affine_rank(X, r: int, *, rtol, atol) -> int:
 
 
 @in_float64
-def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "") -> Result:
+def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "", threads: int | None = None,
+        devices=None) -> Result:
     """Compute H_L, H_o, H_F for ``config``, their numerical ranks, and the predictions.
 
     Args:
@@ -203,6 +234,10 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "")
         params: ``{leaf name: array}`` (e.g. a checkpoint saved by ``hessian-rank train``):
             measure at these parameters instead of the initialisation.
         params_source: where ``params`` came from, for messages.
+        threads: BLAS threads for the eigenvalues and the sketch (default: the cores this process
+            may use, by its CPU affinity and cgroup quota), in ``Result.threads``.
+        devices: the JAX devices a matrix-free run shards its bases over (default: every device, or
+            host memory on one process of CPUs; a number: the first N), in ``Result.devices``.
 
     Returns:
         a :class:`Result`: ``summary()`` is the table of ``hessian-rank run``, ``to_dict()`` its ``--json``.
@@ -219,13 +254,14 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "")
     p = model.num_params
     resolved = resolve_blocks(model, blocks)
     # the predicted ranks (exact or bounds) let auto choose the faster method, not only one that fits
-    predicted = predict_for(config, data, data.n, p, at=(model, theta))
-    plan = plan_method(config.method, p, data.n, data.K, basis=expected_basis(predicted[1]))
+    predicted = predict_for(config, data, data.n, p, theta=theta)
+    plan = plan_method(config.method, p, data.n, data.K, basis=expected_basis(predicted[1]), threads=threads,
+                       devices=devices)
     ranks, timings, details, block_ranks = measure_model_ranks(
         plan, model, get_loss(config.loss), theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
         rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=resolved)
     result = make_result(config, data, data.n, p, ranks, plan, seconds=time.perf_counter() - t0, timings=timings,
-                         details=details, predicted=predicted)
+                         details=details, predicted=predicted, theta=theta)
     result.blocks = block_ranks
     return result
 
@@ -243,32 +279,46 @@ def measure_model_ranks(plan: MethodPlan, model: Model, loss, theta, X, Y, *, ba
     """The one measurement behind ``run``, the sweeps and :func:`hessrank.hessian_ranks`:
     ``(ranks, timings, method_details, block_ranks)``, ``block_ranks`` holding the
     :class:`BlockRanks` of each of ``blocks`` (diagonal blocks at the whole matrix's tolerance)."""
+    return measure_source_ranks(plan, curvature_source(model, loss, theta, X, Y, batch_size=batch_size),
+                                rtol=rtol, atol=atol, seed=seed, blocks=blocks)
+
+
+def curvature_source(model: Model, loss, theta, X, Y, *, batch_size: int | None) -> CurvatureSource:
+    """The front end of ``model``: its own source when it has one (a PyTorch module built from a
+    model file), the JAX one otherwise."""
+    if hasattr(model, "curvature_source"):
+        return model.curvature_source(loss.name, theta, X, Y, batch_size=batch_size)
+    return jax_source(model, loss, theta, X, Y, batch_size=batch_size)
+
+
+def measure_source_ranks(plan: MethodPlan, source: CurvatureSource, *, rtol: float | None = None,
+                         atol: float | None = None, seed: int = 0, blocks: dict[str, Block] | None = None):
+    """:func:`measure_model_ranks` of any front end's :class:`~hessrank.curvature.CurvatureSource`."""
     blocks = blocks or {}
     if plan.method != DENSE:
-        mf = matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
-                               memory_bytes=plan.budget, seed=seed, blocks=blocks)
+        mf = matrix_free_source_ranks(source, rtol=rtol, atol=atol, memory_bytes=plan.budget, seed=seed,
+                                      blocks=blocks, threads=plan.threads, devices=plan.devices or None)
         return mf.ranks, dict(mf.timings), mf.details, mf.blocks
-    with blas_thread_limit():  # the matrix-free rule: one BLAS thread on an oversubscribed machine
-        return _dense_ranks(plan, model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
-                            blocks=blocks)
+    with blas_threads(resolve_threads(plan.threads)):
+        return _dense_ranks(plan, source, rtol=rtol, atol=atol, blocks=blocks)
 
 
-def _dense_ranks(plan: MethodPlan, model: Model, loss, theta, X, Y, *, batch_size: int, rtol, atol, blocks):
-    """The dense branch of :func:`measure_model_ranks`."""
-    p = model.num_params
+def _dense_ranks(plan: MethodPlan, source: CurvatureSource, *, rtol, atol, blocks):
+    """The dense branch of :func:`measure_source_ranks`."""
+    p = source.p
     gram = plan.h_o == H_O_GRAM  # H_o = AᵀA has the non-zero eigenvalues of the smaller A Aᵀ
     t = time.perf_counter()
     with float64_scope():
         if gram:  # A once: it gives H_o's Gram matrix and H_L = H_F + AᵀA
-            mats = hessians(model, loss, theta, X, Y, batch_size=batch_size, which=("H_F",))
-            A = outer_product_factor(model, loss, theta, X, Y, batch_size=batch_size)
+            mats = source.hessians(("H_F",))
+            A = source.factor()
             mats["H_L"] = A.T @ A
             mats["H_L"] += mats["H_F"]
             gram_matrix = A @ A.T
             if not blocks:
                 del A
         else:
-            mats = hessians(model, loss, theta, X, Y, batch_size=batch_size, which=MATRICES)
+            mats = source.hessians(MATRICES)
     timings = {"hessians": time.perf_counter() - t}
     t = time.perf_counter()
     # block spectra first: ranking the whole matrix overwrites it; counted later at the whole tolerance

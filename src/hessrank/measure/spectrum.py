@@ -44,8 +44,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._torch import is_torch_input
 from ..config import SPECTRUM_DEFAULTS, RunConfig
-from ..curvature import float64_scope, hessians, in_float64, outer_product_factor
+from ..curvature import CurvatureSource, float64_scope, in_float64, jax_source
 from ..errors import ConfigError
 from ..linalg import RankInfo, rank_from_eigenvalues, sketch_rank
 from ..linalg.operator import as_operator
@@ -71,14 +72,14 @@ from ..linalg.spectral import (
 from ..matrices import DENSE, H_O_GRAM, MATRICES
 from ..models import function_model, get_loss
 from .blocks import Block, at_whole_tolerance, dense_block_known, factor_block_known, resolve_blocks
-from .matrixfree import matrix_free_ranks
-from .model import prepare_inputs
+from .matrixfree import matrix_free_source_ranks
+from .model import model_source, prepare_inputs
 from .network import network_label
 from .plan import MethodPlan, _gib, available_memory_bytes, dense_memory_bytes, plan_method
 from .provenance import peak_rss_bytes, provenance
 from .report import matrix_spectrum_summary, spectrum_summary
 from .results import RankedResult
-from .run import build
+from .run import build, curvature_source
 from .scale import at_problem_scale
 
 #: the spectral extras (Lanczos vectors, eigenvectors, trace probes) may take this share of the free memory
@@ -309,12 +310,15 @@ def measure_spectra(plan: MethodPlan, model, loss, theta, X, Y, config: RunConfi
     batch size, tolerance and seed of ``config``: ``({name: MatrixSpectrum}, timings,
     method_details, {block: BlockSpectrum})`` (the last empty without ``blocks``, from
     :func:`~hessrank.measure.blocks.resolve_blocks`)."""
-    return _measure(plan, model, loss, theta, X, Y, options, batch_size=config.effective_batch_size(X.shape[0]),
-                    rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=blocks or {})
+    source = curvature_source(model, loss, theta, X, Y, batch_size=config.effective_batch_size(X.shape[0]))
+    return measure_source_spectra(plan, source, options, rtol=config.rtol, atol=config.atol, seed=config.seed,
+                                  blocks=blocks or {})
 
 
-def _measure(plan, model, loss, theta, X, Y, options, *, batch_size, rtol, atol, seed, blocks):
-    p = model.num_params
+def measure_source_spectra(plan: MethodPlan, source: CurvatureSource, options: SpectrumOptions, *, rtol, atol,
+                           seed, blocks):
+    """:func:`measure_spectra` of any front end's :class:`~hessrank.curvature.CurvatureSource`."""
+    p = source.p
     found: dict[str, MatrixSpectrum] = {}
     per_block = dataclasses.replace(options, eigenvectors=False)
     found_blocks: dict[str, dict[str, MatrixSpectrum]] = {b: {} for b in blocks}
@@ -329,9 +333,9 @@ def _measure(plan, model, loss, theta, X, Y, options, *, batch_size, rtol, atol,
         def observe_block(block, name, info, known, operator):
             found_blocks[block][name] = summarize(name, known, info, operator, per_block, seed=block_seed[block, name])
 
-        mf = matrix_free_ranks(model, loss, theta, X, Y, batch_size=batch_size, rtol=rtol, atol=atol,
-                               memory_bytes=plan.budget, seed=seed, observe=observe, blocks=blocks,
-                               observe_block=observe_block if blocks else None)
+        mf = matrix_free_source_ranks(source, rtol=rtol, atol=atol, memory_bytes=plan.budget, seed=seed,
+                                      observe=observe, blocks=blocks, observe_block=observe_block if blocks else None,
+                                      threads=plan.threads)
         for name, det in mf.details.items():
             _mark_certified(found[name], det)
         for b, ranks in mf.blocks.items():
@@ -341,8 +345,8 @@ def _measure(plan, model, loss, theta, X, Y, options, *, batch_size, rtol, atol,
                 _block_spectra(blocks, found_blocks))
     gram = plan.h_o == H_O_GRAM
     t = time.perf_counter()
-    mats = hessians(model, loss, theta, X, Y, batch_size=batch_size, which=("H_L", "H_F") if gram else MATRICES)
-    A = outer_product_factor(model, loss, theta, X, Y, batch_size=batch_size) if gram else None
+    mats = source.hessians(("H_L", "H_F") if gram else MATRICES)
+    A = source.factor() if gram else None
     timings = {"hessians": time.perf_counter() - t}
     t = time.perf_counter()
     # blocks first: the whole matrix is overwritten by its eigensolver
@@ -414,6 +418,8 @@ class SpectrumResult(RankedResult):
     K: int | None = None
     loss: str | None = None
     model: str = ""
+    #: a PyTorch module's mode when measured, ``train`` or ``eval`` (empty for a JAX model)
+    mode: str = ""
 
     def rank_infos(self) -> dict[str, RankInfo]:
         """Each matrix's rank, tolerance and gap as a :class:`~hessrank.RankInfo` (its
@@ -446,6 +452,8 @@ class SpectrumResult(RankedResult):
                     "provenance": self.provenance})
         if self.model:
             out["model"] = self.model
+        if self.mode:
+            out["front_end"], out["mode"] = "torch", self.mode
         return {**out, **self._blocks_dict()}
 
 
@@ -495,14 +503,16 @@ def spectrum(config: RunConfig, *, top: int = 20, trace: bool = True, density: b
     resolved = resolve_blocks(model, blocks)
     p = model.num_params
     plan = plan_spectrum(config.method, p, data.n, data.K, options)
-    spectra, timings, details, block_spectra = measure_spectra(plan, model, get_loss(config.loss), theta, data.X,
-                                                               data.Y, config, options, blocks=resolved)
+    source = curvature_source(model, get_loss(config.loss), theta, data.X, data.Y,
+                              batch_size=config.effective_batch_size(data.n))
+    spectra, timings, details, block_spectra = measure_source_spectra(
+        plan, source, options, rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=resolved)
     config = config.replace(n=data.n, dim=data.d)
     return SpectrumResult(config=config, p=p, n=data.n, d=data.d, matrices=spectra,
                           method=plan.method, method_reason=plan.reason, seconds=time.perf_counter() - t0,
                           timings=timings, method_details=details, options=options, peak_rss_bytes=peak_rss_bytes(),
                           provenance=provenance(), blocks=block_spectra, K=data.K, loss=config.loss,
-                          model=_model_label(config, data.d))
+                          model=_model_label(config, data.d), mode=getattr(source, "mode", ""))
 
 
 def _model_label(config: RunConfig, d: int) -> str:
@@ -531,25 +541,49 @@ def measure_model_spectrum(model, theta, X, Y, *, loss: str = "mse", method: str
     with float64_scope():
         lossf, theta, X, Y, batch_size = prepare_inputs(model, theta, X, Y, loss=loss, method=method, rtol=rtol,
                                                         atol=atol, batch_size=batch_size, num_classes=num_classes)
-        (n, K), p = Y.shape, model.num_params
-        resolved = resolve_blocks(model, blocks)
-        plan = plan_spectrum(method, p, n, K, options)
-        spectra, timings, details, block_spectra = _measure(plan, model, lossf, theta, X, Y, options,
-                                                            batch_size=batch_size, rtol=rtol, atol=atol, seed=seed,
-                                                            blocks=resolved)
-    d = int(np.prod(X.shape[1:], dtype=np.int64))
+        source = jax_source(model, lossf, theta, X, Y, batch_size=batch_size)
+        return _source_spectrum(source, model, t0, X.shape, loss=loss, method=method, blocks=blocks, rtol=rtol,
+                                atol=atol, seed=seed, options=options, config=config, label=label)
+
+
+def _source_spectrum(source, layout, t0, shape, *, loss, method, blocks, rtol, atol, seed, options, config,
+                     label) -> SpectrumResult:
+    """The :class:`SpectrumResult` of either front end's source (``layout`` names the parameters;
+    ``shape`` is the inputs')."""
+    p, n, K = source.p, source.n, source.K
+    resolved = resolve_blocks(layout, blocks)
+    plan = plan_spectrum(method, p, n, K, options)
+    spectra, timings, details, block_spectra = measure_source_spectra(plan, source, options, rtol=rtol, atol=atol,
+                                                                      seed=seed, blocks=resolved)
+    d = int(np.prod(shape[1:], dtype=np.int64))
     return SpectrumResult(config=config, p=p, n=n, d=d, matrices=spectra, method=plan.method,
                           method_reason=plan.reason, seconds=time.perf_counter() - t0, timings=timings,
                           method_details=details, options=options, peak_rss_bytes=peak_rss_bytes(),
-                          provenance=provenance(), blocks=block_spectra, K=K, loss=loss, model=label)
+                          provenance=provenance(), blocks=block_spectra, K=K, loss=loss, model=label,
+                          mode=getattr(source, "mode", ""))
 
 
-def function_spectrum(f: Callable, params, X, Y, **kwargs) -> SpectrumResult:
-    """:func:`measure_model_spectrum` of ``f(params, X)`` over a pytree ``params``: the
-    :class:`SpectrumResult` behind :func:`hessian_spectrum` (and ``hessian-rank spectrum --model``)."""
+def function_spectrum(f: Callable, params, X, Y, *, loss: str = "mse", method: str = "auto", blocks=None,
+                      rtol: float | None = None, atol: float | None = None, batch_size: int | None = None,
+                      seed: int = 0, options: SpectrumOptions | None = None, config: RunConfig | None = None,
+                      label: str = "", num_classes: int | None = None) -> SpectrumResult:
+    """:func:`measure_model_spectrum` of ``f(params, X)`` over a pytree ``params``, or of a PyTorch
+    module (``f`` a module or a ``(module, params)`` pair): the :class:`SpectrumResult` behind
+    :func:`hessian_spectrum`."""
+    settings = dict(loss=loss, method=method, rtol=rtol, atol=atol)
+    if not is_torch_input(f, params):
+        with float64_scope():
+            model, theta = function_model(f, params)
+            return measure_model_spectrum(model, theta, X, Y, **settings, blocks=blocks, batch_size=batch_size,
+                                          seed=seed, options=options, config=config, label=label,
+                                          num_classes=num_classes)
+    t0 = time.perf_counter()
+    options = (options or SpectrumOptions()).validate()
     with float64_scope():
-        model, theta = function_model(f, params)
-        return measure_model_spectrum(model, theta, X, Y, **kwargs)
+        source = model_source(f, params, X, Y, **settings, batch_size=batch_size, num_classes=num_classes)
+        label = label or f"torch module {type(source.net).__name__}"
+        return _source_spectrum(source, source, t0, np.shape(X), **settings, blocks=blocks, seed=seed,
+                                options=options, config=config, label=label)
 
 
 def hessian_spectrum(f: Callable, params, X, Y, *, loss: str = "mse", top: int = 20, trace: bool = True,

@@ -3,9 +3,11 @@ r"""The built-in convolutional network, as a function over a dict of parameters.
 Inputs of dimension :math:`d` are :math:`\sqrt d \times \sqrt d` single-channel images.
 Conv layers ``channels:kernel`` (``conv1``, ``conv2``, …; weights :math:`C_{out}\times
 C_{in}\times k\times k`, optional bias), the activation after each, optionally a 2×2
-average pool after each, then one dense layer (``dense``) from the flattened maps to
-:math:`K`. Initialisation: Glorot normal, :math:`\mathcal N(0, 2/(\mathrm{fan_{in}} +
-\mathrm{fan_{out}}))` with fans :math:`C k^2`; biases :math:`\mathcal N(0,` ``BIAS_INIT_STD²``:math:`)`.
+average pool after each (``pool="avg"``) or the average over all positions after the
+last one (``pool="global"``, global average pooling), then one dense layer (``dense``)
+from the flattened maps (with ``global``: one value per channel) to :math:`K`.
+Initialisation: Glorot normal, :math:`\mathcal N(0, 2/(\mathrm{fan_{in}} + \mathrm{fan_{out}}))`
+with fans :math:`C k^2`; biases :math:`\mathcal N(0,` ``BIAS_INIT_STD²``:math:`)`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def _checked(d: int, conv, stride: int, padding: str, pool: str):
             raise ConfigError.invalid("conv", ",".join(f"{a}:{b}" for a, b in conv),
                                       f"layer {l} leaves no pixels of the {side}×{side} images")
         sizes.append(size)
+    if pool == "global":
+        sizes[-1] = 1
     return conv, side, sizes
 
 
@@ -86,6 +90,8 @@ def build_cnn(d: int, K: int, conv, *, stride: int = 1, padding: str = "valid", 
             h = sigma(h)
             if pool == "avg":
                 h = jax.lax.reduce_window(h, 0.0, jax.lax.add, (1, 1, 2, 2), (1, 1, 2, 2), "VALID") / 4.0
+        if pool == "global":
+            h = h.mean(axis=(2, 3))
         h = h.reshape(X.shape[0], -1)
         out = h @ P["dense"]["w"]
         return out + P["dense"]["b"] if "b" in P["dense"] else out

@@ -1,4 +1,5 @@
-"""A user's model file: ``path/to/file.py:build`` with ``build(d, K, seed) -> (f, params)``."""
+"""A user's model file: ``path/to/file.py:build`` with ``build(d, K, seed) -> (f, params)`` (JAX) or
+``build(d, K, seed) -> torch.nn.Module`` (PyTorch, recognised by its type)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from ..errors import ConfigError
 
 
 def load_user_model(spec: str, d: int, K: int, seed: int):
-    """``(f, params)`` from ``build(d, K, seed)`` in the file of ``spec`` (``FILE.py:FUNCTION``).
+    """``(f, params)`` from ``build(d, K, seed)`` in the file of ``spec`` (``FILE.py:FUNCTION``);
+    ``(module, None)`` when ``build`` returns a ``torch.nn.Module``.
 
     Raises :class:`ConfigError` naming ``model``: no ``:``, a missing file, a file that
     fails to import, a missing function, or a ``build`` that fails or returns no ``(f, params)``.
@@ -38,10 +40,17 @@ def load_user_model(spec: str, d: int, K: int, seed: int):
     except Exception as err:
         raise ConfigError.invalid("model", spec, f"{name}(d={d}, K={K}, seed={seed}) raised {type(err).__name__}: "
                                                  f"{_first_line(err)}") from None
+    if is_torch_module(out):
+        return out, None
     if not (isinstance(out, tuple | list) and len(out) == 2 and callable(out[0])):
         raise ConfigError.invalid("model", spec, f"{name}(d, K, seed) must return (f, params) with f(params, X) -> "
-                                                 f"(n, K); got {type(out).__name__}")
+                                                 f"(n, K), or a torch.nn.Module; got {type(out).__name__}")
     return out[0], out[1]
+
+
+def is_torch_module(obj) -> bool:
+    """Whether ``obj`` is a ``torch.nn.Module`` (checked by class name, without importing PyTorch)."""
+    return any(cls.__name__ == "Module" and cls.__module__.startswith("torch.nn") for cls in type(obj).__mro__)
 
 
 def _first_line(err: Exception) -> str:

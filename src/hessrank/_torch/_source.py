@@ -1,0 +1,312 @@
+r"""H_L, H_o, H_F of a ``torch.nn.Module``, computed by PyTorch (``torch.func``), for the engine.
+
+The module is deep-copied and cast to float64; the user's module, its dtype and its mode
+are left as they were. Its named parameters, flattened in ``named_parameters()`` order
+(each row-major), form :math:`\theta \in \mathbb{R}^p`; buffers (BatchNorm running
+statistics) are held fixed; the network is evaluated in the mode the module is in
+(``train()`` or ``eval()``; in training mode a normalisation layer uses the batch's
+statistics and leaves its running statistics alone). The outputs of a batch,
+:math:`f_\theta(X_b)`, are ``functional_call(module, (params(θ), buffers), X_b)``.
+
+Per batch of the data, with :math:`g_i = \nabla_f\ell` and :math:`\Lambda_i = \nabla^2_f\ell`
+at :math:`\theta` (:mod:`._losses`):
+
+* :math:`H_L v`: the derivative of :math:`\nabla_\theta \sum_i \ell(f_\theta(x_i), y_i)` along
+  :math:`v` (reverse over reverse: ``vjp`` of ``grad``, the gradient's graph built once per
+  batch and product call, then ``vmap`` over the rows of ``V``);
+* :math:`H_F v`: the same with the scalar :math:`\sum_i \langle g_i, f_\theta(x_i)\rangle`,
+  :math:`g_i` frozen at :math:`\theta`;
+* :math:`H_o v = \sum_i J_i^\top \Lambda_i J_i v`, as its three factors::
+
+      v  ->  u = J v          (jvp of the batch's outputs)
+         ->  z_i = Λ_i u_i    (K×K per sample)
+         ->  Jᵀ z             (vjp, its graph built once per batch and product call)
+
+* :math:`A = \Lambda^{1/2} J` (nK×p): per-sample Jacobians (``vmap`` of ``jacrev``; the
+  batch's Jacobian when a normalisation layer in training mode couples the samples),
+  multiplied by :math:`\Lambda_i^{1/2}`;
+* dense: :math:`H_F` from its products with the unit vectors, :math:`H_o = A^\top A`,
+  :math:`H_L = H_F + A^\top A` (as the JAX front end forms them).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad, jacrev, jvp, vjp, vmap
+
+from ..curvature import CurvatureOperator
+from ..curvature.core import batch_rows
+from ..errors import ConfigError
+from ..matrices import MATRICES
+from ._losses import loss_grads, loss_hessians, loss_values
+
+#: bytes of tangents and activations allowed per vmapped call of a product
+_CALL_BYTES = 256 * 2**20
+#: rows of ``V`` per vmapped call at most
+_MAX_ROWS = 64
+
+
+def as_float64_array(a, param: str) -> np.ndarray:
+    """``a`` (a tensor or anything NumPy reads) as a float64 NumPy array; errors name ``param``."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().to(torch.float64).numpy()
+    try:
+        return np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ConfigError.about(param, f"must be a numeric array or tensor ({err})") from None
+
+
+class TorchSource:
+    """A module's curvature on ``X, Y`` as a :class:`~hessrank.curvature.CurvatureSource`
+    (see the module docstring); also its parameter layout, for per-block ranks."""
+
+    def __init__(self, module, params, X, Y, *, loss: str, batch_size: int | None):
+        self.mode = "train" if module.training else "eval"
+        self.loss = loss
+        self.net = _float64_copy(module)
+        self.device = next((t.device for t in self.net.parameters()), torch.device("cpu"))
+        named = dict(self.net.named_parameters())
+        if not named:
+            raise ConfigError.about("f", f"the module {type(module).__name__} has no parameters")
+        tensors = named if params is None else _check_params(params, named)
+        self.names = tuple(named)
+        self.shapes = tuple(tuple(named[k].shape) for k in self.names)
+        self.sizes = tuple(int(named[k].numel()) for k in self.names)
+        self.theta = torch.cat([torch.as_tensor(tensors[k]).detach().to(self.device, torch.float64).reshape(-1)
+                                for k in self.names])
+        self.buffers = {k: b.detach() for k, b in self.net.named_buffers()}
+        X = as_float64_array(X, "X")
+        Y = as_float64_array(Y, "Y")
+        self._n, self._K = int(X.shape[0]), int(Y.shape[1])
+        b = batch_rows(self._n, batch_size)
+        self.coupled = self.mode == "train" and any(
+            isinstance(m, torch.nn.modules.batchnorm._NormBase) for m in self.net.modules())
+        self.batches = [self._batch(X[lo:lo + b], Y[lo:lo + b]) for lo in range(0, self._n, b)]
+        self._rows = self._rows_per_call(max(len(x) for x, *_ in self.batches))
+
+    # ------------------------------------------------------------------ the CurvatureSource protocol
+    @property
+    def p(self) -> int:
+        """Number of parameters."""
+        return int(self.theta.numel())
+
+    @property
+    def n(self) -> int:
+        """Number of samples."""
+        return self._n
+
+    @property
+    def K(self) -> int:
+        """Outputs per sample."""
+        return self._K
+
+    @property
+    def leaves(self) -> tuple[tuple[str, int], ...]:
+        """``(name, size)`` of each named parameter (``conv1.weight``), in θ's order."""
+        return tuple(zip(self.names, self.sizes))
+
+    def layer_of(self, leaf: str) -> str:
+        """The child module a parameter belongs to: the first part of its dotted name."""
+        return leaf.split(".", 1)[0]
+
+    def operator(self, name: str) -> CurvatureOperator:
+        """``H_L``, ``H_o`` or ``H_F`` as an operator: rows ``V`` (b, p) -> rows of ``V H``."""
+        per_batch = {"H_L": self._loss_products, "H_o": self._outer_products, "H_F": self._functional_products}[name]
+        p = self.p
+
+        def matmat_into(V, out):
+            V = np.asarray(V, dtype=np.float64)
+            if V.ndim != 2 or V.shape[1] != p:
+                raise ValueError(f"{name} operator: rows must have length p = {p}, got shape {V.shape}")
+            Vt = torch.from_numpy(np.ascontiguousarray(V)).to(self.device)
+            acc = torch.zeros_like(Vt)
+            for batch in self.batches:            # Σ over batches; per batch the set-up is done once
+                product = per_batch(batch)
+                for lo in range(0, Vt.shape[0], self._rows):
+                    acc[lo:lo + self._rows] += product(Vt[lo:lo + self._rows])
+            out[...] = acc.cpu().numpy()
+            return out
+
+        return CurvatureOperator(name, p, lambda V: matmat_into(V, np.empty(np.shape(V))), matmat_into)
+
+    def factor(self) -> np.ndarray:
+        """``A = Λ^{1/2} J``, shape (nK, p), rows ``Λ_i^{1/2} J_i`` sample by sample."""
+        parts = []
+        with torch.no_grad():
+            for X, _, _, _, Lam in self.batches:
+                J = self._jacobians(X)                                      # (b, K, p)
+                S = _psd_sqrt(Lam)                                          # Λ_i^{1/2}
+                parts.append(torch.einsum("ikl,ilp->ikp", S, J).reshape(-1, self.p).cpu().numpy())
+        return np.concatenate(parts)
+
+    def hessians(self, which=MATRICES) -> dict[str, np.ndarray]:
+        """The dense matrices named in ``which``: ``H_F`` from p products, ``H_o = AᵀA``, ``H_L = H_F + H_o``."""
+        out = {}
+        if "H_F" in which or "H_L" in which:
+            H_F = self.operator("H_F")(np.eye(self.p))
+            out["H_F"] = 0.5 * (H_F + H_F.T)
+        if "H_o" in which or "H_L" in which:
+            A = self.factor()
+            out["H_o"] = A.T @ A
+            if "H_L" in which:
+                out["H_L"] = out["H_F"] + out["H_o"]
+        return {k: out[k] for k in MATRICES if k in which}
+
+    # ------------------------------------------------------------------ the network and its products
+    def apply(self, theta, X):
+        """Outputs ``f_θ(X)`` of a batch (b, K): the copy's forward with θ's parameters and fixed buffers."""
+        params = {k: t.view(s) for k, t, s in zip(self.names, torch.split(theta, self.sizes), self.shapes)}
+        return functional_call(self.net, (params, self.buffers), (X,))
+
+    def _batch(self, X, Y):
+        """``(X, Y, F, G, Λ)`` of one batch as tensors: inputs, targets, outputs, g_i and Λ_i at θ."""
+        X = torch.from_numpy(np.ascontiguousarray(X)).to(self.device)
+        Y = torch.from_numpy(np.ascontiguousarray(Y)).to(self.device)
+        with torch.no_grad():
+            try:
+                F = self.apply(self.theta, X)
+            except Exception as err:  # the user's code: report it in one line
+                text = str(err).strip()
+                first = text.splitlines()[0][:200] if text else ""
+                raise ConfigError.about("f", f"the module raised {type(err).__name__} on a batch of shape "
+                                             f"{tuple(X.shape)}: {first}") from None
+        if not isinstance(F, torch.Tensor) or tuple(F.shape) != (X.shape[0], self._K):
+            shape = tuple(F.shape) if isinstance(F, torch.Tensor) else type(F).__name__
+            raise ConfigError.invalid("f", shape, f"outputs of shape {shape} for a batch of {X.shape[0]}: need "
+                                                  f"(b, K) = ({X.shape[0]}, {self._K}), K the targets' columns",
+                                      quoted=False)
+        if not bool(torch.isfinite(F).all()):
+            raise ConfigError.about("f", "the module's outputs are not finite (NaN or inf)")
+        return X, Y, F, loss_grads(self.loss, F, Y), loss_hessians(self.loss, F, Y)
+
+    def _loss_products(self, batch):
+        """``V -> V H_L(batch)``: reverse over reverse of ``Σ_i ℓ(f_θ(x_i), y_i)``."""
+        X, Y = batch[0], batch[1]
+        _, hvp = vjp(grad(lambda t: loss_values(self.loss, self.apply(t, X), Y).sum()), self.theta)
+        return vmap(lambda v: hvp(v)[0])
+
+    def _functional_products(self, batch):
+        """``V -> V H_F(batch)``: the same for ``Σ_i ⟨g_i, f_θ(x_i)⟩``, ``g_i`` frozen."""
+        X, G = batch[0], batch[3]
+        _, hvp = vjp(grad(lambda t: (G * self.apply(t, X)).sum()), self.theta)
+        return vmap(lambda v: hvp(v)[0])
+
+    def _outer_products(self, batch):
+        """``V -> V H_o(batch)``: ``v -> J v -> Λ J v -> Jᵀ Λ J v``."""
+        X, Lam = batch[0], batch[4]
+
+        def f(t):
+            return self.apply(t, X)
+
+        _, vjp_fn = vjp(f, self.theta)                                      # z -> Jᵀ z
+
+        def one(v):
+            u = jvp(f, (self.theta,), (v,))[1]                              # J v, (b, K)
+            z = torch.einsum("ikl,il->ik", Lam, u)                          # Λ J v
+            return vjp_fn(z)[0]                                             # Jᵀ Λ J v
+
+        return vmap(one)
+
+    def _jacobians(self, X):
+        """``J`` of shape (b, K, p): per sample, or of the whole batch when its samples are coupled."""
+        if self.coupled:
+            return jacrev(lambda t: self.apply(t, X))(self.theta)           # (b, K, p), every sample in it
+        return vmap(jacrev(lambda t, x: self.apply(t, x[None])[0]), in_dims=(None, 0))(self.theta, X)
+
+    def _rows_per_call(self, b: int) -> int:
+        """Rows of ``V`` per vmapped call: per row, its tangents and cotangents of θ and of the
+        batch's activations (counted on one forward pass) fit in :data:`_CALL_BYTES`."""
+        floats = [0]
+
+        def count(_module, _inputs, output):
+            if isinstance(output, torch.Tensor):
+                floats[0] += output.numel()
+
+        handles = [m.register_forward_hook(count) for m in self.net.modules()]
+        try:
+            with torch.no_grad():
+                self.apply(self.theta, self.batches[0][0])
+        finally:
+            for h in handles:
+                h.remove()
+        per_row = 8 * 4 * (self.p + floats[0])
+        return int(max(1, min(_MAX_ROWS, _CALL_BYTES // per_row)))
+
+
+def _psd_sqrt(Lam):
+    """Symmetric square roots of a batch of PSD K×K matrices; eigenvalues below 0 (round-off) set to 0."""
+    mu, U = torch.linalg.eigh(Lam)
+    return torch.einsum("...ij,...j,...kj->...ik", U, mu.clamp(min=0.0).sqrt(), U)
+
+
+def _float64_copy(module):
+    """A float64 deep copy of ``module`` in the same mode; in training mode its normalisation
+    layers use batch statistics without updating their running statistics (buffers stay fixed)."""
+    net = copy.deepcopy(module).to(torch.float64)
+    net.train(module.training)
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._NormBase) and m.training:
+            m.track_running_stats = False
+    return net
+
+
+def _check_params(params, named) -> dict:
+    """``params`` (name -> tensor or array) checked against the module's named parameters."""
+    if not isinstance(params, Mapping):
+        raise ConfigError.invalid("params", type(params).__name__, "give a dict of named tensors, as "
+                                                                   "module.named_parameters() names them", quoted=False)
+    missing = [k for k in named if k not in params]
+    extra = sorted(str(k) for k in params if k not in named)
+    if missing or extra:
+        what = f"no tensor {missing[0]}" if missing else f"a tensor {extra[0]} the module does not have"
+        raise ConfigError.about("params", f"{what}; the module's parameters are {', '.join(named)}")
+    out = {}
+    for k, ref in named.items():
+        a = params[k]
+        a = a.detach().to(torch.float64) if isinstance(a, torch.Tensor) else torch.as_tensor(
+            as_float64_array(a, "params"))
+        if tuple(a.shape) != tuple(ref.shape):
+            raise ConfigError.about("params", f"{k} has shape {tuple(a.shape)} but the module needs "
+                                              f"{tuple(ref.shape)}")
+        if not bool(torch.isfinite(a).all()):
+            raise ConfigError.about("params", f"{k} holds NaN or inf")
+        out[k] = a
+    return out
+
+
+class TorchModel:
+    """A module as the engine's network for ``run``, sweeps and grids (``--model FILE.py:build``):
+    ``num_params``, the parameters' ``leaves``/``shapes`` in θ's order, ``layer_of``, and
+    :meth:`curvature_source` — a :class:`TorchSource` at a flat θ. :meth:`initial_theta` is the
+    module's own parameters."""
+
+    def __init__(self, module):
+        self.module = module
+        named = list(module.named_parameters())
+        if not named:
+            raise ConfigError.about("model", f"the module {type(module).__name__} has no parameters")
+        self.shapes = tuple((k, tuple(int(x) for x in v.shape)) for k, v in named)
+        self.leaves = tuple((k, int(np.prod(s, dtype=np.int64))) for k, s in self.shapes)
+        self.num_params = sum(size for _, size in self.leaves)
+
+    def layer_of(self, leaf: str) -> str:
+        """The child module a parameter belongs to: the first part of its dotted name."""
+        return leaf.split(".", 1)[0]
+
+    def initial_theta(self) -> np.ndarray:
+        """The module's parameters as one float64 vector (``named_parameters()`` order, row-major)."""
+        return np.concatenate([v.detach().cpu().to(torch.float64).reshape(-1).numpy()
+                               for _, v in self.module.named_parameters()])
+
+    def curvature_source(self, loss: str, theta, X, Y, *, batch_size: int | None) -> TorchSource:
+        """The :class:`TorchSource` of the module at the flat parameters ``theta`` on ``X, Y``."""
+        theta = np.asarray(theta, dtype=np.float64)
+        params, start = {}, 0
+        for (name, shape), (_, size) in zip(self.shapes, self.leaves):
+            params[name] = theta[start:start + size].reshape(shape)
+            start += size
+        return TorchSource(self.module, params, X, Y, loss=loss, batch_size=batch_size)

@@ -1,0 +1,153 @@
+"""The PyTorch front end's contract: the user's module left as it was, the mode recorded, buffers
+fixed, parameters given by name, the losses equal to the JAX definitions, operators as SciPy
+LinearOperators, and a clear line when PyTorch is missing."""
+
+import os
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.sparse.linalg
+from reference import count_above, default_tol
+from torch_reference import SmallCNN, data, mlp, ref_torch_matrices, torch
+
+import hessrank
+from hessrank import ConfigError, as_linear_operator, get_loss, hessian_ranks
+from hessrank._torch._losses import loss_grads, loss_hessians, loss_values
+
+
+class BatchNormNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.fc1 = torch.nn.Linear(4, 6)
+        self.bn = torch.nn.BatchNorm1d(6)
+        self.fc2 = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.tanh(self.bn(self.fc1(x))))
+
+
+def _snapshot(module):
+    return ({k: v.detach().clone() for k, v in module.state_dict().items()},
+            {k: v.dtype for k, v in module.state_dict().items()}, module.training)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_the_users_module_its_dtype_mode_and_buffers_are_unchanged_and_the_mode_is_recorded(train):
+    module = BatchNormNet()
+    with torch.no_grad():
+        module.bn.running_mean.uniform_(-1, 1)
+        module.bn.running_var.uniform_(0.5, 2)
+    module.train(train)
+    before = _snapshot(module)
+    X, Y = data(10, (4,), 3, "mse")
+    res = hessian_ranks(module, None, X, Y, method="matrix-free")
+    states, dtypes, training = _snapshot(module)
+    assert training == train and dtypes == before[1] and all(v == torch.float32 for k, v in dtypes.items()
+                                                             if "num_batches" not in k)
+    for k, v in states.items():
+        assert torch.equal(v, before[0][k]), k
+    assert res.mode == ("train" if train else "eval")
+    assert res.to_dict()["mode"] == res.mode and res.to_dict()["front_end"] == "torch"
+    # eval mode uses the running statistics: the same ranks as the reference in eval mode
+    if not train:
+        H_L, H_o, _, _ = ref_torch_matrices(module.eval(), X, Y, "mse")
+        assert res.ranks["H_L"].rank == count_above(H_L, default_tol(H_L))
+        assert res.ranks["H_o"].rank == count_above(H_o, default_tol(H_o))
+
+
+def test_parameters_given_by_name_or_as_a_pair_are_used_in_place_of_the_modules_own():
+    module = mlp(3, (4,), 2, activation="tanh")
+    other = mlp(3, (4,), 2, activation="tanh", seed=7)
+    X, Y = data(6, (3,), 2, "cosh")
+    params = {k: v.detach().numpy() for k, v in other.named_parameters()}
+    want = hessian_ranks(other, None, X, Y, loss="cosh", method="dense")
+    for got in (hessian_ranks(module, params, X, Y, loss="cosh", method="dense"),
+                hessian_ranks((module, dict(other.named_parameters())), None, X, Y, loss="cosh", method="dense")):
+        for m in ("H_L", "H_o", "H_F"):
+            assert got.ranks[m].rank == want.ranks[m].rank
+            assert got.ranks[m].tol == pytest.approx(want.ranks[m].tol, rel=1e-12)
+    with pytest.raises(ConfigError, match="params: no tensor 0.bias"):
+        hessian_ranks(module, {"0.weight": params["0.weight"]}, X, Y)
+    bad = {**params, "0.weight": np.zeros((2, 2))}
+    with pytest.raises(ConfigError, match=r"params: 0.weight has shape \(2, 2\)"):
+        hessian_ranks(module, bad, X, Y)
+
+
+def test_a_module_whose_outputs_do_not_fit_the_targets_is_refused_in_one_line():
+    module = mlp(3, (4,), 5)
+    X, Y = data(6, (3,), 2, "mse")
+    with pytest.raises(ConfigError, match=r"outputs of shape \(6, 5\)"):
+        hessian_ranks(module, None, X, Y)
+    with pytest.raises(ConfigError, match="raised RuntimeError"):
+        hessian_ranks(module, None, np.zeros((6, 7)), Y)
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross", "cosh"])
+def test_the_torch_losses_equal_the_jax_definitions(loss):
+    rng = np.random.default_rng(0)
+    F = rng.standard_normal((7, 4)) * 3
+    F[0, 0] = 40.0                                  # far out: the stable log-cosh
+    Y = rng.random((7, 4)) if loss == "cross" else rng.standard_normal((7, 4))
+    ref = get_loss(loss)
+    Ft, Yt = torch.as_tensor(F), torch.as_tensor(Y)
+    for got, fn in ((loss_values(loss, Ft, Yt), ref.value), (loss_grads(loss, Ft, Yt), ref.grad),
+                    (loss_hessians(loss, Ft, Yt), ref.hessian)):
+        want = np.stack([np.asarray(fn(jnp.asarray(f), jnp.asarray(y))) for f, y in zip(F, Y)])
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("front", ["torch", "jax"])
+def test_each_operator_as_a_scipy_linear_operator_matches_the_dense_matrix(front):
+    module = SmallCNN(side=4, channels=2, kernel=2, K=2, activation="tanh")
+    X, Y = data(5, (1, 4, 4), 2, "cross")
+    H_L, H_o, _, _ = ref_torch_matrices(module, X, Y, "cross")
+    dense = {"H_L": H_L, "H_o": H_o, "H_F": H_L - H_o}
+    if front == "torch":
+        f, params = module, None
+    else:  # the same network written in JAX, on the module's parameters
+        W1, b1 = (module.conv1.weight.detach().double().numpy(), module.conv1.bias.detach().double().numpy())
+        W2, b2 = module.head.weight.detach().double().numpy(), module.head.bias.detach().double().numpy()
+        params = {"a": W1, "b": b1, "c": W2, "d": b2}
+
+        def f(p, X):
+            import jax
+            Z = jax.lax.conv_general_dilated(X, p["a"], (1, 1), "VALID") + p["b"][None, :, None, None]
+            return jnp.tanh(Z).reshape(X.shape[0], -1) @ p["c"].T + p["d"]
+    for m, H in dense.items():
+        op = as_linear_operator(f, params, X, Y, matrix=m, loss="cross")
+        assert op.shape == H.shape
+        v = np.random.default_rng(1).standard_normal(H.shape[0])
+        np.testing.assert_allclose(op @ v, H @ v, atol=1e-10 * np.abs(H).max())
+        np.testing.assert_allclose(op @ np.eye(H.shape[0])[:, :3], H[:, :3], atol=1e-10 * np.abs(H).max())
+        if m != "H_o":
+            continue
+        top = scipy.sparse.linalg.eigsh(op, k=3, which="LM", return_eigenvectors=False)
+        want = np.linalg.eigvalsh(H)
+        want = want[np.argsort(-np.abs(want))][:3]
+        np.testing.assert_allclose(np.sort(top), np.sort(want), rtol=1e-8, atol=1e-10 * np.abs(want).max())
+    with pytest.raises(ConfigError, match="matrix='H'"):
+        as_linear_operator(f, params, X, Y, matrix="H")
+
+
+def test_without_pytorch_hessrank_imports_and_a_module_is_refused_with_what_to_install():
+    code = """
+import sys
+sys.modules["torch"] = None   # import torch now raises ImportError
+import hessrank
+class Module: pass
+Module.__module__ = "torch.nn.modules.module"
+class Net(Module): pass
+try:
+    hessrank.hessian_ranks(Net(), None, [[1.0]], [[1.0]])
+except hessrank.ConfigError as err:
+    print(err)
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == 'f: a PyTorch module needs PyTorch: pip install "hessrank[torch]"'
+    assert "torch" not in hessrank.__dict__
