@@ -42,7 +42,7 @@ def test_two_leaves_of_one_name_are_refused_not_merged():
 
 
 @pytest.mark.parametrize("blocks,needle", [
-    ({"first": ["w", "w"]}, "more than once"),
+    ({"first": ["w", "w"]}, "listed twice"),
     ({"first": 3}, "give a list of leaf names"),
     ({"first": {"w": 1}}, "give a list of leaf names"),
     ({5: ["w"]}, "non-empty strings"),
