@@ -163,9 +163,10 @@ def test_the_python_api_refuses_float32_inside_f():
         hessian_ranks(f, {"w": rng.standard_normal((3, 2))}, X, Y)
 
 
-def test_nan_derivatives_are_not_called_an_overflow(capsys, models_file):
+@pytest.mark.parametrize("method", ["dense", "matrix-free"])
+def test_nan_derivatives_are_not_called_an_overflow(capsys, models_file, method):
     err = _one_line(capsys, ["run", "--dataset", "gaussian", "--n", "6", "--dim", "3", "--K", "2",
-                             "--model", f"{models_file}:nan_derivative"], needle="NaN")
+                             "--model", f"{models_file}:nan_derivative", "--method", method], needle="NaN")
     assert "derivatives are NaN" in err and "scale the data down" not in err
     with pytest.raises(DataError, match="overflow"):
         numerical_rank(np.array([[np.inf, 0.0], [0.0, 1.0]]))
@@ -190,3 +191,17 @@ def test_float32_constants_of_a_model_are_not_reduced_precision():
     X, Y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
     result = hessian_ranks(lambda p, X: jnp.tanh(X @ p["w"]) * stats, {"w": rng.standard_normal((3, 2))}, X, Y)
     assert result.ranks["H_o"].rank == 6
+
+
+def test_nan_products_in_the_sketch_are_not_called_an_overflow():
+    from hessrank import sketch_rank
+    from hessrank.curvature import CurvatureOperator
+
+    def products(value):   # Hessian-vector products of a model, as the engine builds them
+        return CurvatureOperator("H_F", 6, lambda V: np.full(np.shape(V), value))
+
+    with pytest.raises(DataError, match="derivatives are NaN") as err:
+        sketch_rank(products(np.nan))
+    assert "scale the data down" not in str(err.value)
+    with pytest.raises(DataError, match="overflow"):
+        sketch_rank(products(np.inf))

@@ -114,13 +114,19 @@ def rank_from_eigenvalues(eigenvalues, size: int | None = None, *, rtol: float |
 def _refuse_non_finite(a: np.ndarray, what: str) -> None:
     """A rank of values that are not numbers is not a rank: raise :class:`DataError`."""
     if a.size and not np.isfinite(a).all():
-        bad = int(np.count_nonzero(~np.isfinite(a)))
-        if np.isinf(a).any():
-            why = "the loss or its derivatives overflow float64 at these data and parameters (scale the data down)"
-        else:  # NaN without overflow: 0/0, sqrt or log at 0, a derivative undefined where it is taken
-            why = ("the model's derivatives are NaN at these parameters and data (e.g. 0/0, or sqrt or log at 0 "
-                   "in the model)")
-        raise DataError(f"the {what} hold {bad} NaN or infinite value(s) of {a.size}: {why}; no rank is defined")
+        raise non_finite_error(a, what)
+
+
+def non_finite_error(a: np.ndarray, what: str) -> DataError:
+    """The :class:`DataError` for ``a`` (named ``what``) holding NaN or infinite values: an
+    overflow (infinities) is told apart from derivatives undefined where they are taken (NaN only)."""
+    bad = int(np.count_nonzero(~np.isfinite(a)))
+    if np.isinf(a).any():
+        why = "the loss or its derivatives overflow float64 at these data and parameters (scale the data down)"
+    else:  # NaN without overflow: 0/0, sqrt or log at 0, a derivative undefined where it is taken
+        why = ("the model's derivatives are NaN at these parameters and data (e.g. 0/0, or sqrt or log at 0 "
+               "in the model)")
+    return DataError(f"the {what} hold {bad} NaN or infinite value(s) of {a.size}: {why}; no rank is defined")
 
 
 def numerical_rank(H, *, rtol: float | None = None, atol: float | None = None,

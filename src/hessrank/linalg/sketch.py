@@ -61,7 +61,7 @@ from ._orthogonalise import (
 )
 from ._subspace import SKETCH_CHUNK, SKETCH_ROWS, Subspace
 from .operator import as_operator
-from .rank import EPS, RankInfo, rank_from_eigenvalues, tolerance
+from .rank import EPS, RankInfo, non_finite_error, rank_from_eigenvalues, tolerance
 
 __all__ = ["sketch_rank", "SketchResult", "Certificate", "Subspace", "residual_bound", "rank_info_from_ritz",
            "FAILURE_PROBABILITY", "NOISE_FLOOR", "KRYLOV_FLOOR", "SYMMETRY_TOL", "CERTIFIED", "COMPLETE_BASIS",
@@ -312,7 +312,7 @@ def _sketch(operator, *, rtol, atol, block: int, probes: int, seed: int, start) 
         W = apply(U)
         t = time.perf_counter()
         if not space.all_finite(W):
-            raise _non_finite()
+            raise _non_finite(W)
         # U H Uᵀ, unit rows U: its rounding is relative to ‖H‖ ≈ the largest ‖u H‖ seen
         w_scale = float(np.max(space.row_norms(W)))
         h_scale = max(h_scale, w_scale)     # ≈ max|λ| (unit rows U)
@@ -340,14 +340,13 @@ def _sketch(operator, *, rtol, atol, block: int, probes: int, seed: int, start) 
         U = W = C = nxt = None   # b×p arrays (U is in Q now): free them before the next products
 
 
-def _non_finite() -> DataError:
-    return DataError("the Hessian-vector products hold NaN or infinite values: the loss or its derivatives "
-                     "overflow float64 at these data and parameters (scale the data down); no rank is defined")
+def _non_finite(W) -> DataError:
+    return non_finite_error(np.asarray(W), "Hessian-vector products")
 
 
 def _check_finite(Y: np.ndarray) -> None:
     if not np.isfinite(Y).all():
-        raise _non_finite()
+        raise _non_finite(Y)
 
 
 def _check_symmetric(S: np.ndarray, scale: float, *, below: float = 0.0) -> None:
