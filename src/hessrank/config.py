@@ -39,6 +39,12 @@ POOLS = ("none", "avg", "global")
 NETWORK_FIELDS = ("arch", "conv", "stride", "padding", "pool", "model")
 #: what a name that becomes a folder of the result store may hold
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def is_safe_name(name: str) -> bool:
+    """Whether ``name`` may become a folder name of the result store: only ``[A-Za-z0-9._-]``,
+    and not made of dots alone (``.``, ``..``)."""
+    return bool(_SAFE_NAME.fullmatch(name)) and name.strip(".") != ""
 #: the named data sets (:func:`hessrank.data.load_dataset`); anything else is a .npz or .csv file
 DATASETS = ("digits", "gaussian", "MNIST", "FashionMNIST", "CIFAR10")
 #: the named data sets read from files that can be downloaded (the others need no files)

@@ -273,3 +273,14 @@ def test_a_fifo_grid_file_is_one_line_not_a_hang(tmp_path, capsys):
     fifo = tmp_path / "g.toml"
     os.mkfifo(fifo)
     _one_line(capsys, ["grid", str(fifo), "--out", str(tmp_path / "out")], needle="regular file")
+
+
+@pytest.mark.parametrize("stem", ["my grid", "grid$1", "ä", "...", "a;b"])
+def test_a_grid_file_name_that_cannot_be_a_store_folder_is_refused(tmp_path, stem):
+    from hessrank.errors import ConfigError
+    from hessrank.grid import load_grid
+
+    path = tmp_path / f"{stem}.toml"
+    path.write_text('[run]\ndataset = "gaussian"\n')
+    with pytest.raises(ConfigError, match="only letters, digits"):
+        load_grid(path)
