@@ -6,6 +6,7 @@ Shared by the data layer (downloads, unpacked archives) and the result store.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -99,6 +100,48 @@ def atomic_write_text(path, text: str) -> None:
             fh.write(text)
         except OSError as err:
             raise _write_error(Path(path), err) from None
+
+
+def read_regular_bytes(path) -> bytes:
+    """The bytes of the regular file ``path``. Opened without blocking and checked before
+    reading: a pipe (FIFO), a device or a socket where a file is expected raises
+    :class:`OSError` (``EINVAL``, "not a regular file") instead of waiting forever for a writer."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a pipe, device or socket)", str(path))
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
+def check_real_folders(folder, *, root, param: str = "out") -> None:
+    """Refuse (StoreError naming ``param``) a ``folder`` below ``root`` that leads through a
+    link or a non-folder: the tool writes only into real folders inside its output, never
+    through a link someone placed there. Components that do not exist yet are fine."""
+    folder, root = Path(folder), Path(root)
+    try:
+        parts = folder.relative_to(root).parts
+    except ValueError:
+        raise StoreError.about(param, f"{str(folder)!r} is not inside {str(root)!r}") from None
+    probe = root
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise StoreError.about(param, f"{str(folder)!r} climbs out of {str(root)!r}")
+        probe = probe / part
+        try:
+            mode = os.lstat(probe).st_mode
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise StoreError.about(param, f"cannot use {str(probe)!r} ({err.strerror or err})") from None
+        if stat.S_ISLNK(mode):
+            raise StoreError.about(param, f"{str(probe)!r} is a link; results are written only into real "
+                                          "folders inside the output: remove the link")
+        if not stat.S_ISDIR(mode):
+            raise StoreError.about(param, f"{str(probe)!r} is not a folder; move it away")
 
 
 def check_writable(path, *, param: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,14 @@ POOLS = ("none", "avg", "global")
 #: the fields that describe a network other than the MLP; at their defaults they stay out
 #: of :meth:`RunConfig.to_dict` (and so of every stored identity made before they existed)
 NETWORK_FIELDS = ("arch", "conv", "stride", "padding", "pool", "model")
+#: what a name that becomes a folder of the result store may hold
+_SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def is_safe_name(name: str) -> bool:
+    """Whether ``name`` may become a folder name of the result store: only ``[A-Za-z0-9._-]``,
+    and not made of dots alone (``.``, ``..``)."""
+    return bool(_SAFE_NAME.fullmatch(name)) and name.strip(".") != ""
 #: the named data sets (:func:`hessrank.data.load_dataset`); anything else is a .npz or .csv file
 DATASETS = ("digits", "gaussian", "MNIST", "FashionMNIST", "CIFAR10")
 #: the named data sets read from files that can be downloaded (the others need no files)
@@ -245,6 +254,12 @@ class RunConfig:
             path, sep, name = self.model.rpartition(":")
             if not sep or not path or not name:
                 raise ConfigError.invalid("model", self.model, "give FILE.py:FUNCTION, e.g. mynet.py:build")
+            if not name.isidentifier() or not name.isascii():
+                raise ConfigError.invalid("model", self.model, f"FUNCTION {name!r} is not a Python name (letters, "
+                                                               "digits, _; it names the result folder too)")
+            if not _SAFE_NAME.fullmatch(Path(path).stem) or Path(path).stem.strip(".") == "":
+                raise ConfigError.invalid("model", self.model, f"the file name {Path(path).name!r} names the result "
+                                                               "folder: use only letters, digits, '.', '_', '-'")
             if not Path(path).is_file():
                 raise ConfigError.invalid("model", self.model, f"no such file {path!r}")
             if self.arch != "mlp":

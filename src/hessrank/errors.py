@@ -23,11 +23,11 @@ class HessrankError(Exception):
 
     def __init__(self, message: str, *, param: str | None = None, value=_NO_VALUE, detail: str | None = None,
                  shown: str | None = None):
-        super().__init__(message)
+        super().__init__(_one_line(message))
         self.param = param
         self.value = value
-        self.detail = detail
-        self.shown = shown
+        self.detail = None if detail is None else _one_line(detail)
+        self.shown = None if shown is None else _one_line(shown)
 
     @classmethod
     def invalid(cls, param: str, value, detail: str, *, quoted: bool = True):
@@ -45,6 +45,15 @@ class HessrankError(Exception):
     def has_value(self) -> bool:
         """Whether the error quotes one value of its parameter."""
         return self.value is not _NO_VALUE
+
+
+def _one_line(text: str, limit: int = 2000) -> str:
+    """``text`` on one line: a quoted value or a library's message may span several (a NumPy
+    array, a traceback-like text); lines are joined with spaces and a very long text cut."""
+    text = str(text)
+    if "\n" in text or "\r" in text:
+        text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 class ConfigError(HessrankError, ValueError):

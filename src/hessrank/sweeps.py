@@ -59,6 +59,7 @@ from .measure import (
 )
 from .measure.blocks import BlockRanks, at_whole_tolerance, dense_block_spectrum, resolve_blocks
 from .measure.network import network_folder_name, network_num_params, network_words
+from .measure.scale import at_problem_scale
 from .models import get_loss
 from .store import (
     RESULT_COLUMNS,
@@ -358,6 +359,7 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int], blocks=None):
             t_eig = time.perf_counter()
             # numerical_rank without overwrite works on a copy: the accumulators live on
             ranks = {name: numerical_rank(mats[name], rtol=base.rtol, atol=base.atol) for name in MATRICES}
+            ranks = at_problem_scale(ranks, rtol=base.rtol, atol=base.atol)
             block_ranks = {bname: BlockRanks(blk.size, blk.leaves, {
                 m: at_whole_tolerance(dense_block_spectrum(mats[m], blk), blk.size, ranks[m]) for m in MATRICES},
                 {m: {"how": "eigenvalues of the diagonal block", "status": "exact"} for m in MATRICES})

@@ -53,7 +53,7 @@ See ``docs/theory.md`` for the derivations and the batteries that check each for
 from __future__ import annotations
 
 import numbers
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from .config import ACTIVATIONS, LOSSES
 from .errors import ConfigError
@@ -90,6 +90,9 @@ class Prediction:
     p: int | None = None
     r_affine: int | None = None
     linear: dict = field(default_factory=dict)
+    #: the point the formulas are applied at (:func:`at_point`): ``generic`` (assumed: a random
+    #: initialisation), ``zero`` (residual matrix Ω = 0) or ``special`` (neither)
+    point: str = "generic"
 
     @property
     def kind(self) -> str | None:
@@ -270,6 +273,38 @@ def predict_ranks(*, r: int, K: int, units, loss: str = "mse", activation: str =
     return Prediction(H_L=values["H_L"], H_o=values["H_o"], H_F=values["H_F"], kinds=kinds,
                       bounds=bounds, r=r, K_eff=K_eff, q=q, s=s, M=M, L=L, p=p,
                       r_affine=r_aff if bias else None, linear=linear)
+
+
+#: the states of the residual matrix Ω = Σ gᵢ x̃ᵢᵀ a prediction can be applied at (:func:`at_point`)
+POINTS = ("generic", "zero", "special")
+
+
+def at_point(prediction: Prediction, point: str, *, activation: str) -> Prediction:
+    """``prediction`` at a point whose residual matrix :math:`\\Omega = \\sum_i g_i \tilde
+    x_i^\top` (:math:`g_i = \\partial\\ell/\\partial f_i`) is ``point``.
+
+    The formulas for H_F and H_L assume Ω of generic rank (``generic``: unchanged). For a
+    linear network H_F is linear in Ω, so at ``zero`` (e.g. a least-squares minimum)
+    :math:`H_F = 0` and :math:`H_L = H_o` exactly: H_F becomes 0 (exact) and H_L takes H_o's
+    prediction and kind. At ``special`` (neither), or for a non-linear network away from a
+    generic point, an ``exact`` H_F or H_L drops to ``estimate``. H_o does not depend on Ω.
+    """
+    if point not in POINTS:
+        raise ConfigError(f"point={point!r}: not one of {', '.join(POINTS)}")
+    if point == "generic":
+        return replace(prediction, point=point)
+    values = {"H_L": prediction.H_L, "H_o": prediction.H_o, "H_F": prediction.H_F}
+    kinds, bounds = dict(prediction.kinds), dict(prediction.bounds)
+    if point == "zero" and activation == "linear":
+        values["H_F"], kinds["H_F"] = 0, "exact"
+        values["H_L"], kinds["H_L"] = values["H_o"], kinds["H_o"]
+        bounds.pop("H_F", None)
+        bounds.pop("H_L", None)
+        if kinds["H_L"] == "bound":
+            bounds["H_L"] = bounds.get("H_o", "p")
+    else:
+        kinds.update({m: "estimate" for m in ("H_L", "H_F") if kinds.get(m) == "exact"})
+    return replace(prediction, H_L=values["H_L"], H_F=values["H_F"], kinds=kinds, bounds=bounds, point=point)
 
 
 #: how a measured rank compares with its prediction (:func:`compare_rank`)

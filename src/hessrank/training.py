@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .atomicio import check_writable
+from .atomicio import check_real_folders, check_writable
 from .config import DEFAULT_CHECKPOINTS, OPTIMIZERS, TRAIN_DEFAULTS, RunConfig
 from .curvature import in_float64
 from .curvature.core import weighted_loss
@@ -396,6 +396,7 @@ def _store_checkpoint(job, tc, model, loss, plan, data, config, step, theta, sta
     for name, s in SUFFIX.items():
         eig = np.asarray(ranks[name].eigenvalues)
         row[f"lambda_max_{s}"] = format_float(float(np.max(np.abs(eig))) if eig.size else 0.0)
+    check_real_folders(params_folder(session.table), root=session.table.folder)
     save_arrays(params_path(session.table, step), named_arrays(model, theta))
     save_arrays(_state_path(session.table, step),
                 {f"leaf{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(state))})

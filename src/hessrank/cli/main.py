@@ -19,6 +19,7 @@ from ..compile_cache import default_cache_dir, enable_compile_cache
 from ..errors import HessrankError
 from . import datasets, grid, plot, run, spectrum, sweep, train
 from .options import Parser, error_line
+from .streams import survive_any_locale
 
 EXIT_USAGE = 2
 
@@ -66,8 +67,9 @@ def entry() -> None:
     code = main()
     if run._RAN:
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:
+                    stream.flush()
         except (OSError, ValueError):  # a closed or broken stream: the normal exit reports it
             sys.exit(code)
         os._exit(code)
@@ -81,8 +83,12 @@ EXIT_BROKEN_PIPE = 141
 def _guarded(parser, argv, name) -> int:
     """Parse ``argv`` and run its handler; every failure ends in one line on stderr."""
     args = None
+    survive_any_locale()
     try:
         args = parser.parse_args(argv)
+        if sys.stdout is None:  # started with stdout closed (`>&-`)
+            return _fail(name(args), "stdout is closed: there is nowhere to write the results; open it or "
+                                     "redirect it to a file")
         if hasattr(args, "compile_cache"):  # a command that compiles (not `datasets`)
             cache = default_cache_dir(args.compile_cache)
             if cache is not None:
@@ -96,14 +102,30 @@ def _guarded(parser, argv, name) -> int:
     except MemoryError as err:  # a size that passed every check but still did not fit
         return _fail(name(args), f"out of memory ({err}); use a smaller problem (n, dim, units)")
     except OSError as err:  # a file system failure no check foresaw (disk full, I/O error)
+        if not err.filename and _working_directory_gone():
+            return _fail(name(args), f"the working directory {os.environ.get('PWD', '')!r} no longer exists (it was "
+                                     "deleted or moved): change into a folder that exists, or give absolute paths")
         where = f" {err.filename!r}" if err.filename else ""
         return _fail(name(args), f"cannot access{where}: {err.strerror or err}")
     except KeyboardInterrupt:
-        print(f"{name(args)}: interrupted", file=sys.stderr)
+        if sys.stderr is not None:
+            print(f"{name(args)}: interrupted", file=sys.stderr)
         return 130
 
 
+def _working_directory_gone() -> bool:
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _fail(prog: str, line: str) -> int:
+    if sys.stderr is None:  # started with stderr closed (`2>&-`): the status alone says it
+        return EXIT_USAGE
     try:
         print(f"{prog}: error: {line}", file=sys.stderr)
     except OSError:

@@ -41,7 +41,9 @@ _FLAGS = {"label_noise": "--label-noise", "n_max": "--n-max", "data_dir": "--dat
           "memory_limit": "--memory-limit", "rank_vs_rtol": "--rank-vs-rtol", "scheme": "--init",
           "widths": "--widths", "options": "option", "trace_samples": "--trace-samples",
           "lanczos_steps": "--lanczos-steps", "train_batch": "--train-batch", "top": "--top-eigenvalues",
-          "num_processes": "--num-processes", "process_id": "--process-id"}
+          "num_processes": "--num-processes", "process_id": "--process-id",
+          # library parameters with no flag of their own: the flag that chose them
+          "operator": "--method matrix-free", "f": "--model"}
 
 
 def flag_of(param: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,6 +75,11 @@ def _cmd_spectrum(args) -> int:
         if not str(args.eigenvectors).endswith(".npz"):
             raise ConfigError.invalid("eigenvectors", args.eigenvectors, "give a file name ending in .npz")
         check_writable(args.eigenvectors, param="eigenvectors")
+        eig, out = Path(os.path.abspath(args.eigenvectors)), Path(os.path.abspath(args.out))
+        if eig == out or eig in out.parents:  # the store would need this file as a folder
+            raise ConfigError.invalid("eigenvectors", args.eigenvectors, f"the result store --out {args.out!r} is "
+                                                                         "this path or lies inside it; give another "
+                                                                         "file")
     _check_arch(args)
     check_writable(Path(args.out) / "store" / "probe", param="out")
     with _model_errors(args):

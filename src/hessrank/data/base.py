@@ -67,17 +67,17 @@ def select_samples(labels: np.ndarray, *, n: int | None, K: int, name: str) -> n
     n_classes = classes_kept(K)
     present = np.unique(labels)
     if n_classes > present.size:
-        raise ConfigError.invalid("K", K, f"the data set {name!r} has only {present.size} classes; use --K <= "
-                                          f"{present.size}"
-        )
+        # K = 1 keeps two classes (±1 targets): a remedy "K <= 1" would be refused again
+        remedy = f"use --K <= {present.size}" if present.size >= 2 else "no K fits (K = 1 needs two classes)"
+        raise ConfigError.invalid("K", K, f"the data set {name!r} has only {present.size} "
+                                          f"class{'es' if present.size != 1 else ''}; {remedy}")
     kept = np.flatnonzero((labels >= 0) & (labels < n_classes))
     if n is None:
         return kept
     if n > kept.size:
+        remedy = f"use --n <= {kept.size}" if kept.size >= 1 else "no n fits"
         raise ConfigError.invalid("n", n, f"the data set {name!r} has only {kept.size} samples of the first "
-                                          f"{n_classes} classes; "
-            f"use --n <= {kept.size}"
-        )
+                                          f"{n_classes} classes; {remedy}")
     return kept[:n]
 
 

@@ -99,10 +99,13 @@ def _csv_cell_error(path, rows_skipped: int) -> str:
 def read_csv(path) -> tuple[np.ndarray, np.ndarray]:
     """Features (n, d) and labels (n,) of a CSV file (last column the label), unvalidated."""
     try:
+        with open(path, "rb") as fh:
+            if b"\0" in fh.read(1 << 16):
+                raise DataError.invalid("dataset", str(path), "holds NUL bytes: not a text CSV file")
         with open(path, newline="") as fh:
             first = next(csv.reader(fh), None)
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError.invalid("dataset", str(path), f"cannot read ({err})") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError.invalid("dataset", str(path), f"cannot read as CSV ({err})") from None
     if first is None:
         raise DataError.invalid("dataset", str(path), "the file is empty")
 
@@ -119,7 +122,11 @@ def read_csv(path) -> tuple[np.ndarray, np.ndarray]:
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
             table = np.loadtxt(path, delimiter=",", skiprows=int(header), ndmin=2, dtype=np.float64)
     except ValueError:
-        raise DataError.invalid("dataset", str(path), f"{_csv_cell_error(path, int(header))}") from None
+        try:
+            where = _csv_cell_error(path, int(header))
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            where = f"cannot read as CSV ({err})"
+        raise DataError.invalid("dataset", str(path), where) from None
     if table.shape[0] == 0:
         raise DataError.invalid("dataset", str(path), "no data rows")
     if table.shape[1] < 2:

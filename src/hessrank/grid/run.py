@@ -155,9 +155,14 @@ def _connect(stack, *, workers, scheduler, memory_limit):
 
     if scheduler:
         return stack.enter_context(_client_within(Client, scheduler, CONNECT_TIMEOUT_S))
-    cluster = stack.enter_context(LocalCluster(
-        n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=None,
-        memory_limit="auto" if memory_limit is None else memory_limit))
+    import dask
+
+    # a point that takes its worker past the memory limit kills it: it fails at once (no retry that would
+    # restart the worker again and again), and a worker near its limit never pauses with work queued
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.memory.pause": False}):
+        cluster = stack.enter_context(LocalCluster(
+            n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=None,
+            memory_limit="auto" if memory_limit is None else memory_limit))
     return stack.enter_context(Client(cluster))
 
 
@@ -211,8 +216,13 @@ def _run_on_dask(todo, store, bar, client, compile_cache) -> str:
         point = futures[future]
         try:
             result = future.result()
-        except Exception as err:  # noqa: BLE001 - e.g. KilledWorker after repeated worker deaths
-            result = {"status": "failed", "error": _one_line(err), "worker": ""}
+        except Exception as err:  # noqa: BLE001 - e.g. KilledWorker: the worker died running the point
+            why = _one_line(err)
+            if type(err).__name__ == "KilledWorker":
+                shown = f" of {limit / 2**20:.0f} MiB" if limit else ""
+                why = (f"its worker died while running it (past its memory limit{shown}, or a crash); give the "
+                       "workers more memory (--memory-limit) or fewer workers")
+            result = {"status": "failed", "error": why, "worker": ""}
         store(point, result)
         _report(bar, point, result.get("status", "failed"), result)
     return str(client.scheduler.address)

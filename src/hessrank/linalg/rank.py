@@ -6,6 +6,12 @@ p \cdot \varepsilon_{64}`; ``rtol`` replaces the factor :math:`p\,\varepsilon`, 
 is an absolute floor, and with both the larger wins. The gap at the cut is
 :math:`\log_{10}(|\lambda_r| / |\lambda_{r+1}|)` in decades, eigenvalues ordered by
 magnitude: a linear network shows a cliff of many decades, a non-linear one may not.
+
+``scale`` replaces :math:`\max|\lambda|` by a larger magnitude when the matrix is a
+difference of larger terms (:math:`H_F` at a least-squares minimum of a linear network
+is zero in exact arithmetic, its own :math:`\max|\lambda|` is rounding, and a cut
+relative to it counts rounding): the cut is then :math:`\max(\max|\lambda|,
+\text{scale}) \cdot p \cdot \varepsilon_{64}` (``rtol`` likewise).
 """
 
 from __future__ import annotations
@@ -26,13 +32,15 @@ EPS = float(np.finfo(np.float64).eps)
 class RankInfo:
     """``rank`` of a ``size``×``size`` matrix, the ``tol`` used, the ``gap_decades`` at
     the cut (``None`` when the rank is 0 or full, ``inf`` when the next eigenvalue is
-    exactly 0) and the ``eigenvalues`` sorted by decreasing magnitude."""
+    exactly 0), the ``eigenvalues`` sorted by decreasing magnitude and the ``scale`` the
+    relative cut was taken against when it is larger than their largest magnitude (0: their own)."""
 
     rank: int
     tol: float
     gap_decades: float | None
     eigenvalues: np.ndarray = field(repr=False)
     size: int
+    scale: float = 0.0
 
     def to_dict(self) -> dict:
         """``{"rank", "tol", "gap_decades", "size"}`` as JSON-ready values (no eigenvalues; an
@@ -68,12 +76,24 @@ def tolerance(max_abs: float, size: int, *, rtol: float | None = None, atol: flo
     return max(rel, atol if atol is not None else 0.0)
 
 
+def cut_at_scale(size: int, scale: float, *, rtol: float | None = None,
+                 atol: float | None = None) -> tuple[float | None, float | None]:
+    """``(rtol, atol)`` whose cut, by :func:`tolerance` on any ``max|λ|``, is the cut at
+    ``max(max|λ|, scale)``: for solvers that take only ``rtol`` and ``atol``."""
+    if rtol is None and atol is None:
+        return size * EPS, scale * size * EPS
+    if rtol is None:
+        return None, atol
+    return rtol, max(rtol * scale, atol if atol is not None else 0.0)
+
+
 def rank_from_eigenvalues(eigenvalues, size: int | None = None, *, rtol: float | None = None,
-                          atol: float | None = None) -> RankInfo:
+                          atol: float | None = None, scale: float = 0.0) -> RankInfo:
     """:class:`RankInfo` from eigenvalues of a ``size``×``size`` symmetric matrix.
 
     ``eigenvalues`` may hold only the possibly non-zero part of the spectrum (e.g.
     from a Gram matrix); the missing ``size - len(eigenvalues)`` ones are exact zeros.
+    ``scale``: the relative cut is taken against ``max(max|λ|, scale)`` (see the module docstring).
     """
     lam = np.asarray(eigenvalues, dtype=np.float64)
     _refuse_non_finite(lam, "eigenvalues")
@@ -81,21 +101,32 @@ def rank_from_eigenvalues(eigenvalues, size: int | None = None, *, rtol: float |
     lam = lam[np.argsort(-np.abs(lam), kind="stable")]
     mags = np.abs(lam)
     max_abs = float(mags[0]) if mags.size else 0.0
-    tol = tolerance(max_abs, size, rtol=rtol, atol=atol)
+    scale = float(scale) if scale > max_abs else 0.0
+    tol = tolerance(max(max_abs, scale), size, rtol=rtol, atol=atol)
     rank = int(np.count_nonzero(mags > tol))
     gap = None
     if 0 < rank < size:
         below = float(mags[rank]) if rank < mags.size else 0.0
         gap = math.inf if below == 0.0 else math.log10(float(mags[rank - 1]) / below)
-    return RankInfo(rank=rank, tol=float(tol), gap_decades=gap, eigenvalues=lam, size=size)
+    return RankInfo(rank=rank, tol=float(tol), gap_decades=gap, eigenvalues=lam, size=size, scale=scale)
 
 
 def _refuse_non_finite(a: np.ndarray, what: str) -> None:
     """A rank of values that are not numbers is not a rank: raise :class:`DataError`."""
     if a.size and not np.isfinite(a).all():
-        bad = int(np.count_nonzero(~np.isfinite(a)))
-        raise DataError(f"the {what} hold {bad} NaN or infinite value(s) of {a.size}: the loss or its derivatives "
-                        "overflow float64 at these data and parameters (scale the data down); no rank is defined")
+        raise non_finite_error(a, what)
+
+
+def non_finite_error(a: np.ndarray, what: str) -> DataError:
+    """The :class:`DataError` for ``a`` (named ``what``) holding NaN or infinite values: an
+    overflow (infinities) is told apart from derivatives undefined where they are taken (NaN only)."""
+    bad = int(np.count_nonzero(~np.isfinite(a)))
+    if np.isinf(a).any():
+        why = "the loss or its derivatives overflow float64 at these data and parameters (scale the data down)"
+    else:  # NaN without overflow: 0/0, sqrt or log at 0, a derivative undefined where it is taken
+        why = ("the model's derivatives are NaN at these parameters and data (e.g. 0/0, or sqrt or log at 0 "
+               "in the model)")
+    return DataError(f"the {what} hold {bad} NaN or infinite value(s) of {a.size}: {why}; no rank is defined")
 
 
 def numerical_rank(H, *, rtol: float | None = None, atol: float | None = None,
@@ -138,11 +169,11 @@ RTOL_SCAN = tuple(10.0 ** -e for e in range(16, 1, -1))
 
 def ranks_at_rtols(info: RankInfo, rtols=RTOL_SCAN, *, resolved_below: float = 0.0) -> list[int | None]:
     """The rank at each relative tolerance: the count of ``|λ| > rtol·max|λ|`` over
-    ``info``'s eigenvalues (those not listed are zeros). Where the cut ``rtol·max|λ|``
-    is at most ``resolved_below`` (e.g. ``2δ`` of a matrix-free sketch, below which
+    ``info``'s eigenvalues (those not listed are zeros; ``max|λ|`` raised to ``info.scale``).
+    Where the cut ``rtol·max|λ|`` is at most ``resolved_below`` (e.g. ``2δ`` of a matrix-free sketch, below which
     eigenvalues are not resolved) the rank is not known and is ``None``."""
     mags = np.abs(np.asarray(info.eigenvalues, dtype=np.float64))
-    max_abs = float(mags.max()) if mags.size else 0.0
+    max_abs = max(float(mags.max()) if mags.size else 0.0, info.scale)
     out = []
     for rtol in rtols:
         cut = float(rtol) * max_abs

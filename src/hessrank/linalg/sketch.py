@@ -61,7 +61,7 @@ from ._orthogonalise import (
 )
 from ._subspace import SKETCH_CHUNK, SKETCH_ROWS, Subspace
 from .operator import as_operator
-from .rank import EPS, RankInfo, rank_from_eigenvalues, tolerance
+from .rank import EPS, RankInfo, non_finite_error, rank_from_eigenvalues, tolerance
 
 __all__ = ["sketch_rank", "SketchResult", "Certificate", "Subspace", "residual_bound", "rank_info_from_ritz",
            "FAILURE_PROBABILITY", "NOISE_FLOOR", "KRYLOV_FLOOR", "SYMMETRY_TOL", "CERTIFIED", "COMPLETE_BASIS",
@@ -234,6 +234,7 @@ def _sketch(operator, *, rtol, atol, block: int, probes: int, seed: int, start) 
     pending = None     # the next block-Krylov directions
     h_scale = 0.0      # largest ‖u H‖ seen for a unit vector u
     full_round = False  # the directions in hand came from a probe round that kept every probe
+    fixed_cut = tolerance(0.0, p, rtol=rtol, atol=atol)   # the cut's absolute part (atol)
 
     def apply(V):
         t = time.perf_counter()
@@ -262,7 +263,8 @@ def _sketch(operator, *, rtol, atol, block: int, probes: int, seed: int, start) 
             Omega = space.probes(rng, b)
             Y = apply(Omega)
             scale = float(np.max(space.row_norms(Y)))
-            _check_symmetric(space.cross(Y, Omega), scale * float(np.max(space.row_norms(Omega))))
+            w = float(np.max(space.row_norms(Omega)))
+            _check_symmetric(space.cross(Y, Omega), scale * w, below=fixed_cut * w * w)
             count["rounds"] += 1
             t = time.perf_counter()
             R = space.residual(Y)   # Y is ours: overwritten
@@ -310,14 +312,14 @@ def _sketch(operator, *, rtol, atol, block: int, probes: int, seed: int, start) 
         W = apply(U)
         t = time.perf_counter()
         if not space.all_finite(W):
-            raise _non_finite()
+            raise _non_finite(W)
         # U H Uᵀ, unit rows U: its rounding is relative to ‖H‖ ≈ the largest ‖u H‖ seen
         w_scale = float(np.max(space.row_norms(W)))
         h_scale = max(h_scale, w_scale)     # ≈ max|λ| (unit rows U)
         tol_now = tolerance(h_scale, p, rtol=rtol, atol=atol)
         skip = None if keep_all else min(_T_SKIP_BELOW * EPS * h_scale, _T_SKIP_CUT_SHARE * tol_now)
         C = space.append(U, W, skip_below=skip)             # C = W Qᵀ, rows of T
-        _check_symmetric(C[:, space.k - U.shape[0]:], h_scale)
+        _check_symmetric(C[:, space.k - U.shape[0]:], h_scale, below=fixed_cut)
         # block Krylov: the part of W = U H outside span(Q) (C serves as the first projection)
         if keep_all:
             nxt = space.complete_directions(W, C, h_scale)
@@ -338,24 +340,25 @@ def _sketch(operator, *, rtol, atol, block: int, probes: int, seed: int, start) 
         U = W = C = nxt = None   # b×p arrays (U is in Q now): free them before the next products
 
 
-def _non_finite() -> DataError:
-    return DataError("the Hessian-vector products hold NaN or infinite values: the loss or its derivatives "
-                     "overflow float64 at these data and parameters (scale the data down); no rank is defined")
+def _non_finite(W) -> DataError:
+    return non_finite_error(np.asarray(W), "Hessian-vector products")
 
 
 def _check_finite(Y: np.ndarray) -> None:
     if not np.isfinite(Y).all():
-        raise _non_finite()
+        raise _non_finite(Y)
 
 
-def _check_symmetric(S: np.ndarray, scale: float) -> None:
+def _check_symmetric(S: np.ndarray, scale: float, *, below: float = 0.0) -> None:
     """Refuse an operator whose small sample ``S = V H Vᵀ`` is not symmetric: the sketch
-    (and its certificate) hold only for symmetric matrices."""
+    (and its certificate) hold only for symmetric matrices. Asymmetry under a thousandth of
+    ``below`` (the absolute cut, scaled like ``S``) cannot move an eigenvalue across the cut:
+    rounding of a matrix that is zero at the problem's scale is not refused."""
     _check_finite(S)
     if not np.isfinite(scale):
         _check_finite(np.array([scale]))
     skew = float(np.max(np.abs(S - S.T), initial=0.0))
-    if skew > SYMMETRY_TOL * scale:
+    if skew > max(SYMMETRY_TOL * scale, 1e-3 * below):
         raise ConfigError.about("operator", f"not symmetric: on the probes |VHVᵀ − (VHVᵀ)ᵀ| = {skew:.1e} against "
                                             f"{scale:.1e} for the products; the sketch ranks symmetric matrices only")
 

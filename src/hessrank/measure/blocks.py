@@ -76,6 +76,8 @@ def resolve_blocks(model, blocks) -> dict[str, Block]:
                                                     "(it has no leaves / layer_of)")
     offsets, start = {}, 0
     for name, size in model.leaves:
+        if name in offsets:  # two leaves under one name: a block would silently lose one
+            raise ConfigError.invalid("blocks", name, "two parameter arrays have this name; rename one")
         offsets[name] = (start, size)
         start += size
     if isinstance(blocks, str):
@@ -91,23 +93,35 @@ def resolve_blocks(model, blocks) -> dict[str, Block]:
     elif isinstance(blocks, Mapping):
         groups = {}
         for name, leaves in blocks.items():
-            leaves = [leaves] if isinstance(leaves, str) else list(leaves)
+            if not isinstance(name, str) or not name:
+                raise ConfigError.invalid("blocks", name, "block names must be non-empty strings", quoted=False)
+            if isinstance(leaves, str):
+                leaves = [leaves]
+            elif not isinstance(leaves, list | tuple):
+                raise ConfigError.invalid("blocks", name, f"the block's leaves are a {type(leaves).__name__}: give "
+                                                          "a list of leaf names")
+            leaves = list(leaves)
             if not leaves:
                 raise ConfigError.invalid("blocks", name, "a block needs at least one leaf")
             for leaf in leaves:
-                if leaf not in offsets:
+                if not isinstance(leaf, str) or leaf not in offsets:
                     raise ConfigError.invalid("blocks", leaf, f"no such parameter array; the leaves are "
-                                                              f"{', '.join(offsets)}")
+                                                              f"{', '.join(offsets)}", quoted=isinstance(leaf, str))
             if len(set(leaves)) < len(leaves):
                 twice = next(leaf for leaf in leaves if leaves.count(leaf) > 1)
                 raise ConfigError.invalid("blocks", twice, f"listed twice in block {name!r}; give each leaf once")
-            groups[str(name)] = leaves
+            groups[name] = leaves
     else:
         raise ConfigError.invalid("blocks", blocks, "give 'leaves', 'layers' or a mapping name -> list of leaf names",
                                   quoted=False)
-    return {name: Block(tuple(leaves), np.concatenate([np.arange(offsets[leaf][0], sum(offsets[leaf]))
-                                                       for leaf in leaves]))
-            for name, leaves in groups.items()}
+    out = {name: Block(tuple(leaves), np.concatenate([np.arange(offsets[leaf][0], sum(offsets[leaf]))
+                                                      for leaf in leaves]))
+           for name, leaves in groups.items()}
+    for name, block in out.items():
+        if block.size == 0:
+            raise ConfigError.invalid("blocks", name, f"the block holds no parameters (its leaves "
+                                                      f"{', '.join(block.leaves)} are empty arrays)")
+    return out
 
 
 def at_whole_tolerance(eigenvalues, size: int, whole: RankInfo) -> RankInfo:

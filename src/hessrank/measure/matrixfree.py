@@ -24,6 +24,7 @@ Every rank uses the dense tolerance rule with the full size p
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -48,6 +49,7 @@ from .blocks import (
     restrict,
 )
 from .plan import SKETCH_BLOCK, MemoryPlan, plan_memory, plan_mesh_memory
+from .scale import largest, problem_cut, terms_scale
 from .threads import blas_threads, resolve_threads
 
 #: a factor A of this many bytes or more is freed once range(H_o) is taken from it (H_L's last
@@ -191,8 +193,9 @@ def _matrix_free_ranks(source, *, rtol, atol, memory_bytes, block, probes, seed,
     timings["H_o"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    res = sketch_rank(H_F_op, seed=seed + 1, max_columns=plan.capacity, **sketch)
-    ranks["H_F"], details["H_F"] = res.info, _sketch_details(res)
+    res = sketch_rank(H_F_op, seed=seed + 1, max_columns=plan.capacity,
+                      **_at_scale(sketch, "H_F", ranks, p, rtol=rtol, atol=atol))
+    ranks["H_F"], details["H_F"] = _with_scale(res.info, ranks), _sketch_details(res)
     if observe:
         _observe_sketch(observe, "H_F", res, H_F_op)
     timings["H_F"] = time.perf_counter() - t
@@ -231,8 +234,8 @@ def _matrix_free_ranks(source, *, rtol, atol, memory_bytes, block, probes, seed,
         space.add_to_matrix(space.projected_dense(H_o))
     elif space.k:
         space.add_to_matrix(space.projected(H_o_op))
-    res = sketch_rank(H_L_op, seed=seed + 2, start=space, **sketch)
-    ranks["H_L"], details["H_L"] = res.info, {**_sketch_details(res), "start": start}
+    res = sketch_rank(H_L_op, seed=seed + 2, start=space, **_at_scale(sketch, "H_L", ranks, p, rtol=rtol, atol=atol))
+    ranks["H_L"], details["H_L"] = _with_scale(res.info, ranks), {**_sketch_details(res), "start": start}
     if observe:
         _observe_sketch(observe, "H_L", res, H_L_op)
     timings["H_L"] = time.perf_counter() - t
@@ -292,6 +295,18 @@ def _observe_sketch(observe, name, res, operator) -> None:
     delta = res.certificate.residual_bound
     observe(name, res.info, lambda vectors: known_from_subspace(res.subspace, delta, values=res.info.eigenvalues,
                                                                 vectors=vectors), operator)
+
+
+def _at_scale(sketch: dict, name: str, ranks: dict, p: int, *, rtol, atol) -> dict:
+    """``sketch``'s settings with the cut of ``name`` at the problem's scale (:mod:`.scale`)."""
+    rtol, atol = problem_cut(name, ranks, p, rtol=rtol, atol=atol)
+    return {**sketch, "rtol": rtol, "atol": atol}
+
+
+def _with_scale(info: RankInfo, ranks: dict) -> RankInfo:
+    """``info`` recording the terms' scale its cut was taken against (when above its own)."""
+    scale = terms_scale(ranks)
+    return dataclasses.replace(info, scale=scale if scale > largest(info) else 0.0)
 
 
 def _sketch_details(res) -> dict:

@@ -19,6 +19,7 @@ of kind ``bound``.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,6 +171,8 @@ def measure_model(model: Model, theta, X, Y, *, loss: str = "mse", method: str =
                   devices=None) -> ModelResult:
     """:func:`hessian_ranks` for a :class:`~hessrank.models.Model` and its flat parameters ``theta``."""
     t0 = time.perf_counter()
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise ConfigError.invalid("seed", seed, "give an integer in 0..2**32-1")
     with float64_scope():
         lossf, theta, X, Y, batch_size = prepare_inputs(model, theta, X, Y, loss=loss, method=method, rtol=rtol,
                                                         atol=atol, batch_size=batch_size, num_classes=num_classes)
@@ -249,16 +252,17 @@ def check_settings(X, Y, *, loss: str, method: str, rtol, atol, batch_size, num_
     """Check the settings and data of :func:`hessian_ranks` (one line naming the first bad one):
     ``(loss, X, Y, batch_size)``, the data as float64 arrays."""
     lossf = get_loss(loss)
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ConfigError.invalid("method", method, f"not one of {', '.join(METHODS)}")
     for name, value in (("rtol", rtol), ("atol", atol)):
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            raise ConfigError.invalid(name, value, "give a finite tolerance >= 0")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                  or not (math.isfinite(value) and value >= 0)):
+            raise ConfigError.invalid(name, value, "give a finite tolerance >= 0 (a number)")
     X, Y = _check_data(X, Y, loss, num_classes)
     n, K = Y.shape
     if batch_size is None:
         batch_size = min(n, DEFAULT_BATCH_CAP)
-    elif not (isinstance(batch_size, int | np.integer) and 1 <= batch_size <= n):
+    elif isinstance(batch_size, bool) or not (isinstance(batch_size, int | np.integer) and 1 <= batch_size <= n):
         raise ConfigError.invalid("batch_size", batch_size, f"give an integer in 1..{n} (n = {n} samples)")
     return lossf, X, Y, int(batch_size)
 
@@ -289,6 +293,10 @@ def one_hot_labels(Y, num_classes: int | None = None) -> np.ndarray:
 
 
 def _check_data(X, Y, loss, num_classes=None):
+    for name, value in (("X", X), ("Y", Y)):
+        if np.iscomplexobj(value):
+            raise ConfigError.about(name, "complex values: ranks are defined here for real data; give the real "
+                                          "and imaginary parts as separate real features")
     Y = one_hot_labels(Y, num_classes)
     try:
         X = np.asarray(X, dtype=np.float64)

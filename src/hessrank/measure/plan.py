@@ -24,8 +24,10 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import os
+import resource
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import ConfigError
 from ..linalg.sketch import SKETCH_CHUNK, SKETCH_ROWS
@@ -131,8 +133,67 @@ def available_memory_bytes() -> int:
         pass
     if have is None:
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    own = _process_room_bytes()
+    if own is not None:
+        have = min(have, own)
     cap = _MEMORY_LIMIT.get()
     return have if cap is None else min(have, cap)
+
+
+def _process_room_bytes() -> int | None:
+    """What this process's own limits still allow (``None``: no limit): ``RLIMIT_AS``
+    (``ulimit -v``) less the address space in use, and the cgroup's ``memory.max`` less its
+    ``memory.current`` (a container, a batch job's allocation)."""
+    room = []
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            room.append(max(0, soft - _status_kib("VmSize") * 1024))
+    except (OSError, ValueError):
+        pass
+    for folder, limit_file, used_file in _cgroup_memory_files():
+        limit, used = _read_int(folder / limit_file), _read_int(folder / used_file)
+        if limit is not None:
+            room.append(max(0, limit - (used or 0)))
+            break
+    return min(room) if room else None
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _cgroup_memory_files():
+    """``(folder, limit file, usage file)`` of this process's memory cgroup, v2 then v1."""
+    root = Path("/sys/fs/cgroup")
+    try:
+        with open("/proc/self/cgroup") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        number, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if number == "0" and not controllers:   # cgroup v2
+            out.append((root / path.lstrip("/"), "memory.max", "memory.current"))
+        elif "memory" in controllers.split(","):  # cgroup v1; inside a container the own folder is the root
+            for folder in (root / "memory" / path.lstrip("/"), root / "memory"):
+                out.append((folder, "memory.limit_in_bytes", "memory.usage_in_bytes"))
+    return out
+
+
+def _read_int(path: Path) -> int | None:
+    """An integer file of the cgroup (``None``: missing, or ``max``)."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def dense_memory_bytes(p: int) -> int:

@@ -119,9 +119,12 @@ def _bound_text(name: str) -> str:
 def describe_predictions(pred) -> list[str]:
     """Phrases saying what the predictions of ``pred`` are (the ``theory`` lines)."""
     kinds = pred.kinds
+    point = getattr(pred, "point", "generic")
+    at = {"generic": "", "zero": " at this point (residual matrix Ω = 0: H_F = 0, H_L = H_o)",
+          "special": " (H_F, H_L: the residual matrix Ω is not generic at this point)"}.get(point, "")
     if all(kinds.get(m) == "exact" for m in MATRICES):
-        return ["exact for this network (linear, no bias)"]
-    phrases = []
+        return [f"exact for this network (linear, no bias){at}"]
+    phrases = [at.strip(" ()")] if at else []
     exact = [m for m in MATRICES if kinds.get(m) == "exact"]
     if exact:
         phrases.append(f"{', '.join(exact)} exact")

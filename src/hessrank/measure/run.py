@@ -23,7 +23,7 @@ from ..matrices import DENSE, H_O_GRAM, MATRICES
 from ..models import MLP, Model, get_loss
 from ..models.function import check_outputs
 from ..models.params import flat_params
-from ..theory import Deficiency, Prediction, explain_deficiency, predict_ranks, trivial_prediction
+from ..theory import Deficiency, Prediction, at_point, explain_deficiency, predict_ranks, trivial_prediction
 from ..theory_cnn import CNNDataRanks, cnn_data_ranks, explain_cnn_deficiency, predict_cnn_ranks
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
 from .matrixfree import matrix_free_source_ranks
@@ -31,7 +31,9 @@ from .network import build_network, network_label
 from .plan import MethodPlan, expected_basis, plan_before_loading, plan_method
 from .provenance import peak_rss_bytes, provenance
 from .report import run_summary
+from .residuals import residual_state
 from .results import RankedResult
+from .scale import at_problem_scale
 from .threads import blas_threads, resolve_threads
 
 
@@ -185,7 +187,9 @@ def predict_for(config: RunConfig, data: Dataset, n: int, p: int, *, theta=None)
     ``data``: r from the same rank rule as the Hessians, the predictions of
     :func:`hessrank.theory.predict_ranks` (the built-in CNN: :func:`hessrank.theory_cnn.predict_cnn_ranks`,
     with the features at ``theta``, default the initialisation; a user's model: the
-    trivial bounds)."""
+    trivial bounds). With ``theta`` the point is checked (:func:`~.residuals.residual_state`)
+    and the predictions of a linear MLP are those at it (:func:`hessrank.theory.at_point`);
+    without it the point is assumed generic (a random initialisation)."""
     X = data.X[:n]
     r = covariance_rank(X, rtol=config.rtol, atol=config.atol).rank
     if config.network == "cnn":
@@ -198,6 +202,11 @@ def predict_for(config: RunConfig, data: Dataset, n: int, p: int, *, theta=None)
     r_affine = _affine_rank(X, r, rtol=config.rtol, atol=config.atol) if config.bias else None
     prediction = predict_ranks(r=r, K=data.K, units=config.units, loss=config.loss, activation=config.activation,
                                bias=config.bias, n=n, d=data.d, r_affine=r_affine)
+    if theta is not None and config.activation == "linear":
+        model = MLP(widths=(data.d, *config.units, data.K), activation=config.activation, bias=config.bias)
+        state = residual_state(model, get_loss(config.loss), theta, X, data.Y[:n], bias=config.bias,
+                               generic_rank=min(r_affine if config.bias else r, prediction.K_eff))
+        prediction = at_point(prediction, state, activation=config.activation)
     return r, prediction
 
 
@@ -322,6 +331,7 @@ def _dense_ranks(plan: MethodPlan, source: CurvatureSource, *, rtol, atol, block
             ranks[name] = rank_from_eigenvalues(spectrum(gram_matrix, overwrite=True), p, rtol=rtol, atol=atol)
         else:
             ranks[name] = numerical_rank(mats.pop(name), rtol=rtol, atol=atol, overwrite=True)
+    ranks = at_problem_scale(ranks, rtol=rtol, atol=atol)
     timings["eigen"] = time.perf_counter() - t
     how = {"H_L": "eigenvalues of the diagonal block", "H_F": "eigenvalues of the diagonal block",
            "H_o": "eigenvalues of A_bᵀA_b (the block's columns of A)" if gram

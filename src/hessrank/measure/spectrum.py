@@ -80,6 +80,7 @@ from .provenance import peak_rss_bytes, provenance
 from .report import matrix_spectrum_summary, spectrum_summary
 from .results import RankedResult
 from .run import build, curvature_source
+from .scale import at_problem_scale
 
 #: the spectral extras (Lanczos vectors, eigenvectors, trace probes) may take this share of the free memory
 EXTRA_SHARE = 0.25
@@ -352,13 +353,16 @@ def measure_source_spectra(plan: MethodPlan, source: CurvatureSource, options: S
     block_known = {b: {m: factor_block_known(A, blk) if m == "H_o" and gram else dense_block_known(mats[m], blk)
                        for m in MATRICES} for b, blk in blocks.items()}
     infos: dict[str, RankInfo] = {}
+    knowns = {}
     for name in MATRICES:
         if name == "H_o" and gram:   # H_o = AᵀA: the non-zero eigenvalues of the smaller A Aᵀ
-            known = known_from_factor(A)
+            knowns[name] = known_from_factor(A)
         else:
-            known = known_from_dense(mats.pop(name), vectors=options.eigenvectors)
-        infos[name] = rank_from_eigenvalues(known.values, p, rtol=rtol, atol=atol)
-        found[name] = summarize(name, known, infos[name], None, options)
+            knowns[name] = known_from_dense(mats.pop(name), vectors=options.eigenvectors)
+        infos[name] = rank_from_eigenvalues(knowns[name].values, p, rtol=rtol, atol=atol)
+    infos = at_problem_scale(infos, rtol=rtol, atol=atol)
+    for name in MATRICES:
+        found[name] = summarize(name, knowns.pop(name), infos[name], None, options)
     for b, blk in blocks.items():
         for m in MATRICES:
             known = block_known[b][m]

@@ -68,6 +68,9 @@ def function_model(f: Callable, params) -> tuple[FunctionModel, jax.Array]:
                 what = f"{leaf.dtype} array" if hasattr(leaf, "dtype") else type(leaf).__name__
                 raise ConfigError.invalid("params", name, f"leaf is a {what}: every leaf must be a floating-point "
                                                           "array (filter out the rest, e.g. eqx.partition)")
+            if name in names:  # e.g. {"a/b": …} beside {"a": {"b": …}}: blocks and saved arrays need one each
+                raise ConfigError.invalid("params", name, "two leaves have this name (keys joined by '/'); rename "
+                                                          "one")
             names.append(name)
             arrays.append(jnp.asarray(leaf, dtype=jnp.float64))
         leaves64 = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), arrays)
@@ -85,9 +88,85 @@ def function_model(f: Callable, params) -> tuple[FunctionModel, jax.Array]:
         return model, theta
 
 
+#: value types narrower than float64: a model that computes in them has Hessians of float32-level
+#: rounding (about 1e-7 relative) where ranks are cut at about p·1e-16
+_NARROW = frozenset({"float32", "float16", "bfloat16", "complex64"})
+#: primitives that run host code JAX cannot differentiate
+_HOST_CALLS = frozenset({"pure_callback", "io_callback", "callback"})
+
+
+def _sub_jaxprs(value):
+    """The jaxprs held by an equation parameter (a cond's branches, a scan's body, a pjit's jaxpr)."""
+    if hasattr(value, "eqns"):
+        yield value
+    elif hasattr(value, "jaxpr") and hasattr(value.jaxpr, "eqns"):
+        yield value.jaxpr
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _sub_jaxprs(item)
+
+
+def _first_unsupported(jaxpr, tainted=None):
+    """``(what, primitive)`` of the first operation that computes below float64 on values
+    derived from the inputs (θ, X) or calls the host, searching nested jaxprs; ``None`` when
+    there is none. Constants the model holds in float32 (e.g. a BatchNorm's running
+    statistics) are exact in float64 and are not flagged."""
+    tainted = set(jaxpr.invars) if tainted is None else tainted
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        if name in _HOST_CALLS:
+            return "host", name
+        inputs = [v for v in eqn.invars if _is_var(v)]
+        if not any(v in tainted for v in inputs):
+            continue
+        tainted.update(eqn.outvars)
+        for var in eqn.outvars:
+            dtype = getattr(getattr(var, "aval", None), "dtype", None)
+            if dtype is not None and str(dtype) in _NARROW:
+                return str(dtype), name
+        for value in eqn.params.values():
+            for sub in _sub_jaxprs(value):
+                found = _first_unsupported(sub, set(sub.invars))
+                if found:
+                    return found
+    return None
+
+
+def _is_var(v) -> bool:
+    """A jaxpr variable (not a literal constant), usable as a set member."""
+    try:
+        hash(v)
+    except TypeError:
+        return False
+    return hasattr(v, "aval") and not hasattr(v, "val")
+
+
+def check_precision(model: Model, theta, X) -> None:
+    """Refuse, in one line naming ``f``, a model whose program computes below float64 (a
+    Flax module with ``dtype=float32``, a cast inside ``f``) or calls host code through a
+    callback: its ranks would count float32 rounding, or it has no derivatives."""
+    with jax.enable_x64(True):
+        try:
+            program = jax.make_jaxpr(model.apply)(theta, X)
+        except Exception:  # tracing errors are reported by the evaluation that follows
+            return
+    found = _first_unsupported(program.jaxpr)
+    if found is None:
+        return
+    what, primitive = found
+    if what == "host":
+        raise ConfigError.about("f", f"calls host code ({primitive}), which JAX cannot differentiate twice: write "
+                                     "the model in JAX operations")
+    raise ConfigError.about("f", f"computes in {what} inside ({primitive}): its Hessians would carry {what} "
+                                 "rounding, far above the float64 cut of the ranks; build it in float64 (Flax: "
+                                 "dtype=jnp.float64, param_dtype=jnp.float64) or remove the cast")
+
+
 def check_outputs(model: Model, theta, X, K: int, batch_size: int) -> None:
-    """Refuse, in one line naming ``f``, a model whose outputs on ``X`` are not finite arrays of shape (b, K)."""
+    """Refuse, in one line naming ``f``, a model that computes below float64 or calls host
+    code (:func:`check_precision`), or whose outputs on ``X`` are not finite real arrays of shape (b, K)."""
     apply = jax.jit(model.apply)
+    check_precision(model, theta, X[:batch_size])
     for start in range(0, X.shape[0], batch_size):
         Xb = X[start:start + batch_size]
         try:
@@ -101,6 +180,9 @@ def check_outputs(model: Model, theta, X, K: int, batch_size: int) -> None:
             raise ConfigError.invalid("f", shape, f"outputs of shape {shape} for a batch of {Xb.shape[0]}: need "
                                                   f"(b, K) = ({Xb.shape[0]}, {K}), K the targets' columns",
                                       quoted=False)
+        dtype = getattr(F, "dtype", None)
+        if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+            raise ConfigError.about("f", f"outputs of type {dtype}: need real floating-point outputs (float64)")
         if not bool(np.all(np.isfinite(np.asarray(F)))):
             raise ConfigError.about("f", f"outputs are not finite (NaN or inf) on samples {start}.."
                                          f"{start + Xb.shape[0] - 1}")

@@ -73,7 +73,6 @@ assert set(_LOSSES) == set(LOSSES)
 
 def get_loss(name: str) -> Loss:
     """The :class:`Loss` called ``name`` (``mse``, ``cross`` or ``cosh``)."""
-    try:
-        return _LOSSES[name]
-    except KeyError:
-        raise ConfigError.invalid("loss", name, f"not one of {', '.join(LOSSES)}") from None
+    if not isinstance(name, str) or name not in _LOSSES:
+        raise ConfigError.invalid("loss", name, f"not one of {', '.join(LOSSES)}")
+    return _LOSSES[name]

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomicio import read_regular_bytes
 from ..config import NORMALIZED_TASKS
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ..matrices import SUFFIX
 from ..store import ResultTable, row_kinds
 from .style import (
@@ -203,7 +204,7 @@ def plot_spectrum(json_path) -> list[Path]:
     import pandas as pd
 
     json_path = Path(json_path)
-    meta = json.loads(json_path.read_text())
+    meta = _read_meta(json_path)
     table = pd.read_csv(json_path.with_suffix(".csv"))
     eig = {name: table[name].to_numpy(dtype=float) for name in ("H_L", "H_o", "H_F")}
     fig = spectrum_figure(eig, meta["ranks"], meta["tolerance"], title=spectrum_title(meta), size=meta["p"])
@@ -282,7 +283,7 @@ def plot_density(json_path) -> list[Path]:
     """Draw the densities stored at ``json_path`` (a ``hessian-rank spectrum`` result) as
     ``<stem>_density.png``/``.pdf`` beside it."""
     json_path = Path(json_path)
-    meta = json.loads(json_path.read_text())
+    meta = _read_meta(json_path)
     fig = density_figure(meta, title=spectrum_title(meta).replace("spectra:", "eigenvalue density:", 1))
     return save_figure(fig, json_path.with_name(json_path.stem + "_density"))
 
@@ -351,9 +352,22 @@ def plot_block_density(json_path) -> list[Path]:
     """Draw the diagonal blocks' densities stored at ``json_path`` (a ``hessian-rank spectrum
     --blocks`` result) as ``<stem>_block_density.png``/``.pdf`` beside it."""
     json_path = Path(json_path)
-    meta = json.loads(json_path.read_text())
+    meta = _read_meta(json_path)
     if not meta.get("blocks"):
         raise ConfigError.about("blocks", f"{str(json_path)!r} holds no diagonal blocks")
     title = spectrum_title(meta).replace("spectra:", "eigenvalue density of the diagonal blocks:", 1)
     fig = block_density_figure(meta, title=title)
     return save_figure(fig, json_path.with_name(json_path.stem + "_block_density"))
+
+
+def _read_meta(json_path: Path) -> dict:
+    """The stored result's JSON object at ``json_path``; anything else is one line (:class:`StoreError`)."""
+    try:
+        meta = json.loads(read_regular_bytes(json_path).decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as err:  # ValueError: not JSON, not UTF-8
+        raise StoreError.about("out", f"cannot read {str(json_path)!r} as a stored result ({type(err).__name__}: "
+                                      f"{err}); move it away") from None
+    if not isinstance(meta, dict):
+        raise StoreError.about("out", f"{str(json_path)!r} holds a {type(meta).__name__}, not a stored result's "
+                                      "JSON object; move it away")
+    return meta

@@ -6,6 +6,9 @@ import hashlib
 import json
 from pathlib import Path
 
+from ..atomicio import check_real_folders
+from ..errors import StoreError
+
 #: settings that do not change a number (where the data files live, whether to fetch them) stay out of the hash
 IDENTITY_EXCLUDED = ("data_dir", "download")
 
@@ -19,7 +22,13 @@ def store_folder(out, task: str, loss: str, dataset: str, *parts) -> Path:
     """``<out>/store/<task>/<loss>/<dataset>/<parts…>``; a data set given as a file path
     contributes its file name only."""
     name = Path(str(dataset)).name or str(dataset)
-    return Path(out, "store", task, loss, name, *map(str, parts))
+    names = [task, loss, name, *map(str, parts)]
+    for part in names:  # every name becomes one folder below <out>/store, never a way out of it
+        if part in ("", ".", "..") or any(c in part for c in "/\\\0"):
+            raise StoreError.about("out", f"{part!r} cannot name a folder of the result store")
+    folder = Path(out, "store", *names)
+    check_real_folders(folder, root=Path(out))
+    return folder
 
 
 def config_identity(config, **extra) -> dict:

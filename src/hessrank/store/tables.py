@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import io
 import json
 import os
+import signal
+import stat
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomicio import atomic_write_text
+from ..atomicio import atomic_write_text, read_regular_bytes
 from ..errors import StoreError
 from .identity import architecture_name, config_hash, config_identity, config_slug, store_folder
 from .rows import row_problem, spectrum_csv
@@ -65,16 +69,17 @@ class ResultTable:
         """Hold an exclusive lock on this result; refuse (StoreError) if another process
         holds it. The OS releases it when the holder dies, even by SIGKILL."""
         fd = self._acquire()
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            self._remove_stale_temporaries()
-            yield self
-        finally:
-            # removed while still held: a process that opened the old file finds it gone and retries
-            with contextlib.suppress(OSError):
-                os.unlink(self.lock_path)
-            os.close(fd)  # closing the descriptor releases the lock
+        with _signals_as_interrupt():
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                self._remove_stale_temporaries()
+                yield self
+            finally:
+                # removed while still held: a process that opened the old file finds it gone and retries
+                with contextlib.suppress(OSError):
+                    os.unlink(self.lock_path)
+                os.close(fd)  # closing the descriptor releases the lock
 
     def _acquire(self) -> int:
         """A descriptor of the lock file, locked; the lock file is the one at :attr:`lock_path` now."""
@@ -85,8 +90,11 @@ class ResultTable:
                                           f"({err.strerror or err}); give another --out") from None
         for _ in range(100):
             try:
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-            except OSError as err:  # a folder, a link, a device where the lock belongs
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    raise OSError(errno.EINVAL, "not a regular file (a pipe, device or socket)")
+            except OSError as err:  # a folder, a link, a device, a pipe where the lock belongs
                 raise StoreError.about("out", f"cannot use the lock file {str(self.lock_path)!r} "
                                               f"({err.strerror or err}); move it away") from None
             try:
@@ -126,7 +134,7 @@ class ResultTable:
         """
         self.rejected = []
         try:
-            data = self.csv_path.read_bytes()
+            data = read_regular_bytes(self.csv_path)
         except FileNotFoundError:
             return []
         except OSError as err:
@@ -193,7 +201,7 @@ class ResultTable:
         if not self.json_path.exists() and not self.json_path.is_symlink():
             return None
         try:
-            meta = json.loads(self.json_path.read_bytes().decode("utf-8"))
+            meta = json.loads(read_regular_bytes(self.json_path).decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
             raise StoreError.about("out", f"{str(self.json_path)!r} is not valid JSON ({err}); move it away") from None
         except OSError as err:
@@ -283,6 +291,29 @@ def store_spectra(table: ResultTable, result) -> None:
     table.write_meta(meta)
 
 
+@contextlib.contextmanager
+def _signals_as_interrupt():
+    """Within the block, SIGTERM and SIGHUP end it as Ctrl-C does (``KeyboardInterrupt``):
+    the rows stored so far stay, the session is closed and the lock removed. Only in the
+    main thread, and only where no handler of the program's own is set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            previous[sig] = signal.signal(sig, interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _spectra_identity(config, options: dict, model: str) -> dict:
     return config_identity(config, task="spectra", options=options, **({"model": model} if model else {}))
 
@@ -296,8 +327,8 @@ def find_results(root, match) -> list[tuple[Path, dict]]:
         return found
     for path in sorted(root.rglob("*.json")):
         try:
-            meta = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            meta = json.loads(read_regular_bytes(path).decode("utf-8"))
+        except (OSError, ValueError, RecursionError):  # not a stored result (ValueError: JSON, UTF-8)
             continue
         if isinstance(meta, dict) and "identity" in meta and match(meta):
             found.append((path, meta))
