@@ -53,9 +53,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import PADDINGS, POOLS, parse_conv
 from .errors import ConfigError
 from .linalg import rank_from_eigenvalues, spectrum
+from .models.cnn import cnn_geometry
 from .theory import HOMOGENEOUS, MATRICES, Deficiency, Prediction, effective_outputs, predict_ranks
 
 #: what each bound's name means (``Prediction.bounds`` of a CNN), for tables and ``--explain``
@@ -93,26 +93,10 @@ def cnn_layers(d: int, conv, *, stride: int = 1, padding: str = "valid", pool: s
     """The geometry of the built-in CNN's conv layers on ``d = side²`` pixels (``pool``:
     ``none``, ``avg`` a 2×2 average pool after each layer, ``global`` an average over all
     positions after the last one)."""
-    conv = parse_conv(conv) if isinstance(conv, str) else tuple(conv)
-    side = math.isqrt(d)
-    if side * side != d:
-        raise ConfigError.invalid("dim", d, "a CNN needs square images: dim must be a perfect square (e.g. 64)")
-    if padding not in PADDINGS:
-        raise ConfigError.invalid("padding", padding, f"not one of {', '.join(PADDINGS)}")
-    if pool not in POOLS:
-        raise ConfigError.invalid("pool", pool, f"not one of {', '.join(POOLS)}")
-    out, size, c_in = [], side, 1
-    for l, (c, k) in enumerate(conv, start=1):
-        conv_size = (size - k) // stride + 1 if padding == "valid" else -(-size // stride)
-        size = conv_size // 2 if pool == "avg" else conv_size
-        if pool == "global" and l == len(conv):
-            size = 1
-        if conv_size < 1 or size < 1:
-            raise ConfigError.invalid("conv", ",".join(f"{a}:{b}" for a, b in conv),
-                                      f"layer {l} leaves no pixels of the {side}×{side} images")
-        out.append(ConvLayer(channels=c, inputs=c_in, kernel=k, conv_side=conv_size, side=size))
-        c_in = c
-    return tuple(out)
+    conv, _, conv_sides, sides = cnn_geometry(d, conv, stride=stride, padding=padding, pool=pool)
+    channels_in = (1,) + tuple(c for c, _ in conv[:-1])
+    return tuple(ConvLayer(channels=c, inputs=c_in, kernel=k, conv_side=conv_side, side=size)
+                 for (c, k), c_in, conv_side, size in zip(conv, channels_in, conv_sides, sides))
 
 
 def head_patches(X, *, kernel: int, stride: int = 1, padding: str = "valid", pool: str = "none") -> np.ndarray:

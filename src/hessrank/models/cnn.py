@@ -22,8 +22,10 @@ from ..errors import ConfigError
 from .mlp import _ACTIVATIONS, BIAS_INIT_STD
 
 
-def _checked(d: int, conv, stride: int, padding: str, pool: str):
-    """``(conv layers, image side, side of each layer's output maps)``, or :class:`ConfigError`."""
+def cnn_geometry(d: int, conv, *, stride: int = 1, padding: str = "valid", pool: str = "none"):
+    """``(conv layers, image side, conv sides, sides)`` of the built-in CNN on ``d = side²``
+    pixels: each layer's output side before its pool and after it (``avg``: 2×2 after each
+    layer; ``global``: one position after the last), or :class:`ConfigError`."""
     conv = parse_conv(conv) if isinstance(conv, str) else tuple(conv)
     side = math.isqrt(d)
     if side * side != d:
@@ -34,17 +36,23 @@ def _checked(d: int, conv, stride: int, padding: str, pool: str):
         raise ConfigError.invalid("pool", pool, f"not one of {', '.join(POOLS)}")
     if stride < 1:
         raise ConfigError.invalid("stride", stride, "must be >= 1")
-    sizes, size = [], side
+    conv_sides, sizes, size = [], [], side
     for l, (_, k) in enumerate(conv, start=1):
-        size = (size - k) // stride + 1 if padding == "valid" else -(-size // stride)
-        if pool == "avg":
-            size //= 2
+        conv_size = (size - k) // stride + 1 if padding == "valid" else -(-size // stride)
+        size = conv_size // 2 if pool == "avg" else conv_size
         if size < 1:
             raise ConfigError.invalid("conv", ",".join(f"{a}:{b}" for a, b in conv),
                                       f"layer {l} leaves no pixels of the {side}×{side} images")
+        conv_sides.append(conv_size)
         sizes.append(size)
     if pool == "global":
         sizes[-1] = 1
+    return conv, side, conv_sides, sizes
+
+
+def _checked(d: int, conv, stride: int, padding: str, pool: str):
+    """``(conv layers, image side, side of each layer's output maps)``, or :class:`ConfigError`."""
+    conv, side, _, sizes = cnn_geometry(d, conv, stride=stride, padding=padding, pool=pool)
     return conv, side, sizes
 
 
