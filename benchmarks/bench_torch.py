@@ -44,22 +44,13 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _report import cpu_model  # noqa: E402
 from bench_peers import config, export  # noqa: E402
 from bench_speed import _load, timed  # noqa: E402
 
 SIZES = {4560: ("40,40", 10), 8040: ("60,60", 10)}
 LARGE = ("300,300", 3)
 MATRICES = ("H_L", "H_o", "H_F")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 # --------------------------------------------------------------------------- children (one route each)

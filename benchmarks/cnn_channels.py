@@ -21,7 +21,7 @@ Equivalent commands for one network:
 from __future__ import annotations
 
 import argparse
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -31,18 +31,11 @@ from hessrank import RunConfig
 from hessrank.store import row_kinds
 from hessrank.sweeps import make_sweep, run_sweep
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import cpu_model  # noqa: E402
+
 MATRICES = (("H_L", "L"), ("H_o", "o"), ("H_F", "F"))
 COLORS = {"H_L": "tab:blue", "H_o": "tab:orange", "H_F": "tab:green"}
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def sweep_rows(activation: str, args) -> list[dict]:
@@ -108,7 +101,7 @@ def main(argv=None) -> int:
     ap.add_argument("--channels", default="2,3,4,6,8,11,16")
     ap.add_argument("--figure", default="docs/cnn_channels.png")
     args = ap.parse_args(argv)
-    print(f"CPU: {_cpu()}")
+    print(f"CPU: {cpu_model()}")
     results = {}
     for activation in ("linear", "relu"):
         t0 = time.perf_counter()
