@@ -29,14 +29,10 @@ TARGET_S = 1.0
 
 
 def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _report import cpu_model
+
+    return cpu_model()
 
 
 def _children_cpu() -> float:

@@ -91,14 +91,10 @@ def _free_port() -> int:
 
 
 def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _report import cpu_model
+
+    return cpu_model()
 
 
 def _load() -> str:
