@@ -1,7 +1,8 @@
 r"""Rank along training: train a network and measure H_L, H_o, H_F at checkpoints.
 
-The optimiser (optax ``sgd``, ``momentum`` or ``adam``) minimises the mean loss of a
-training batch,
+The optimiser (optax ``sgd``, ``momentum`` or ``adam``; for a ``torch.nn.Module``,
+``torch.optim`` ``SGD``, ``SGD`` with momentum or ``Adam``, see
+:mod:`hessrank._torch._training`) minimises the mean loss of a training batch,
 
 .. math::  \hat L_B(\theta) = \tfrac{1}{|B|} \sum_{i \in B} \ell(f_\theta(x_i), y_i),
 
@@ -16,10 +17,12 @@ predictions and their kinds, and the largest :math:`|\lambda|` of each matrix.
 
 Stored and resumable: rows land in ``<out>/store/training/<loss>/<dataset>/<d>x…x<K>/``
 (:func:`training_table`), one CSV row per checkpoint, written after the parameters
-(``<stem>_params/step<t>.npz``, one array per leaf) and the optimiser state
-(``step<t>.optstate.npz``) of that step. Started again, a run continues from the last
-stored checkpoint's saved state: the jitted update is the same function of the same
-float64 numbers, so a resumed run gives the rows of an uninterrupted one.
+(``<stem>_params/step<t>.npz``, one array per leaf; a module's ``state_dict``,
+``step<t>.pt``) and the optimiser state (``step<t>.optstate.npz`` or ``.optstate.pt``) of
+that step. Started again, a run continues from the last stored checkpoint's saved state:
+the update is the same function of the same float64 numbers, so a resumed run gives the
+rows of an uninterrupted one. The driver (store, checkpoints, resume, rows) is one for
+both front ends; each front end supplies its update loop and its checkpoint files.
 """
 
 from __future__ import annotations
@@ -202,9 +205,11 @@ def _loss_and_grad(model, loss, theta, X, Y, w):
     return jax.value_and_grad(lambda t: weighted_loss(model, loss, t, X, Y, w))(theta)
 
 
-def training_table(config: RunConfig, tc: TrainConfig, out, *, n: int, d: int) -> ResultTable:
-    """The stored table of one training run: ``<out>/store/training/<loss>/<dataset>/<d>x…x<K>/``."""
-    ident = training_identity(config, tc, n=n)
+def training_table(config: RunConfig, tc: TrainConfig, out, *, n: int, d: int, front_end: str = "jax"
+                   ) -> ResultTable:
+    """The stored table of one training run: ``<out>/store/training/<loss>/<dataset>/<d>x…x<K>/``
+    (``front_end``: ``"torch"`` for a PyTorch module trained with ``torch.optim``)."""
+    ident = training_identity(config, tc, n=n, front_end=front_end)
     folder = store_folder(out, "training", config.loss, config.dataset, network_folder_name(config, d))
     stem = f"{config_slug(config)}_{tc.optimizer}_lr{float(tc.lr)!r}_{config_hash(ident)}"
     return training_table_at(folder / f"{stem}.json")
@@ -216,9 +221,11 @@ def training_table_at(json_path) -> ResultTable:
     return ResultTable(json_path.parent, json_path.stem, TRAINING_COLUMNS, floats=_FLOAT_COLUMNS, ints=("step",))
 
 
-def training_identity(config: RunConfig, tc: TrainConfig, *, n: int) -> dict:
-    """Everything that defines a stored training run (see :meth:`TrainConfig.identity`)."""
-    return config_identity(config, task="training", training=tc.identity(n))
+def training_identity(config: RunConfig, tc: TrainConfig, *, n: int, front_end: str = "jax") -> dict:
+    """Everything that defines a stored training run (see :meth:`TrainConfig.identity`; a
+    PyTorch module's, trained by ``torch.optim``, also says ``front_end: torch``)."""
+    training = tc.identity(n) if front_end == "jax" else {**tc.identity(n), "front_end": front_end}
+    return config_identity(config, task="training", training=training)
 
 
 def params_folder(table: ResultTable) -> Path:
@@ -226,13 +233,10 @@ def params_folder(table: ResultTable) -> Path:
     return table.folder / f"{table.stem}_params"
 
 
-def params_path(table: ResultTable, step: int) -> Path:
-    """The ``.npz`` of the parameters at ``step`` (one array per leaf: ``W1``, ``b1``, …)."""
-    return params_folder(table) / f"step{int(step)}.npz"
-
-
-def _state_path(table: ResultTable, step: int) -> Path:
-    return params_folder(table) / f"step{int(step)}.optstate.npz"
+def params_path(table: ResultTable, step: int, *, suffix: str = ".npz") -> Path:
+    """The parameters at ``step``: ``.npz``, one array per leaf (``W1``, ``b1``, …), or
+    ``.pt``, a PyTorch module's ``state_dict``."""
+    return params_folder(table) / f"step{int(step)}{suffix}"
 
 
 def training_command(config: RunConfig, tc: TrainConfig) -> str:
@@ -260,12 +264,14 @@ def training_command(config: RunConfig, tc: TrainConfig) -> str:
 @dataclass(kw_only=True)
 class TrainingOutcome(StoredOutcome):
     """What :func:`run_training` left in the store (``computed``: the checkpoint steps
-    measured now; ``resumed_from``: the step whose saved state training continued from)."""
+    measured now; ``resumed_from``: the step whose saved state training continued from;
+    ``params_suffix``: the checkpoints' files, ``.npz`` or ``.pt`` for a PyTorch module)."""
 
     config: RunConfig
     train: TrainConfig
     resumed_from: int | None = None
     wanted: tuple[int, ...] = field(default_factory=tuple)
+    params_suffix: str = ".npz"
 
 
 @in_float64
@@ -273,9 +279,12 @@ def run_training(config: RunConfig, tc: TrainConfig, *, out="results", blocks=No
                  progress=None) -> TrainingOutcome:
     """Train as ``tc`` says and store one row per checkpoint not stored yet under ``out``.
 
-    The network is ``config``'s: the MLP, the CNN or a user's model. ``blocks``
-    (``"leaves"``, ``"layers"``): also store each checkpoint's per-block ranks in the side
-    table ``<stem>_blocks.csv`` (a checkpoint stored without them is measured again).
+    The network is ``config``'s: the MLP, the CNN or a user's model; a ``torch.nn.Module``
+    built by a model file is trained with ``torch.optim`` on a float64 copy, in its mode
+    (:mod:`hessrank._torch._training`), and its checkpoints are ``state_dict`` files
+    ``step<t>.pt``. ``blocks`` (``"leaves"``, ``"layers"``): also store each checkpoint's
+    per-block ranks in the side table ``<stem>_blocks.csv`` (a checkpoint stored without
+    them is measured again).
 
     Raises :class:`~hessrank.errors.ConfigError` for bad settings (before any file is
     made) and, naming ``lr``, when the loss stops being finite (a divergence): the
@@ -283,66 +292,124 @@ def run_training(config: RunConfig, tc: TrainConfig, *, out="results", blocks=No
     config.validate()
     tc.validate()
     data, model, theta0 = build(config)
-    if hasattr(model, "curvature_source"):  # the optax update below works on JAX models
-        raise ConfigError.invalid("model", config.model, "training a PyTorch module is not supported: train it "
-                                                         "with torch.optim and measure its checkpoints with "
-                                                         "hessrank.hessian_ranks(module, params, X, Y)")
     config = config.replace(n=data.n, dim=data.d)
     tc = tc.validate(n=data.n)
     resolved = resolve_blocks(model, blocks)
     p = model.num_params
     plan = plan_method(config.method, p, data.n, data.K)
-    table = training_table(config, tc, out, n=data.n, d=data.d)
+    front_end = "torch" if hasattr(model, "curvature_source") else "jax"
+    table = training_table(config, tc, out, n=data.n, d=data.d, front_end=front_end)
     check_writable(table.csv_path, param="out")
+    trainer = _make_trainer(model, theta0, tc, data, config.loss)
     wanted = tc.checkpoint_steps
     describe = {
         "task": "training", "key": "step", "config": config.to_dict(),
-        "training": {**tc.identity(data.n), "steps": tc.steps, "checkpoints": list(wanted)},
+        "training": {**tc.identity(data.n), "steps": tc.steps, "checkpoints": list(wanted),
+                     **({"front_end": front_end} if front_end != "jax" else {})},
         "dataset": {"name": config.dataset, "source": data.source, "d": data.d, "K": data.K},
         "params_folder": params_folder(table).name, "command": training_command(config, tc),
     }
-    with stored_run(table, training_identity(config, tc, n=data.n), describe=describe,
+    with stored_run(table, training_identity(config, tc, n=data.n, front_end=front_end), describe=describe,
                     key=lambda row: int(row["step"]), wanted=wanted, provenance=provenance(),
-                    outcome=partial(TrainingOutcome, config=config, train=tc, wanted=wanted),
+                    outcome=partial(TrainingOutcome, config=config, train=tc, wanted=wanted,
+                                    params_suffix=trainer.suffix),
                     block_column="step" if blocks is not None else None, progress=progress) as job:
         for tmp in params_folder(table).glob(".*.tmp"):  # left by a writer killed mid-file
             tmp.unlink(missing_ok=True)
         if job.missing:
-            _train(job, (model, theta0, resolved), data, config, tc, plan)
+            _train(job, trainer, resolved, data, config, tc, plan)
     return job.outcome
 
 
-def _train(job, network, data, config, tc, plan):
+def _make_trainer(model, theta0, tc: TrainConfig, data, loss: str):
+    """The update loop of ``model``'s front end: optax on θ, or ``torch.optim`` on a module's copy."""
+    if not hasattr(model, "curvature_source"):
+        return _JaxTrainer(model, theta0, tc, data, loss)
+    from ._torch._training import TorchTrainer
+
+    return TorchTrainer(model.module, optimizer=tc.optimizer, lr=float(tc.lr), momentum=MOMENTUM, loss=loss,
+                        X=data.X, Y=data.Y)
+
+
+class _JaxTrainer:
+    """The optax training of a JAX model: θ and the optimiser state as float64 arrays;
+    checkpoints ``step<t>.npz`` (one array per leaf) and ``step<t>.optstate.npz``."""
+
+    suffix = ".npz"
+
+    def __init__(self, model, theta0, tc: TrainConfig, data, loss: str):
+        self.model = model
+        self.lossf = get_loss(loss)
+        self.opt = make_optimizer(tc)
+        self.X = jnp.asarray(data.X, dtype=jnp.float64)
+        self.Y = jnp.asarray(data.Y, dtype=jnp.float64)
+        b = tc.train_batch if tc.train_batch is not None else data.n
+        self.w_batch = jnp.full((b,), 1.0 / b)
+        self.w_all = jnp.full((data.n,), 1.0 / data.n)
+        self.theta0 = jnp.asarray(theta0, dtype=jnp.float64)
+        self.reset()
+
+    def reset(self) -> None:
+        self.theta, self.state = self.theta0, self.opt.init(self.theta0)
+
+    def update(self, idx) -> float:
+        X, Y = (self.X, self.Y) if idx is None else (self.X[idx], self.Y[idx])
+        self.theta, self.state, value = _update(self.model, self.lossf, self.opt, self.theta, self.state, X, Y,
+                                                self.w_batch)
+        return float(value)
+
+    def full_loss(self) -> tuple[float, float]:
+        value, grad = _loss_and_grad(self.model, self.lossf, self.theta, self.X, self.Y, self.w_all)
+        return float(value), float(jnp.linalg.norm(grad))
+
+    def paths(self, folder: Path, step: int) -> tuple[Path, Path]:
+        return folder / f"step{int(step)}{self.suffix}", folder / f"step{int(step)}.optstate{self.suffix}"
+
+    def save(self, folder: Path, step: int) -> None:
+        theta_path, state_path = self.paths(folder, step)
+        save_arrays(theta_path, named_arrays(self.model, self.theta))
+        leaves = jax.tree_util.tree_leaves(self.state)
+        save_arrays(state_path, {f"leaf{i}": np.asarray(a) for i, a in enumerate(leaves)})
+
+    def restore(self, folder: Path, step: int) -> bool:
+        leaves0, treedef = jax.tree_util.tree_flatten(self.opt.init(self.theta0))
+        theta_path, state_path = self.paths(folder, step)
+        try:
+            theta = flat_params(self.model, load_arrays(theta_path))
+            saved = load_arrays(state_path)
+            leaves = [saved[f"leaf{i}"] for i in range(len(leaves0))]
+        except (ConfigError, KeyError):
+            return False
+        if len(saved) != len(leaves0) or any(a.shape != l.shape or a.dtype != l.dtype
+                                             for a, l in zip(leaves, leaves0)):
+            return False
+        self.theta = jnp.asarray(theta, dtype=jnp.float64)
+        self.state = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(a) for a in leaves])
+        return True
+
+
+def _train(job, trainer, blocks, data, config, tc, plan):
     """Train from the last saved state before the first missing checkpoint of ``job`` (a
-    :class:`~hessrank.store.Job`) and store each missing checkpoint; ``network`` is
-    ``(model, θ at initialisation, blocks to rank)``."""
-    model, theta0, blocks = network
+    :class:`~hessrank.store.Job`) and store each missing checkpoint; ``trainer`` is the
+    front end's update loop, ``blocks`` the blocks to rank."""
     session, missing = job.session, job.missing
-    loss = get_loss(config.loss)
-    opt = make_optimizer(tc)
-    X, Y = jnp.asarray(data.X, dtype=jnp.float64), jnp.asarray(data.Y, dtype=jnp.float64)
     n = data.n
     b = tc.train_batch if tc.train_batch is not None else n
-    w_batch = jnp.full((b,), 1.0 / b)
-    w_all = jnp.full((n,), 1.0 / n)
-    start, theta, state = _resume_point(session, model, opt, theta0, first=missing[0])
+    start = _resume_point(session, trainer, first=missing[0])
     job.outcome.resumed_from = start if start > 0 else None
     todo = set(missing)
     last = missing[-1]
     job.begin(f"step {missing[0]}")
     for step in range(start, last + 1):
         if step in todo:
-            _store_checkpoint(job, tc, model, loss, plan, data, config, step, theta, state, X, Y, w_all,
-                              blocks=blocks)
+            _store_checkpoint(job, tc, trainer, plan, data, config, step, blocks=blocks)
             job.end(f"step {step}", _checkpoint_message(session.rows[step]),
                     f"step {min(s for s in todo if s > step)}" if step != last else None)
         if step == last:
             break
-        idx = batch_indices(step, n, b, config.seed)
-        Xb, Yb = (X, Y) if idx is None else (X[idx], Y[idx])
-        theta, state, value = _update(model, loss, opt, theta, state, Xb, Yb, w_batch)
-        if not math.isfinite(float(value)):
-            _diverged(session, tc, step, float(value))
+        value = trainer.update(batch_indices(step, n, b, config.seed))
+        if not math.isfinite(value):
+            _diverged(session, tc, step, value)
 
 
 def _diverged(session, tc, step, value):
@@ -353,41 +420,29 @@ def _diverged(session, tc, step, value):
                                            f"{str(session.table.csv_path)!r}; use a smaller learning rate")
 
 
-def _resume_point(session, model, opt, theta0, *, first: int):
-    """``(step, θ, optimiser state)``: the saved state of the latest stored checkpoint at
-    or before ``first`` whose files read back, else the initialisation ``theta0`` at step 0."""
-    theta0 = jnp.asarray(theta0, dtype=jnp.float64)
-    state0 = opt.init(theta0)
-    leaves0, treedef = jax.tree_util.tree_flatten(state0)
+def _resume_point(session, trainer, *, first: int) -> int:
+    """The step training continues from: the latest stored checkpoint at or before ``first``
+    whose saved files read back into ``trainer``, else 0 (the initialisation)."""
     for step in sorted((s for s in session.rows if s <= first), reverse=True):
         if step == 0:
             break
-        try:
-            params = load_arrays(params_path(session.table, step))
-            saved = load_arrays(_state_path(session.table, step))
-            theta = flat_params(model, params)
-            leaves = [saved[f"leaf{i}"] for i in range(len(leaves0))]
-        except (ConfigError, KeyError):
-            continue  # files lost or damaged: an earlier checkpoint, or the start
-        if len(saved) != len(leaves0) or any(a.shape != l.shape or a.dtype != l.dtype
-                                             for a, l in zip(leaves, leaves0)):
-            continue
-        state = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(a) for a in leaves])
-        return step, jnp.asarray(theta, dtype=jnp.float64), state
-    return 0, theta0, state0
+        if trainer.restore(params_folder(session.table), step):
+            return step
+    trainer.reset()
+    return 0
 
 
-def _store_checkpoint(job, tc, model, loss, plan, data, config, step, theta, state, X, Y, w_all, *, blocks=None):
+def _store_checkpoint(job, tc, trainer, plan, data, config, step, *, blocks=None):
     """Measure one checkpoint; save its parameters and optimiser state, then its row (and
     its per-block ranks, when ``blocks`` are asked for) through ``job``."""
     session = job.session
     t0 = time.perf_counter()
-    value, grad = _loss_and_grad(model, loss, theta, X, Y, w_all)
-    value, grad_norm = float(value), float(jnp.linalg.norm(grad))
+    value, grad_norm = trainer.full_loss()
     if not (math.isfinite(value) and math.isfinite(grad_norm)):
         _diverged(session, tc, step, value)
+    model, theta = trainer.model, trainer.theta
     ranks, timings, details, block_ranks = measure_model_ranks(
-        plan, model, loss, theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
+        plan, model, get_loss(config.loss), theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
         rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=blocks)
     result = make_result(config, data, data.n, model.num_params, ranks, plan, seconds=time.perf_counter() - t0,
                          timings=timings, details=details, theta=theta)
@@ -397,9 +452,7 @@ def _store_checkpoint(job, tc, model, loss, plan, data, config, step, theta, sta
         eig = np.asarray(ranks[name].eigenvalues)
         row[f"lambda_max_{s}"] = format_float(float(np.max(np.abs(eig))) if eig.size else 0.0)
     check_real_folders(params_folder(session.table), root=session.table.folder)
-    save_arrays(params_path(session.table, step), named_arrays(model, theta))
-    save_arrays(_state_path(session.table, step),
-                {f"leaf{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(state))})
+    trainer.save(params_folder(session.table), step)
     job.store(step, row, blocks=block_ranks)
 
 
@@ -428,6 +481,6 @@ def format_training(outcome: TrainingOutcome) -> str:
               f"before{resumed}",
               f"rows:   {outcome.table.csv_path}",
               f"config: {outcome.table.json_path}",
-              f"params: {params_folder(outcome.table)}/step<t>.npz (hessian-rank run --params …)"]
+              f"params: {params_folder(outcome.table)}/step<t>{outcome.params_suffix} (hessian-rank run --params …)"]
     lines += [f"damaged row: {line}" for line in outcome.set_aside]
     return "\n".join(lines)

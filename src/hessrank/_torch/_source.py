@@ -25,6 +25,11 @@ at :math:`\theta` (:mod:`._losses`):
 * :math:`A = \Lambda^{1/2} J` (nK×p): per-sample Jacobians (``vmap`` of ``jacrev``; the
   batch's Jacobian when a normalisation layer in training mode couples the samples),
   multiplied by :math:`\Lambda_i^{1/2}`;
+* samples coupled by batch statistics (BatchNorm in training mode): :math:`f_\theta(x_i)`
+  depends on every sample, so the n samples form one batch whatever ``batch_size`` says
+  (a split would measure another function); the products above are then those of the
+  whole batch, exact as they stand;
+* a dropout layer with ``p > 0`` in training mode makes the outputs random: refused.
 * dense: :math:`H_F` from its products with the unit vectors, :math:`H_o = A^\top A`,
   :math:`H_L = H_F + A^\top A` (as the JAX front end forms them).
 """
@@ -65,6 +70,7 @@ class TorchSource:
     (see the module docstring); also its parameter layout, for per-block ranks."""
 
     def __init__(self, module, params, X, Y, *, loss: str, batch_size: int | None):
+        check_deterministic(module, param="f")
         self.mode = "train" if module.training else "eval"
         self.loss = loss
         self.net = _float64_copy(module)
@@ -82,9 +88,8 @@ class TorchSource:
         X = as_float64_array(X, "X")
         Y = as_float64_array(Y, "Y")
         self._n, self._K = int(X.shape[0]), int(Y.shape[1])
-        b = batch_rows(self._n, batch_size)
-        self.coupled = self.mode == "train" and any(
-            isinstance(m, torch.nn.modules.batchnorm._NormBase) for m in self.net.modules())
+        self.coupled = couples_samples(self.net)
+        b = self._n if self.coupled else batch_rows(self._n, batch_size)  # the batch statistics are all n's
         self.batches = [self._batch(X[lo:lo + b], Y[lo:lo + b]) for lo in range(0, self._n, b)]
         self._rows = self._rows_per_call(max(len(x) for x, *_ in self.batches))
 
@@ -243,6 +248,24 @@ def _psd_sqrt(Lam):
     return torch.einsum("...ij,...j,...kj->...ik", U, mu.clamp(min=0.0).sqrt(), U)
 
 
+def couples_samples(net) -> bool:
+    """Whether a layer of ``net`` normalises by the statistics of the batch it is given (a
+    BatchNorm layer in training mode, or one without running statistics): then each output
+    depends on every sample of the batch."""
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and (m.training or m.running_mean is None)
+               for m in net.modules())
+
+
+def check_deterministic(module, *, param: str) -> None:
+    """Refuse, naming ``param``, a module whose outputs are random: a dropout layer with
+    ``p > 0`` in training mode (its Hessians, and a resumable trajectory, are not defined)."""
+    for name, m in module.named_modules():
+        if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
+            raise ConfigError.about(param, f"the module is in training mode with {type(m).__name__}(p={m.p}) at "
+                                           f"{name!r}: its outputs are random; call module.eval() (dropout off) "
+                                           "or use p=0")
+
+
 def _float64_copy(module):
     """A float64 deep copy of ``module`` in the same mode; in training mode its normalisation
     layers use batch statistics without updating their running statistics (buffers stay fixed)."""
@@ -285,6 +308,7 @@ class TorchModel:
     module's own parameters."""
 
     def __init__(self, module):
+        check_deterministic(module, param="model")
         self.module = module
         named = list(module.named_parameters())
         if not named:
