@@ -50,3 +50,13 @@ def torch_model(module):
     from ._source import TorchModel
 
     return TorchModel(module)
+
+
+def load_torch_checkpoint(model, path):
+    """``(model', θ)`` of a :class:`~hessrank._torch._source.TorchModel` at the ``state_dict``
+    file ``path`` (``torch.save``, as ``hessian-rank train`` writes ``step<t>.pt``): ``model'``
+    holds the file's buffers, θ its parameters. Errors name ``params`` and the file."""
+    require_torch("params")
+    from ._training import load_state_dict_file
+
+    return load_state_dict_file(model, path)

@@ -85,16 +85,30 @@ class TorchTrainer:
         """One optimiser step on the samples ``idx`` (``None``: all); the batch's mean loss before it."""
         X, Y = (self.X, self.Y) if idx is None else (self.X[idx], self.Y[idx])
         self.opt.zero_grad(set_to_none=True)
-        value = loss_values(self.loss, self.net(X), Y).mean()
+        value = loss_values(self.loss, self._forward(X), Y).mean()
         value.backward()
         self.opt.step()
         return float(value.detach())
+
+    def _forward(self, X):
+        """The copy's outputs on ``X``; the module's own errors as one line naming ``model``."""
+        try:
+            F = self.net(X)
+        except Exception as err:  # the user's code: report it in one line
+            text = (str(err).strip().splitlines() or [""])[0][:200]
+            raise ConfigError.about("model", f"the module raised {type(err).__name__} on a training batch of shape "
+                                             f"{tuple(X.shape)}: {text}") from None
+        if not isinstance(F, torch.Tensor) or tuple(F.shape) != (X.shape[0], self.Y.shape[1]):
+            shape = tuple(F.shape) if isinstance(F, torch.Tensor) else type(F).__name__
+            raise ConfigError.about("model", f"outputs of shape {shape} for a batch of {X.shape[0]}: need "
+                                             f"(b, K) = ({X.shape[0]}, {self.Y.shape[1]})")
+        return F
 
     def full_loss(self) -> tuple[float, float]:
         """The mean loss over all n samples and the norm of its gradient (buffers left as they were)."""
         with _buffers_kept(self.net):
             params = list(self.net.parameters())
-            value = loss_values(self.loss, self.net(self.X), self.Y).mean()
+            value = loss_values(self.loss, self._forward(self.X), self.Y).mean()
             grads = torch.autograd.grad(value, params, allow_unused=True)
         norm = torch.sqrt(sum(((g ** 2).sum() for g in grads if g is not None), torch.zeros((), dtype=torch.float64)))
         return float(value.detach()), float(norm)
@@ -172,9 +186,12 @@ def _read(path) -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError,
             zipfile.BadZipFile, TypeError, ImportError, IndexError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise ConfigError.invalid("params", str(path), f"not a readable torch.save file ({first}); {_WANTED}",
-                                  quoted=False) from None
+        if "weights only" in str(err).lower():
+            why = ("holds Python objects besides tensors (a whole pickled module?), which torch.load(weights_only="
+                   "True) does not run")
+        else:
+            why = f"not a torch.save file, or a damaged one ({type(err).__name__})"
+        raise ConfigError.invalid("params", str(path), f"{why}; {_WANTED}", quoted=False) from None
     return obj
 
 

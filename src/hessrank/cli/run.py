@@ -29,9 +29,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="also print p − rank of each matrix split into what the theory accounts for (data "
                              "span, softmax shift, rescaling symmetries, sample count, linear structure) and what "
                              "remains")
-    parser.add_argument("--params", metavar="FILE.npz", default=None,
-                        help="measure at these parameters (one array per leaf W1, b1, …, as `hessian-rank train` "
-                             "saves them) instead of the initialisation")
+    parser.add_argument("--params", metavar="FILE.npz|FILE.pt", default=None,
+                        help="measure at these parameters instead of the initialisation: an .npz of one array per "
+                             "leaf W1, b1, … (a JAX network), or a state_dict saved with torch.save (a PyTorch "
+                             "module, its buffers included), as `hessian-rank train` saves them")
     add_execution_options(parser)
     parser.set_defaults(handler=_cmd_run)
 
@@ -58,7 +59,6 @@ def _cmd_run(args) -> int:
     from ..errors import ConfigError
     from ..measure import run
     from ..measure.network import network_label
-    from ..models.params import load_arrays
     from .format import format_blocks, format_explain, format_rank_vs_rtol, format_result
 
     _RAN.append(True)
@@ -69,10 +69,9 @@ def _cmd_run(args) -> int:
                                                    "leave --explain out", quoted=False)
     if args.spectrum and writer:
         check_writable(args.spectrum, param="spectrum")
-    params = None if args.params is None else load_arrays(args.params)
     several = args.coordinator is not None or args.distributed
     with _stdout_to_stderr(several):   # the collectives' own messages stay out of the table and the JSON
-        result = run(cfg, blocks=args.blocks, params=params, params_source=args.params or "", threads=args.threads,
+        result = run(cfg, blocks=args.blocks, params=args.params, params_source=args.params or "", threads=args.threads,
                      devices=args.devices)
         if several:  # every process checked the same certificate
             from ..measure.processes import check_same

@@ -13,7 +13,9 @@ DESCRIPTION = (
     "Hessians are measured) and store, at each checkpoint step, the training loss, the gradient norm, the ranks "
     "of H_L, H_o, H_F with tolerance and gap, the predictions and their kinds, and the largest |eigenvalue| of "
     "each. Rows land in <out>/store/training/<loss>/<dataset>/<d>x…x<K>/ with the parameters of each checkpoint "
-    "(npz, one array per leaf); the same command again resumes from the last stored checkpoint."
+    "(npz, one array per leaf); the same command again resumes from the last stored checkpoint. A PyTorch module "
+    "(--model FILE.py:build returning a torch.nn.Module) is trained with torch.optim (SGD, SGD with momentum 0.9, "
+    "Adam) on a float64 copy in the module's train/eval mode, and its checkpoints are state_dict files (.pt)."
 )
 
 

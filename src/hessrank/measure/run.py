@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._torch import load_torch_checkpoint
 from ..config import RunConfig
 from ..curvature import CurvatureSource, float64_scope, in_float64, jax_source
 from ..data import Dataset, expected_shape, load_dataset
@@ -22,7 +24,7 @@ from ..linalg import (
 from ..matrices import DENSE, H_O_GRAM, MATRICES
 from ..models import MLP, Model, get_loss
 from ..models.function import check_outputs
-from ..models.params import flat_params
+from ..models.params import flat_params, load_arrays
 from ..theory import Deficiency, Prediction, at_point, explain_deficiency, predict_ranks, trivial_prediction
 from ..theory_cnn import CNNDataRanks, cnn_data_ranks, explain_cnn_deficiency, predict_cnn_ranks
 from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
@@ -231,8 +233,9 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "",
             method, tolerance and seed (:class:`~hessrank.RunConfig`).
         blocks: ``"leaves"``, ``"layers"`` or a mapping name → leaf names (``W1``, ``b1``, …):
             also the ranks of these diagonal blocks, in ``Result.blocks``.
-        params: ``{leaf name: array}`` (e.g. a checkpoint saved by ``hessian-rank train``):
-            measure at these parameters instead of the initialisation.
+        params: ``{leaf name: array}``, or the path of a checkpoint saved by ``hessian-rank
+            train`` (``step<t>.npz``; for a PyTorch module a ``state_dict`` file, ``step<t>.pt``,
+            whose buffers are used too): measure at these parameters instead of the initialisation.
         params_source: where ``params`` came from, for messages.
         threads: BLAS threads for the eigenvalues and the sketch (default: the cores this process
             may use, by its CPU affinity and cgroup quota), in ``Result.threads``.
@@ -250,7 +253,7 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "",
     t0 = time.perf_counter()
     data, model, theta = build(config)
     if params is not None:
-        theta = flat_params(model, params, source=params_source)
+        model, theta = _at_params(model, params, params_source)
     p = model.num_params
     resolved = resolve_blocks(model, blocks)
     # the predicted ranks (exact or bounds) let auto choose the faster method, not only one that fits
@@ -264,6 +267,18 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "",
                          details=details, predicted=predicted, theta=theta)
     result.blocks = block_ranks
     return result
+
+
+def _at_params(model, params, source: str):
+    """``(model, θ)`` at ``params``: a ``{leaf name: array}`` mapping, or the path of a checkpoint
+    file (an ``.npz`` for a JAX network; a ``state_dict`` saved with ``torch.save`` for a
+    PyTorch module, whose buffers come with it)."""
+    if isinstance(params, str | os.PathLike):
+        source = source or str(params)
+        if hasattr(model, "curvature_source"):
+            return load_torch_checkpoint(model, params)
+        params = load_arrays(params)
+    return model, flat_params(model, params, source=source)
 
 
 def measure_ranks(plan: MethodPlan, model: Model, loss, theta, X, Y, config: RunConfig):

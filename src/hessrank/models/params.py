@@ -73,6 +73,17 @@ def load_arrays(path, *, param: str = "params") -> dict[str, np.ndarray]:
     if not path.is_file():
         raise ConfigError.invalid(param, str(path), "no such file; give an .npz of one array per leaf "
                                                     "(as `hessian-rank train` saves them)")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if any(name.endswith("data.pkl") for name in names):
+            raise ConfigError.invalid(param, str(path), "a PyTorch file (torch.save), but the network is a JAX "
+                                                        "one; give an .npz of one array per leaf (as `hessian-rank "
+                                                        "train` saves them)", quoted=False)
+        if not all(name.endswith(".npy") for name in names):
+            raise ConfigError.invalid(param, str(path), "a zip archive that is not an .npz of arrays; give an .npz "
+                                                        "of one array per leaf (as `hessian-rank train` saves them)",
+                                      quoted=False)
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
