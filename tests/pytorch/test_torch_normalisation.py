@@ -1,0 +1,61 @@
+"""Normalisation layers: BatchNorm in training mode couples the samples through the batch's statistics,
+so the Hessians are those of the whole batch; the engine's ranks and products equal references built
+with torch.autograd.functional on the whole batch in the same mode, whatever batch_size says; eval mode
+uses the running statistics; LayerNorm and Dropout(p=0) act per sample; the user's module is untouched."""
+
+import numpy as np
+import pytest
+from reference import count_above, default_tol
+from torch_reference import data, ref_torch_matrices, torch
+
+from hessrank import as_linear_operator, hessian_ranks
+
+
+class NormNet(torch.nn.Module):
+    """Linear → norm → tanh → Linear, the norm a BatchNorm1d (running statistics set away from 0 and 1)
+    or a LayerNorm followed by Dropout(p=0)."""
+
+    def __init__(self, norm="batch", d=4, width=5, K=3):
+        super().__init__()
+        torch.manual_seed(2)
+        self.fc1 = torch.nn.Linear(d, width)
+        if norm == "batch":
+            self.norm = torch.nn.BatchNorm1d(width)
+            with torch.no_grad():
+                self.norm.running_mean.uniform_(-1, 1)
+                self.norm.running_var.uniform_(0.5, 2)
+                self.norm.weight.uniform_(0.5, 1.5)
+                self.norm.bias.uniform_(-0.5, 0.5)
+        else:
+            self.norm = torch.nn.Sequential(torch.nn.LayerNorm(width), torch.nn.Dropout(0.0))
+        self.fc2 = torch.nn.Linear(width, K)
+
+    def forward(self, x):
+        return self.fc2(torch.tanh(self.norm(self.fc1(x))))
+
+
+@pytest.mark.parametrize("norm,mode,loss", [("batch", "train", "mse"), ("batch", "eval", "cross"),
+                                            ("layer", "train", "cosh")])
+def test_ranks_and_products_equal_the_whole_batch_reference_in_the_modules_mode(norm, mode, loss):
+    module = NormNet(norm).train(mode == "train")
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    X, Y = data(10, (4,), 3, loss)
+    H_L, H_o, _, _ = ref_torch_matrices(module, X, Y, loss)
+    dense = {"H_L": H_L, "H_o": H_o, "H_F": H_L - H_o}
+    if norm == "batch" and mode == "train":  # the batch statistics matter: a split batch is another function
+        H_half, _, _, _ = ref_torch_matrices(module, X[:5], Y[:5], loss)
+        H_other, _, _, _ = ref_torch_matrices(module, X[5:], Y[5:], loss)
+        assert np.abs(H_half + H_other - H_L).max() > 1e-3 * np.abs(H_L).max()
+    rng = np.random.default_rng(4)
+    V = rng.standard_normal((H_L.shape[0], 3))
+    for m, H in dense.items():  # batch_size 4 of n = 10: products over all n when the samples are coupled
+        op = as_linear_operator(module, None, X, Y, matrix=m, loss=loss, batch_size=4)
+        np.testing.assert_allclose(op @ V, H @ V, rtol=0, atol=1e-10 * np.abs(H).max(), err_msg=m)
+    for method in ("dense", "matrix-free"):
+        res = hessian_ranks(module, None, X, Y, loss=loss, method=method, batch_size=4)
+        assert res.mode == mode
+        for m, H in dense.items():
+            assert res.ranks[m].rank == count_above(H, default_tol(H)), (m, method)
+    assert module.training == (mode == "train")
+    for k, v in module.state_dict().items():  # running statistics (and everything else) unchanged
+        assert torch.equal(v, before[k]), k
