@@ -8,6 +8,10 @@ parameters as ``named_parameters()`` does: ``--blocks leaves`` gives ``hidden.we
 
     hessian-rank run --dataset gaussian --n 40 --dim 8 --K 3 --model examples/my_torch_model.py:build
     hessian-rank spectrum --dataset gaussian --n 40 --dim 8 --K 3 --model examples/my_torch_model.py:build
+    hessian-rank train --dataset gaussian --n 40 --dim 8 --K 3 --model examples/my_torch_model.py:build --steps 20
+
+``train`` trains a float64 copy with ``torch.optim`` and saves each checkpoint's
+``state_dict`` as ``step<t>.pt``, which ``hessian-rank run --params`` reads.
 """
 
 import torch
