@@ -305,7 +305,7 @@ def run_training(config: RunConfig, tc: TrainConfig, *, out="results", blocks=No
     describe = {
         "task": "training", "key": "step", "config": config.to_dict(),
         "training": {**tc.identity(data.n), "steps": tc.steps, "checkpoints": list(wanted),
-                     **({"front_end": front_end} if front_end != "jax" else {})},
+                     **({"front_end": front_end, "mode": model.mode} if front_end != "jax" else {})},
         "dataset": {"name": config.dataset, "source": data.source, "d": data.d, "K": data.K},
         "params_folder": params_folder(table).name, "command": training_command(config, tc),
     }

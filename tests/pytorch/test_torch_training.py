@@ -29,15 +29,23 @@ def build(d, K, seed):
     torch.manual_seed(seed)
     return torch.nn.Sequential(torch.nn.Linear(d, 6, bias=False), torch.nn.BatchNorm1d(6), torch.nn.Tanh(),
                                torch.nn.Linear(6, K))
+
+def build_eval(d, K, seed):
+    return build(d, K, seed).eval()
 '''
 N, D, K = 12, 4, 3
 
 
 @pytest.fixture(scope="module")
-def bn_spec(tmp_path_factory):
+def bn_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "bn_model.py"
     path.write_text(textwrap.dedent(BATCHNORM_MODEL))
-    return f"{path}:build"
+    return path
+
+
+@pytest.fixture
+def bn_spec(bn_file):
+    return f"{bn_file}:build"
 
 
 def _config(spec, loss="mse", **kw):
@@ -74,8 +82,10 @@ def _saved(outcome, step):
     return torch.load(outcome.table.folder / f"{outcome.table.stem}_params" / f"step{step}.pt", weights_only=True)
 
 
-@pytest.mark.parametrize("optimizer,loss", [("sgd", "mse"), ("momentum", "cosh"), ("adam", "cross")])
-def test_training_a_module_follows_a_hand_written_torch_optim_loop(optimizer, loss, bn_spec, tmp_path):
+@pytest.mark.parametrize("optimizer,loss,mode", [("sgd", "mse", "train"), ("momentum", "cosh", "train"),
+                                                  ("adam", "cross", "train"), ("sgd", "cosh", "eval")])
+def test_training_a_module_follows_a_hand_written_torch_optim_loop(optimizer, loss, mode, bn_file, tmp_path):
+    bn_spec = f"{bn_file}:build" if mode == "train" else f"{bn_file}:build_eval"
     cfg = _config(bn_spec, loss=loss)
     tc = TrainConfig(optimizer=optimizer, lr=0.05, steps=6, train_batch=5, checkpoints=(0, 3, 6))
     outcome = run_training(cfg, tc, out=tmp_path, blocks="layers")
@@ -101,10 +111,14 @@ def test_training_a_module_follows_a_hand_written_torch_optim_loop(optimizer, lo
         net = copy.deepcopy(module)
         net.load_state_dict(saved)
         ref = hessrank.hessian_ranks(net, None, data.X, data.Y, loss=loss, method="dense")
-        assert ref.mode == "train"
+        assert ref.mode == mode
         assert [int(row[f"rank_{s}"]) for s in "LoF"] == [ref.ranks[m].rank for m in ("H_L", "H_o", "H_F")]
         assert float(row["tol_L"]) == pytest.approx(ref.ranks["H_L"].tol, rel=1e-9)
     assert [int(r["step"]) for r in outcome.rows] == [0, 3, 6]
+    # BatchNorm's running statistics move in training mode only
+    assert torch.equal(states[6]["1.running_mean"], states[0]["1.running_mean"]) == (mode == "eval")
+    described = json.loads(outcome.table.json_path.read_text())["training"]
+    assert (described["front_end"], described["mode"]) == ("torch", mode)
     assert float(outcome.rows[-1]["loss"]) < float(outcome.rows[0]["loss"])
     blocks = list(csv.DictReader(open(outcome.table.folder / f"{outcome.table.stem}_blocks.csv")))
     assert {b["block"] for b in blocks} == {"0", "1", "3"}  # Linear, BatchNorm1d, Linear
@@ -154,6 +168,7 @@ def test_run_params_reads_a_saved_state_dict_and_measures_there(trained, capsys)
     data = load_dataset(_config(f"{EXAMPLE}:build"))
     ref = hessrank.hessian_ranks(module, None, data.X, data.Y, method="dense")
     assert [out["ranks"][m] for m in ("H_L", "H_o", "H_F")] == [ref.ranks[m].rank for m in ref.ranks]
+    assert (out["front_end"], out["mode"]) == ("torch", "train")
     assert out["tolerance"]["H_L"] == pytest.approx(ref.ranks["H_L"].tol, rel=1e-9)
     start = main([*RUN, "--model", f"{EXAMPLE}:build", "--params", str(folder / "step0.pt")])
     assert start == 0 and json.loads(capsys.readouterr().out)["tolerance"]["H_L"] != out["tolerance"]["H_L"]

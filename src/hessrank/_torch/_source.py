@@ -321,6 +321,11 @@ class TorchModel:
         """The child module a parameter belongs to: the first part of its dotted name."""
         return leaf.split(".", 1)[0]
 
+    @property
+    def mode(self) -> str:
+        """The mode the module is evaluated in: ``train`` or ``eval``."""
+        return "train" if self.module.training else "eval"
+
     def initial_theta(self) -> np.ndarray:
         """The module's parameters as one float64 vector (``named_parameters()`` order, row-major)."""
         return np.concatenate([v.detach().cpu().to(torch.float64).reshape(-1).numpy()

@@ -80,6 +80,8 @@ class Result(RankedResult):
     devices: int = 0
     #: the built-in CNN: the data's patch ranks its predictions use
     cnn_ranks: CNNDataRanks | None = None
+    #: a PyTorch module: the mode it was evaluated in (``train`` or ``eval``); empty for JAX
+    mode: str = ""
 
     def explain(self) -> dict[str, Deficiency]:
         """``p - rank`` of each measured matrix split into the parts the theory accounts
@@ -132,6 +134,8 @@ class Result(RankedResult):
         }
         if self.config.network != "mlp":
             out["model"] = network_label(self.config, self.d)
+        if self.mode:
+            out["front_end"], out["mode"] = "torch", self.mode
         return {**out, **self._blocks_dict()}
 
 
@@ -266,6 +270,7 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "",
     result = make_result(config, data, data.n, p, ranks, plan, seconds=time.perf_counter() - t0, timings=timings,
                          details=details, predicted=predicted, theta=theta)
     result.blocks = block_ranks
+    result.mode = getattr(model, "mode", "")
     return result
 
 
