@@ -61,3 +61,22 @@ def test_ranks_and_products_equal_the_whole_batch_reference_in_the_modules_mode(
     assert module.training == (mode == "train")
     for k, v in module.state_dict().items():  # running statistics (and everything else) unchanged
         assert torch.equal(v, before[k]), k
+
+
+def test_a_state_dict_given_as_params_brings_its_buffers():
+    module = NormNet("batch").eval()
+    X, Y = data(8, (4,), 3, "mse")
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    state["norm.running_var"] *= 4.0
+    state["fc2.weight"] *= 0.5
+    loaded = NormNet("batch").eval()
+    loaded.load_state_dict(state)
+    want = hessian_ranks(loaded, None, X, Y, method="dense")
+    got = hessian_ranks(module, state, X, Y, method="dense")
+    assert {m: r.rank for m, r in got.ranks.items()} == {m: r.rank for m, r in want.ranks.items()}
+    for m in got.ranks:
+        assert got.ranks[m].tol == pytest.approx(want.ranks[m].tol, rel=1e-12), m
+    own = hessian_ranks(module, dict(module.named_parameters()) | {"fc2.weight": state["fc2.weight"]}, X, Y,
+                        method="dense")  # the same parameters, the module's running statistics
+    assert abs(own.ranks["H_L"].tol - want.ranks["H_L"].tol) > 1e-6 * want.ranks["H_L"].tol
+    assert torch.equal(module.norm.running_var, NormNet("batch").norm.running_var)  # the module's own untouched

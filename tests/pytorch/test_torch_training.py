@@ -145,6 +145,24 @@ def test_a_resumed_run_equals_an_uninterrupted_one(bn_spec, tmp_path):
             assert torch.equal(opt_resumed["state"][i][name], value), (i, name)
 
 
+def test_a_damaged_checkpoint_is_passed_over_on_resuming_and_a_divergence_is_one_line(bn_spec, tmp_path, capsys):
+    cfg = _config(bn_spec)
+    short = TrainConfig(optimizer="momentum", lr=0.05, steps=4, train_batch=5, checkpoints=(0, 2, 4))
+    whole = run_training(cfg, TrainConfig(optimizer="momentum", lr=0.05, steps=6, train_batch=5,
+                                          checkpoints=(0, 2, 4, 6)), out=tmp_path / "a")
+    first = run_training(cfg, short, out=tmp_path / "b")
+    folder = first.table.folder / f"{first.table.stem}_params"
+    (folder / "step4.optstate.pt").write_bytes(b"damaged")
+    resumed = run_training(cfg, TrainConfig(optimizer="momentum", lr=0.05, steps=6, train_batch=5,
+                                            checkpoints=(0, 2, 4, 6)), out=tmp_path / "b")
+    assert resumed.resumed_from == 2 and _rows(resumed) == _rows(whole)
+    argv = ["train", "--dataset", "gaussian", "--n", str(N), "--dim", str(D), "--K", str(K), "--model", bn_spec,
+            "--lr", "1e300", "--steps", "3", "--checkpoints", "0,3", "--out", str(tmp_path / "c")]
+    assert main(argv) == 2
+    last = capsys.readouterr().err.splitlines()[-1]  # after the progress lines of step 0
+    assert last.startswith("hessian-rank train: error: --lr 1e+300: training diverged: the loss is inf at step 1")
+
+
 RUN = ["run", "--dataset", "gaussian", "--n", str(N), "--dim", str(D), "--K", str(K), "--json"]
 
 

@@ -78,13 +78,15 @@ class TorchSource:
         named = dict(self.net.named_parameters())
         if not named:
             raise ConfigError.about("f", f"the module {type(module).__name__} has no parameters")
-        tensors = named if params is None else _check_params(params, named)
+        buffers = {k: b.detach() for k, b in self.net.named_buffers()}
+        tensors = named if params is None else _check_params(params, named, buffers)
         self.names = tuple(named)
         self.shapes = tuple(tuple(named[k].shape) for k in self.names)
         self.sizes = tuple(int(named[k].numel()) for k in self.names)
         self.theta = torch.cat([torch.as_tensor(tensors[k]).detach().to(self.device, torch.float64).reshape(-1)
                                 for k in self.names])
-        self.buffers = {k: b.detach() for k, b in self.net.named_buffers()}
+        self.buffers = {k: tensors[k].to(b.device) if k in tensors else b  # a state_dict's buffers, else the module's
+                        for k, b in buffers.items()}
         X = as_float64_array(X, "X")
         Y = as_float64_array(Y, "Y")
         self._n, self._K = int(X.shape[0]), int(Y.shape[1])
@@ -277,19 +279,22 @@ def _float64_copy(module):
     return net
 
 
-def _check_params(params, named) -> dict:
-    """``params`` (name -> tensor or array) checked against the module's named parameters."""
+def _check_params(params, named, buffers) -> dict:
+    """``params`` (name -> tensor or array) checked against the module's named parameters; it
+    may also hold buffers (a ``state_dict``), which then replace the module's."""
     if not isinstance(params, Mapping):
         raise ConfigError.invalid("params", type(params).__name__, "give a dict of named tensors, as "
                                                                    "module.named_parameters() names them", quoted=False)
     missing = [k for k in named if k not in params]
-    extra = sorted(str(k) for k in params if k not in named)
+    extra = sorted(str(k) for k in params if k not in named and k not in buffers)
     if missing or extra:
         what = f"no tensor {missing[0]}" if missing else f"a tensor {extra[0]} the module does not have"
         raise ConfigError.about("params", f"{what}; the module's parameters are {', '.join(named)}")
     out = {}
-    for k, ref in named.items():
+    for k, ref in [*named.items(), *((k, b) for k, b in buffers.items() if k in params)]:
         a = params[k]
+        if k in buffers and not ref.is_floating_point():  # a counter (num_batches_tracked): the module's
+            continue
         a = a.detach().to(torch.float64) if isinstance(a, torch.Tensor) else torch.as_tensor(
             as_float64_array(a, "params"))
         if tuple(a.shape) != tuple(ref.shape):
