@@ -107,6 +107,8 @@ def test_training_a_module_follows_a_hand_written_torch_optim_loop(optimizer, lo
         assert float(row["loss"]) == pytest.approx(value.item(), rel=1e-10)
         assert float(row["grad_norm"]) == pytest.approx(float(torch.sqrt(sum((g ** 2).sum() for g in grads))),
                                                         rel=1e-9)
+        if step != 6:
+            continue
         # the row's ranks: those of hessian_ranks on the module loaded from the saved state_dict
         net = copy.deepcopy(module)
         net.load_state_dict(saved)
