@@ -265,13 +265,15 @@ def training_command(config: RunConfig, tc: TrainConfig) -> str:
 class TrainingOutcome(StoredOutcome):
     """What :func:`run_training` left in the store (``computed``: the checkpoint steps
     measured now; ``resumed_from``: the step whose saved state training continued from;
-    ``params_suffix``: the checkpoints' files, ``.npz`` or ``.pt`` for a PyTorch module)."""
+    ``params_suffix``: the checkpoints' files, ``.npz`` or ``.pt`` for a PyTorch module;
+    ``mode``: a PyTorch module's mode, ``train`` or ``eval``, empty for JAX)."""
 
     config: RunConfig
     train: TrainConfig
     resumed_from: int | None = None
     wanted: tuple[int, ...] = field(default_factory=tuple)
     params_suffix: str = ".npz"
+    mode: str = ""
 
 
 @in_float64
@@ -312,7 +314,7 @@ def run_training(config: RunConfig, tc: TrainConfig, *, out="results", blocks=No
     with stored_run(table, training_identity(config, tc, n=data.n, front_end=front_end), describe=describe,
                     key=lambda row: int(row["step"]), wanted=wanted, provenance=provenance(),
                     outcome=partial(TrainingOutcome, config=config, train=tc, wanted=wanted,
-                                    params_suffix=trainer.suffix),
+                                    params_suffix=trainer.suffix, mode=getattr(model, "mode", "")),
                     block_column="step" if blocks is not None else None, progress=progress) as job:
         for tmp in params_folder(table).glob(".*.tmp"):  # left by a writer killed mid-file
             tmp.unlink(missing_ok=True)
@@ -474,7 +476,8 @@ def format_training(outcome: TrainingOutcome) -> str:
         lines.append(f"{row['step']:>7} {float(row['loss']):>11.4e} {float(row['grad_norm']):>10.3e}   "
                      + " ".join(cells) + f"   {float(row['lambda_max_L']):>9.3e}")
     p = outcome.rows[0]["num_params"] if outcome.rows else "?"
-    lines += ["", f"p = {p}; {outcome.train.optimizer}, lr {outcome.train.lr}, {outcome.train.steps} steps",
+    library = f" (torch.optim; PyTorch module in {outcome.mode} mode)" if outcome.mode else ""
+    lines += ["", f"p = {p}; {outcome.train.optimizer}, lr {outcome.train.lr}, {outcome.train.steps} steps{library}",
               *comparison_lines(count_comparisons(outcome.rows))]
     resumed = f", resumed from the state saved at step {outcome.resumed_from}" if outcome.resumed_from else ""
     lines += [f"training: {len(outcome.computed)} checkpoint(s) computed now, {outcome.stored_before} were stored "

@@ -164,7 +164,8 @@ def format_result(result) -> str:
     lines = [
         f"data     {c.dataset} ({result.dataset_source}): n = {result.n}, d = {result.d}, r = rank(Σ xxᵀ) = "
         f"{result.r}{r_aff}",
-        f"network  {network_label(c, result.d)}, seed {c.seed}; loss {c.loss}; p = {result.p}",
+        f"network  {network_label(c, result.d)}, seed {c.seed}; loss {c.loss}; p = {result.p}"
+        + (f"; PyTorch module in {result.mode} mode" if getattr(result, "mode", "") else ""),
         *theory,
         "",
         f"{'matrix':<7}{'rank':>8}{'predicted':>11}  {'kind':<9}{'tolerance':>11}{'gap (decades)':>15}",
