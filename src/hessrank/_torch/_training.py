@@ -67,8 +67,9 @@ class TorchTrainer:
         self._initial = copy.deepcopy(self.net.state_dict())
         self.opt = make_torch_optimizer(optimizer, self.net.parameters(), lr, momentum)
         self._initial_opt = copy.deepcopy(self.opt.state_dict())
-        self.X = torch.as_tensor(np.asarray(X, dtype=np.float64))
-        self.Y = torch.as_tensor(np.asarray(Y, dtype=np.float64))
+        device = next((t.device for t in self.net.parameters()), torch.device("cpu"))
+        self.X = torch.as_tensor(np.asarray(X, dtype=np.float64), device=device)
+        self.Y = torch.as_tensor(np.asarray(Y, dtype=np.float64), device=device)
         self.model = TorchModel(self.net)  # the live copy: its buffers are the current ones
 
     @property
@@ -83,6 +84,8 @@ class TorchTrainer:
 
     def update(self, idx) -> float:
         """One optimiser step on the samples ``idx`` (``None``: all); the batch's mean loss before it."""
+        if idx is not None:
+            idx = torch.as_tensor(idx, device=self.X.device)
         X, Y = (self.X, self.Y) if idx is None else (self.X[idx], self.Y[idx])
         self.opt.zero_grad(set_to_none=True)
         value = loss_values(self.loss, self._forward(X), Y).mean()
@@ -138,7 +141,7 @@ class TorchTrainer:
         try:
             self.net.load_state_dict(state)
             self.opt.load_state_dict(opt_state)
-            if not _same_optimizer_state(self.opt, self.net):
+            if not _same_optimizer_state(self.opt):
                 raise ValueError("the optimiser state does not fit the parameters")
         except (ValueError, KeyError, RuntimeError, TypeError):
             self.net.load_state_dict(saved_net)
@@ -147,7 +150,7 @@ class TorchTrainer:
         return True
 
 
-def _same_optimizer_state(opt, net) -> bool:
+def _same_optimizer_state(opt) -> bool:
     """Every saved per-parameter tensor has its parameter's shape and dtype."""
     for group in opt.param_groups:
         for p in group["params"]:
