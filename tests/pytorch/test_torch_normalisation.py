@@ -35,9 +35,11 @@ class NormNet(torch.nn.Module):
 
 
 @pytest.mark.parametrize("norm,mode,loss", [("batch", "train", "mse"), ("batch", "eval", "cross"),
-                                            ("layer", "train", "cosh")])
+                                            ("layer", "train", "cosh"), ("batch", "mixed", "mse")])
 def test_ranks_and_products_equal_the_whole_batch_reference_in_the_modules_mode(norm, mode, loss):
-    module = NormNet(norm).train(mode == "train")
+    module = NormNet(norm).train(mode != "eval")
+    if mode == "mixed":  # the module in training mode, its BatchNorm layer alone in eval mode: running statistics
+        module.norm.eval()
     before = {k: v.clone() for k, v in module.state_dict().items()}
     X, Y = data(10, (4,), 3, loss)
     H_L, H_o, _, _ = ref_torch_matrices(module, X, Y, loss)
@@ -55,10 +57,10 @@ def test_ranks_and_products_equal_the_whole_batch_reference_in_the_modules_mode(
         np.testing.assert_allclose(op @ V, H @ V, rtol=0, atol=1e-10 * np.abs(H).max(), err_msg=m)
     for method in ("dense", "matrix-free"):
         res = hessian_ranks(module, None, X, Y, loss=loss, method=method, batch_size=4)
-        assert res.mode == mode
+        assert res.mode == ("eval" if mode == "eval" else "train")
         for m, H in dense.items():
             assert res.ranks[m].rank == count_above(H, default_tol(H)), (m, method)
-    assert module.training == (mode == "train")
+    assert module.training == (mode != "eval") and module.norm.training == (mode == "train")
     for k, v in module.state_dict().items():  # running statistics (and everything else) unchanged
         assert torch.equal(v, before[k]), k
 

@@ -269,10 +269,9 @@ def check_deterministic(module, *, param: str) -> None:
 
 
 def _float64_copy(module):
-    """A float64 deep copy of ``module`` in the same mode; in training mode its normalisation
+    """A float64 deep copy of ``module``, each submodule in its own mode; in training mode its normalisation
     layers use batch statistics without updating their running statistics (buffers stay fixed)."""
     net = copy.deepcopy(module).to(torch.float64)
-    net.train(module.training)
     for m in net.modules():
         if isinstance(m, torch.nn.modules.batchnorm._NormBase) and m.training:
             m.track_running_stats = False

@@ -63,7 +63,6 @@ class TorchTrainer:
         check_deterministic(module, param="model")
         self.loss = loss
         self.net = copy.deepcopy(module).to(torch.float64)
-        self.net.train(module.training)
         self._initial = copy.deepcopy(self.net.state_dict())
         self.opt = make_torch_optimizer(optimizer, self.net.parameters(), lr, momentum)
         self._initial_opt = copy.deepcopy(self.opt.state_dict())
