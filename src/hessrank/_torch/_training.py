@@ -112,7 +112,8 @@ class TorchTrainer:
             params = list(self.net.parameters())
             value = loss_values(self.loss, self._forward(self.X), self.Y).mean()
             grads = torch.autograd.grad(value, params, allow_unused=True)
-        norm = torch.sqrt(sum(((g ** 2).sum() for g in grads if g is not None), torch.zeros((), dtype=torch.float64)))
+        zero = torch.zeros((), dtype=torch.float64, device=self.X.device)
+        norm = torch.sqrt(sum(((g ** 2).sum() for g in grads if g is not None), zero))
         return float(value.detach()), float(norm)
 
     def paths(self, folder: Path, step: int) -> tuple[Path, Path]:
