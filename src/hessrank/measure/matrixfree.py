@@ -75,6 +75,8 @@ class MatrixFreeResult:
     threads: int = 1
     #: the devices the bases were sharded over (0: host memory, NumPy)
     devices: int = 0
+    #: this process's devices its samples were split over for the products (0: one device)
+    product_devices: int = 0
 
 
 def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
@@ -104,7 +106,9 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     ``auto`` — every device JAX sees, or the host's memory on one process of CPUs only; a number N — the
     first N devices, each holding its share of the p columns of every basis row. ``memory_bytes`` is then
     what the host may use; each device plans its share (:func:`~hessrank.measure.plan.plan_mesh_memory`).
-    Observers need the basis on the host: with them ``auto`` keeps it there and a number is refused.
+    The products split this process's samples over its devices of those (:mod:`~hessrank.curvature.operators`;
+    a front end without :meth:`~hessrank.curvature.JaxSource.on_devices`, e.g. PyTorch's, keeps them on the host).
+    Observers need the basis on the host: with them the basis stays there and only the products use the devices.
     """
     return matrix_free_source_ranks(jax_source(model, loss, theta, X, Y, batch_size=batch_size), rtol=rtol,
                                     atol=atol, memory_bytes=memory_bytes, block=block, probes=probes, seed=seed,
@@ -119,24 +123,31 @@ def matrix_free_source_ranks(source: CurvatureSource, *, rtol: float | None = No
                              observe_block=None, devices=None) -> MatrixFreeResult:
     """:func:`matrix_free_ranks` of any front end's :class:`~hessrank.curvature.CurvatureSource`."""
     threads = resolve_threads(threads)
-    mesh = _mesh_for(devices, observed=bool(observe or observe_block))
+    mesh = choose_devices(devices)
+    local = _local_devices(mesh)
+    if len(local) > 1 and hasattr(source, "on_devices"):   # this process's devices split its samples
+        source = source.on_devices(local)
+    else:
+        local = ()
+    if observe or observe_block:   # spectra read the basis in host memory
+        mesh = None
     with blas_threads(threads), float64_scope():
         result = _matrix_free_ranks(source, rtol=rtol, atol=atol, memory_bytes=memory_bytes, block=block,
                                     probes=probes, seed=seed, h_o_path=h_o_path, blocks=blocks or {},
                                     observe=observe, observe_block=observe_block, mesh=mesh)
     result.threads = threads
     result.devices = 0 if mesh is None else int(mesh.devices.size)
+    result.product_devices = len(local)
     return result
 
 
-def _mesh_for(devices, *, observed: bool):
-    """The mesh of :func:`matrix_free_ranks`'s ``devices`` (None: the host's memory)."""
-    if observed:
-        if devices is None or devices == "auto":
-            return None
-        raise ConfigError.invalid("devices", devices, "spectra and observers read the basis in host memory; "
-                                                      "leave devices out")
-    return choose_devices(devices)
+def _local_devices(mesh) -> tuple:
+    """This process's devices of ``mesh`` (none without a mesh)."""
+    if mesh is None:
+        return ()
+    import jax
+
+    return tuple(d for d in mesh.devices.flat if d.process_index == jax.process_index())
 
 
 def _matrix_free_ranks(source, *, rtol, atol, memory_bytes, block, probes, seed, h_o_path, blocks, observe,
