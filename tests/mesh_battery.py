@@ -1,14 +1,20 @@
 """Run as a script with ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (set before JAX
-starts): the agreement battery on the host path and on 1, 2 and 4 devices, as JSON on stdout."""
+starts): the agreement battery on the host path and on 1, 2 and 4 devices, and the products of
+operators whose samples are split over 1, 2 and 4 devices against the host's, as JSON on stdout."""
 
+import contextlib
+import csv
+import io
 import json
 import sys
+import tempfile
+from pathlib import Path
 
 import jax
 import numpy as np
 
 from hessrank import RunConfig
-from hessrank.curvature import CurvatureOperator
+from hessrank.curvature import CurvatureOperator, jax_source
 from hessrank.linalg import sketch_rank
 from hessrank.measure import build, matrix_free_ranks
 from hessrank.measure.blocks import resolve_blocks
@@ -21,6 +27,8 @@ CASES = {  # a linear and a non-linear MLP, and a CNN with per-layer blocks
     "cnn": RunConfig(dataset="gaussian", n=10, dim=36, K=3, arch="cnn", conv="2:3", activation="tanh"),
 }
 BLOCKS = {"cnn": "layers"}
+#: the cases whose operators' products are compared on 1, 2 and 4 devices
+PRODUCTS = ("tanh-cross-bias", "cnn")
 
 
 def _summary(res) -> dict:
@@ -29,6 +37,80 @@ def _summary(res) -> dict:
             "blocks": {b: {m: r.rank for m, r in br.ranks.items()} for b, br in res.blocks.items()},
             "block_status": {b: {m: d["status"] for m, d in br.details.items()} for b, br in res.blocks.items()},
             "devices": res.devices}
+
+
+def _products(model, loss, theta, X, Y) -> dict:
+    """Per device count and operator: the largest difference of the rows ``V H`` from the host's (relative
+    to their largest entry), and where the operator's data lives: per array the shards' shapes and
+    devices, and the samples (weight 1) each device holds."""
+    source = jax_source(model, loss, theta, X, Y)
+    V = np.random.default_rng(1).standard_normal((5, source.p))
+    out = {}
+    for name in ("H_L", "H_F", "H_o"):
+        ref = source.operator(name)(V)
+        for n in (1, 2, 4):
+            op = source.on_devices(jax.devices()[:n]).operator(name)
+            out[f"{name}/{n}"] = {
+                "error": float(np.abs(op(V) - ref).max() / np.abs(ref).max()),
+                "shapes": [[list(s.data.shape) for s in a.addressable_shards] for a in op.data],
+                "devices": [sorted(str(s.device) for s in a.addressable_shards) for a in op.data],
+                "samples": sorted(float(np.asarray(s.data).sum()) for s in op.data[2].addressable_shards),
+                "full": list(op.data[0].shape)}
+    return out
+
+
+#: a small matrix-free problem for the commands, with and without ``--devices 2``
+SMALL = ["--dataset", "gaussian", "--n", "8", "--dim", "4", "--K", "2", "--activation", "tanh", "--method",
+         "matrix-free"]
+COMMANDS = {
+    "run": ["run", *SMALL, "--units", "4,3", "--json"],
+    "spectrum": ["spectrum", *SMALL, "--units", "4,3", "--json", "--top-eigenvalues", "3", "--no-density"],
+    "sweep": ["sweep", "width", *SMALL, "--widths", "3,4", "--batch-size", "8"],
+    "train": ["train", *SMALL, "--units", "4,3", "--steps", "2", "--checkpoints", "0,2"],
+}
+
+
+def _command(args: list, out: Path) -> dict:
+    """``hessian-rank args --out out``: its exit status, and its numbers (the JSON printed, or the
+    rows stored under ``out``: ranks and cuts)."""
+    from hessrank.cli import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main([*args, *(["--out", str(out)] if args[0] != "run" else [])])
+    if "--json" in args:
+        got = json.loads(printed.getvalue())
+        if args[0] == "spectrum":
+            got = {m: {"rank": got[m]["rank"], "tol": got[m]["tol"], "top": got[m]["top"]}
+                   for m in ("H_L", "H_o", "H_F")}
+        else:
+            got = {"ranks": got["ranks"], "tol": got["tolerance"], "devices": got["devices"]}
+    else:
+        rows = [r for f in sorted(out.rglob("*.csv")) for r in csv.DictReader(f.open())]
+        got = {"rows": [{k: v for k, v in r.items() if k.startswith(("rank_", "tol_"))} for r in rows]}
+    return {"code": code, **got}
+
+
+def _commands() -> dict:
+    """Each command with and without ``--devices 2``; and a grid's point on 2 devices against ``run``."""
+    from distributed import Client, LocalCluster
+
+    from hessrank.grid import load_grid, run_grid
+
+    found = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, args in COMMANDS.items():
+            found[name] = {"host": _command(args, Path(tmp, name, "host")),
+                           "2": _command([*args, "--devices", "2"], Path(tmp, name, "2"))}
+        grid = Path(tmp, "grid.toml")
+        grid.write_text("[grid]\ndataset = 'gaussian'\nn = 8\ndim = 4\nK = 2\nactivation = 'tanh'\n"
+                        "method = 'matrix-free'\nunits = ['4,3']\n")
+        with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cl, Client(cl) as client:
+            run_grid(load_grid(grid), out=Path(tmp, "grid"), client=client, devices=2)
+        rows = [r for f in sorted(Path(tmp, "grid").rglob("*.csv")) for r in csv.DictReader(f.open())]
+        found["grid"] = {"rows": [{k: v for k, v in r.items() if k.startswith(("rank_", "tol_", "status"))}
+                                  for r in rows]}
+    return found
 
 
 def main() -> None:
@@ -43,6 +125,8 @@ def main() -> None:
                 runs[str(n)] = matrix_free_ranks(model, get_loss(cfg.loss), theta, data.X, data.Y, blocks=blocks,
                                                  block=16, probes=16, devices=n)
             out["cases"][name] = {k: _summary(v) for k, v in runs.items()} | {"p": model.num_params}
+            if name in PRODUCTS:
+                out["cases"][name]["products"] = _products(model, get_loss(cfg.loss), theta, data.X, data.Y)
         # the basis on 4 devices: each holds its own columns of every row
         rng = np.random.default_rng(0)
         B = rng.standard_normal((30, 203))
@@ -52,6 +136,7 @@ def main() -> None:
         out["shard_devices"] = [sorted(str(s.device) for s in blk.addressable_shards) for blk in res.subspace.blocks]
         out["sharding"] = [str(blk.sharding.spec) for blk in res.subspace.blocks]
         out["rank"] = res.info.rank
+    out["commands"] = _commands()
     json.dump(out, sys.stdout)
 
 

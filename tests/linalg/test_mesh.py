@@ -1,5 +1,6 @@
 """The sketch's basis on a mesh of JAX devices: the same ranks, tolerances and certificates as the
-host's NumPy path, each device holding only its columns of the basis, per-device memory plans.
+host's NumPy path, each device holding only its columns of the basis and its share of the samples
+for the products, per-device memory plans; every command with ``--devices 2`` as without.
 
 Several CPU devices exist only when ``XLA_FLAGS=--xla_force_host_platform_device_count`` is set
 before JAX starts: those checks run the battery in a child process (``tests/mesh_battery.py``)."""
@@ -51,6 +52,52 @@ def test_ranks_tolerances_and_certificates_on_1_2_4_devices_equal_the_host(batte
     assert battery["cases"]["cnn"]["host"]["blocks"]            # the CNN's per-layer blocks were ranked
 
 
+def test_products_split_over_1_2_4_devices_equal_the_host_operators(battery):
+    for name in ("tanh-cross-bias", "cnn"):
+        case = battery["cases"][name]
+        n_samples = 10
+        assert set(case["products"]) == {f"{m}/{n}" for m in ("H_L", "H_F", "H_o") for n in (1, 2, 4)}
+        for key, got in case["products"].items():
+            devices = int(key.split("/")[1])
+            assert got["error"] < 1e-12, (name, key)
+            assert sum(got["samples"]) == n_samples, (name, key)          # weight 1: each sample once
+            if devices == 1:
+                continue
+            # each device holds one share of the samples (a leading axis of one), no two on one device
+            assert got["full"][0] == devices, (name, key)
+            for shapes, where in zip(got["shapes"], got["devices"]):
+                assert len(shapes) == devices and len(set(where)) == devices, (name, key)
+                assert all(s[0] == 1 for s in shapes), (name, key)
+            assert max(got["samples"]) - min(got["samples"]) <= 1, (name, key)   # contiguous, near-equal shares
+
+
+def test_every_command_on_2_devices_gives_the_numbers_of_the_host(battery):
+    found = battery["commands"]
+    run = found["run"]
+    assert run["host"]["devices"] == 0 and run["2"]["devices"] == 2
+    assert run["2"]["ranks"] == run["host"]["ranks"] == {"H_L": 34, "H_o": 16, "H_F": 34}
+    for m, tol in run["host"]["tol"].items():
+        assert run["2"]["tol"][m] == pytest.approx(tol, rel=1e-10)
+    for name in ("spectrum", "sweep", "train"):
+        host, two = found[name]["host"], found[name]["2"]
+        assert host.pop("code") == two.pop("code") == 0, name
+        if name == "spectrum":   # the products on 2 devices, the basis on the host
+            for m, got in host.items():
+                assert two[m]["rank"] == got["rank"] and two[m]["tol"] == pytest.approx(got["tol"], rel=1e-10)
+                np.testing.assert_allclose(two[m]["top"], got["top"], rtol=1e-10)
+            continue
+        assert len(host["rows"]) == len(two["rows"]) == 2, name
+        for a, b in zip(host["rows"], two["rows"]):
+            assert {k: v for k, v in a.items() if k.startswith("rank_")} == \
+                {k: v for k, v in b.items() if k.startswith("rank_")}, name
+            for k in ("tol_L", "tol_o", "tol_F"):
+                assert float(b[k]) == pytest.approx(float(a[k]), rel=1e-10), (name, k)
+    [point] = found["grid"]["rows"]            # a grid's point on 2 devices: run's numbers
+    assert point["status"] == "done"
+    assert [int(point[f"rank_{s}"]) for s in "LoF"] == [run["host"]["ranks"][m] for m in ("H_L", "H_o", "H_F")]
+    assert float(point["tol_L"]) == pytest.approx(run["host"]["tol"]["H_L"], rel=1e-10)
+
+
 def test_each_device_holds_only_its_columns_of_the_basis(battery):
     assert battery["rank"] == 30
     width = math.ceil(203 / 4)
@@ -80,8 +127,10 @@ def test_auto_keeps_one_cpu_on_the_host_and_bad_devices_are_refused(problem):
         with pytest.raises(ConfigError, match="devices"):
             device_mesh(bad)
     model, lossf, theta, X, Y = problem("tanh", "mse", False)
-    with pytest.raises(ConfigError, match="devices"):   # spectra read the basis on the host
-        matrix_free_ranks(model, lossf, theta, X, Y, devices=1, observe=lambda *a: None)
+    seen = []
+    res = matrix_free_ranks(model, lossf, theta, X, Y, devices=1, observe=lambda name, *a: seen.append(name))
+    assert res.devices == 0 and res.product_devices == 0      # spectra read the basis on the host
+    assert sorted(seen) == ["H_F", "H_L", "H_o"]
 
 
 def test_memory_is_planned_per_device():
