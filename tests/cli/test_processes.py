@@ -1,12 +1,15 @@
 """``hessian-rank run`` as several processes (``jax.distributed`` on localhost, CPU collectives):
 the same ranks as one process, one writer; and the flags of threads, devices and processes."""
 
+import csv
 import json
 import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hessrank import ConfigError
@@ -21,6 +24,53 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _two_processes(args: list, outs=None) -> list:
+    """``hessian-rank args`` as processes 0 and 1 on 127.0.0.1 (``outs``: each one's ``--out``):
+    ``[(stdout, stderr)]`` of process 0, then 1, once both succeeded."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)                                   # one CPU device per process
+    cmd = [sys.executable, "-m", "hessrank.cli", *args, "--coordinator", f"127.0.0.1:{_free_port()}",
+           "--num-processes", "2"]
+    procs = [subprocess.Popen([*cmd, "--process-id", str(i), *(["--out", str(outs[i])] if outs else [])],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in (0, 1)]
+    found = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in found]
+    return found
+
+
+SMALL = ["--dataset", "gaussian", "--n", "9", "--dim", "4", "--K", "2", "--activation", "tanh", "--method",
+         "matrix-free"]
+
+
+def test_spectrum_and_a_sweep_as_two_processes_print_and_store_what_one_does(tmp_path, capsys):
+    spectrum = ["spectrum", *SMALL, "--units", "4,3", "--json", "--top-eigenvalues", "3", "--no-density"]
+    (out0, err0), (out1, _) = _two_processes(spectrum, [tmp_path / "p0", tmp_path / "p1"])
+    assert out1 == "" and not (tmp_path / "p1").exists()          # process 1 neither prints nor writes
+    two = json.loads(out0)
+    assert main([*spectrum, "--out", str(tmp_path / "one")]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert [Path(f).exists() for f in two["files"]] == [True, True]
+    for m in ("H_L", "H_o", "H_F"):
+        assert two[m]["rank"] == one[m]["rank"] and two[m]["certified"] == one[m]["certified"]
+        assert two[m]["tol"] == pytest.approx(one[m]["tol"], rel=1e-10)
+        np.testing.assert_allclose(two[m]["top"], one[m]["top"], rtol=1e-10)
+        assert two[m]["trace"] == pytest.approx(one[m]["trace"], rel=1e-10)
+
+    sweep = ["sweep", "width", *SMALL, "--widths", "3,4", "--batch-size", "9"]
+    (out0, _), (out1, _) = _two_processes(sweep, [tmp_path / "s0", tmp_path / "s1"])
+    assert out1 == "" and not (tmp_path / "s1").exists()
+    assert main([*sweep, "--out", str(tmp_path / "s")]) == 0
+    capsys.readouterr()
+
+    def rows(root):
+        [table] = [f for f in root.rglob("*.csv")]
+        return [{k: v for k, v in r.items() if k.startswith(("width", "rank_", "pred_"))}
+                for r in csv.DictReader(table.open())]
+
+    assert rows(tmp_path / "s0") == rows(tmp_path / "s") and len(rows(tmp_path / "s")) == 2
+    assert "2 point(s) computed now" in out0
 
 
 def test_two_processes_give_the_ranks_of_one(capsys):
