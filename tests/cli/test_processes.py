@@ -74,17 +74,9 @@ def test_spectrum_and_a_sweep_as_two_processes_print_and_store_what_one_does(tmp
 
 
 def test_two_processes_give_the_ranks_of_one(capsys):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    env.pop("XLA_FLAGS", None)                                   # one CPU device per process
-    port = _free_port()
-    cmd = [sys.executable, "-m", "hessrank.cli", *ARGS, "--blocks", "layers", "--coordinator", f"127.0.0.1:{port}",
-           "--num-processes", "2"]
-    procs = [subprocess.Popen([*cmd, "--process-id", str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env) for i in (1, 0)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
-    assert outs[0][0] == ""                                      # process 1 prints nothing
-    two = json.loads(outs[1][0])                                 # process 0: the result, and nothing else
+    (out0, _), (out1, _) = _two_processes([*ARGS, "--blocks", "layers"])
+    assert out1 == ""                                            # process 1 prints nothing
+    two = json.loads(out0)                                       # process 0: the result, and nothing else
     assert main([*ARGS, "--blocks", "layers"]) == 0
     one = json.loads(capsys.readouterr().out)
     assert two["devices"] == 2 and one["devices"] == 0           # the bases were sharded over both processes
@@ -111,6 +103,44 @@ def test_bad_flags_are_one_line_naming_the_flag(extra, needle, capsys):
     assert main([*ARGS, *extra]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["spectrum", "--n", "6", "--units", "3", "--threads", "0"], "--threads 0: must be a whole number of threads"),
+    (["spectrum", "--n", "6", "--units", "3", "--devices", "9"], "--devices 9: must be a whole number from 1 to 1"),
+    (["sweep", "width", "--n", "12", "--widths", "3", "--devices", "9"], "--devices 9: must be a whole number from 1"),
+    (["sweep", "depth", "--n", "12", "--depths", "1", "--threads", "0"], "--threads 0: must be a whole number"),
+    (["sweep", "samplesize", "--n-max", "20", "--coordinator", "localhost"], "--coordinator 'localhost': must be"),
+    (["train", "--n", "6", "--devices", "9"], "--devices 9: must be a whole number from 1 to 1"),
+    (["train", "--coordinator", "127.0.0.1:5000", "--num-processes", "2", "--process-id", "0"],
+     "--coordinator '127.0.0.1:5000': training runs as one process"),
+    (["train", "--distributed"], "--distributed True: training runs as one process"),
+    (["grid", "g.toml", "--num-processes", "2"], "--num-processes 2: a grid runs its points on Dask workers"),
+    (["grid", "g.toml", "--devices", "9"], "--devices 9: must be a whole number from 1 to 1"),
+    (["grid", "g.toml", "--threads", "0"], "--threads 0: must be a whole number"),
+])
+def test_every_command_refuses_bad_thread_device_and_process_flags_in_one_line(args, needle, capsys, tmp_path):
+    small = ["--dataset", "gaussian", "--dim", "3", "--K", "2"] if args[0] != "grid" else []
+    assert main([*args, *small, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1, err
+    assert not any(tmp_path.iterdir())                          # nothing written
+
+
+def test_grid_hands_threads_and_devices_to_every_point(tmp_path, monkeypatch, capsys):
+    import hessrank.grid
+
+    seen = {}
+
+    def fake_run_grid(grid, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt   # stop before any worker starts
+
+    monkeypatch.setattr(hessrank.grid, "run_grid", fake_run_grid)
+    grid = tmp_path / "g.toml"
+    grid.write_text("[grid]\nn = 6\nunits = ['3']\n")
+    assert main(["grid", str(grid), "--out", str(tmp_path / "out"), "--threads", "1", "--devices", "1"]) == 130
+    assert seen["threads"] == 1 and seen["devices"] == 1
 
 
 def test_distributed_alone_or_with_the_three():
