@@ -108,7 +108,8 @@ class CurvatureOperator:
 
 def loss_hessian_operator(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
                           devices=None) -> CurvatureOperator:
-    """``H_L`` as an operator: rows ``v`` -> ``H_L v`` by forward-over-reverse HVPs."""
+    """``H_L`` as an operator: rows ``v`` -> ``H_L v`` by forward-over-reverse HVPs; ``devices`` (JAX
+    devices): split the samples over them, one share each, the parts summed (module docstring)."""
     return _operator("H_L", _loss_hessian_rows, model, loss, theta, X, Y, batch_size, devices)
 
 
