@@ -14,8 +14,9 @@ import jax
 import numpy as np
 
 from hessrank import RunConfig
-from hessrank.curvature import CurvatureOperator, jax_source
+from hessrank.curvature import CurvatureOperator, JaxSource, jax_source
 from hessrank.linalg import sketch_rank
+from hessrank.matrices import MATRICES
 from hessrank.measure import build, matrix_free_ranks
 from hessrank.measure.blocks import resolve_blocks
 from hessrank.models import get_loss
@@ -27,8 +28,8 @@ CASES = {  # a linear and a non-linear MLP, and a CNN with per-layer blocks
     "cnn": RunConfig(dataset="gaussian", n=10, dim=36, K=3, arch="cnn", conv="2:3", activation="tanh"),
 }
 BLOCKS = {"cnn": "layers"}
-#: the cases whose operators' products are compared on 1, 2 and 4 devices
-PRODUCTS = ("tanh-cross-bias", "cnn")
+#: the cases whose operators' products are compared with the host's, and on how many devices
+PRODUCTS = {"tanh-cross-bias": (1, 4), "cnn": (1, 2, 4)}
 
 
 def _summary(res) -> dict:
@@ -39,7 +40,7 @@ def _summary(res) -> dict:
             "devices": res.devices}
 
 
-def _products(model, loss, theta, X, Y) -> dict:
+def _products(model, loss, theta, X, Y, counts) -> dict:
     """Per device count and operator: the largest difference of the rows ``V H`` from the host's (relative
     to their largest entry), and where the operator's data lives: per array the shards' shapes and
     devices, and the samples (weight 1) each device holds."""
@@ -48,7 +49,7 @@ def _products(model, loss, theta, X, Y) -> dict:
     out = {}
     for name in ("H_L", "H_F", "H_o"):
         ref = source.operator(name)(V)
-        for n in (1, 2, 4):
+        for n in counts:
             op = source.on_devices(jax.devices()[:n]).operator(name)
             out[f"{name}/{n}"] = {
                 "error": float(np.abs(op(V) - ref).max() / np.abs(ref).max()),
@@ -59,57 +60,77 @@ def _products(model, loss, theta, X, Y) -> dict:
     return out
 
 
-#: a small matrix-free problem for the commands, with and without ``--devices 2``
+#: a small matrix-free problem for the commands on 2 devices, all at the configuration of ``run``: a
+#: width sweep's point of width 4, a training's checkpoint at step 0 (the initialisation), a grid's point
 SMALL = ["--dataset", "gaussian", "--n", "8", "--dim", "4", "--K", "2", "--activation", "tanh", "--method",
-         "matrix-free"]
+         "matrix-free", "--batch-size", "8"]
 COMMANDS = {
-    "run": ["run", *SMALL, "--units", "4,3", "--json"],
-    "spectrum": ["spectrum", *SMALL, "--units", "4,3", "--json", "--top-eigenvalues", "3", "--no-density"],
-    "sweep": ["sweep", "width", *SMALL, "--widths", "3,4", "--batch-size", "8"],
-    "train": ["train", *SMALL, "--units", "4,3", "--steps", "2", "--checkpoints", "0,2"],
+    "run": ["run", *SMALL, "--units", "4,4", "--json"],
+    "spectrum": ["spectrum", *SMALL, "--units", "4,4", "--json", "--top-eigenvalues", "3", "--no-density",
+                 "--no-trace"],
+    "sweep": ["sweep", "width", *SMALL, "--widths", "4"],
+    "train": ["train", *SMALL, "--units", "4,4", "--steps", "1", "--checkpoints", "0"],
 }
 
 
 def _command(args: list, out: Path) -> dict:
-    """``hessian-rank args --out out``: its exit status, and its numbers (the JSON printed, or the
-    rows stored under ``out``: ranks and cuts)."""
+    """``hessian-rank args --out out``: its exit status, and its ranks and cuts (from the JSON printed,
+    or the row stored under ``out``)."""
     from hessrank.cli import main
 
     printed = io.StringIO()
+    SPLIT.clear()
     with contextlib.redirect_stdout(printed):
         code = main([*args, *(["--out", str(out)] if args[0] != "run" else [])])
+    found = {"code": code, "split": sorted(set(SPLIT))}
     if "--json" in args:
         got = json.loads(printed.getvalue())
         if args[0] == "spectrum":
-            got = {m: {"rank": got[m]["rank"], "tol": got[m]["tol"], "top": got[m]["top"]}
-                   for m in ("H_L", "H_o", "H_F")}
-        else:
-            got = {"ranks": got["ranks"], "tol": got["tolerance"], "devices": got["devices"]}
-    else:
-        rows = [r for f in sorted(out.rglob("*.csv")) for r in csv.DictReader(f.open())]
-        got = {"rows": [{k: v for k, v in r.items() if k.startswith(("rank_", "tol_"))} for r in rows]}
-    return {"code": code, **got}
+            return {**found, "ranks": {m: got[m]["rank"] for m in MATRICES},
+                    "tol": {m: got[m]["tol"] for m in MATRICES}}
+        return {**found, "ranks": got["ranks"], "tol": got["tolerance"], "devices": got["devices"]}
+    return {**found, **_row(out)}
+
+
+#: the numbers of devices the products were split over, since the last command began
+SPLIT = []
+
+
+def _record_splits() -> None:
+    """Record in :data:`SPLIT` each split of a source's samples over devices."""
+    on_devices = JaxSource.on_devices
+
+    def recorded(self, devices):
+        SPLIT.append(len(devices))
+        return on_devices(self, devices)
+
+    JaxSource.on_devices = recorded
+
+
+def _row(out: Path) -> dict:
+    """The ranks and cuts of the one row stored under ``out``."""
+    [row] = [r for f in sorted(out.rglob("*.csv")) for r in csv.DictReader(f.open())]
+    return {"ranks": {m: int(row[f"rank_{s}"]) for m, s in zip(MATRICES, "LoF")},
+            "tol": {m: float(row[f"tol_{s}"]) for m, s in zip(MATRICES, "LoF")}, "status": row.get("status")}
 
 
 def _commands() -> dict:
-    """Each command with and without ``--devices 2``; and a grid's point on 2 devices against ``run``."""
+    """``run`` on the host, and every command on 2 devices at ``run``'s configuration."""
     from distributed import Client, LocalCluster
 
     from hessrank.grid import load_grid, run_grid
 
-    found = {}
+    _record_splits()
     with tempfile.TemporaryDirectory() as tmp:
-        for name, args in COMMANDS.items():
-            found[name] = {"host": _command(args, Path(tmp, name, "host")),
-                           "2": _command([*args, "--devices", "2"], Path(tmp, name, "2"))}
+        found = {"host": _command(COMMANDS["run"], Path(tmp)),
+                 **{name: _command([*args, "--devices", "2"], Path(tmp, name)) for name, args in COMMANDS.items()}}
         grid = Path(tmp, "grid.toml")
         grid.write_text("[grid]\ndataset = 'gaussian'\nn = 8\ndim = 4\nK = 2\nactivation = 'tanh'\n"
-                        "method = 'matrix-free'\nunits = ['4,3']\n")
+                        "method = 'matrix-free'\nbatch_size = 8\nunits = ['4,4']\n")
         with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cl, Client(cl) as client:
+            SPLIT.clear()
             run_grid(load_grid(grid), out=Path(tmp, "grid"), client=client, devices=2)
-        rows = [r for f in sorted(Path(tmp, "grid").rglob("*.csv")) for r in csv.DictReader(f.open())]
-        found["grid"] = {"rows": [{k: v for k, v in r.items() if k.startswith(("rank_", "tol_", "status"))}
-                                  for r in rows]}
+        found["grid"] = {"code": 0, "split": sorted(set(SPLIT)), **_row(Path(tmp, "grid"))}
     return found
 
 
@@ -126,7 +147,8 @@ def main() -> None:
                                                  block=16, probes=16, devices=n)
             out["cases"][name] = {k: _summary(v) for k, v in runs.items()} | {"p": model.num_params}
             if name in PRODUCTS:
-                out["cases"][name]["products"] = _products(model, get_loss(cfg.loss), theta, data.X, data.Y)
+                out["cases"][name]["products"] = _products(model, get_loss(cfg.loss), theta, data.X, data.Y,
+                                                           PRODUCTS[name])
         # the basis on 4 devices: each holds its own columns of every row
         rng = np.random.default_rng(0)
         B = rng.standard_normal((30, 203))
