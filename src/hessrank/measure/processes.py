@@ -94,6 +94,8 @@ def share_points(points) -> list[int]:
     main = is_main_process()
     with jax.enable_x64(True):
         count = int(multihost_utils.broadcast_one_to_all(np.int64(len(points) if main else 0)))
+        if count == 0:
+            return []
         mine = np.asarray(points if main else np.zeros(count), dtype=np.int64)
         return [int(v) for v in np.asarray(multihost_utils.broadcast_one_to_all(mine))]
 
