@@ -37,7 +37,7 @@ def _summary(res) -> dict:
             "status": {m: d["status"] for m, d in res.details.items()},
             "blocks": {b: {m: r.rank for m, r in br.ranks.items()} for b, br in res.blocks.items()},
             "block_status": {b: {m: d["status"] for m, d in br.details.items()} for b, br in res.blocks.items()},
-            "devices": res.devices}
+            "devices": res.devices, "product_devices": res.product_devices}
 
 
 def _products(model, loss, theta, X, Y, counts) -> dict:

@@ -43,6 +43,7 @@ def test_ranks_tolerances_and_certificates_on_1_2_4_devices_equal_the_host(batte
         for n in ("1", "2", "4"):
             dev = case[n]
             assert dev["devices"] == int(n), name
+            assert dev["product_devices"] == (int(n) if n != "1" else 0), name   # the samples split too
             assert dev["ranks"] == host["ranks"], (name, n)
             assert dev["status"] == host["status"], (name, n)
             for m, tol in host["tol"].items():        # max|λ|·p·eps from Ritz values rounded differently
