@@ -27,7 +27,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="memory limit per local worker, e.g. 4GB (default: the machine's memory shared out)")
     parser.add_argument("--out", default="results", help="root of the result store (default results)")
     add_cache_option(parser)
-    add_execution_options(parser)
+    add_execution_options(parser, processes=False)
     parser.set_defaults(handler=_cmd_grid)
 
 

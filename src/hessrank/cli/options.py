@@ -149,10 +149,12 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults: RunConfig | No
     add_cache_option(parser)
 
 
-def add_execution_options(parser: argparse.ArgumentParser) -> None:
+def add_execution_options(parser: argparse.ArgumentParser, *, processes: bool = True) -> None:
     """Where a command computes: BLAS threads, JAX devices, and several processes (``jax.distributed``);
-    the options of ``run``, ``spectrum``, the sweeps, ``train`` and ``grid``."""
-    g = parser.add_argument_group("threads, devices and processes")
+    the options of ``run``, ``spectrum``, the sweeps, ``train`` and ``grid``. ``processes=False``: a command
+    that runs as one process, whose process flags are left out of its help (and refused by
+    :func:`refuse_processes`)."""
+    g = parser.add_argument_group("threads, devices and processes" if processes else "threads and devices")
     g.add_argument("--threads", type=int, default=None, metavar="N",
                    help="BLAS threads for eigenvalues and the sketch (default: the cores this process may use, by "
                         "its CPU affinity and cgroup quota)")
@@ -160,15 +162,20 @@ def add_execution_options(parser: argparse.ArgumentParser) -> None:
                    help="matrix-free: use the first N JAX devices — the sketch's basis sharded over them and the "
                         "Hessian-vector products split by samples (default: every device; one process on CPUs "
                         "keeps everything in host memory)")
+
+    def shown(text: str) -> str:
+        return text if processes else argparse.SUPPRESS
+
     g.add_argument("--coordinator", default=None, metavar="HOST:PORT",
-                   help="run as one of --num-processes processes joined through process 0's HOST:PORT; only "
-                        "process 0 prints and writes")
+                   help=shown("run as one of --num-processes processes joined through process 0's HOST:PORT; only "
+                              "process 0 prints and writes"))
     g.add_argument("--num-processes", "--num_processes", dest="num_processes", type=int, default=None,
-                   metavar="N", help="with --coordinator: how many processes run this command")
+                   metavar="N", help=shown("with --coordinator: how many processes run this command"))
     g.add_argument("--process-id", "--process_id", dest="process_id", type=int, default=None, metavar="I",
-                   help="with --coordinator: this process's index, 0 to N-1")
+                   help=shown("with --coordinator: this process's index, 0 to N-1"))
     g.add_argument("--distributed", action="store_true",
-                   help="join the processes of a cluster job that JAX detects by itself (Slurm, Open MPI, TPU)")
+                   help=shown("join the processes of a cluster job that JAX detects by itself (Slurm, Open MPI, "
+                              "TPU)"))
 
 
 #: the flags that join several processes, ``{dest: flag}``

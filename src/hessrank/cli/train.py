@@ -32,7 +32,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                    help=f"steps at which to measure, e.g. 0,10,100 (default: 0 and about {DEFAULT_CHECKPOINTS} "
                         "log-spaced steps up to --steps)")
     g.add_argument("--out", default="results", help="root of the result store (default results)")
-    add_execution_options(parser)
+    add_execution_options(parser, processes=False)
     parser.set_defaults(handler=_cmd_train)
 
 
