@@ -45,7 +45,9 @@ SMALL = ["--dataset", "gaussian", "--n", "9", "--dim", "4", "--K", "2", "--activ
 
 
 def test_spectrum_and_a_sweep_as_two_processes_print_and_store_what_one_does(tmp_path, capsys):
-    spectrum = ["spectrum", *SMALL, "--units", "4,3", "--json", "--top-eigenvalues", "3", "--no-density"]
+    # the spectrum's products: each process its share of the samples, added after each product
+    spectrum = ["spectrum", *SMALL, "--units", "4,3", "--json", "--top-eigenvalues", "3", "--no-density", "--blocks",
+                "layers"]
     (out0, err0), (out1, _) = _two_processes(spectrum, [tmp_path / "p0", tmp_path / "p1"])
     assert out1 == "" and not (tmp_path / "p1").exists()          # process 1 neither prints nor writes
     two = json.loads(out0)
@@ -57,6 +59,9 @@ def test_spectrum_and_a_sweep_as_two_processes_print_and_store_what_one_does(tmp
         assert two[m]["tol"] == pytest.approx(one[m]["tol"], rel=1e-10)
         np.testing.assert_allclose(two[m]["top"], one[m]["top"], rtol=1e-10)
         assert two[m]["trace"] == pytest.approx(one[m]["trace"], rel=1e-10)
+    assert len(one["blocks"]) == 3 and {b: {m: v[m]["rank"] for m in ("H_L", "H_o", "H_F")}
+                                        for b, v in two["blocks"].items()} == \
+        {b: {m: v[m]["rank"] for m in ("H_L", "H_o", "H_F")} for b, v in one["blocks"].items()}
 
     sweep = ["sweep", "width", *SMALL, "--widths", "3,4", "--batch-size", "9"]
     (out0, _), (out1, _) = _two_processes(sweep, [tmp_path / "s0", tmp_path / "s1"])
