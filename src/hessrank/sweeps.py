@@ -24,6 +24,7 @@ number whether it was computed in one go or after a resume.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -61,6 +62,7 @@ from .measure.blocks import BlockRanks, at_whole_tolerance, dense_block_spectrum
 from .measure.network import network_folder_name, network_num_params, network_words
 from .measure.processes import check_same_ranks, is_main_process, share_points
 from .measure.scale import at_problem_scale
+from .measure.threads import blas_threads
 from .models import get_loss
 from .store import (
     RESULT_COLUMNS,
@@ -369,24 +371,25 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int], blocks=None, *, thr
         return
     last = max(wanted)
     t = time.perf_counter()
-    for n, mats in running_hessians(model, loss, theta, data.X, data.Y, batch_size=base.batch_size):
-        if n in wanted:
-            t_eig = time.perf_counter()
-            # numerical_rank without overwrite works on a copy: the accumulators live on
-            ranks = {name: numerical_rank(mats[name], rtol=base.rtol, atol=base.atol) for name in MATRICES}
-            ranks = at_problem_scale(ranks, rtol=base.rtol, atol=base.atol)
-            block_ranks = {bname: BlockRanks(blk.size, blk.leaves, {
-                m: at_whole_tolerance(dense_block_spectrum(mats[m], blk), blk.size, ranks[m]) for m in MATRICES},
-                {m: {"how": "eigenvalues of the diagonal block", "status": "exact"} for m in MATRICES})
-                for bname, blk in resolved.items()}
-            now = time.perf_counter()
-            result = make_result(base, data, n, p, ranks, plan, seconds=now - t,
-                                 timings={"hessians": t_eig - t, "eigen": now - t_eig}, details={})
-            result.blocks = block_ranks
-            yield n, result
-            t = time.perf_counter()
-        if n >= last:
-            break
+    with blas_threads(plan.threads) if threads is not None else contextlib.nullcontext():
+        for n, mats in running_hessians(model, loss, theta, data.X, data.Y, batch_size=base.batch_size):
+            if n in wanted:
+                t_eig = time.perf_counter()
+                # numerical_rank without overwrite works on a copy: the accumulators live on
+                ranks = {name: numerical_rank(mats[name], rtol=base.rtol, atol=base.atol) for name in MATRICES}
+                ranks = at_problem_scale(ranks, rtol=base.rtol, atol=base.atol)
+                block_ranks = {bname: BlockRanks(blk.size, blk.leaves, {
+                    m: at_whole_tolerance(dense_block_spectrum(mats[m], blk), blk.size, ranks[m]) for m in MATRICES},
+                    {m: {"how": "eigenvalues of the diagonal block", "status": "exact"} for m in MATRICES})
+                    for bname, blk in resolved.items()}
+                now = time.perf_counter()
+                result = make_result(base, data, n, p, ranks, plan, seconds=now - t,
+                                     timings={"hessians": t_eig - t, "eigen": now - t_eig}, details={})
+                result.blocks = block_ranks
+                yield n, result
+                t = time.perf_counter()
+            if n >= last:
+                break
 
 
 def _sweep_params(sweep: Sweep) -> dict:
