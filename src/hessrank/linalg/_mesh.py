@@ -147,6 +147,27 @@ class ProcessShare:
         return self.operator(V) if into is None else into(V, out)
 
 
+class ProcessSum(ProcessShare):
+    """An operator whose products are this process's share of a sum over the processes, added over
+    the processes by the operator itself (for a basis in host memory: every process then holds the
+    whole product, the same to the last bit on each)."""
+
+    summed = False   # its products are the sums already
+
+    def __call__(self, V) -> np.ndarray:
+        W = np.array(self.operator(V), dtype=np.float64)
+        _sum_over_processes(W)
+        return W
+
+    def into(self, V, out: np.ndarray) -> np.ndarray:
+        """The sum over the processes, written into ``out`` where the operator can."""
+        W = super().into(V, out)
+        if W is not out or not W.flags.writeable or not W.flags.c_contiguous:
+            W = np.array(W, dtype=np.float64)
+        _sum_over_processes(W)
+        return W
+
+
 def host(x) -> np.ndarray:
     """A replicated array's value on this process (any one of its copies)."""
     return np.asarray(x.addressable_data(0))
