@@ -3,7 +3,8 @@
     python3 benchmarks/bench_mesh.py                      # p = 4560, 110,100 and 535,500
     python3 benchmarks/bench_mesh.py --sizes 4560,16700   # smaller sizes only
     python3 benchmarks/bench_mesh.py --baseline-src /path/to/other/checkout/src
-    python3 benchmarks/bench_mesh.py --sizes 110100,535500 --one-device-up-to 110100 --report
+    python3 benchmarks/bench_mesh.py --sizes 110100:baseline+device,535500:processes \
+        --baseline-src /path/to/other/checkout/src --report    # writes docs/performance/mesh.md
 
 For each size (Gaussian n = 100, d = 64, mse, ``--method matrix-free``; p = 4560: widths 40,40,
 K 10; p = 16,700: widths 100,100, K 3; p = 110,100: widths 300,300, K 3; p = 535,500: widths
@@ -44,6 +45,8 @@ from _report import command_line, cpu_model, markdown_table, write_report  # noq
 
 PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 SIZES = {4560: ("40,40", 10), 16_700: ("100,100", 3), 110_100: ("300,300", 3), 535_500: ("700,700", 1)}
+#: what each size runs besides the default: another checkout, one device, two processes
+VARIANTS = ("baseline", "device", "processes")
 EXPECTED = {535_500: {"H_L": 2862, "H_o": 64, "H_F": 2799}}
 
 
@@ -109,7 +112,7 @@ def _row(label, wall, cpu, rss, ranks, ratio="", mem="", *, p: int = 0) -> None:
     print(f"{label:30}{wall:>9.1f}{cpu:>9.1f}{rss / 2**20:>10.0f}{ratio:>12}{mem:>12}   {r}", flush=True)
 
 
-def bench(p: int, baseline: str | None, *, one_device: bool = True) -> bool:
+def bench(p: int, baseline: str | None, variants=VARIANTS) -> bool:
     print(f"\np = {p:,} (widths {SIZES[p][0]}, K {SIZES[p][1]}); load {_load()}", flush=True)
     print(f"{'':30}{'wall s':>9}{'CPU s':>9}{'peak MiB':>10}{'time ratio':>12}{'mem ratio':>12}   "
           "ranks H_L / H_o / H_F", flush=True)
@@ -123,46 +126,52 @@ def bench(p: int, baseline: str | None, *, one_device: bool = True) -> bool:
     if p in EXPECTED and (ranks != EXPECTED[p] or not ref["certified"]):
         print(f"  the default's ranks differ from the certified {EXPECTED[p]}")
         ok = False
-    if baseline:
+    if baseline and "baseline" in variants:
         [(w, c, r, o)] = timed([_cmd(p, [])], baseline)
         res = json.loads(o)
         _row("baseline checkout", w, c, r, res["ranks"], f"{w / base_wall:.2f}", f"{r / base_rss:.2f}", p=p)
         ok &= res["ranks"] == ranks
-    if one_device:
+    if "device" in variants:
         [(w, c, r, o)] = timed([_cmd(p, ["--devices", "1"])])
         res = json.loads(o)
         _row("1 device (JAX arrays)", w, c, r, res["ranks"], f"{w / base_wall:.2f}", f"{r / base_rss:.2f}", p=p)
         ok &= res["ranks"] == ranks and res["certified"]
-    port = _free_port()
-    pair = timed([_cmd(p, ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)])
-                  for i in (0, 1)])
-    res = json.loads(pair[0][3])
-    for i, (w, c, r, _) in enumerate(pair):
-        _row(f"2 processes: process {i}", w, c, r, res["ranks"], f"{w / base_wall:.2f}", f"{r / base_rss:.2f}", p=p)
-    ok &= res["ranks"] == ranks and res["certified"] and pair[1][3] == ""
-    print(f"  2 processes: peak memory per process {max(r for _, _, r, _ in pair) / base_rss:.0%} of the single "
-          f"process's (goal at most 60 %); time {max(w for w, *_ in pair) / base_wall:.2f}× the default", flush=True)
+    if "processes" in variants:
+        port = _free_port()
+        pair = timed([_cmd(p, ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)])
+                      for i in (0, 1)])
+        res = json.loads(pair[0][3])
+        for i, (w, c, r, _) in enumerate(pair):
+            _row(f"2 processes: process {i}", w, c, r, res["ranks"], f"{w / base_wall:.2f}", f"{r / base_rss:.2f}",
+                 p=p)
+        ok &= res["ranks"] == ranks and res["certified"] and pair[1][3] == ""
+        share = max(r for _, _, r, _ in pair) / base_rss
+        print(f"  2 processes: peak memory per process {share:.0%} of the single process's (goal at most 60 %); "
+              f"time {max(w for w, *_ in pair) / base_wall:.2f}× the default", flush=True)
     return ok
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="4560,110100,535500",
-                    help=f"comma-separated p, from {', '.join(map(str, SIZES))}")
+    ap.add_argument("--sizes", default="4560,110100,535500", metavar="P[:VARIANT+...],...",
+                    help=f"comma-separated p, from {', '.join(map(str, SIZES))}, each optionally with the variants "
+                         f"to run besides the default, e.g. 110100:device+processes (default: all of "
+                         f"{', '.join(VARIANTS)})")
     ap.add_argument("--baseline-src", default=None, help="the src folder of another checkout to compare the default "
                                                          "with")
-    ap.add_argument("--one-device-up-to", type=int, default=None, metavar="P",
-                    help="run the 1-device variant only for sizes up to P (default: every size)")
     ap.add_argument("--report", action="store_true", help="write the table to docs/performance/mesh.md")
     args = ap.parse_args()
     started = dt.datetime.now(dt.UTC)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    bad = [s for s in sizes if s not in SIZES]
-    if bad:
-        ap.error(f"--sizes {bad[0]}: not one of {', '.join(map(str, SIZES))}")
+    sizes = {}
+    for item in args.sizes.split(","):
+        size, _, chosen = item.partition(":")
+        wanted = tuple(chosen.split("+")) if chosen else VARIANTS
+        if not size.isdigit() or int(size) not in SIZES or not set(wanted) <= set(VARIANTS):
+            ap.error(f"--sizes {item}: a size from {', '.join(map(str, SIZES))}, optionally followed by ':' and "
+                     f"variants joined by '+' from {', '.join(VARIANTS)}")
+        sizes[int(size)] = wanted
     print(f"{cpu_model()}; {os.cpu_count()} cores; Python {platform.python_version()}; load {_load()}")
-    limit = args.one_device_up_to
-    ok = all([bench(p, args.baseline_src, one_device=limit is None or p <= limit) for p in sizes])
+    ok = all([bench(p, args.baseline_src, wanted) for p, wanted in sizes.items()])
     print("\nall ranks agree" if ok else "\nRANKS DIFFER (see above)")
     if args.report and ok:
         write_report("mesh", command_line(__file__), markdown_table(
