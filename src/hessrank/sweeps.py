@@ -24,6 +24,7 @@ number whether it was computed in one go or after a resume.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -59,7 +60,9 @@ from .measure import (
 )
 from .measure.blocks import BlockRanks, at_whole_tolerance, dense_block_spectrum, resolve_blocks
 from .measure.network import network_folder_name, network_num_params, network_words
+from .measure.processes import check_same_ranks, is_main_process, share_points
 from .measure.scale import at_problem_scale
+from .measure.threads import blas_threads
 from .models import get_loss
 from .store import (
     RESULT_COLUMNS,
@@ -278,22 +281,34 @@ class SweepOutcome(StoredOutcome):
     sweep: Sweep
 
 
-def run_sweep(sweep: Sweep, *, out="results", blocks=None, progress=None) -> SweepOutcome:
+def run_sweep(sweep: Sweep, *, out="results", blocks=None, progress=None, threads: int | None = None,
+              devices=None) -> SweepOutcome | None:
     """Measure every point of ``sweep`` that is not stored yet under ``out``.
 
     ``blocks`` (``"leaves"``, ``"layers"``): also store each point's per-block ranks in the
     side table ``<stem>_blocks.csv``; a point stored without them is measured again.
+    ``threads``, ``devices``: as for :func:`~hessrank.measure.run`, at every point.
 
     Each point is written to the CSV (atomically) as soon as it is measured; the JSON
     beside it records the configuration, the command, package versions and machine of
     every session. ``progress``: ``None``, or a factory ``total -> Progress``.
+
+    Run as several processes (:func:`~hessrank.measure.processes.start_processes`), every
+    process measures the points that process 0's store lacks and checks that all computed the
+    same ranks, cuts and certificates; only process 0 writes, and the others return None.
     """
     largest = sweep.base if sweep.task == "samplesize" else sweep.config_at(max(sweep.points))
     plan_before_loading(largest, **expected_shape(largest))  # sizes first: nothing is allocated yet
     data = load_dataset(sweep.base)  # bad data options fail here, before any file is made
     sizes = [network_num_params(sweep.config_at(p), data.d, data.K) for p in sweep.points]
     if None not in sizes:  # a user's model: only its build knows p (planned when it is built)
-        plan_method(sweep.base.method, max(sizes), data.n, data.K)  # refuses what cannot fit, before any file
+        # refuses what cannot fit (and bad threads or devices), before any file
+        plan_method(sweep.base.method, max(sizes), data.n, data.K, threads=threads, devices=devices)
+    where = {"threads": threads, "devices": devices}
+    if not is_main_process():   # the points process 0 measures, unwritten: their collectives need every process
+        for _, result in _measure(sweep, share_points(None), blocks, **where):
+            check_same_ranks(result.ranks, result.method_details)
+        return None
     table = sweep.table(out, d=data.d)
     check_writable(table.csv_path, param="out")
     key = sweep.key
@@ -308,28 +323,29 @@ def run_sweep(sweep: Sweep, *, out="results", blocks=None, progress=None) -> Swe
     with stored_run(table, sweep.identity(), describe=describe, key=lambda row: int(row[key]), wanted=sweep.points,
                     provenance=provenance(), outcome=partial(SweepOutcome, sweep=sweep),
                     block_column=key if blocks is not None else None, progress=progress) as job:
-        missing = job.missing
+        missing = share_points(job.missing)
         if missing:
             job.begin(f"{key}={missing[0]}")
-        for i, (point, result) in enumerate(_measure(sweep, missing, blocks)):
+        for i, (point, result) in enumerate(_measure(sweep, missing, blocks, **where)):
+            check_same_ranks(result.ranks, result.method_details)
             job.store(point, {key: str(point), **result_row(result)}, blocks=result.blocks)
             job.end(f"{key}={point}", _point_message(job.session.rows[point]),
                     f"{key}={missing[i + 1]}" if i + 1 < len(missing) else None)
     return job.outcome
 
 
-def _measure(sweep: Sweep, missing, blocks=None):
+def _measure(sweep: Sweep, missing, blocks=None, *, threads=None, devices=None):
     """Yield ``(point, Result)`` for each point in ``missing`` (ascending)."""
     if not missing:
         return
     if sweep.task != "samplesize":
         for point in missing:
-            yield point, run(sweep.config_at(point), blocks=blocks)
+            yield point, run(sweep.config_at(point), blocks=blocks, threads=threads, devices=devices)
         return
-    yield from _measure_sample_sizes(sweep.base, set(missing), blocks)
+    yield from _measure_sample_sizes(sweep.base, set(missing), blocks, threads=threads, devices=devices)
 
 
-def _measure_sample_sizes(base: RunConfig, wanted: set[int], blocks=None):
+def _measure_sample_sizes(base: RunConfig, wanted: set[int], blocks=None, *, threads=None, devices=None):
     """Ranks of the matrices of the first n samples, for each n in ``wanted``.
 
     Dense: the running sums are accumulated once, batch by batch, and decomposed at
@@ -338,7 +354,8 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int], blocks=None):
     data, model, theta = build(base)
     p = model.num_params
     plan = plan_method(base.method, p, max(wanted), data.K,
-                       basis=expected_basis(predict_for(base, data, max(wanted), p)[1]))
+                       basis=expected_basis(predict_for(base, data, max(wanted), p)[1]), threads=threads,
+                       devices=devices)
     loss = get_loss(base.loss)
     resolved = resolve_blocks(model, blocks)
     if plan.method != DENSE or hasattr(model, "curvature_source"):  # a PyTorch module: no running sums
@@ -354,24 +371,25 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int], blocks=None):
         return
     last = max(wanted)
     t = time.perf_counter()
-    for n, mats in running_hessians(model, loss, theta, data.X, data.Y, batch_size=base.batch_size):
-        if n in wanted:
-            t_eig = time.perf_counter()
-            # numerical_rank without overwrite works on a copy: the accumulators live on
-            ranks = {name: numerical_rank(mats[name], rtol=base.rtol, atol=base.atol) for name in MATRICES}
-            ranks = at_problem_scale(ranks, rtol=base.rtol, atol=base.atol)
-            block_ranks = {bname: BlockRanks(blk.size, blk.leaves, {
-                m: at_whole_tolerance(dense_block_spectrum(mats[m], blk), blk.size, ranks[m]) for m in MATRICES},
-                {m: {"how": "eigenvalues of the diagonal block", "status": "exact"} for m in MATRICES})
-                for bname, blk in resolved.items()}
-            now = time.perf_counter()
-            result = make_result(base, data, n, p, ranks, plan, seconds=now - t,
-                                 timings={"hessians": t_eig - t, "eigen": now - t_eig}, details={})
-            result.blocks = block_ranks
-            yield n, result
-            t = time.perf_counter()
-        if n >= last:
-            break
+    with blas_threads(plan.threads) if threads is not None else contextlib.nullcontext():
+        for n, mats in running_hessians(model, loss, theta, data.X, data.Y, batch_size=base.batch_size):
+            if n in wanted:
+                t_eig = time.perf_counter()
+                # numerical_rank without overwrite works on a copy: the accumulators live on
+                ranks = {name: numerical_rank(mats[name], rtol=base.rtol, atol=base.atol) for name in MATRICES}
+                ranks = at_problem_scale(ranks, rtol=base.rtol, atol=base.atol)
+                block_ranks = {bname: BlockRanks(blk.size, blk.leaves, {
+                    m: at_whole_tolerance(dense_block_spectrum(mats[m], blk), blk.size, ranks[m]) for m in MATRICES},
+                    {m: {"how": "eigenvalues of the diagonal block", "status": "exact"} for m in MATRICES})
+                    for bname, blk in resolved.items()}
+                now = time.perf_counter()
+                result = make_result(base, data, n, p, ranks, plan, seconds=now - t,
+                                     timings={"hessians": t_eig - t, "eigen": now - t_eig}, details={})
+                result.blocks = block_ranks
+                yield n, result
+                t = time.perf_counter()
+            if n >= last:
+                break
 
 
 def _sweep_params(sweep: Sweep) -> dict:

@@ -270,12 +270,13 @@ class TrainingOutcome(StoredOutcome):
 
 @in_float64
 def run_training(config: RunConfig, tc: TrainConfig, *, out="results", blocks=None,
-                 progress=None) -> TrainingOutcome:
+                 progress=None, threads: int | None = None, devices=None) -> TrainingOutcome:
     """Train as ``tc`` says and store one row per checkpoint not stored yet under ``out``.
 
     The network is ``config``'s: the MLP, the CNN or a user's model. ``blocks``
     (``"leaves"``, ``"layers"``): also store each checkpoint's per-block ranks in the side
     table ``<stem>_blocks.csv`` (a checkpoint stored without them is measured again).
+    ``threads``, ``devices``: as for :func:`~hessrank.measure.run`, at every checkpoint.
 
     Raises :class:`~hessrank.errors.ConfigError` for bad settings (before any file is
     made) and, naming ``lr``, when the loss stops being finite (a divergence): the
@@ -291,7 +292,7 @@ def run_training(config: RunConfig, tc: TrainConfig, *, out="results", blocks=No
     tc = tc.validate(n=data.n)
     resolved = resolve_blocks(model, blocks)
     p = model.num_params
-    plan = plan_method(config.method, p, data.n, data.K)
+    plan = plan_method(config.method, p, data.n, data.K, threads=threads, devices=devices)
     table = training_table(config, tc, out, n=data.n, d=data.d)
     check_writable(table.csv_path, param="out")
     wanted = tc.checkpoint_steps

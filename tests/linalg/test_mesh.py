@@ -1,5 +1,6 @@
 """The sketch's basis on a mesh of JAX devices: the same ranks, tolerances and certificates as the
-host's NumPy path, each device holding only its columns of the basis, per-device memory plans.
+host's NumPy path, each device holding only its columns of the basis and its share of the samples
+for the products, per-device memory plans; every command with ``--devices 2`` as without.
 
 Several CPU devices exist only when ``XLA_FLAGS=--xla_force_host_platform_device_count`` is set
 before JAX starts: those checks run the battery in a child process (``tests/mesh_battery.py``)."""
@@ -42,6 +43,7 @@ def test_ranks_tolerances_and_certificates_on_1_2_4_devices_equal_the_host(batte
         for n in ("1", "2", "4"):
             dev = case[n]
             assert dev["devices"] == int(n), name
+            assert dev["product_devices"] == (int(n) if n != "1" else 0), name   # the samples split too
             assert dev["ranks"] == host["ranks"], (name, n)
             assert dev["status"] == host["status"], (name, n)
             for m, tol in host["tol"].items():        # max|λ|·p·eps from Ritz values rounded differently
@@ -49,6 +51,38 @@ def test_ranks_tolerances_and_certificates_on_1_2_4_devices_equal_the_host(batte
             assert dev["blocks"] == host["blocks"], (name, n)
             assert dev["block_status"] == host["block_status"], (name, n)
     assert battery["cases"]["cnn"]["host"]["blocks"]            # the CNN's per-layer blocks were ranked
+
+
+def test_products_split_over_1_2_4_devices_equal_the_host_operators(battery):
+    for name, counts in (("tanh-cross-bias", (1, 4)), ("cnn", (1, 2, 4))):
+        case = battery["cases"][name]
+        assert set(case["products"]) == {f"{m}/{n}" for m in ("H_L", "H_F", "H_o") for n in counts}
+        for key, got in case["products"].items():
+            devices = int(key.split("/")[1])
+            assert got["error"] < 1e-12, (name, key)
+            assert sum(got["samples"]) == 10, (name, key)               # weight 1: each sample once
+            if devices == 1:
+                continue
+            # each device holds one share of the samples (a leading axis of one), no two on one device
+            assert got["full"][0] == devices, (name, key)
+            for shapes, where in zip(got["shapes"], got["devices"]):
+                assert len(shapes) == devices and len(set(where)) == devices, (name, key)
+                assert all(s[0] == 1 for s in shapes), (name, key)
+            assert max(got["samples"]) - min(got["samples"]) <= 1, (name, key)   # contiguous, near-equal shares
+
+
+def test_every_command_on_2_devices_gives_the_numbers_of_the_host(battery):
+    found = battery["commands"]
+    host = found["host"]
+    assert host["devices"] == 0 and found["run"]["devices"] == 2 and host["split"] == []
+    assert host["ranks"] == {"H_L": 40, "H_o": 16, "H_F": 40}
+    for name in ("run", "spectrum", "sweep", "train", "grid"):     # all at run's configuration
+        got = found[name]
+        assert got["code"] == 0 and got.get("status") in (None, "done"), name
+        assert got["split"] == [2], name                               # the products split over 2 devices
+        assert got["ranks"] == host["ranks"], name
+        for m, tol in host["tol"].items():
+            assert got["tol"][m] == pytest.approx(tol, rel=1e-10), (name, m)
 
 
 def test_each_device_holds_only_its_columns_of_the_basis(battery):
@@ -80,8 +114,10 @@ def test_auto_keeps_one_cpu_on_the_host_and_bad_devices_are_refused(problem):
         with pytest.raises(ConfigError, match="devices"):
             device_mesh(bad)
     model, lossf, theta, X, Y = problem("tanh", "mse", False)
-    with pytest.raises(ConfigError, match="devices"):   # spectra read the basis on the host
-        matrix_free_ranks(model, lossf, theta, X, Y, devices=1, observe=lambda *a: None)
+    seen = []
+    res = matrix_free_ranks(model, lossf, theta, X, Y, devices=1, observe=lambda name, *a: seen.append(name))
+    assert res.devices == 0 and res.product_devices == 0      # spectra read the basis on the host
+    assert sorted(seen) == ["H_F", "H_L", "H_o"]
 
 
 def test_memory_is_planned_per_device():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
-from .options import add_cache_option
+from .options import add_cache_option, add_execution_options, check_threads_and_devices, refuse_processes
 
 HELP = "run a grid of configurations (GRID.toml) on a Dask cluster"
 DESCRIPTION = (
@@ -27,6 +27,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="memory limit per local worker, e.g. 4GB (default: the machine's memory shared out)")
     parser.add_argument("--out", default="results", help="root of the result store (default results)")
     add_cache_option(parser)
+    add_execution_options(parser, processes=False)
     parser.set_defaults(handler=_cmd_grid)
 
 
@@ -51,10 +52,15 @@ def _cmd_grid(args) -> int:
                 raise ValueError
         except ValueError:
             raise ConfigError.invalid("memory_limit", args.memory_limit, "give a size such as 4GB or 500MiB") from None
+    refuse_processes(args, "a grid runs its points on Dask workers, not as joined processes; leave it out (give "
+                           "--scheduler for a cluster)")
+    if args.scheduler is None:   # the local workers see this process's devices
+        check_threads_and_devices(args)
     grid = load_grid(args.grid)
     cache = default_cache_dir(args.compile_cache)
     outcome = run_grid(grid, out=args.out, workers=args.workers, scheduler=args.scheduler,
                        memory_limit=args.memory_limit, compile_cache=None if cache is None else str(cache),
-                       progress=lambda total: Progress(total, desc=f"grid {grid.name}"))
+                       progress=lambda total: Progress(total, desc=f"grid {grid.name}"), threads=args.threads,
+                       devices=args.devices)
     print(format_grid_summary(outcome))
     return 0

@@ -12,6 +12,8 @@ Nothing here imports JAX or the engine: the defaults shown by ``--help`` come fr
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
 from ..config import (
@@ -147,24 +149,81 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults: RunConfig | No
     add_cache_option(parser)
 
 
-def add_execution_options(parser: argparse.ArgumentParser) -> None:
-    """Where a run computes: BLAS threads, JAX devices, and several processes (``jax.distributed``)."""
-    g = parser.add_argument_group("threads, devices and processes")
+def add_execution_options(parser: argparse.ArgumentParser, *, processes: bool = True) -> None:
+    """Where a command computes: BLAS threads, JAX devices, and several processes (``jax.distributed``);
+    the options of ``run``, ``spectrum``, the sweeps, ``train`` and ``grid``. ``processes=False``: a command
+    that runs as one process, whose process flags are left out of its help (and refused by
+    :func:`refuse_processes`)."""
+    g = parser.add_argument_group("threads, devices and processes" if processes else "threads and devices")
     g.add_argument("--threads", type=int, default=None, metavar="N",
                    help="BLAS threads for eigenvalues and the sketch (default: the cores this process may use, by "
                         "its CPU affinity and cgroup quota)")
     g.add_argument("--devices", type=int, default=None, metavar="N",
-                   help="matrix-free: shard the sketch's basis over the first N JAX devices (default: every device; "
-                        "one process on CPUs keeps it in host memory)")
+                   help="matrix-free: use the first N JAX devices — the sketch's basis sharded over them and the "
+                        "Hessian-vector products split by samples (default: every device; one process on CPUs "
+                        "keeps everything in host memory)")
+
+    def shown(text: str) -> str:
+        return text if processes else argparse.SUPPRESS
+
     g.add_argument("--coordinator", default=None, metavar="HOST:PORT",
-                   help="run as one of --num-processes processes joined through process 0's HOST:PORT; only "
-                        "process 0 prints and writes")
+                   help=shown("run as one of --num-processes processes joined through process 0's HOST:PORT; only "
+                              "process 0 prints and writes"))
     g.add_argument("--num-processes", "--num_processes", dest="num_processes", type=int, default=None,
-                   metavar="N", help="with --coordinator: how many processes run this command")
+                   metavar="N", help=shown("with --coordinator: how many processes run this command"))
     g.add_argument("--process-id", "--process_id", dest="process_id", type=int, default=None, metavar="I",
-                   help="with --coordinator: this process's index, 0 to N-1")
+                   help=shown("with --coordinator: this process's index, 0 to N-1"))
     g.add_argument("--distributed", action="store_true",
-                   help="join the processes of a cluster job that JAX detects by itself (Slurm, Open MPI, TPU)")
+                   help=shown("join the processes of a cluster job that JAX detects by itself (Slurm, Open MPI, "
+                              "TPU)"))
+
+
+#: the flags that join several processes, ``{dest: flag}``
+PROCESS_FLAGS = {"coordinator": "--coordinator", "num_processes": "--num-processes", "process_id": "--process-id",
+                 "distributed": "--distributed"}
+
+
+def joins_processes(args: argparse.Namespace) -> bool:
+    """Whether the command line asks for several processes (``--coordinator`` or ``--distributed``)."""
+    return args.coordinator is not None or bool(args.distributed)
+
+
+def refuse_processes(args: argparse.Namespace, why: str) -> None:
+    """For a command that runs as one process: one line naming the first process flag given, and ``why``."""
+    for dest in PROCESS_FLAGS:
+        value = getattr(args, dest, None)
+        if value is not None and value is not False:
+            raise ConfigError.invalid(dest, value, why, quoted=dest == "coordinator")
+
+
+def check_threads_and_devices(args: argparse.Namespace) -> None:
+    """``--threads`` and ``--devices`` checked before any work (one line naming the flag)."""
+    from ..measure.threads import resolve_threads
+
+    if args.threads is not None:
+        resolve_threads(args.threads)
+    if args.devices is not None:
+        from ..linalg._mesh import device_mesh
+
+        device_mesh(args.devices)
+
+
+@contextlib.contextmanager
+def native_stdout_to_stderr(active: bool):
+    """Within this block, what native libraries write to file descriptor 1 goes to stderr (the
+    collectives' own messages of several processes stay out of tables and JSON)."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def start_processes_from_args(args: argparse.Namespace) -> bool:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import sys
 
-from .options import add_execution_options, add_run_options, config_from_args, start_processes_from_args
+from .options import (
+    add_execution_options,
+    add_run_options,
+    config_from_args,
+    native_stdout_to_stderr,
+    start_processes_from_args,
+)
 
 HELP = "measure rank H_L, H_o, H_F for one network and data set"
 DESCRIPTION = None
@@ -36,23 +39,6 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=_cmd_run)
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr(active: bool):
-    """Within this block, what native libraries write to file descriptor 1 goes to stderr."""
-    if not active:
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def _cmd_run(args) -> int:
     from ..atomicio import check_writable
     from ..errors import ConfigError
@@ -71,15 +57,13 @@ def _cmd_run(args) -> int:
         check_writable(args.spectrum, param="spectrum")
     params = None if args.params is None else load_arrays(args.params)
     several = args.coordinator is not None or args.distributed
-    with _stdout_to_stderr(several):   # the collectives' own messages stay out of the table and the JSON
+    with native_stdout_to_stderr(several):   # the collectives' own messages stay out of the table and the JSON
         result = run(cfg, blocks=args.blocks, params=params, params_source=args.params or "", threads=args.threads,
                      devices=args.devices)
         if several:  # every process checked the same certificate
-            from ..measure.processes import check_same
+            from ..measure.processes import check_same_ranks
 
-            check_same([v for m in sorted(result.ranks) for v in (
-                result.ranks[m].rank, result.ranks[m].tol, result.method_details.get(m, {}).get("certified", True))],
-                "ranks, tolerances and certificates")
+            check_same_ranks(result.ranks, result.method_details)
     if not writer:
         return 0
     if args.spectrum:

@@ -12,7 +12,15 @@ from pathlib import Path
 
 from ..config import SPECTRUM_DEFAULTS
 from ..errors import ConfigError
-from .options import Renamed, add_run_options, config_from_args
+from .options import (
+    Renamed,
+    add_execution_options,
+    add_run_options,
+    config_from_args,
+    joins_processes,
+    native_stdout_to_stderr,
+    start_processes_from_args,
+)
 
 HELP = "top eigenvalues, trace, density, outliers and condition of H_L, H_o, H_F"
 DESCRIPTION = (
@@ -52,6 +60,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                    help=f"Lanczos steps per probe (default {d['lanczos_steps']})")
     g.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     g.add_argument("--out", default="results", help="root of the result store (default results)")
+    add_execution_options(parser)
     parser.set_defaults(handler=_cmd_spectrum)
 
 
@@ -71,19 +80,29 @@ def _cmd_spectrum(args) -> int:
     options = SpectrumOptions(top=args.top, trace=args.trace, density=args.density,
                               eigenvectors=bool(args.eigenvectors), trace_samples=args.trace_samples,
                               probes=args.probes, lanczos_steps=args.lanczos_steps).validate()
+    writer = start_processes_from_args(args)   # only process 0 checks its files and writes them
     if args.eigenvectors:
         if not str(args.eigenvectors).endswith(".npz"):
             raise ConfigError.invalid("eigenvectors", args.eigenvectors, "give a file name ending in .npz")
-        check_writable(args.eigenvectors, param="eigenvectors")
+        if writer:
+            check_writable(args.eigenvectors, param="eigenvectors")
         eig, out = Path(os.path.abspath(args.eigenvectors)), Path(os.path.abspath(args.out))
         if eig == out or eig in out.parents:  # the store would need this file as a folder
             raise ConfigError.invalid("eigenvectors", args.eigenvectors, f"the result store --out {args.out!r} is "
                                                                          "this path or lies inside it; give another "
                                                                          "file")
     _check_arch(args)
-    check_writable(Path(args.out) / "store" / "probe", param="out")
-    with _model_errors(args):
-        result = spectrum(cfg, blocks=args.blocks, **options.__dict__)
+    if writer:
+        check_writable(Path(args.out) / "store" / "probe", param="out")
+    several = joins_processes(args)
+    with _model_errors(args), native_stdout_to_stderr(several):
+        result = spectrum(cfg, blocks=args.blocks, threads=args.threads, devices=args.devices, **options.__dict__)
+        if several:  # every process computed the same spectra
+            from ..measure.processes import check_same_ranks
+
+            check_same_ranks(result.matrices)
+    if not writer:
+        return 0
     arch = _store_folder(args)
     table = spectra_table(result.config, n=result.n, d=result.d, options=dict(options.__dict__), out=args.out,
                           model=result.model, arch=arch)

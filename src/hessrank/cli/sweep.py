@@ -15,7 +15,16 @@ from ..config import (
     SWEEP_DEFAULTS,
 )
 from ..errors import ConfigError
-from .options import Parser, add_run_options, config_from_args, set_help
+from .options import (
+    Parser,
+    add_execution_options,
+    add_run_options,
+    config_from_args,
+    joins_processes,
+    native_stdout_to_stderr,
+    set_help,
+    start_processes_from_args,
+)
 
 HELP = "rank H_L, H_o, H_F against sample size, width, depth or channels"
 
@@ -66,6 +75,7 @@ def add_options(parser: argparse.ArgumentParser, task: str) -> None:
     g.add_argument("--out", default="results",
                    help="root of the result store: rows land in <out>/store/<task>/<loss>/<dataset>/… (default "
                         "results)")
+    add_execution_options(parser)
     parser.set_defaults(handler=_cmd_sweep, sweep_task=task)
 
 
@@ -89,7 +99,10 @@ def _cmd_sweep(args) -> int:
     sweep = make_sweep(task, base, n_max=getattr(args, "n_max", None), widths=getattr(args, "widths", None),
                        depths=getattr(args, "depths", None), width=getattr(args, "width", None),
                        channels=getattr(args, "channels", None))
-    outcome = run_sweep(sweep, out=args.out, blocks=args.blocks,
-                        progress=lambda total: Progress(total, desc=f"{task} sweep"))
-    print(format_summary(outcome))
+    writer = start_processes_from_args(args)
+    with native_stdout_to_stderr(joins_processes(args)):
+        outcome = run_sweep(sweep, out=args.out, blocks=args.blocks, threads=args.threads, devices=args.devices,
+                            progress=(lambda total: Progress(total, desc=f"{task} sweep")) if writer else None)
+    if writer:
+        print(format_summary(outcome))
     return 0

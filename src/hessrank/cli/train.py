@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import DEFAULT_CHECKPOINTS, OPTIMIZERS, TRAIN_DEFAULTS
-from .options import add_run_options, config_from_args
+from .options import add_execution_options, add_run_options, config_from_args, refuse_processes
 
 HELP = "train a network and measure rank H_L, H_o, H_F at checkpoints"
 DESCRIPTION = (
@@ -32,6 +32,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                    help=f"steps at which to measure, e.g. 0,10,100 (default: 0 and about {DEFAULT_CHECKPOINTS} "
                         "log-spaced steps up to --steps)")
     g.add_argument("--out", default="results", help="root of the result store (default results)")
+    add_execution_options(parser, processes=False)
     parser.set_defaults(handler=_cmd_train)
 
 
@@ -39,13 +40,15 @@ def _cmd_train(args) -> int:
     from ..training import TrainConfig, format_training, parse_checkpoints, run_training
     from .progress import Progress
 
+    refuse_processes(args, "training runs as one process (it resumes from the checkpoints of its own result "
+                           "store); use --devices for several devices")
     cfg = config_from_args(args)
     tc = TrainConfig(optimizer=args.optimizer, lr=args.lr, steps=args.steps, train_batch=args.train_batch)
     tc.validate()
     if args.checkpoints is not None:
         tc = TrainConfig(optimizer=tc.optimizer, lr=tc.lr, steps=tc.steps, train_batch=tc.train_batch,
                          checkpoints=parse_checkpoints(args.checkpoints, steps=tc.steps))
-    outcome = run_training(cfg, tc, out=args.out, blocks=args.blocks,
+    outcome = run_training(cfg, tc, out=args.out, blocks=args.blocks, threads=args.threads, devices=args.devices,
                            progress=lambda total: Progress(total, desc="training"))
     print(format_training(outcome))
     return 0

@@ -17,17 +17,26 @@ The operators run in float64 whatever the caller's JAX setting (each product ent
       v  ->  u_i = J_i v          (forward mode: one JVP of the network)
          ->  z_i = Λ_i u_i        (K×K per sample)
          ->  Σ_i J_iᵀ z_i         (reverse mode: the transposed JVP)
+
+All three are sums over the samples. Given several ``devices``, an operator splits the
+samples into one contiguous share per device (placed there once, each share batched and
+zero-padded with weight 0 to a common shape), replicates θ and each block of rows, lets
+every device sum its share's products, and adds the devices' parts with one all-reduce
+(``jax.shard_map`` over a data axis, ``psum``): :math:`V H = \sum_d V H^{(d)}`. Without
+(or with one device) the data lives on the default device and one program sums all batches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from ..models import Loss, Model
 from .core import (
@@ -63,6 +72,10 @@ class CurvatureOperator:
     matmat: Callable[[np.ndarray], np.ndarray]
     #: ``(V, out) -> out``: the same rows written into ``out`` (b×p), where the operator can
     matmat_into: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    #: the data its products run over as placed (JAX arrays: stacked batches of inputs, targets and
+    #: weights; split over the devices by samples, leading axis one share per device, when it has
+    #: several); empty for an operator that is not a JAX program over data
+    data: tuple = field(default=(), repr=False, compare=False)
 
     def __call__(self, V) -> np.ndarray:
         """Rows of ``V H`` for the rows of ``V`` (shape (b, p))."""
@@ -93,31 +106,42 @@ class CurvatureOperator:
                               dtype=np.float64)
 
 
-def loss_hessian_operator(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> CurvatureOperator:
-    """``H_L`` as an operator: rows ``v`` -> ``H_L v`` by forward-over-reverse HVPs."""
-    return _operator("H_L", _loss_hessian_rows, model, loss, theta, X, Y, batch_size)
+def loss_hessian_operator(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
+                          devices=None) -> CurvatureOperator:
+    """``H_L`` as an operator: rows ``v`` -> ``H_L v`` by forward-over-reverse HVPs; ``devices`` (JAX
+    devices): split the samples over them, one share each, the parts summed (module docstring)."""
+    return _operator("H_L", _loss_hessian_rows, model, loss, theta, X, Y, batch_size, devices)
 
 
 def functional_hessian_operator(model: Model, loss: Loss, theta, X, Y, *,
-                                batch_size: int | None = None) -> CurvatureOperator:
+                                batch_size: int | None = None, devices=None) -> CurvatureOperator:
     """``H_F`` as an operator: HVPs of ``Σ_i ⟨g_i, f_θ(x_i)⟩`` with ``g_i`` frozen at ``θ``."""
-    return _operator("H_F", _functional_hessian_rows, model, loss, theta, X, Y, batch_size)
+    return _operator("H_F", _functional_hessian_rows, model, loss, theta, X, Y, batch_size, devices)
 
 
 def outer_product_operator(model: Model, loss: Loss, theta, X, Y, *,
-                           batch_size: int | None = None) -> CurvatureOperator:
+                           batch_size: int | None = None, devices=None) -> CurvatureOperator:
     """``H_o = Σ_i J_iᵀ Λ_i J_i`` as an operator: ``v -> Jv -> ΛJv -> JᵀΛJv``."""
-    return _operator("H_o", _outer_product_rows, model, loss, theta, X, Y, batch_size)
+    return _operator("H_o", _outer_product_rows, model, loss, theta, X, Y, batch_size, devices)
 
 
 # --------------------------------------------------------------------------- #
-def _operator(name, rows, model, loss, theta, X, Y, batch_size) -> CurvatureOperator:
-    """Rows ``Σ_b rows(model, loss, θ, X_b, Y_b, w_b, V)`` over the data batches, a few rows of ``V`` per call."""
+def _operator(name, rows, model, loss, theta, X, Y, batch_size, devices=None) -> CurvatureOperator:
+    """Rows ``Σ_b rows(model, loss, θ, X_b, Y_b, w_b, V)`` over the data batches, a few rows of ``V`` per
+    call; with several ``devices`` each sums its own share of the samples and the parts are added (one
+    device: the process's default device, as without)."""
+    devices = tuple(devices or ())
     with float64_scope():
         theta, X, Y = as_float64(theta, X, Y)
         b = batch_rows(X.shape[0], batch_size)
-        # the batches stacked, (batches, b, ...): one call sums over all of them
-        data = tuple(to_device(np.stack(a)) for a in zip(*batches(X, Y, b)))
+        if len(devices) > 1:
+            product, data = _split_over_devices(rows, model, loss, theta, X, Y, b, devices)
+        else:
+            # the batches stacked, (batches, b, ...): one call sums over all of them
+            data = tuple(to_device(np.stack(a)) for a in zip(*batches(X, Y, b)))
+
+            def product(chunk):
+                return _summed_over_batches(rows, model, loss, theta, *data, to_device(chunk))
     p = int(theta.shape[0])
     rows_per_call = _rows_per_call(p)
 
@@ -140,7 +164,7 @@ def _operator(name, rows, model, loss, theta, X, Y, batch_size) -> CurvatureOper
             if m < rows_per_call:  # one compiled shape for every call
                 chunk = np.concatenate([chunk, np.zeros((rows_per_call - m, p))])
             # dispatched before the previous block is copied out: the copy overlaps this call
-            running = _summed_over_batches(rows, model, loss, theta, *data, to_device(chunk))
+            running = product(chunk)
             if pending is not None:
                 _copy_rows(out, *pending)
             pending = (lo, m, running)
@@ -148,7 +172,46 @@ def _operator(name, rows, model, loss, theta, X, Y, batch_size) -> CurvatureOper
             _copy_rows(out, *pending)
         return out
 
-    return CurvatureOperator(name=name, p=p, matmat=matmat, matmat_into=matmat)
+    return CurvatureOperator(name=name, p=p, matmat=matmat, matmat_into=matmat, data=data)
+
+
+#: the axis of a product's mesh over which the samples are split
+SAMPLES = "samples"
+
+
+def _split_over_devices(rows, model, loss, theta, X, Y, b: int, devices: tuple):
+    """``(product, data)`` on several devices: device ``d`` holds the samples
+    ``[d n/N, (d+1) n/N)`` (batched by at most ``b``, zero-padded with weight 0 to the longest share),
+    θ and the rows are replicated, and ``product(V)`` is the all-reduced sum of the devices' parts."""
+    n, count = X.shape[0], len(devices)
+    cuts = [d * n // count for d in range(count + 1)]
+    share = max(cuts[d + 1] - cuts[d] for d in range(count))
+    b = max(1, min(b, share))
+    per_batches = -(-share // b)
+
+    def stacked(lo, hi):
+        """One device's share as (batches, b, ...) with weights; empty shares are all padding."""
+        Xd, Yd = X[lo:hi], Y[lo:hi]
+        pad = per_batches * b - Xd.shape[0]
+        Xd = np.concatenate([Xd, np.zeros((pad, *X.shape[1:]))])
+        Yd = np.concatenate([Yd, np.zeros((pad, *Y.shape[1:]))])
+        w = np.concatenate([np.ones(hi - lo), np.zeros(pad)])
+        return (Xd.reshape(per_batches, b, *X.shape[1:]), Yd.reshape(per_batches, b, *Y.shape[1:]),
+                w.reshape(per_batches, b))
+
+    shares = [stacked(cuts[d], cuts[d + 1]) for d in range(count)]
+    mesh = Mesh(np.array(devices), (SAMPLES,))
+    split, replicated = NamedSharding(mesh, P(SAMPLES)), NamedSharding(mesh, P())
+    data = tuple(jax.make_array_from_single_device_arrays(
+        (count, *shares[0][i].shape), split,
+        [jax.device_put(shares[d][i][None], dev, may_alias=False) for d, dev in enumerate(devices)])
+        for i in range(3))
+    theta = jax.device_put(theta, replicated)
+
+    def product(chunk):
+        return _summed_over_devices(rows, model, loss, mesh, theta, *data, jax.device_put(chunk, replicated))
+
+    return product, data
 
 
 def _rows_per_call(p: int) -> int:
@@ -173,6 +236,25 @@ def _summed_over_batches(rows, model, loss, theta, Xs, Ys, ws, V):
 
     total, _ = jax.lax.scan(add_batch, jnp.zeros_like(V), (Xs, Ys, ws))
     return total
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _summed_over_devices(rows, model, loss, mesh, theta, Xs, Ys, ws, V):
+    """``Σ_d Σ_b rows(model, loss, θ, X_db, Y_db, w_db, V)``: each device of ``mesh`` sums its own batches
+    ``Xs[d], Ys[d], ws[d]``, then one all-reduce adds the devices' parts (replicated)."""
+    def local(theta, Xs, Ys, ws, V):
+        # θ and V as each device's own values: derivatives with respect to a replicated θ would be
+        # summed over the devices inside the product already; here each device's part is its own
+        theta, V = (jax.lax.pcast(a, (SAMPLES,), to="varying") for a in (theta, V))
+
+        def add_batch(acc, batch):
+            return acc + rows(model, loss, theta, *batch, V), None
+
+        part, _ = jax.lax.scan(add_batch, jnp.zeros_like(V), (Xs[0], Ys[0], ws[0]))
+        return jax.lax.psum(part, SAMPLES)
+
+    return jax.shard_map(local, mesh=mesh, in_specs=(P(), P(SAMPLES), P(SAMPLES), P(SAMPLES), P()),
+                         out_specs=P())(theta, Xs, Ys, ws, V)
 
 
 def _hessian_rows(scalar, theta, V):

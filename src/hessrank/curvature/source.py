@@ -63,7 +63,8 @@ class CurvatureSource(Protocol):
 @dataclass(frozen=True)
 class JaxSource:
     """The JAX front end: ``model`` (a :class:`~hessrank.models.Model`), ``loss``, flat ``theta``
-    and float64 data ``X, Y``, batched by ``batch_size`` (None: one batch)."""
+    and float64 data ``X, Y``, batched by ``batch_size`` (None: one batch); ``devices``: the JAX
+    devices its operators split the samples over (:mod:`.operators`; empty: the default device)."""
 
     model: Model
     loss: Loss
@@ -71,6 +72,7 @@ class JaxSource:
     X: np.ndarray
     Y: np.ndarray
     batch_size: int | None = None
+    devices: tuple = ()
 
     @property
     def p(self) -> int:
@@ -90,7 +92,8 @@ class JaxSource:
     def operator(self, name: str) -> CurvatureOperator:
         """``H_L``, ``H_o`` or ``H_F`` as an operator (:mod:`.operators`)."""
         build = {"H_L": loss_hessian_operator, "H_o": outer_product_operator, "H_F": functional_hessian_operator}
-        return build[name](self.model, self.loss, self.theta, self.X, self.Y, batch_size=self.batch_size)
+        return build[name](self.model, self.loss, self.theta, self.X, self.Y, batch_size=self.batch_size,
+                           devices=self.devices)
 
     def factor(self) -> np.ndarray:
         """``A = Λ^{1/2} J`` (:func:`~hessrank.curvature.outer_product_factor`)."""
@@ -104,7 +107,13 @@ class JaxSource:
         """The same network on the samples ``X[index], Y[index]`` only (a process's share of a sum)."""
         X, Y = self.X[index], self.Y[index]
         batch = None if self.batch_size is None else max(1, min(int(self.batch_size), X.shape[0]))
-        return JaxSource(self.model, self.loss, self.theta, X, Y, batch)
+        return JaxSource(self.model, self.loss, self.theta, X, Y, batch, self.devices)
+
+    def on_devices(self, devices) -> JaxSource:
+        """The same source whose operators split the samples over ``devices`` (a sequence of JAX
+        devices, each its contiguous share; θ replicated, the devices' products summed)."""
+        return JaxSource(self.model, self.loss, self.theta, self.X, self.Y, self.batch_size, tuple(devices))
+
 
 def jax_source(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None) -> JaxSource:
     """A :class:`JaxSource` with ``X, Y`` as float64 NumPy arrays."""

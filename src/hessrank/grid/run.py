@@ -36,13 +36,14 @@ CONNECT_TIMEOUT_S = 10
 
 
 def run_point(config: RunConfig, worker_limit: int | None = None, compile_cache: str | None = None, *,
-              blocks: str | None = None) -> dict:
+              blocks: str | None = None, threads: int | None = None, devices=None) -> dict:
     """Run one point (on a Dask worker) planning memory within ``worker_limit`` bytes;
     return its result columns, status and worker. An error becomes ``status = failed``
     with its one-line message: it never escapes. ``compile_cache``: the folder of JAX's
     persistent compilation cache on the worker (``None``: off). ``blocks`` (``"leaves"``,
     ``"layers"``): also rank the diagonal blocks, as ``run`` does; a finished point's
-    answer then holds their :class:`~hessrank.measure.blocks.BlockRanks` under :data:`BLOCK_RANKS`."""
+    answer then holds their :class:`~hessrank.measure.blocks.BlockRanks` under :data:`BLOCK_RANKS`.
+    ``threads``, ``devices``: as for :func:`~hessrank.measure.run`, on the worker."""
     if compile_cache:
         enable_compile_cache(compile_cache)
     try:
@@ -53,7 +54,7 @@ def run_point(config: RunConfig, worker_limit: int | None = None, compile_cache:
         worker = platform.node()
     try:
         with memory_limit(worker_limit):
-            result = run(config, blocks=blocks)
+            result = run(config, blocks=blocks, threads=threads, devices=devices)
         row = result_row(result)
         row.update(status="done", error="")
         if blocks is not None:
@@ -89,7 +90,8 @@ def _dataset_shape(config: RunConfig) -> tuple[int, int]:
 
 
 def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler: str | None = None,
-             memory_limit=None, client=None, progress=None, compile_cache: str | None = None) -> GridOutcome:
+             memory_limit=None, client=None, progress=None, compile_cache: str | None = None,
+             threads: int | None = None, devices=None) -> GridOutcome:
     """Run every point of ``grid`` without a finished row under ``out``.
 
     Dask: ``client`` if given, else a client of the cluster at ``scheduler``, else a new
@@ -98,7 +100,8 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
     ``progress``: ``None`` or a factory ``total -> Progress``. Points that ask for
     ``blocks`` store their per-block ranks in the side table ``<stem>_blocks.csv``
     (:class:`~hessrank.store.BlockTable`, keyed by ``point``); a finished point whose
-    blocks are missing there is measured again.
+    blocks are missing there is measured again. ``threads``, ``devices``: each point's BLAS threads
+    and JAX devices on its worker (:func:`run_point`).
     """
     table = grid.table(out)
     check_writable(table.csv_path, param="out")
@@ -142,7 +145,7 @@ def run_grid(grid: Grid, *, out="results", workers: int | None = None, scheduler
         try:
             if job.missing:
                 outcome.scheduler = _run_on_dask([by_id[k] for k in job.missing], store, job.bar, client,
-                                                 compile_cache)
+                                                 compile_cache, threads=threads, devices=devices)
         finally:
             job.session.extra = {"computed": len(outcome.computed), "scheduler": outcome.scheduler}
     return outcome
@@ -189,7 +192,7 @@ def _client_within(Client, scheduler: str, seconds: float):
                                                       f"({why})")
 
 
-def _run_on_dask(todo, store, bar, client, compile_cache) -> str:
+def _run_on_dask(todo, store, bar, client, compile_cache, *, threads=None, devices=None) -> str:
     from distributed import as_completed
 
     limit = _worker_memory_limit(client)
@@ -209,7 +212,8 @@ def _run_on_dask(todo, store, bar, client, compile_cache) -> str:
             store(point, {"status": "skipped", "error": reason, "worker": ""})
             _report(bar, point, "skipped")
             continue
-        future = client.submit(run_point, config, limit, compile_cache, blocks=point.blocks,
+        future = client.submit(run_point, config, limit, compile_cache, blocks=point.blocks, threads=threads,
+                               devices=devices,
                                key=f"hessrank-grid-{point.id}", pure=False)
         futures[future] = point
     for future in as_completed(list(futures)):

@@ -17,10 +17,14 @@ devices of per-device GEMMs:
   process holds the same :math:`T` and computes the same Ritz values and certificate.
 
 The products :math:`V H` are those of the operator (its own JAX program over the data): the
-rows are gathered, multiplied and sharded again. The basis is kept as a list of row blocks,
-one per step, joined into chunks of :data:`JOIN_ROWS` rows as they fill (no k×p copy as it
-grows). The certificate loop is the one of :func:`~hessrank.linalg.sketch.sketch_rank`; only
-probe rounds certify, so a basis found by these steps certifies the same rank as the host's.
+rows are gathered :data:`PRODUCT_ROWS` at a time, multiplied, and each device keeps its columns
+of the result (a process never holds a whole block of p-long rows: at p = 535,500 and b = 128
+that would be 0.55 GB per copy); Gaussian probes are drawn the same way. The basis is kept in
+chunks of :data:`JOIN_ROWS` rows, each allocated once and filled in place as rows come (no k×p
+copy as it grows, and no copy of a chunk when it fills: only the last chunk's unfilled rows are
+spare, zeros that add nothing). The certificate loop is the one of
+:func:`~hessrank.linalg.sketch.sketch_rank`; only probe rounds certify, so a basis found by these
+steps certifies the same rank as the host's.
 """
 
 from __future__ import annotations
@@ -41,10 +45,13 @@ from .rank import EPS, RITZ_TWO_STAGE_FROM, spectrum
 
 #: the mesh's one axis: the p columns of every row
 AXIS = "p"
-#: the blocks of basis rows are joined into one array once they hold this many rows: each projection
-#: then reads its b×p rows once per joined chunk rather than once per block (a step's b×p GEMM output
-#: is written per block: at p = 535,500 and b = 128 that is 0.55 GB per block and pass)
-JOIN_ROWS = 512
+#: basis rows per chunk: each projection reads its b×p rows once per chunk rather than once per step's
+#: block (a b×p GEMM output is written per chunk: at p = 535,500 and b = 128 that is 0.55 GB per chunk
+#: and pass); the last chunk's unfilled rows are memory held ahead and zeros multiplied
+JOIN_ROWS = 256
+#: rows of a product (or of probes) gathered on the host at a time: the transients are this many
+#: p-long rows, each device's columns of the whole block are written as the rows come
+PRODUCT_ROWS = 16
 
 
 def device_mesh(devices: int | Mesh) -> Mesh:
@@ -100,10 +107,17 @@ class _Steps:
         self.rows = NamedSharding(mesh, P(None, AXIS))
         self.small = NamedSharding(mesh, P())
         self.cross = jax.jit(lambda A, B: A @ B.T, out_shardings=self.small)
-        self.subtract = jax.jit(lambda R, C, Q: R - C @ Q, out_shardings=self.rows)
+        # R is the caller's work array, overwritten in place (its buffer donated)
+        self.subtract = jax.jit(lambda R, C, Q: R - C @ Q, out_shardings=self.rows, donate_argnums=0)
+        self.take = jax.jit(lambda V, start, rows: jax.lax.dynamic_slice_in_dim(V, start, rows, 0),
+                            static_argnums=2, out_shardings=self.rows)
         self.combine = jax.jit(lambda M, R: M @ R, out_shardings=self.rows)
         self.norms2 = jax.jit(lambda V: jnp.einsum("ij,ij->i", V, V), out_shardings=self.small)
-        self.join = jax.jit(lambda *blocks: jnp.concatenate(blocks, axis=0), out_shardings=self.rows)
+        self.zeros = jax.jit(lambda rows, width: jnp.zeros((rows, width)), static_argnums=(0, 1),
+                             out_shardings=self.rows)
+        # rows U written into a chunk at ``start``, in place (the chunk's buffer donated)
+        self.put = jax.jit(lambda chunk, U, start: jax.lax.dynamic_update_slice_in_dim(chunk, U, start, 0),
+                           out_shardings=self.rows, donate_argnums=0)
         self.finite = jax.jit(lambda V: jnp.isfinite(V).all(), out_shardings=self.small)
 
 
@@ -133,6 +147,27 @@ class ProcessShare:
         return self.operator(V) if into is None else into(V, out)
 
 
+class ProcessSum(ProcessShare):
+    """An operator whose products are this process's share of a sum over the processes, added over
+    the processes by the operator itself (for a basis in host memory: every process then holds the
+    whole product, the same to the last bit on each)."""
+
+    summed = False   # its products are the sums already
+
+    def __call__(self, V) -> np.ndarray:
+        W = np.array(self.operator(V), dtype=np.float64)
+        _sum_over_processes(W)
+        return W
+
+    def into(self, V, out: np.ndarray) -> np.ndarray:
+        """The sum over the processes, written into ``out`` where the operator can."""
+        W = super().into(V, out)
+        if W is not out or not W.flags.writeable or not W.flags.c_contiguous:
+            W = np.array(W, dtype=np.float64)
+        _sum_over_processes(W)
+        return W
+
+
 def host(x) -> np.ndarray:
     """A replicated array's value on this process (any one of its copies)."""
     return np.asarray(x.addressable_data(0))
@@ -153,8 +188,8 @@ class MeshSubspace:
         self.width = -(-self.p // self.devices) * self.devices      # p rounded up to the mesh
         self.k = 0
         self.skipped_entries = 0
-        self._blocks: list = []
-        self._joined = 0   # blocks[:_joined] are joined chunks of at least JOIN_ROWS rows
+        self._chunks: list = []        # arrays of rows × width: the basis rows, in order
+        self._filled: list[int] = []   # how many rows of each chunk are basis rows (the rest are zeros)
         self._T = _reserve((max(self.capacity, 1), max(self.capacity, 1)))
         self._steps = _steps(mesh)
 
@@ -193,8 +228,9 @@ class MeshSubspace:
 
     @property
     def blocks(self) -> list:
-        """The basis as its row blocks (sharded arrays of ``width`` columns), in order."""
-        return list(self._blocks)
+        """The basis as row blocks (sharded arrays of ``width`` columns), in order: its chunks, the last
+        one cut to its filled rows."""
+        return [Qc if f == Qc.shape[0] else self._steps.take(Qc, 0, f) for Qc, f in zip(self._chunks, self._filled)]
 
     def coefficients(self, V, start: int = 0) -> np.ndarray:
         """``V Qᵀ`` over the basis rows from ``start`` on (host, rows × (k − start)); ``V`` on the
@@ -202,12 +238,11 @@ class MeshSubspace:
         if isinstance(V, np.ndarray):
             V = self.to_device(V)
         parts, row = [], 0
-        for Qb in self._blocks:
-            m = Qb.shape[0]
-            if row + m > start:
-                C = host(self._steps.cross(V, Qb))
-                parts.append(C[:, max(0, start - row):])
-            row += m
+        for Qc, f in zip(self._chunks, self._filled):
+            if row + f > start:
+                C = host(self._steps.cross(V, Qc))
+                parts.append(C[:, max(0, start - row):f])
+            row += f
         return np.hstack(parts) if parts else np.zeros((V.shape[0], 0))
 
     def coefficients_t(self, V, start: int = 0) -> np.ndarray:
@@ -217,10 +252,12 @@ class MeshSubspace:
     def _subtract(self, R, C: np.ndarray):
         """``R − C Q`` (``C`` on the host, k columns)."""
         row = 0
-        for Qb in self._blocks:
-            m = Qb.shape[0]
-            R = self._steps.subtract(R, self.replicated(C[:, row:row + m]), Qb)
-            row += m
+        for Qc, f in zip(self._chunks, self._filled):
+            Cc = C[:, row:row + f]
+            if f < Qc.shape[0]:   # the chunk's unfilled rows: zero coefficients
+                Cc = np.hstack([Cc, np.zeros((C.shape[0], Qc.shape[0] - f))])
+            R = self._steps.subtract(R, self.replicated(Cc), Qc)
+            row += f
         return R
 
     def append(self, U, W, *, skip_below: float | None = None) -> np.ndarray:
@@ -232,8 +269,7 @@ class MeshSubspace:
             raise ValueError(f"subspace capacity exceeded: {k} + {m} > {self.capacity}")
         old = self.coefficients(W)
         C = np.hstack([old, host(self._steps.cross(W, U))])
-        self._blocks.append(U)
-        self._join_tail()
+        self._store(U)
         self._T[k:k + m, :k] = C[:, :k]
         self._T[:k, k:k + m] = C[:, :k].T
         self._T[k:k + m, k:k + m] = 0.5 * (C[:, k:] + C[:, k:].T)
@@ -244,16 +280,25 @@ class MeshSubspace:
         """``T += D`` for a symmetric k×k ``D``."""
         self._T[:self.k, :self.k] += D
 
-    def _join_tail(self) -> None:
-        """Join the blocks after the last joined chunk into one array once they hold :data:`JOIN_ROWS` rows."""
-        tail = self._blocks[self._joined:]
-        if len(tail) > 1 and sum(b.shape[0] for b in tail) >= JOIN_ROWS:
-            self._blocks[self._joined:] = [self._steps.join(*tail)]
-            self._joined += 1
+    def _store(self, U) -> None:
+        """Write the rows ``U`` after the basis rows: into the last chunk while it has room, then into new
+        chunks of :data:`JOIN_ROWS` rows (fewer when the capacity is nearer)."""
+        m, lo, k = U.shape[0], 0, self.k
+        while lo < m:
+            if not self._chunks or self._filled[-1] == self._chunks[-1].shape[0]:
+                rows = max(1, min(JOIN_ROWS, self.capacity - (k + lo)))
+                self._chunks.append(self._steps.zeros(rows, self.width))
+                self._filled.append(0)
+            f = self._filled[-1]
+            count = min(m - lo, self._chunks[-1].shape[0] - f)
+            piece = U if count == m else self._steps.take(U, lo, count)
+            self._chunks[-1] = self._steps.put(self._chunks[-1], piece, f)
+            self._filled[-1] = f + count
+            lo += count
 
     def projected(self, operator) -> np.ndarray:
-        """``Q H Qᵀ`` (symmetrised) for another operator ``H``, block by block."""
-        rows = [self.coefficients(self.products(operator, Qb)) for Qb in self._blocks]
+        """``Q H Qᵀ`` (symmetrised) for another operator ``H``, chunk by chunk."""
+        rows = [self.coefficients(self.products(operator, Qc, rows=f)) for Qc, f in zip(self._chunks, self._filled)]
         C = np.vstack(rows) if rows else np.zeros((0, 0))
         return 0.5 * (C + C.T)
 
@@ -286,17 +331,42 @@ class MeshSubspace:
         """Nothing to free: the steps' arrays are the devices' own."""
 
     # ---------------------------------------------------------------- the steps of the loop
-    def products(self, operator, V):
-        """The rows ``V H``: gathered, multiplied by the operator, sharded again (a
-        :class:`ProcessShare`'s shares added over the processes)."""
-        W = np.array(operator(self.to_host(V)), dtype=np.float64)   # ours: summed in place
-        if getattr(operator, "summed", False) and jax.process_count() > 1:
-            _sum_over_processes(W)
-        return self.to_device(W)
+    def products(self, operator, V, *, rows: int | None = None):
+        """The rows ``V H`` (of ``V``'s first ``rows`` rows): :data:`PRODUCT_ROWS` rows at a time gathered
+        on this process, multiplied by the operator (a :class:`ProcessShare`'s shares added over the
+        processes), and each of this process's devices keeps its columns."""
+        summed = getattr(operator, "summed", False) and jax.process_count() > 1
+
+        def part(lo, hi):
+            W = np.array(operator(self.to_host(self._steps.take(V, lo, hi - lo))), dtype=np.float64)
+            if summed:
+                _sum_over_processes(W)
+            return W
+
+        return self._assemble(V.shape[0] if rows is None else rows, part)
 
     def probes(self, rng, rows: int):
-        """``rows`` Gaussian probe rows: the host's random numbers (the same on every process)."""
-        return self.to_device(rng.standard_normal((rows, self.p)))
+        """``rows`` Gaussian probe rows: the host's random numbers (the same on every process, and the
+        same as the host path's: drawn row after row)."""
+        return self._assemble(rows, lambda lo, hi: rng.standard_normal((hi - lo, self.p)))
+
+    def _assemble(self, rows: int, make):
+        """A (rows × width) row array sharded by columns whose rows ``lo:hi`` are ``make(lo, hi)`` (host,
+        ``p`` columns), asked for :data:`PRODUCT_ROWS` rows at a time in order; each of this process's
+        devices keeps only its columns (the padding columns are zero)."""
+        shape = (int(rows), self.width)
+        where = self._steps.rows.addressable_devices_indices_map(shape)
+        parts = {d: np.zeros((shape[0], len(range(*idx[1].indices(self.width))))) for d, idx in where.items()}
+        for lo in range(0, shape[0], PRODUCT_ROWS):
+            hi = min(lo + PRODUCT_ROWS, shape[0])
+            W = make(lo, hi)
+            for d, idx in where.items():
+                a, b, _ = idx[1].indices(self.width)
+                if a < self.p:
+                    parts[d][lo:hi, :min(b, self.p) - a] = W[:, a:min(b, self.p)]
+            W = None
+        arrays = [jax.device_put(parts.pop(d), d) for d in list(where)]
+        return jax.make_array_from_single_device_arrays(shape, self._steps.rows, arrays)
 
     def row_norms(self, V) -> np.ndarray:
         return np.sqrt(host(self._steps.norms2(V)))

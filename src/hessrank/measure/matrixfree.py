@@ -75,6 +75,8 @@ class MatrixFreeResult:
     threads: int = 1
     #: the devices the bases were sharded over (0: host memory, NumPy)
     devices: int = 0
+    #: this process's devices its samples were split over for the products (0: one device)
+    product_devices: int = 0
 
 
 def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | None = None,
@@ -104,7 +106,10 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     ``auto`` — every device JAX sees, or the host's memory on one process of CPUs only; a number N — the
     first N devices, each holding its share of the p columns of every basis row. ``memory_bytes`` is then
     what the host may use; each device plans its share (:func:`~hessrank.measure.plan.plan_mesh_memory`).
-    Observers need the basis on the host: with them ``auto`` keeps it there and a number is refused.
+    The products split this process's samples over its devices of those (:mod:`~hessrank.curvature.operators`;
+    a front end without :meth:`~hessrank.curvature.JaxSource.on_devices`, e.g. PyTorch's, keeps them on the host).
+    Observers need the basis on the host: with them the basis stays there and only the products use the devices
+    (on several processes each product is added over the processes' shares of the samples).
     """
     return matrix_free_source_ranks(jax_source(model, loss, theta, X, Y, batch_size=batch_size), rtol=rtol,
                                     atol=atol, memory_bytes=memory_bytes, block=block, probes=probes, seed=seed,
@@ -119,24 +124,31 @@ def matrix_free_source_ranks(source: CurvatureSource, *, rtol: float | None = No
                              observe_block=None, devices=None) -> MatrixFreeResult:
     """:func:`matrix_free_ranks` of any front end's :class:`~hessrank.curvature.CurvatureSource`."""
     threads = resolve_threads(threads)
-    mesh = _mesh_for(devices, observed=bool(observe or observe_block))
+    mesh = choose_devices(devices)
+    local = _local_devices(mesh)
+    if len(local) > 1 and hasattr(source, "on_devices"):   # this process's devices split its samples
+        source = source.on_devices(local)
+    else:
+        local = ()
+    if observe or observe_block:   # spectra read the basis in host memory
+        mesh = None
     with blas_threads(threads), float64_scope():
         result = _matrix_free_ranks(source, rtol=rtol, atol=atol, memory_bytes=memory_bytes, block=block,
                                     probes=probes, seed=seed, h_o_path=h_o_path, blocks=blocks or {},
                                     observe=observe, observe_block=observe_block, mesh=mesh)
     result.threads = threads
     result.devices = 0 if mesh is None else int(mesh.devices.size)
+    result.product_devices = len(local)
     return result
 
 
-def _mesh_for(devices, *, observed: bool):
-    """The mesh of :func:`matrix_free_ranks`'s ``devices`` (None: the host's memory)."""
-    if observed:
-        if devices is None or devices == "auto":
-            return None
-        raise ConfigError.invalid("devices", devices, "spectra and observers read the basis in host memory; "
-                                                      "leave devices out")
-    return choose_devices(devices)
+def _local_devices(mesh) -> tuple:
+    """This process's devices of ``mesh`` (none without a mesh)."""
+    if mesh is None:
+        return ()
+    import jax
+
+    return tuple(d for d in mesh.devices.flat if d.process_index == jax.process_index())
 
 
 def _matrix_free_ranks(source, *, rtol, atol, memory_bytes, block, probes, seed, h_o_path, blocks, observe,
@@ -156,6 +168,8 @@ def _matrix_free_ranks(source, *, rtol, atol, memory_bytes, block, probes, seed,
     # the processes (H_F, H_L and H_o are sums over samples); H_o's factor A stays whole
     share, summed, first = _sample_share(mesh, n)
     mine = source
+    if share is not None and not hasattr(source, "samples") and mesh is None:
+        share, summed, first = None, (lambda op: op), True   # a basis in host memory: every process every sample
     if share is not None:
         if not hasattr(source, "samples"):
             raise ConfigError.invalid("num_processes", "several", "this front end takes products over every "
@@ -224,10 +238,12 @@ def _matrix_free_ranks(source, *, rtol, atol, memory_bytes, block, probes, seed,
         Vo = C_F = G = V = C = None                         # nK×p: not needed at H_L's peak (V: a view of Vo)
         start += f" + {added} from range(H_o), with {added} products of H_F"
         if A is not None:  # still needed (blocks, an observer): H_L v = H_F v + Aᵀ(A v), no third compiled product
+            share_F = getattr(H_F_op, "operator", H_F_op)   # this process's share, summed by H_L's wrapper
+
             def h_l_into(V, out):
                 if not first:   # AᵀA is whole: one process adds it to the processes' sum
-                    return H_F_op.into(V, out)
-                return np.add(H_F_op.into(V, out), (V @ A.T) @ A, out=out)
+                    return share_F.into(V, out)
+                return np.add(share_F.into(V, out), (V @ A.T) @ A, out=out)
 
             H_L_op = summed(CurvatureOperator("H_L", p, lambda V: h_l_into(V, np.empty(np.shape(V))), h_l_into))
     elif H_o is not None:
@@ -278,17 +294,20 @@ def _matrix_free_ranks(source, *, rtol, atol, memory_bytes, block, probes, seed,
 
 def _sample_share(mesh, n: int):
     """``(samples, summed, first)``: the samples this process takes the products over, the wrapper that
-    marks an operator's products as this process's share of a sum over the processes, and whether
-    this is the first process. One process (or a mesh on one process): ``None`` (every sample), no wrapper."""
+    makes an operator's products this process's share of a sum over the processes, and whether this is
+    the first process. A mesh over every process: its :class:`~hessrank.linalg._mesh.MeshSubspace` adds
+    the shares (:class:`~hessrank.linalg._mesh.ProcessShare`); a basis in host memory (spectra): each
+    product is added over the processes (:class:`~hessrank.linalg._mesh.ProcessSum`). One process, or a
+    mesh on some of the processes only: ``None`` (every sample), no wrapper."""
     import jax
 
     count = jax.process_count()
-    if mesh is None or count == 1 or n < count or len({d.process_index for d in mesh.devices.flat}) < count:
+    if count == 1 or n < count or (mesh is not None and len({d.process_index for d in mesh.devices.flat}) < count):
         return None, (lambda op: op), True
-    from ..linalg._mesh import ProcessShare
+    from ..linalg._mesh import ProcessShare, ProcessSum
 
     i = jax.process_index()
-    return slice(i * n // count, (i + 1) * n // count), ProcessShare, i == 0
+    return slice(i * n // count, (i + 1) * n // count), ProcessShare if mesh is not None else ProcessSum, i == 0
 
 
 def _observe_sketch(observe, name, res, operator) -> None:

@@ -142,8 +142,9 @@ def hessian_ranks(f: Callable, params, X, Y, *, loss: str = "mse", method: str =
         num_classes: K for integer labels ``Y`` (default: the largest label + 1).
         threads: BLAS threads for the eigenvalues and the sketch (default: the cores this process
             may use, by its CPU affinity and cgroup quota).
-        devices: the JAX devices a matrix-free run shards its bases over (default: every device, or
-            host memory on one process of CPUs; a number: the first N).
+        devices: the JAX devices a matrix-free run shards its bases over and, for a JAX function, splits
+            its samples over for the Hessian-vector products (default: every device, or host memory on one
+            process of CPUs; a number: the first N).
 
     Returns:
         a :class:`ModelResult`; ``to_dict()`` has the shape of ``hessian-rank run --json``.

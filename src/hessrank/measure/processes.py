@@ -70,6 +70,36 @@ def check_same(values, what: str) -> None:
                             f"{every.tolist()}")
 
 
+def check_same_ranks(ranks: dict, details: dict | None = None) -> None:
+    """:func:`check_same` of each matrix's rank, cut and certificate: ``ranks`` maps a name to an object
+    with ``rank`` and ``tol`` (and ``certified``, or ``details[name]["certified"]``; exact: certified)."""
+    def certified(name):
+        own = getattr(ranks[name], "certified", None)
+        return bool((details or {}).get(name, {}).get("certified", True) if own is None else own)
+
+    check_same([v for m in sorted(ranks) for v in (ranks[m].rank, ranks[m].tol, certified(m))],
+               "ranks, tolerances and certificates")
+
+
+def share_points(points) -> list[int]:
+    """Process 0's ``points`` (whole numbers) on every process (the others pass anything, e.g. None):
+    which points of a sweep are measured is decided by process 0's result store."""
+    import jax
+    import numpy as np
+
+    if jax.process_count() == 1:
+        return list(points)
+    from jax.experimental import multihost_utils
+
+    main = is_main_process()
+    with jax.enable_x64(True):
+        count = int(multihost_utils.broadcast_one_to_all(np.int64(len(points) if main else 0)))
+        if count == 0:
+            return []
+        mine = np.asarray(points if main else np.zeros(count), dtype=np.int64)
+        return [int(v) for v in np.asarray(multihost_utils.broadcast_one_to_all(mine))]
+
+
 def _check(coordinator, num_processes, process_id) -> None:
     """Each value given is checked first, then that none is missing."""
     if coordinator is not None:

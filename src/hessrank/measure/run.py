@@ -236,8 +236,9 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "",
         params_source: where ``params`` came from, for messages.
         threads: BLAS threads for the eigenvalues and the sketch (default: the cores this process
             may use, by its CPU affinity and cgroup quota), in ``Result.threads``.
-        devices: the JAX devices a matrix-free run shards its bases over (default: every device, or
-            host memory on one process of CPUs; a number: the first N), in ``Result.devices``.
+        devices: the JAX devices a matrix-free run shards its bases over and splits its samples over for
+            the Hessian-vector products (default: every device, or host memory on one process of CPUs; a
+            number: the first N), in ``Result.devices``.
 
     Returns:
         a :class:`Result`: ``summary()`` is the table of ``hessian-rank run``, ``to_dict()`` its ``--json``.

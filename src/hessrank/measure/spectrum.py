@@ -36,6 +36,7 @@ and a request whose extras cannot fit is refused with the estimate.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -49,6 +50,7 @@ from ..config import SPECTRUM_DEFAULTS, RunConfig
 from ..curvature import CurvatureSource, float64_scope, in_float64, jax_source
 from ..errors import ConfigError
 from ..linalg import RankInfo, rank_from_eigenvalues, sketch_rank
+from ..linalg._mesh import device_mesh
 from ..linalg.operator import as_operator
 from ..linalg.spectral import (
     Density,
@@ -81,6 +83,7 @@ from .report import matrix_spectrum_summary, spectrum_summary
 from .results import RankedResult
 from .run import build, curvature_source
 from .scale import at_problem_scale
+from .threads import blas_threads
 
 #: the spectral extras (Lanczos vectors, eigenvectors, trace probes) may take this share of the free memory
 EXTRA_SHARE = 0.25
@@ -266,10 +269,11 @@ def operator_spectrum(operator, options: SpectrumOptions | None = None, *, p: in
 
 
 # --------------------------------------------------------------------------- the three matrices of a model
-def plan_spectrum(method: str, p: int, n: int, K: int, options: SpectrumOptions) -> MethodPlan:
+def plan_spectrum(method: str, p: int, n: int, K: int, options: SpectrumOptions, *,
+                  threads: int | None = None) -> MethodPlan:
     """:func:`~hessrank.measure.plan_method` for a spectrum: refuse (ConfigError) when the
     spectral extras would take more than :data:`EXTRA_SHARE` of the free memory, and take
-    them out of a matrix-free budget."""
+    them out of a matrix-free budget. ``threads``: BLAS threads (None: the cores this process may use)."""
     extra = options.extra_bytes(p)
     have = available_memory_bytes()
     if extra > EXTRA_SHARE * have:
@@ -278,13 +282,14 @@ def plan_spectrum(method: str, p: int, n: int, K: int, options: SpectrumOptions)
                                                 f"trace probes) need about {_gib(extra)} but {_gib(have)} is "
                                                 "available; use fewer probes, Lanczos steps or eigenvectors",
                                   quoted=False)
-    plan = plan_method(method, p, n, K)
+    plan = plan_method(method, p, n, K, threads=threads)
     if plan.method == DENSE and dense_memory_bytes(p) + extra > available_memory_bytes():
         raise ConfigError.invalid("method", method, f"p = {p}: dense matrices and spectral extras need about "
                                                     f"{_gib(dense_memory_bytes(p) + extra)} but {_gib(have)} is "
                                                     "available; use method matrix-free", quoted=False)
     if plan.budget is not None:
-        plan = MethodPlan(plan.method, plan.reason, plan.h_o, plan.memory, max(0.0, plan.budget - extra))
+        plan = MethodPlan(plan.method, plan.reason, plan.h_o, plan.memory, max(0.0, plan.budget - extra),
+                          threads=plan.threads)
     return plan
 
 
@@ -316,8 +321,9 @@ def measure_spectra(plan: MethodPlan, model, loss, theta, X, Y, config: RunConfi
 
 
 def measure_source_spectra(plan: MethodPlan, source: CurvatureSource, options: SpectrumOptions, *, rtol, atol,
-                           seed, blocks):
-    """:func:`measure_spectra` of any front end's :class:`~hessrank.curvature.CurvatureSource`."""
+                           seed, blocks, devices=None):
+    """:func:`measure_spectra` of any front end's :class:`~hessrank.curvature.CurvatureSource`; ``devices``:
+    the JAX devices a matrix-free run's products split the samples over (the bases stay in host memory)."""
     p = source.p
     found: dict[str, MatrixSpectrum] = {}
     per_block = dataclasses.replace(options, eigenvectors=False)
@@ -335,7 +341,7 @@ def measure_source_spectra(plan: MethodPlan, source: CurvatureSource, options: S
 
         mf = matrix_free_source_ranks(source, rtol=rtol, atol=atol, memory_bytes=plan.budget, seed=seed,
                                       observe=observe, blocks=blocks, observe_block=observe_block if blocks else None,
-                                      threads=plan.threads)
+                                      threads=plan.threads, devices=devices)
         for name, det in mf.details.items():
             _mark_certified(found[name], det)
         for b, ranks in mf.blocks.items():
@@ -468,7 +474,7 @@ def _options(top, trace, density, eigenvectors, settings) -> SpectrumOptions:
 @in_float64
 def spectrum(config: RunConfig, *, top: int = 20, trace: bool = True, density: bool = True,
              eigenvectors: bool = False, method: str | None = None, blocks=None,
-             **settings) -> SpectrumResult:
+             threads: int | None = None, devices=None, **settings) -> SpectrumResult:
     """Top eigenvalues, trace, density, outliers and condition number of H_L, H_o, H_F for the
     network and data of ``config``: the engine of ``hessian-rank spectrum``.
 
@@ -484,6 +490,9 @@ def spectrum(config: RunConfig, *, top: int = 20, trace: bool = True, density: b
         eigenvectors: also the eigenvectors of the ``top`` eigenvalues (``matrices[m].vectors``).
         method: overrides ``config.method`` (``auto``, ``dense``, ``matrix-free``).
         blocks: ``"leaves"``, ``"layers"`` or a mapping name → leaf names: also the diagonal blocks.
+        threads: BLAS threads for the eigenvalues and the sketch (default: the cores this process may use).
+        devices: the JAX devices a matrix-free run's Hessian-vector products split the samples over (default:
+            every device, or none on one process of CPUs; a number: the first N); the bases stay in host memory.
         settings: the other fields of :class:`SpectrumOptions` (``trace_samples``, ``probes``,
             ``lanczos_steps``, ``density_points``, ``seed``).
 
@@ -502,11 +511,15 @@ def spectrum(config: RunConfig, *, top: int = 20, trace: bool = True, density: b
     data, model, theta = build(config)
     resolved = resolve_blocks(model, blocks)
     p = model.num_params
-    plan = plan_spectrum(config.method, p, data.n, data.K, options)
+    if devices not in (None, "auto"):
+        device_mesh(devices)   # a bad number is refused whichever method runs
+    plan = plan_spectrum(config.method, p, data.n, data.K, options, threads=threads)
     source = curvature_source(model, get_loss(config.loss), theta, data.X, data.Y,
                               batch_size=config.effective_batch_size(data.n))
-    spectra, timings, details, block_spectra = measure_source_spectra(
-        plan, source, options, rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=resolved)
+    with blas_threads(plan.threads) if threads is not None else contextlib.nullcontext():
+        spectra, timings, details, block_spectra = measure_source_spectra(
+            plan, source, options, rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=resolved,
+            devices=devices)
     config = config.replace(n=data.n, dim=data.d)
     return SpectrumResult(config=config, p=p, n=data.n, d=data.d, matrices=spectra,
                           method=plan.method, method_reason=plan.reason, seconds=time.perf_counter() - t0,
