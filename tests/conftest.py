@@ -1,11 +1,19 @@
 """Shared set-up: CPU-only JAX in float64, and one small problem factory for every test."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# the command line keeps compiled programs in the user's cache folder by default; the suite's
-# many subprocesses stay out of it (tests of the cache give their own folder)
-os.environ["HESSRANK_COMPILE_CACHE"] = "off"
+# the command line keeps compiled programs in the user's cache folder by default; the suite and its
+# many subprocesses keep theirs in a folder of their own, removed at the end (tests of the cache give
+# their own folder). A program compiled once is read back wherever it recurs: in a later test module
+# (each module ends by dropping JAX's in-memory programs), in another subprocess, or where only the
+# Python function around it is new (a closure, a model object of the same shapes)
+_CACHE = tempfile.mkdtemp(prefix="hessrank-tests-jax-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+os.environ["HESSRANK_COMPILE_CACHE"] = _CACHE
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -16,8 +24,11 @@ import pytest  # noqa: E402
 # tests/test_any_model.py checks the library with it switched off.
 jax.config.update("jax_enable_x64", True)
 
+from hessrank.compile_cache import enable_compile_cache  # noqa: E402
 from hessrank.data import encode_targets  # noqa: E402
 from hessrank.models import MLP, get_loss  # noqa: E402
+
+enable_compile_cache(_CACHE)
 
 
 def make_problem(activation, loss, bias, seed=0, n=7, d=4, units=(3, 5), K=3):

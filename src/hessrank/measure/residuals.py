@@ -21,6 +21,8 @@ of the outputs, targets and inputs it is computed from), ``special`` otherwise.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,9 +43,8 @@ def residual_state(model, loss, theta, X, Y, *, bias: bool, generic_rank: int) -
     with float64_scope():
         X = jnp.asarray(X, dtype=jnp.float64)
         Y = jnp.asarray(Y, dtype=jnp.float64)
-        F = model.apply(jnp.asarray(theta, dtype=jnp.float64), X)
-        G = np.asarray(jax.vmap(loss.grad)(F, Y), dtype=np.float64)
-        F, Y, X = (np.asarray(a, dtype=np.float64) for a in (F, Y, X))
+        F, G = _outputs_and_gradients(model, loss, jnp.asarray(theta, dtype=jnp.float64), X, Y)
+        F, G, Y, X = (np.asarray(a, dtype=np.float64) for a in (F, G, Y, X))
     if bias:
         X = np.hstack([X, np.ones((X.shape[0], 1))])
     if not (np.isfinite(G).all() and np.isfinite(X).all()):
@@ -59,3 +60,11 @@ def residual_state(model, loss, theta, X, Y, *, bias: bool, generic_rank: int) -
     if 0 < generic_rank <= sv.size and float(sv[generic_rank - 1]) > GENERIC_SHARE * terms:
         return GENERIC
     return SPECIAL
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _outputs_and_gradients(model, loss, theta, X, Y):
+    # one compiled program: run op by op, the forward pass and the loss gradient compiled each
+    # of their ~20 operations on its own shapes (most of a small run's time)
+    F = model.apply(theta, X)
+    return F, jax.vmap(loss.grad)(F, Y)
