@@ -190,14 +190,12 @@ def _split_over_devices(rows, model, loss, theta, X, Y, b: int, devices: tuple):
     per_batches = -(-share // b)
 
     def stacked(lo, hi):
-        """One device's share as (batches, b, ...) with weights; empty shares are all padding."""
-        Xd, Yd = X[lo:hi], Y[lo:hi]
-        pad = per_batches * b - Xd.shape[0]
-        Xd = np.concatenate([Xd, np.zeros((pad, *X.shape[1:]))])
-        Yd = np.concatenate([Yd, np.zeros((pad, *Y.shape[1:]))])
-        w = np.concatenate([np.ones(hi - lo), np.zeros(pad)])
-        return (Xd.reshape(per_batches, b, *X.shape[1:]), Yd.reshape(per_batches, b, *Y.shape[1:]),
-                w.reshape(per_batches, b))
+        """One device's share as (batches, b, ...) with weights: its :func:`batches`, then batches of
+        padding (weight 0) up to the longest share's count; an empty share is all padding."""
+        share = list(batches(X[lo:hi], Y[lo:hi], b))
+        padding = (np.zeros((b, *X.shape[1:])), np.zeros((b, *Y.shape[1:])), np.zeros(b))
+        share += [padding] * (per_batches - len(share))
+        return tuple(np.stack(a) for a in zip(*share))
 
     shares = [stacked(cuts[d], cuts[d + 1]) for d in range(count)]
     mesh = Mesh(np.array(devices), (SAMPLES,))
