@@ -46,7 +46,6 @@ from importlib.metadata import version
 
 import numpy as np
 import torch
-from curvlinops import GGNLinearOperator, HessianLinearOperator, TransposedJacobianLinearOperator
 
 EPS = float(np.finfo(np.float64).eps)
 ACTIVATIONS = {"linear": torch.nn.Identity, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh,
@@ -89,6 +88,9 @@ def rank(eigenvalues: torch.Tensor, size: int) -> int:
 
 def curvlinops_ranks(path: str, *, chunk: int, ho_from: str) -> dict:
     """Ranks of H_L, H_o, H_F of the network and data in ``path``, the curvlinops route."""
+    # imported here: the other routes of bench_torch.py build their network with ``network`` alone
+    from curvlinops import GGNLinearOperator, HessianLinearOperator, TransposedJacobianLinearOperator
+
     t0 = time.perf_counter()
     steps = {}
     with np.load(path, allow_pickle=False) as npz:

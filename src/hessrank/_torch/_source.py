@@ -1,4 +1,4 @@
-r"""H_L, H_o, H_F of a ``torch.nn.Module``, computed by PyTorch (``torch.func``), for the engine.
+r"""H_L, H_o, H_F of a ``torch.nn.Module``, computed by PyTorch (``torch.autograd``), for the engine.
 
 The module is deep-copied and cast to float64; the user's module, its dtype and its mode
 are left as they were. Its named parameters, flattened in ``named_parameters()`` order
@@ -12,19 +12,25 @@ Per batch of the data, with :math:`g_i = \nabla_f\ell` and :math:`\Lambda_i = \n
 at :math:`\theta` (:mod:`._losses`):
 
 * :math:`H_L v`: the derivative of :math:`\nabla_\theta \sum_i \ell(f_\theta(x_i), y_i)` along
-  :math:`v` (reverse over reverse: ``vjp`` of ``grad``, the gradient's graph built once per
-  batch and product call, then ``vmap`` over the rows of ``V``);
+  :math:`v` (reverse over reverse: the gradient's graph built once per batch and product
+  call with ``create_graph``, then one backward pass through it per row of ``V``, the rows
+  vectorised by ``torch.func.vmap``);
 * :math:`H_F v`: the same with the scalar :math:`\sum_i \langle g_i, f_\theta(x_i)\rangle`,
   :math:`g_i` frozen at :math:`\theta`;
 * :math:`H_o v = \sum_i J_i^\top \Lambda_i J_i v`, as its three factors::
 
-      v  ->  u = J v          (jvp of the batch's outputs)
+      v  ->  u = J v          (forward mode: torch.func.jvp of the batch's outputs)
          ->  z_i = Λ_i u_i    (K×K per sample)
-         ->  Jᵀ z             (vjp, its graph built once per batch and product call)
+         ->  Jᵀ z             (a backward pass through the outputs' graph, built once per batch and call)
 
-* :math:`A = \Lambda^{1/2} J` (nK×p): per-sample Jacobians (``vmap`` of ``jacrev``; the
-  batch's Jacobian when a normalisation layer in training mode couples the samples),
-  multiplied by :math:`\Lambda_i^{1/2}`;
+* :math:`A = \Lambda^{1/2} J` (nK×p): the rows of :math:`J` from backward passes with one-hot
+  cotangents, a few samples per pass (the whole batch when a normalisation layer in training
+  mode couples the samples), multiplied by :math:`\Lambda_i^{1/2}`;
+* the reverse passes call ``torch.autograd.grad`` rather than ``torch.func.grad``/``vjp``/
+  ``jacrev``: those import ``torch._dynamo`` on their first call, 1.7 s of a process's start
+  on a CPU, for the same products;
+* rows of ``V`` go through a product in groups sized so that their tangents and activations
+  stay near the caches (:data:`_CALL_BYTES`): larger groups are slower at large p;
 * samples coupled by batch statistics (BatchNorm in training mode): :math:`f_\theta(x_i)`
   depends on every sample, so the n samples form one batch whatever ``batch_size`` says
   (a split would measure another function); the products above are then those of the
@@ -41,7 +47,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from torch.func import functional_call, grad, jacrev, jvp, vjp, vmap
+from torch.func import functional_call, jvp, vmap
 
 from ..curvature import CurvatureOperator
 from ..curvature.core import batch_rows
@@ -49,9 +55,9 @@ from ..errors import ConfigError
 from ..matrices import MATRICES
 from ._losses import loss_grads, loss_hessians, loss_values
 
-#: bytes of tangents and activations allowed per vmapped call of a product
-_CALL_BYTES = 256 * 2**20
-#: rows of ``V`` per vmapped call at most
+#: bytes of tangents and activations allowed per vectorised pass of a product
+_CALL_BYTES = 32 * 2**20
+#: rows of ``V`` per vectorised pass at most; one-hot cotangents per backward pass of the Jacobian
 _MAX_ROWS = 64
 
 
@@ -143,11 +149,10 @@ class TorchSource:
     def factor(self) -> np.ndarray:
         """``A = Λ^{1/2} J``, shape (nK, p), rows ``Λ_i^{1/2} J_i`` sample by sample."""
         parts = []
-        with torch.no_grad():
-            for X, _, _, _, Lam in self.batches:
-                J = self._jacobians(X)                                      # (b, K, p)
-                S = _psd_sqrt(Lam)                                          # Λ_i^{1/2}
-                parts.append(torch.einsum("ikl,ilp->ikp", S, J).reshape(-1, self.p).cpu().numpy())
+        for X, _, _, _, Lam in self.batches:
+            J = self._jacobians(X).view(X.shape[0], self._K, self.p)        # (b, K, p)
+            S = _psd_sqrt(Lam)                                              # Λ_i^{1/2}
+            parts.append(torch.einsum("ikl,ilp->ikp", S, J).reshape(-1, self.p).cpu().numpy())
         return np.concatenate(parts)
 
     def hessians(self, which=MATRICES) -> dict[str, np.ndarray]:
@@ -174,18 +179,7 @@ class TorchSource:
         X = torch.from_numpy(np.ascontiguousarray(X)).to(self.device)
         Y = torch.from_numpy(np.ascontiguousarray(Y)).to(self.device)
         with torch.no_grad():
-            try:
-                F = self.apply(self.theta, X)
-            except Exception as err:  # the user's code: report it in one line
-                text = str(err).strip()
-                first = text.splitlines()[0][:200] if text else ""
-                raise ConfigError.about("f", f"the module raised {type(err).__name__} on a batch of shape "
-                                             f"{tuple(X.shape)}: {first}") from None
-        if not isinstance(F, torch.Tensor) or tuple(F.shape) != (X.shape[0], self._K):
-            shape = tuple(F.shape) if isinstance(F, torch.Tensor) else type(F).__name__
-            raise ConfigError.invalid("f", shape, f"outputs of shape {shape} for a batch of {X.shape[0]}: need "
-                                                  f"(b, K) = ({X.shape[0]}, {self._K}), K the targets' columns",
-                                      quoted=False)
+            F = module_outputs(lambda x: self.apply(self.theta, x), X, self._K, param="f")
         if not bool(torch.isfinite(F).all()):
             raise ConfigError.about("f", "the module's outputs are not finite (NaN or inf)")
         return X, Y, F, loss_grads(self.loss, F, Y), loss_hessians(self.loss, F, Y)
@@ -193,40 +187,57 @@ class TorchSource:
     def _loss_products(self, batch):
         """``V -> V H_L(batch)``: reverse over reverse of ``Σ_i ℓ(f_θ(x_i), y_i)``."""
         X, Y = batch[0], batch[1]
-        _, hvp = vjp(grad(lambda t: loss_values(self.loss, self.apply(t, X), Y).sum()), self.theta)
-        return vmap(lambda v: hvp(v)[0])
+        with torch.enable_grad():
+            t = self.theta.detach().requires_grad_()
+            g = _backward(loss_values(self.loss, self.apply(t, X), Y).sum(), t, None, create_graph=True)
+        return lambda V: _backward(g, t, V, batched=True)
 
     def _functional_products(self, batch):
         """``V -> V H_F(batch)``: the same for ``Σ_i ⟨g_i, f_θ(x_i)⟩``, ``g_i`` frozen."""
         X, G = batch[0], batch[3]
-        _, hvp = vjp(grad(lambda t: (G * self.apply(t, X)).sum()), self.theta)
-        return vmap(lambda v: hvp(v)[0])
+        with torch.enable_grad():
+            t = self.theta.detach().requires_grad_()
+            g = _backward((G * self.apply(t, X)).sum(), t, None, create_graph=True)
+        return lambda V: _backward(g, t, V, batched=True)
 
     def _outer_products(self, batch):
         """``V -> V H_o(batch)``: ``v -> J v -> Λ J v -> Jᵀ Λ J v``."""
         X, Lam = batch[0], batch[4]
+        with torch.enable_grad():
+            t = self.theta.detach().requires_grad_()
+            F = self.apply(t, X)
 
-        def f(t):
-            return self.apply(t, X)
+        def f(theta):
+            return self.apply(theta, X)
 
-        _, vjp_fn = vjp(f, self.theta)                                      # z -> Jᵀ z
+        def rows(V):
+            U = vmap(lambda v: jvp(f, (self.theta,), (v,))[1])(V)          # J v, (m, b, K)
+            return _backward(F, t, torch.einsum("ikl,mil->mik", Lam, U), batched=True)  # Jᵀ Λ J v
 
-        def one(v):
-            u = jvp(f, (self.theta,), (v,))[1]                              # J v, (b, K)
-            z = torch.einsum("ikl,il->ik", Lam, u)                          # Λ J v
-            return vjp_fn(z)[0]                                             # Jᵀ Λ J v
-
-        return vmap(one)
+        return rows
 
     def _jacobians(self, X):
-        """``J`` of shape (b, K, p): per sample, or of the whole batch when its samples are coupled."""
-        if self.coupled:
-            return jacrev(lambda t: self.apply(t, X))(self.theta)           # (b, K, p), every sample in it
-        return vmap(jacrev(lambda t, x: self.apply(t, x[None])[0]), in_dims=(None, 0))(self.theta, X)
+        """``J`` of shape (b·K, p), rows ``J_i`` sample by sample: one backward pass per group of
+        one-hot cotangents over a few samples (over the whole batch when its samples are coupled)."""
+        b = X.shape[0]
+        per = b if self.coupled else max(1, self._rows // self._K)          # samples per forward pass
+        parts = []
+        with torch.enable_grad():
+            t = self.theta.detach().requires_grad_()
+            for lo in range(0, b, per):
+                F = self.apply(t, X[lo:lo + per])                           # (s, K)
+                rows = F.numel()
+                for r in range(0, rows, self._rows):
+                    m = min(self._rows, rows - r)
+                    E = torch.zeros(m, rows, dtype=F.dtype, device=F.device)
+                    E[:, r:r + m] = torch.eye(m, dtype=F.dtype, device=F.device)
+                    parts.append(_backward(F, t, E.view(m, *F.shape), batched=True))
+        return torch.cat(parts)
 
     def _rows_per_call(self, b: int) -> int:
-        """Rows of ``V`` per vmapped call: per row, its tangents and cotangents of θ and of the
-        batch's activations (counted on one forward pass) fit in :data:`_CALL_BYTES`."""
+        """Rows of ``V`` per vectorised pass (and one-hot cotangents per pass of the Jacobian):
+        per row, its tangents and cotangents of θ and of the batch's activations (counted on
+        one forward pass) fit in :data:`_CALL_BYTES`."""
         floats = [0]
 
         def count(_module, _inputs, output):
@@ -242,6 +253,34 @@ class TorchSource:
                 h.remove()
         per_row = 8 * 4 * (self.p + floats[0])
         return int(max(1, min(_MAX_ROWS, _CALL_BYTES // per_row)))
+
+
+def _backward(y, t, v, *, create_graph: bool = False, batched: bool = False):
+    """``vᵀ ∂y/∂t`` (``∂y/∂t`` when ``v`` is None and ``y`` a scalar), the graph kept for the next
+    call; rows of ``v`` each when ``batched``. Zero where ``y`` does not depend on ``t``."""
+    shape = (v.shape[0], *t.shape) if batched else t.shape
+    if not y.requires_grad:
+        return torch.zeros(shape, dtype=t.dtype, device=t.device)
+    if batched:
+        return vmap(lambda row: _backward(y, t, row))(v)
+    out = torch.autograd.grad(y, t, v, retain_graph=True, create_graph=create_graph, allow_unused=True)[0]
+    return torch.zeros(shape, dtype=t.dtype, device=t.device) if out is None else out
+
+
+def module_outputs(call, X, K: int, *, param: str, batch: str = "batch"):
+    """``call(X)``, a user's module on a ``batch`` of inputs, as a (b, K) tensor; what it raises,
+    or outputs of another shape, are one line naming ``param``."""
+    try:
+        F = call(X)
+    except Exception as err:  # the user's code: report it in one line
+        text = (str(err).strip().splitlines() or [""])[0][:200]
+        raise ConfigError.about(param, f"the module raised {type(err).__name__} on a {batch} of shape "
+                                       f"{tuple(X.shape)}: {text}") from None
+    if not isinstance(F, torch.Tensor) or tuple(F.shape) != (X.shape[0], K):
+        shape = tuple(F.shape) if isinstance(F, torch.Tensor) else type(F).__name__
+        raise ConfigError.about(param, f"outputs of shape {shape} for a batch of {X.shape[0]}: need "
+                                       f"(b, K) = ({X.shape[0]}, {K}), K the targets' columns")
+    return F
 
 
 def _psd_sqrt(Lam):

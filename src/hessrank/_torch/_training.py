@@ -35,7 +35,7 @@ import torch
 from ..atomicio import atomic_output
 from ..errors import ConfigError
 from ._losses import loss_values
-from ._source import TorchModel, check_deterministic
+from ._source import TorchModel, check_deterministic, module_outputs
 
 #: what ``--params`` takes for a PyTorch module
 _WANTED = "give a state_dict saved with torch.save (as `hessian-rank train` saves step<t>.pt)"
@@ -94,17 +94,7 @@ class TorchTrainer:
 
     def _forward(self, X):
         """The copy's outputs on ``X``; the module's own errors as one line naming ``model``."""
-        try:
-            F = self.net(X)
-        except Exception as err:  # the user's code: report it in one line
-            text = (str(err).strip().splitlines() or [""])[0][:200]
-            raise ConfigError.about("model", f"the module raised {type(err).__name__} on a training batch of shape "
-                                             f"{tuple(X.shape)}: {text}") from None
-        if not isinstance(F, torch.Tensor) or tuple(F.shape) != (X.shape[0], self.Y.shape[1]):
-            shape = tuple(F.shape) if isinstance(F, torch.Tensor) else type(F).__name__
-            raise ConfigError.about("model", f"outputs of shape {shape} for a batch of {X.shape[0]}: need "
-                                             f"(b, K) = ({X.shape[0]}, {self.Y.shape[1]})")
-        return F
+        return module_outputs(self.net, X, self.Y.shape[1], param="model", batch="training batch")
 
     def full_loss(self) -> tuple[float, float]:
         """The mean loss over all n samples and the norm of its gradient (buffers left as they were)."""

@@ -3,7 +3,7 @@ r"""``hessian_ranks(f, params, X, Y)``: the ranks of H_L, H_o, H_F of any JAX or
 ``f(params, X_batch) -> outputs (b, K)`` over any pytree ``params`` becomes a
 :class:`~hessrank.models.FunctionModel` on the flat vector θ; a ``torch.nn.Module``
 (with ``params`` None or a dict of named tensors) becomes a PyTorch curvature source
-(``hessrank._torch``: products by ``torch.func`` on a float64 copy). Either is a
+(``hessrank._torch``: products by ``torch.autograd`` on a float64 copy). Either is a
 :class:`~hessrank.curvature.CurvatureSource`, and the same
 feasibility rule (:func:`~hessrank.measure.plan.plan_method`), the same dense or
 matrix-free measurement (:func:`~hessrank.measure.run.measure_model_ranks`), the same
