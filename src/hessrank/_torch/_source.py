@@ -1,8 +1,9 @@
 r"""H_L, H_o, H_F of a ``torch.nn.Module``, computed by PyTorch (``torch.autograd``), for the engine.
 
 The module is deep-copied and cast to float64; the user's module, its dtype and its mode
-are left as they were. Its named parameters, flattened in ``named_parameters()`` order
-(each row-major), form :math:`\theta \in \mathbb{R}^p`; buffers (BatchNorm running
+are left as they were. Its named parameters that require gradients, flattened in
+``named_parameters()`` order (each row-major), form :math:`\theta \in \mathbb{R}^p`;
+parameters with ``requires_grad=False`` (a frozen layer) and buffers (BatchNorm running
 statistics) are held fixed; the network is evaluated in the mode the module is in
 (``train()`` or ``eval()``; in training mode a normalisation layer uses the batch's
 statistics and leaves its running statistics alone). The outputs of a batch,
@@ -81,18 +82,19 @@ class TorchSource:
         self.loss = loss
         self.net = _float64_copy(module)
         self.device = next((t.device for t in self.net.parameters()), torch.device("cpu"))
-        named = dict(self.net.named_parameters())
-        if not named:
-            raise ConfigError.about("f", f"the module {type(module).__name__} has no parameters")
-        buffers = {k: b.detach() for k, b in self.net.named_buffers()}
-        tensors = named if params is None else _check_params(params, named, buffers)
+        named = trainable_parameters(self.net, param="f")
+        frozen = {k: v.detach() for k, v in self.net.named_parameters() if not v.requires_grad}
+        fixed = {**frozen, **{k: b.detach() for k, b in self.net.named_buffers()}}
+        tensors = named if params is None else _check_params(params, named, fixed)
+        #: the parameters with ``requires_grad=False``: held fixed, as the buffers are
+        self.frozen = tuple(frozen)
         self.names = tuple(named)
         self.shapes = tuple(tuple(named[k].shape) for k in self.names)
         self.sizes = tuple(int(named[k].numel()) for k in self.names)
         self.theta = torch.cat([torch.as_tensor(tensors[k]).detach().to(self.device, torch.float64).reshape(-1)
                                 for k in self.names])
-        self.buffers = {k: tensors[k].to(b.device) if k in tensors else b  # a state_dict's buffers, else the module's
-                        for k, b in buffers.items()}
+        self.buffers = {k: tensors[k].to(b.device) if k in tensors else b  # a state_dict's, else the module's
+                        for k, b in fixed.items()}
         X = as_float64_array(X, "X")
         Y = as_float64_array(Y, "Y")
         self._n, self._K = int(X.shape[0]), int(Y.shape[1])
@@ -317,9 +319,21 @@ def _float64_copy(module):
     return net
 
 
+def trainable_parameters(module, *, param: str) -> dict:
+    """The named parameters of ``module`` that require gradients, θ's parts in
+    ``named_parameters()`` order; a module with none is refused in one line naming ``param``."""
+    named = {k: v for k, v in module.named_parameters() if v.requires_grad}
+    if not named:
+        held = sum(1 for _ in module.parameters())
+        raise ConfigError.about(param, f"the module {type(module).__name__} has "
+                                       + (f"no parameter that requires gradients (all {held} have requires_grad="
+                                          "False): nothing to differentiate" if held else "no parameters"))
+    return named
+
+
 def _check_params(params, named, buffers) -> dict:
-    """``params`` (name -> tensor or array) checked against the module's named parameters; it
-    may also hold buffers (a ``state_dict``), which then replace the module's."""
+    """``params`` (name -> tensor or array) checked against the module's trainable parameters;
+    it may also hold buffers and frozen parameters (a ``state_dict``), which then replace the module's."""
     if not isinstance(params, Mapping):
         raise ConfigError.invalid("params", type(params).__name__, "give a dict of named tensors, as "
                                                                    "module.named_parameters() names them", quoted=False)
@@ -327,7 +341,7 @@ def _check_params(params, named, buffers) -> dict:
     extra = sorted(str(k) for k in params if k not in named and k not in buffers)
     if missing or extra:
         what = f"no tensor {missing[0]}" if missing else f"a tensor {extra[0]} the module does not have"
-        raise ConfigError.about("params", f"{what}; the module's parameters are {', '.join(named)}")
+        raise ConfigError.about("params", f"{what}; the module's trainable parameters are {', '.join(named)}")
     out = {}
     for k, ref in [*named.items(), *((k, b) for k, b in buffers.items() if k in params)]:
         a = params[k]
@@ -353,9 +367,9 @@ class TorchModel:
     def __init__(self, module):
         check_deterministic(module, param="model")
         self.module = module
-        named = list(module.named_parameters())
-        if not named:
-            raise ConfigError.about("model", f"the module {type(module).__name__} has no parameters")
+        named = list(trainable_parameters(module, param="model").items())
+        #: the parameters with ``requires_grad=False``, held fixed
+        self.frozen = tuple(k for k, v in module.named_parameters() if not v.requires_grad)
         self.shapes = tuple((k, tuple(int(x) for x in v.shape)) for k, v in named)
         self.leaves = tuple((k, int(np.prod(s, dtype=np.int64))) for k, s in self.shapes)
         self.num_params = sum(size for _, size in self.leaves)
@@ -370,9 +384,10 @@ class TorchModel:
         return "train" if self.module.training else "eval"
 
     def initial_theta(self) -> np.ndarray:
-        """The module's parameters as one float64 vector (``named_parameters()`` order, row-major)."""
+        """The module's trainable parameters as one float64 vector (``named_parameters()`` order,
+        row-major)."""
         return np.concatenate([v.detach().cpu().to(torch.float64).reshape(-1).numpy()
-                               for _, v in self.module.named_parameters()])
+                               for _, v in self.module.named_parameters() if v.requires_grad])
 
     def curvature_source(self, loss: str, theta, X, Y, *, batch_size: int | None) -> TorchSource:
         """The :class:`TorchSource` of the module at the flat parameters ``theta`` on ``X, Y``."""

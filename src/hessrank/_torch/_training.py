@@ -64,16 +64,17 @@ class TorchTrainer:
         self.loss = loss
         self.net = copy.deepcopy(module).to(torch.float64)
         self._initial = copy.deepcopy(self.net.state_dict())
-        self.opt = make_torch_optimizer(optimizer, self.net.parameters(), lr, momentum)
+        self.model = TorchModel(self.net)  # the live copy: its buffers are the current ones
+        self.params = [q for q in self.net.parameters() if q.requires_grad]  # frozen ones stay as they are
+        self.opt = make_torch_optimizer(optimizer, self.params, lr, momentum)
         self._initial_opt = copy.deepcopy(self.opt.state_dict())
         device = next((t.device for t in self.net.parameters()), torch.device("cpu"))
         self.X = torch.as_tensor(np.asarray(X, dtype=np.float64), device=device)
         self.Y = torch.as_tensor(np.asarray(Y, dtype=np.float64), device=device)
-        self.model = TorchModel(self.net)  # the live copy: its buffers are the current ones
 
     @property
     def theta(self) -> np.ndarray:
-        """The current parameters as one float64 vector (``named_parameters()`` order)."""
+        """The current trainable parameters as one float64 vector (``named_parameters()`` order)."""
         return self.model.initial_theta()
 
     def reset(self) -> None:
@@ -99,9 +100,8 @@ class TorchTrainer:
     def full_loss(self) -> tuple[float, float]:
         """The mean loss over all n samples and the norm of its gradient (buffers left as they were)."""
         with _buffers_kept(self.net):
-            params = list(self.net.parameters())
             value = loss_values(self.loss, self._forward(self.X), self.Y).mean()
-            grads = torch.autograd.grad(value, params, allow_unused=True)
+            grads = torch.autograd.grad(value, self.params, allow_unused=True)
         zero = torch.zeros((), dtype=torch.float64, device=self.X.device)
         norm = torch.sqrt(sum(((g ** 2).sum() for g in grads if g is not None), zero))
         return float(value.detach()), float(norm)

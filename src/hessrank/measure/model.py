@@ -38,7 +38,7 @@ from ..models.function import check_outputs
 from ..theory import effective_outputs
 from .blocks import BlockRanks, resolve_blocks
 from .plan import plan_method
-from .report import model_summary
+from .report import model_summary, torch_fields
 from .results import RankedResult
 from .run import measure_source_ranks
 
@@ -78,7 +78,10 @@ class ModelResult(RankedResult):
     threads: int | None = None
     #: the devices matrix-free bases were sharded over (0: host memory)
     devices: int = 0
+    #: a PyTorch module: the mode it was evaluated in (``train`` or ``eval``); empty for JAX
     mode: str = ""
+    #: a PyTorch module: its parameters with ``requires_grad=False``, held fixed (not in θ)
+    frozen: tuple[str, ...] = ()
 
     def how(self, name: str) -> str:
         """How the rank of ``name`` was obtained: ``dense``, ``Gram`` or ``certified sketch``."""
@@ -103,7 +106,7 @@ class ModelResult(RankedResult):
             "how": {k: self.how(k) for k in self.ranks},
             "rank_vs_rtol": {"rtol": list(RTOL_SCAN), **self.rank_vs_rtol()},
             **self._blocks_dict(),
-            **({"front_end": "torch", "mode": self.mode} if self.mode else {}),
+            **torch_fields(self),
         }
 
 
@@ -193,7 +196,8 @@ def _measure_source(source: CurvatureSource, layout, t0: float, *, loss, method,
     return ModelResult(p=p, n=n, K=K, loss=loss, ranks=ranks, method=plan.method, method_reason=plan.reason,
                        method_details=details, blocks=block_ranks, bounds=trivial_bounds(p, n, K, loss),
                        timings=timings, seconds=time.perf_counter() - t0, h_o=plan.h_o,
-                       threads=plan.threads, devices=plan.devices, mode=getattr(source, "mode", ""))
+                       threads=plan.threads, devices=plan.devices, mode=getattr(source, "mode", ""),
+                       frozen=getattr(source, "frozen", ()))
 
 
 def model_source(f, params, X, Y, *, loss: str = "mse", method: str = "auto", rtol=None, atol=None,

@@ -165,7 +165,7 @@ def format_result(result) -> str:
         f"data     {c.dataset} ({result.dataset_source}): n = {result.n}, d = {result.d}, r = rank(Σ xxᵀ) = "
         f"{result.r}{r_aff}",
         f"network  {network_label(c, result.d)}, seed {c.seed}; loss {c.loss}; p = {result.p}"
-        + (f"; PyTorch module in {result.mode} mode" if getattr(result, "mode", "") else ""),
+        + torch_note(result),
         *theory,
         "",
         f"{'matrix':<7}{'rank':>8}{'predicted':>11}  {'kind':<9}{'tolerance':>11}{'gap (decades)':>15}",
@@ -225,12 +225,29 @@ def format_blocks(blocks) -> str:
     return "\n".join(lines)
 
 
+def torch_note(result) -> str:
+    """``; PyTorch module in <mode> mode`` (and the frozen parameters held fixed) for a module's
+    result; empty for a JAX model."""
+    if not getattr(result, "mode", ""):
+        return ""
+    frozen = getattr(result, "frozen", ())
+    held = f"; held fixed (requires_grad=False): {', '.join(frozen)}" if frozen else ""
+    return f"; PyTorch module in {result.mode} mode{held}"
+
+
+def torch_fields(result) -> dict:
+    """``front_end``, ``mode`` and ``frozen`` of a module's result for its JSON form; empty for JAX."""
+    if not getattr(result, "mode", ""):
+        return {}
+    return {"front_end": "torch", "mode": result.mode, "frozen": list(getattr(result, "frozen", ()))}
+
+
 def format_model_result(result, *, data: str | None = None, model: str | None = None) -> str:
     """The table of one :func:`hessrank.hessian_ranks` result: ``data`` and ``model`` describe
-    them (default: the sample count and ``f(params, X)``)."""
+    them (default: the sample count and ``f(params, X)``, or ``module(X)`` for a PyTorch module)."""
     data = data or f"n = {result.n} samples, K = {result.K} outputs"
-    model = model or "f(params, X)"
-    lines = [f"data     {data}", f"model    {model}; loss {result.loss}; p = {result.p}",
+    model = model or ("module(X)" if getattr(result, "mode", "") else "f(params, X)")
+    lines = [f"data     {data}", f"model    {model}; loss {result.loss}; p = {result.p}{torch_note(result)}",
              "bounds   rank H_o ≤ min(p, nK'), each rank ≤ p (no formula for this network)", "",
              f"{'matrix':<7}{'rank':>8}{'bound':>9}  {'kind':<7}{'tolerance':>11}{'gap (decades)':>15}  how"]
     for name in MATRICES:
@@ -302,7 +319,7 @@ def format_spectrum(result) -> str:
     loss = result.loss if c is None else c.loss
     if c is None:
         data = f"data     n = {result.n} samples, d = {result.d}, K = {result.K} outputs"
-        about = f"model    {result.model or 'f(params, X)'}; loss {loss}; p = {result.p}"
+        about = f"model    {result.model or 'f(params, X)'}; loss {loss}; p = {result.p}{torch_note(result)}"
     else:
         data = f"data     {c.dataset}: n = {result.n}, d = {result.d}"
         if result.model:

@@ -32,7 +32,7 @@ from .matrixfree import matrix_free_source_ranks
 from .network import build_network, network_label
 from .plan import MethodPlan, expected_basis, plan_before_loading, plan_method
 from .provenance import peak_rss_bytes, provenance
-from .report import run_summary
+from .report import run_summary, torch_fields
 from .residuals import residual_state
 from .results import RankedResult
 from .scale import at_problem_scale
@@ -82,6 +82,8 @@ class Result(RankedResult):
     cnn_ranks: CNNDataRanks | None = None
     #: a PyTorch module: the mode it was evaluated in (``train`` or ``eval``); empty for JAX
     mode: str = ""
+    #: a PyTorch module: its parameters with ``requires_grad=False``, held fixed (not in θ)
+    frozen: tuple[str, ...] = ()
 
     def explain(self) -> dict[str, Deficiency]:
         """``p - rank`` of each measured matrix split into the parts the theory accounts
@@ -134,8 +136,7 @@ class Result(RankedResult):
         }
         if self.config.network != "mlp":
             out["model"] = network_label(self.config, self.d)
-        if self.mode:
-            out["front_end"], out["mode"] = "torch", self.mode
+        out.update(torch_fields(self))
         return {**out, **self._blocks_dict()}
 
 
@@ -271,7 +272,7 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "",
     result = make_result(config, data, data.n, p, ranks, plan, seconds=time.perf_counter() - t0, timings=timings,
                          details=details, predicted=predicted, theta=theta)
     result.blocks = block_ranks
-    result.mode = getattr(model, "mode", "")
+    result.mode, result.frozen = getattr(model, "mode", ""), getattr(model, "frozen", ())
     return result
 
 

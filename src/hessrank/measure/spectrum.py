@@ -79,7 +79,7 @@ from .model import model_source, prepare_inputs
 from .network import network_label
 from .plan import MethodPlan, _gib, available_memory_bytes, dense_memory_bytes, plan_method
 from .provenance import peak_rss_bytes, provenance
-from .report import matrix_spectrum_summary, spectrum_summary
+from .report import matrix_spectrum_summary, spectrum_summary, torch_fields
 from .results import RankedResult
 from .run import build, curvature_source
 from .scale import at_problem_scale
@@ -426,6 +426,8 @@ class SpectrumResult(RankedResult):
     model: str = ""
     #: a PyTorch module's mode when measured, ``train`` or ``eval`` (empty for a JAX model)
     mode: str = ""
+    #: a PyTorch module: its parameters with ``requires_grad=False``, held fixed (not in θ)
+    frozen: tuple[str, ...] = ()
 
     def rank_infos(self) -> dict[str, RankInfo]:
         """Each matrix's rank, tolerance and gap as a :class:`~hessrank.RankInfo` (its
@@ -458,8 +460,7 @@ class SpectrumResult(RankedResult):
                     "provenance": self.provenance})
         if self.model:
             out["model"] = self.model
-        if self.mode:
-            out["front_end"], out["mode"] = "torch", self.mode
+        out.update(torch_fields(self))
         return {**out, **self._blocks_dict()}
 
 
@@ -525,7 +526,8 @@ def spectrum(config: RunConfig, *, top: int = 20, trace: bool = True, density: b
                           method=plan.method, method_reason=plan.reason, seconds=time.perf_counter() - t0,
                           timings=timings, method_details=details, options=options, peak_rss_bytes=peak_rss_bytes(),
                           provenance=provenance(), blocks=block_spectra, K=data.K, loss=config.loss,
-                          model=_model_label(config, data.d), mode=getattr(source, "mode", ""))
+                          model=_model_label(config, data.d), mode=getattr(source, "mode", ""),
+                          frozen=getattr(source, "frozen", ()))
 
 
 def _model_label(config: RunConfig, d: int) -> str:
@@ -573,7 +575,7 @@ def _source_spectrum(source, layout, t0, shape, *, loss, method, blocks, rtol, a
                           method_reason=plan.reason, seconds=time.perf_counter() - t0, timings=timings,
                           method_details=details, options=options, peak_rss_bytes=peak_rss_bytes(),
                           provenance=provenance(), blocks=block_spectra, K=K, loss=loss, model=label,
-                          mode=getattr(source, "mode", ""))
+                          mode=getattr(source, "mode", ""), frozen=getattr(source, "frozen", ()))
 
 
 def function_spectrum(f: Callable, params, X, Y, *, loss: str = "mse", method: str = "auto", blocks=None,
