@@ -86,6 +86,29 @@ def test_a_module_whose_outputs_do_not_fit_the_targets_is_refused_in_one_line():
         hessian_ranks(module, None, np.zeros((6, 7)), Y)
 
 
+class _ComplexNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(3, 2, dtype=torch.complex128))
+
+    def forward(self, x):
+        return (x.to(torch.complex128) @ self.w).real
+
+
+@pytest.mark.parametrize("build,says", [
+    (lambda: torch.nn.Sequential(torch.nn.LazyLinear(4), torch.nn.Tanh(), torch.nn.Linear(4, 2)),
+     "parameter 0.weight is not initialised yet"),
+    (lambda: torch.nn.Linear(3, 2, device="meta"), "parameter weight is on the meta device"),
+    (_ComplexNet, r"parameter w is complex \(torch.complex128\)"),   # the float64 copy would drop its imaginary part
+])
+def test_a_module_without_real_values_to_differentiate_is_refused_in_one_line(build, says):
+    X, Y = data(6, (3,), 2, "mse")
+    for call in (lambda m: hessian_ranks(m, None, X, Y), lambda m: as_linear_operator(m, None, X, Y),
+                 lambda m: hessrank.hessian_spectrum(m, None, X, Y)):
+        with pytest.raises(ConfigError, match=f"^f: {says}"):
+            call(build())
+
+
 @pytest.mark.parametrize("loss", ["mse", "cross", "cosh"])
 def test_the_torch_losses_equal_the_jax_definitions(loss):
     rng = np.random.default_rng(0)

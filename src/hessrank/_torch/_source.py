@@ -78,6 +78,7 @@ class TorchSource:
 
     def __init__(self, module, params, X, Y, *, loss: str, batch_size: int | None):
         check_deterministic(module, param="f")
+        trainable_parameters(module, param="f")   # checked as given: the float64 copy casts complex to real
         self.mode = "train" if module.training else "eval"
         self.loss = loss
         self.net = _float64_copy(module)
@@ -322,6 +323,16 @@ def _float64_copy(module):
 def trainable_parameters(module, *, param: str) -> dict:
     """The named parameters of ``module`` that require gradients, θ's parts in
     ``named_parameters()`` order; a module with none is refused in one line naming ``param``."""
+    for k, v in module.named_parameters():
+        if isinstance(v, torch.nn.parameter.UninitializedParameter):
+            raise ConfigError.about(param, f"parameter {k} is not initialised yet (a lazy module): call the module "
+                                           "once on a batch of inputs first")
+        if v.is_meta:
+            raise ConfigError.about(param, f"parameter {k} is on the meta device and holds no values: "
+                                           "materialise the module first (module.to_empty(...) and an initialisation)")
+        if v.requires_grad and v.is_complex():
+            raise ConfigError.about(param, f"parameter {k} is complex ({v.dtype}): the Hessians are measured over "
+                                           "real parameters (split it into real and imaginary parts)")
     named = {k: v for k, v in module.named_parameters() if v.requires_grad}
     if not named:
         held = sum(1 for _ in module.parameters())
