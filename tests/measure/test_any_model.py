@@ -199,6 +199,9 @@ def test_flax_nnx_module():
     (lambda P, X: X @ P["w"], {"w": np.ones((4, 3)), "name": "abc"}, "leaf is a str"),
     (lambda P, X: X @ P["w"], {"w": np.ones((4, 3), dtype=np.int32)}, "int32 array"),
     (lambda P, X: X @ P["v"], {"w": np.ones((4, 3))}, "raised KeyError"),
+    # a statistic of the batch: each sample's output depends on the others (the loss is a sum over samples)
+    (lambda P, X: (X - X.mean(0)) @ P["w"], {"w": np.ones((4, 3))}, "depend on the other samples of the batch"),
+    (lambda P, X: X @ P["w"] / jnp.std(X[:, :1]), {"w": np.ones((4, 3))}, "raised|depend on the other samples"),
 ])
 def test_bad_models_are_refused_in_one_line(f, params, match):
     X, Y = _data(5, 4, 3, "mse")

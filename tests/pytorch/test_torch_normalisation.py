@@ -82,3 +82,35 @@ def test_a_state_dict_given_as_params_brings_its_buffers():
                         method="dense")  # the same parameters, the module's running statistics
     assert abs(own.ranks["H_L"].tol - want.ranks["H_L"].tol) > 1e-6 * want.ranks["H_L"].tol
     assert torch.equal(module.norm.running_var, NormNet("batch").norm.running_var)  # the module's own untouched
+
+
+class Centred(torch.nn.Module):
+    """Linear → tanh → minus the batch's mean → Linear: no normalisation layer, yet each output depends
+    on every sample of the batch; or, with ``one_sample``, a module that refuses a batch of one."""
+
+    def __init__(self, one_sample=True):
+        super().__init__()
+        torch.manual_seed(3)
+        self.fc1, self.fc2, self.one_sample = torch.nn.Linear(4, 5), torch.nn.Linear(5, 3), one_sample
+
+    def forward(self, x):
+        if not self.one_sample and x.shape[0] < 2:
+            raise ValueError("need at least two samples")
+        h = torch.tanh(self.fc1(x))
+        return self.fc2(h - h.mean(0, keepdim=True))
+
+
+@pytest.mark.parametrize("one_sample", [True, False])
+def test_a_module_that_mixes_its_samples_is_measured_on_the_whole_batch(one_sample):
+    module = Centred(one_sample)
+    X, Y = data(12, (4,), 3, "mse")
+    H_L, H_o, _, _ = ref_torch_matrices(module, X, Y, "mse")
+    dense = {"H_L": H_L, "H_o": H_o, "H_F": H_L - H_o}
+    V = np.random.default_rng(5).standard_normal((H_L.shape[0], 2))
+    for m, H in dense.items():   # batch_size 5 of n = 12: the products are still over all n at once
+        op = as_linear_operator(module, None, X, Y, matrix=m, batch_size=5)
+        np.testing.assert_allclose(op @ V, H @ V, rtol=0, atol=1e-10 * np.abs(H).max(), err_msg=m)
+    for method in ("dense", "matrix-free"):
+        res = hessian_ranks(module, None, X, Y, method=method, batch_size=5)
+        for m, H in dense.items():
+            assert res.ranks[m].rank == count_above(H, default_tol(H)), (m, method)

@@ -56,6 +56,10 @@ from ..errors import ConfigError
 from ..matrices import MATRICES
 from ._losses import loss_grads, loss_hessians, loss_values
 
+#: samples on which the outputs of a batch are compared with those of its parts (sample coupling)
+_MIX_CHECK_ROWS = 100
+#: a change of the outputs beyond this fraction of the largest one means the samples are coupled
+_MIX_TOLERANCE = 1e-9
 #: bytes of tangents and activations allowed per vectorised pass of a product
 _CALL_BYTES = 32 * 2**20
 #: rows of ``V`` per vectorised pass at most; one-hot cotangents per backward pass of the Jacobian
@@ -99,8 +103,10 @@ class TorchSource:
         X = as_float64_array(X, "X")
         Y = as_float64_array(Y, "Y")
         self._n, self._K = int(X.shape[0]), int(Y.shape[1])
-        self.coupled = couples_samples(self.net)
-        b = self._n if self.coupled else batch_rows(self._n, batch_size)  # the batch statistics are all n's
+        # samples coupled by batch statistics (BatchNorm in training mode) or by any other layer that mixes
+        # them (its outputs on a sample change with the other samples of the batch): one batch of all n
+        self.coupled = couples_samples(self.net) or self._mixes_samples(X[:_MIX_CHECK_ROWS])
+        b = self._n if self.coupled else batch_rows(self._n, batch_size)
         self.batches = [self._batch(X[lo:lo + b], Y[lo:lo + b]) for lo in range(0, self._n, b)]
         self._rows = self._rows_per_call(max(len(x) for x, *_ in self.batches))
 
@@ -236,6 +242,23 @@ class TorchSource:
                     E[:, r:r + m] = torch.eye(m, dtype=F.dtype, device=F.device)
                     parts.append(_backward(F, t, E.view(m, *F.shape), batched=True))
         return torch.cat(parts)
+
+    def _mixes_samples(self, X) -> bool:
+        """Whether the outputs on the rows of ``X`` change when its first row is given alone (by
+        more than :data:`_MIX_TOLERANCE` of the largest output; rounding is ~1e-16 of it), or
+        the module cannot take one row alone."""
+        if X.shape[0] < 2:
+            return False
+        X = torch.from_numpy(np.ascontiguousarray(X)).to(self.device)
+        with torch.no_grad():
+            whole = module_outputs(lambda x: self.apply(self.theta, x), X, self._K, param="f")
+            try:
+                parts = torch.cat([module_outputs(lambda x: self.apply(self.theta, x), part, self._K, param="f")
+                                   for part in (X[:1], X[1:])])
+            except ConfigError:   # it needs other samples beside one (a statistic of the batch): coupled
+                return True
+        scale = float(whole.abs().max())
+        return float((whole - parts).abs().max()) > _MIX_TOLERANCE * scale
 
     def _rows_per_call(self, b: int) -> int:
         """Rows of ``V`` per vectorised pass (and one-hot cotangents per pass of the Jacobian):
