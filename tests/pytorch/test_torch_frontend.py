@@ -174,3 +174,24 @@ except hessrank.ConfigError as err:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == 'f: a PyTorch module needs PyTorch: pip install "hessrank[torch]"'
     assert "torch" not in hessrank.__dict__
+
+
+class _RunningMean(torch.nn.Module):
+    """Updates a buffer in its forward, in any mode: the function changes every time it runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 2)
+        self.register_buffer("avg", torch.zeros(3))
+
+    def forward(self, x):
+        self.avg.mul_(0.9).add_(0.1 * x.mean(0).detach())
+        return self.fc(x - self.avg)
+
+
+def test_a_module_that_updates_a_buffer_as_it_runs_is_refused_and_left_as_it_was():
+    module = _RunningMean().eval()
+    X, Y = data(6, (3,), 2, "mse")
+    with pytest.raises(ConfigError, match=r"^f: the module changes avg when it runs"):
+        hessian_ranks(module, None, X, Y)
+    assert not module.avg.any()

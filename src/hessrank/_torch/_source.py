@@ -103,12 +103,18 @@ class TorchSource:
         X = as_float64_array(X, "X")
         Y = as_float64_array(Y, "Y")
         self._n, self._K = int(X.shape[0]), int(Y.shape[1])
+        held = {k: v.clone() for k, v in self.buffers.items()}
         # samples coupled by batch statistics (BatchNorm in training mode) or by any other layer that mixes
         # them (its outputs on a sample change with the other samples of the batch): one batch of all n
         self.coupled = couples_samples(self.net) or self._mixes_samples(X[:_MIX_CHECK_ROWS])
         b = self._n if self.coupled else batch_rows(self._n, batch_size)
         self.batches = [self._batch(X[lo:lo + b], Y[lo:lo + b]) for lo in range(0, self._n, b)]
         self._rows = self._rows_per_call(max(len(x) for x, *_ in self.batches))
+        changed = next((k for k, v in held.items() if not torch.equal(v, self.buffers[k])), None)
+        if changed is not None:
+            raise ConfigError.about("f", f"the module changes {changed} when it runs (an in-place update in its "
+                                         "forward): its Hessians would change from one product to the next; hold "
+                                         "it fixed in the mode measured (e.g. module.eval())")
 
     # ------------------------------------------------------------------ the CurvatureSource protocol
     @property
