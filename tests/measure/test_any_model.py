@@ -218,3 +218,15 @@ def test_bad_blocks_and_arguments():
                       (dict(loss="l1"), "loss='l1'")):
         with pytest.raises(ConfigError, match=match):
             hessian_ranks(f, params, X, Y, **kw)
+
+
+def test_non_finite_or_non_numeric_data_names_the_array_and_the_place():
+    f, params = residual_mlp(4, 3)
+    X, Y = _data(5, 4, 3, "mse")
+    X_nan, Y_inf = X.copy(), Y.copy()
+    X_nan[3, 1], Y_inf[2, 0] = np.nan, -np.inf
+    for args, match in (((X_nan, Y), r"^X: inputs must be finite: nan at index \(3, 1\)"),
+                        ((X, Y_inf), r"^Y: targets must be finite: -inf at index \(2, 0\)"),
+                        ((X, np.full(Y.shape, "a")), r"^Y: targets must be a numeric array")):
+        with pytest.raises(ConfigError, match=match):
+            hessian_ranks(f, params, *args)

@@ -303,18 +303,24 @@ def _check_data(X, Y, loss, num_classes=None):
             raise ConfigError.about(name, "complex values: ranks are defined here for real data; give the real "
                                           "and imaginary parts as separate real features")
     Y = one_hot_labels(Y, num_classes)
-    try:
-        X = np.asarray(X, dtype=np.float64)
-        Y = np.asarray(Y, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ConfigError.about("X", f"inputs and targets must be numeric arrays ({err})") from None
+    arrays = {}
+    for name, value in (("X", X), ("Y", Y)):
+        try:
+            arrays[name] = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            what = "inputs" if name == "X" else "targets"
+            raise ConfigError.about(name, f"{what} must be a numeric array ({err})") from None
+    X, Y = arrays["X"], arrays["Y"]
     if X.ndim < 1 or X.shape[0] < 1:
         raise ConfigError.invalid("X", X.shape, "need at least one sample along the first axis", quoted=False)
     if Y.ndim != 2 or Y.shape[0] != X.shape[0]:
         raise ConfigError.invalid("Y", Y.shape, f"need targets of shape (n, K) or integer class labels (n,) with "
                                                 f"n = {X.shape[0]}", quoted=False)
-    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(Y))):
-        raise ConfigError.about("X", "inputs and targets must be finite (found NaN or inf)")
+    for name, value in (("X", X), ("Y", Y)):
+        if not np.all(np.isfinite(value)):
+            bad = np.argwhere(~np.isfinite(value))[0]
+            raise ConfigError.about(name, f"{'inputs' if name == 'X' else 'targets'} must be finite: "
+                                          f"{value[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
     if loss == "cross" and Y.shape[1] < 2:
         raise ConfigError.invalid("loss", loss, "softmax cross-entropy needs K >= 2 outputs (with one the loss "
                                                 "is constant)")
