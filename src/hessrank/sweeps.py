@@ -45,7 +45,7 @@ from .config import (
 from .curvature import running_hessians
 from .data import expected_shape, load_dataset
 from .errors import ConfigError
-from .linalg import numerical_rank
+from .linalg import symmetric_rank
 from .matrices import DENSE, MATRICES, SUFFIX
 from .measure import (
     build,
@@ -375,8 +375,8 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int], blocks=None, *, thr
         for n, mats in running_hessians(model, loss, theta, data.X, data.Y, batch_size=base.batch_size):
             if n in wanted:
                 t_eig = time.perf_counter()
-                # numerical_rank without overwrite works on a copy: the accumulators live on
-                ranks = {name: numerical_rank(mats[name], rtol=base.rtol, atol=base.atol) for name in MATRICES}
+                # symmetric_rank without overwrite works on a copy: the accumulators live on
+                ranks = {name: symmetric_rank(mats[name], rtol=base.rtol, atol=base.atol) for name in MATRICES}
                 ranks = at_problem_scale(ranks, rtol=base.rtol, atol=base.atol)
                 block_ranks = {bname: BlockRanks(blk.size, blk.leaves, {
                     m: at_whole_tolerance(dense_block_spectrum(mats[m], blk), blk.size, ranks[m]) for m in MATRICES},

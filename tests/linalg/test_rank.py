@@ -66,6 +66,28 @@ def test_rejects_non_square():
         numerical_rank(np.zeros((3, 4)))
 
 
+def test_rejects_what_it_would_rank_wrongly_without_a_word():
+    """A non-symmetric matrix (the eigensolver would read one triangle), a complex one (cast to real),
+    a tolerance that is negative, NaN or not a number (NaN counted nothing as rank 0); round-off
+    asymmetry passes."""
+    from hessrank import ConfigError, operator_spectrum, sketch_rank
+
+    H = _low_rank_symmetric(20, 5, 0)
+    A = H + np.triu(np.ones_like(H), 1)
+    for bad, match in ((A, r"^H: not symmetric: max\|H − Hᵀ\| = 1"), (H + 1j * np.eye(20), "^H: complex entries")):
+        with pytest.raises(ConfigError, match=match):
+            numerical_rank(bad)
+    assert numerical_rank(H + 1e-12 * np.abs(H).max() * np.triu(np.ones_like(H), 1)).size == 20   # round-off: ranked
+    for kw in (dict(rtol=-1e-9), dict(rtol=float("nan")), dict(atol=float("inf")), dict(rtol="1e-9"),
+               dict(atol=True)):
+        name, value = next(iter(kw.items()))
+        for call in (lambda: numerical_rank(H, **kw), lambda: covariance_rank(H, **kw),
+                     lambda: sketch_rank(lambda V: V @ H, p=20, **kw),
+                     lambda: operator_spectrum(lambda V: V @ H, p=20, **kw)):
+            with pytest.raises(ConfigError, match=f"^{name}=.*give a finite tolerance >= 0"):
+                call()
+
+
 def test_ranks_at_rtols_match_numpy_matrix_rank_on_a_relu_hessian():
     """Rank against tolerance on a spectrum without a cliff (ReLU), against SVD-based
     ``numpy.linalg.matrix_rank`` with the same absolute cut."""

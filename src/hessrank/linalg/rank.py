@@ -17,6 +17,7 @@ relative to it counts rounding): the cut is then :math:`\max(\max|\lambda|,
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +67,18 @@ def spectrum(H, *, overwrite: bool = False, two_stage_from: int = 0) -> np.ndarr
     if w is not None:
         return w
     return scipy.linalg.eigvalsh(H, overwrite_a=overwrite, check_finite=False, driver="evd")
+
+
+#: ``|H − Hᵀ|`` beyond this fraction of ``|H|`` (largest entries) means ``H`` is not symmetric
+ASYMMETRY_TOL = 1e-8
+
+
+def check_tolerances(rtol, atol) -> None:
+    """Refuse, in one line naming it, an ``rtol`` or ``atol`` that is not None or a finite number >= 0."""
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                  or not (math.isfinite(value) and value >= 0)):
+            raise ConfigError.invalid(name, value, "give a finite tolerance >= 0 (a number)")
 
 
 def tolerance(max_abs: float, size: int, *, rtol: float | None = None, atol: float | None = None) -> float:
@@ -147,20 +160,43 @@ def numerical_rank(H, *, rtol: float | None = None, atol: float | None = None,
         by decreasing magnitude.
 
     Raises:
-        ConfigError: ``H`` is not a square matrix.
+        ConfigError: ``H`` is not a real square matrix, is not symmetric (beyond
+            :data:`ASYMMETRY_TOL` of its largest entry), or a tolerance is not a finite number >= 0.
         DataError: ``H`` holds NaN or infinite values.
     """
+    H = np.asarray(H)
+    check_tolerances(rtol, atol)
+    if H.ndim == 2 and H.shape[0] == H.shape[1] and np.iscomplexobj(H):
+        raise ConfigError.about("H", f"complex entries ({H.dtype}): numerical_rank takes real symmetric matrices")
+    return symmetric_rank(H, rtol=rtol, atol=atol, overwrite=overwrite, check_symmetry=True)
+
+
+def symmetric_rank(H, *, rtol: float | None = None, atol: float | None = None, overwrite: bool = False,
+                   check_symmetry: bool = False) -> RankInfo:
+    """:func:`numerical_rank` of a matrix the caller built symmetric (the engine's Hessians):
+    the shape and finiteness are checked, the symmetry only with ``check_symmetry``."""
     H = np.asarray(H)
     if H.ndim != 2 or H.shape[0] != H.shape[1]:
         raise ConfigError.invalid("H", H.shape, "numerical_rank needs a square matrix", quoted=False)
     _refuse_non_finite(H, "matrix")
+    if check_symmetry and H.size:
+        skew, scale = _asymmetry(H), float(np.max(np.abs(H)))
+        if skew > ASYMMETRY_TOL * scale:
+            raise ConfigError.about("H", f"not symmetric: max|H − Hᵀ| = {skew:.2g} against max|H| = {scale:.2g}; "
+                                         "symmetrise it ((H + H.T) / 2) if that is round-off")
     return rank_from_eigenvalues(spectrum(H, overwrite=overwrite), H.shape[0], rtol=rtol, atol=atol)
+
+
+def _asymmetry(H: np.ndarray, rows: int = 256) -> float:
+    """``max|H − Hᵀ|``, a block of rows at a time (no p×p temporary)."""
+    return max(float(np.max(np.abs(H[i:i + rows] - H[:, i:i + rows].T))) for i in range(0, H.shape[0], rows))
 
 
 def covariance_rank(X, *, rtol: float | None = None, atol: float | None = None) -> RankInfo:
     """``r = rank(Σ_i x_i x_iᵀ)`` for inputs ``X`` of shape (n, d), by the same rule."""
     X = np.asarray(X, dtype=np.float64)
-    return numerical_rank(X.T @ X, rtol=rtol, atol=atol, overwrite=True)
+    check_tolerances(rtol, atol)
+    return symmetric_rank(X.T @ X, rtol=rtol, atol=atol, overwrite=True)
 
 
 #: relative tolerances of the rank-against-tolerance table: 1e-16, 1e-15, …, 1e-2

@@ -61,7 +61,7 @@ from ._orthogonalise import (
 )
 from ._subspace import SKETCH_CHUNK, SKETCH_ROWS, Subspace
 from .operator import as_operator
-from .rank import EPS, RankInfo, non_finite_error, rank_from_eigenvalues, tolerance
+from .rank import EPS, RankInfo, check_tolerances, non_finite_error, rank_from_eigenvalues, tolerance
 
 __all__ = ["sketch_rank", "SketchResult", "Certificate", "Subspace", "residual_bound", "rank_info_from_ritz",
            "FAILURE_PROBABILITY", "NOISE_FLOOR", "KRYLOV_FLOOR", "SYMMETRY_TOL", "CERTIFIED", "COMPLETE_BASIS",
@@ -186,8 +186,9 @@ def sketch_rank(operator, *, p: int | None = None, rtol: float | None = None, at
     given as ``p`` (:func:`~hessrank.linalg.operator.as_operator`): e.g.
     ``sketch_rank(lambda V: V @ A, p=A.shape[0])``. Returns a :class:`SketchResult` with
     ``rank``, ``tol``, ``gap_decades`` and the ``certificate``. Raises
-    :class:`~hessrank.ConfigError` for a missing ``p``, an output of the wrong shape or a
-    matrix that is not symmetric, :class:`~hessrank.DataError` for NaN or infinite products.
+    :class:`~hessrank.ConfigError` for a missing ``p``, an output of the wrong shape, a
+    matrix that is not symmetric or a tolerance that is not a finite number >= 0,
+    :class:`~hessrank.DataError` for NaN or infinite products.
 
     Grows the basis until the rank is certified (see the module docstring). Directions
     come from Gaussian probe rounds (``block`` probes at first, ``probes`` later) and,
@@ -207,6 +208,7 @@ def sketch_rank(operator, *, p: int | None = None, rtol: float | None = None, at
     """
     if block < 1 or probes < 1:
         raise ValueError(f"block and probes must be >= 1, got block={block}, probes={probes}")
+    check_tolerances(rtol, atol)
     operator = as_operator(operator, p=p)
     p = int(operator.p)
     if start is None and devices is not None:

@@ -33,7 +33,7 @@ import scipy.linalg
 
 from ..curvature import CurvatureOperator, CurvatureSource, float64_scope, jax_source
 from ..errors import ConfigError
-from ..linalg import RankInfo, Subspace, numerical_rank, rank_from_eigenvalues, sketch_rank
+from ..linalg import RankInfo, Subspace, rank_from_eigenvalues, sketch_rank, symmetric_rank
 from ..linalg._mesh import choose_devices, per_device_bytes
 from ..linalg.spectral import known_from_dense, known_from_factor, known_from_subspace
 from ..matrices import H_O_GRAM, H_O_PATHS, H_O_SQUARE, MATRICES
@@ -192,7 +192,7 @@ def _matrix_free_ranks(source, *, rtol, atol, memory_bytes, block, probes, seed,
             observe("H_o", ranks["H_o"], lambda vectors: known_from_factor(A, mu=mu, U=U), None)
     elif plan.h_o == H_O_SQUARE:
         H_o = source.hessians(("H_o",))["H_o"]
-        ranks["H_o"] = numerical_rank(H_o, rtol=rtol, atol=atol)
+        ranks["H_o"] = symmetric_rank(H_o, rtol=rtol, atol=atol)
         details["H_o"] = {"how": f"eigenvalues of the {p}×{p} AᵀA (nK = {n * K} > p)", "columns": p,
                           "status": "exact"}
         if observe:

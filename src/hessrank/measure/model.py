@@ -18,8 +18,6 @@ of kind ``bound``.
 
 from __future__ import annotations
 
-import math
-import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from ..config import DEFAULT_BATCH_CAP, METHODS
 from ..curvature import CurvatureSource, float64_scope, jax_source
 from ..errors import ConfigError
 from ..linalg import RTOL_SCAN, RankInfo
+from ..linalg.rank import check_tolerances
 from ..matrices import H_O_GRAM, MATRICES
 from ..models import Model, function_model, get_loss
 from ..models.function import check_outputs
@@ -259,10 +258,7 @@ def check_settings(X, Y, *, loss: str, method: str, rtol, atol, batch_size, num_
     lossf = get_loss(loss)
     if not isinstance(method, str) or method not in METHODS:
         raise ConfigError.invalid("method", method, f"not one of {', '.join(METHODS)}")
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                                  or not (math.isfinite(value) and value >= 0)):
-            raise ConfigError.invalid(name, value, "give a finite tolerance >= 0 (a number)")
+    check_tolerances(rtol, atol)
     X, Y = _check_data(X, Y, loss, num_classes)
     n, K = Y.shape
     if batch_size is None:

@@ -17,9 +17,9 @@ from ..linalg import (
     RTOL_SCAN,
     RankInfo,
     covariance_rank,
-    numerical_rank,
     rank_from_eigenvalues,
     spectrum,
+    symmetric_rank,
 )
 from ..matrices import DENSE, H_O_GRAM, MATRICES
 from ..models import MLP, Model, get_loss
@@ -352,7 +352,7 @@ def _dense_ranks(plan: MethodPlan, source: CurvatureSource, *, rtol, atol, block
         if name == "H_o" and gram:
             ranks[name] = rank_from_eigenvalues(spectrum(gram_matrix, overwrite=True), p, rtol=rtol, atol=atol)
         else:
-            ranks[name] = numerical_rank(mats.pop(name), rtol=rtol, atol=atol, overwrite=True)
+            ranks[name] = symmetric_rank(mats.pop(name), rtol=rtol, atol=atol, overwrite=True)
     ranks = at_problem_scale(ranks, rtol=rtol, atol=atol)
     timings["eigen"] = time.perf_counter() - t
     how = {"H_L": "eigenvalues of the diagonal block", "H_F": "eigenvalues of the diagonal block",
