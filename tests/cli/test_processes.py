@@ -97,6 +97,8 @@ def test_two_processes_give_the_ranks_of_one(capsys):
 
 @pytest.mark.parametrize("extra,needle", [
     (["--threads", "0"], "--threads 0: must be a whole number of threads, 1 or more"),
+    (["--threads", str(os.cpu_count() + 1)], f"--threads {os.cpu_count() + 1}: this machine has {os.cpu_count()} "
+                                             "logical CPUs"),
     (["--devices", "9"], "--devices 9: must be a whole number from 1 to 1"),
     (["--coordinator", "localhost"], "--coordinator 'localhost': must be HOST:PORT"),
     (["--coordinator", "127.0.0.1:5000", "--num-processes", "2"], "--process-id: missing"),

@@ -59,10 +59,11 @@ def test_affinity_of_a_real_process():
     assert usable_cores() == min(len(os.sched_getaffinity(0)), usable_cores(affinity=os.sched_getaffinity(0)))
 
 
-@pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True])
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True, os.cpu_count() + 1])
 def test_bad_threads_are_refused_naming_the_argument(bad):
     with pytest.raises(ConfigError, match="threads"):
         resolve_threads(bad)
+    assert resolve_threads(os.cpu_count()) == os.cpu_count()   # every CPU of the machine may be asked for
 
 
 def test_load_average_does_not_change_the_threads(problem, monkeypatch):

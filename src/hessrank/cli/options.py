@@ -156,8 +156,8 @@ def add_execution_options(parser: argparse.ArgumentParser, *, processes: bool = 
     :func:`refuse_processes`)."""
     g = parser.add_argument_group("threads, devices and processes" if processes else "threads and devices")
     g.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="BLAS threads for eigenvalues and the sketch (default: the cores this process may use, by "
-                        "its CPU affinity and cgroup quota)")
+                   help="BLAS threads for eigenvalues and the sketch, 1 to the machine's logical CPUs (default: "
+                        "the cores this process may use, by its CPU affinity and cgroup quota)")
     g.add_argument("--devices", type=int, default=None, metavar="N",
                    help="matrix-free: use the first N JAX devices — the sketch's basis sharded over them and the "
                         "Hessian-vector products split by samples (default: every device; one process on CPUs "
