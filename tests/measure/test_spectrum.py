@@ -144,7 +144,11 @@ def test_outlier_rule_and_condition_number():
 
 
 def test_options_are_validated_and_memory_is_planned_before_work():
-    with pytest.raises(ConfigError, match="top=0"):
-        SpectrumOptions(top=0).validate()
+    for kw, match in ((dict(top=0), "top=0"), (dict(seed=-1), "seed=-1: give an integer in 0..2"),
+                      (dict(seed=2**32), "seed="), (dict(eigenvectors="yes"), "eigenvectors='yes': give True or False"),
+                      (dict(trace=1), "trace=1")):
+        with pytest.raises(ConfigError, match=match):
+            SpectrumOptions(**kw).validate()
+    assert SpectrumOptions(seed=np.int64(2**32 - 1), density=np.True_).validate()
     with pytest.raises(ConfigError, match=r"lanczos_steps=.*GiB"):
         plan_spectrum("auto", 10**6, 10, 3, SpectrumOptions(lanczos_steps=10**6))

@@ -113,6 +113,11 @@ class SpectrumOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError.invalid(name, value, f"give an integer >= {low}")
+        for name in ("trace", "density", "eigenvectors"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise ConfigError.invalid(name, getattr(self, name), "give True or False")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or not 0 <= self.seed < 2**32:
+            raise ConfigError.invalid("seed", self.seed, "give an integer in 0..2**32-1")
         return self
 
     def extra_bytes(self, p: int) -> int:
