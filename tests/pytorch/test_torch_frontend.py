@@ -195,3 +195,6 @@ def test_a_module_that_updates_a_buffer_as_it_runs_is_refused_and_left_as_it_was
     with pytest.raises(ConfigError, match=r"^f: the module changes avg when it runs"):
         hessian_ranks(module, None, X, Y)
     assert not module.avg.any()
+    steady = torch.nn.Linear(3, 2)
+    steady.register_buffer("marker", torch.tensor([float("nan"), 1.0]))   # NaN, unchanged: not a change
+    assert hessian_ranks(steady, None, X, Y).p == 8

@@ -110,7 +110,7 @@ class TorchSource:
         b = self._n if self.coupled else batch_rows(self._n, batch_size)
         self.batches = [self._batch(X[lo:lo + b], Y[lo:lo + b]) for lo in range(0, self._n, b)]
         self._rows = self._rows_per_call(max(len(x) for x, *_ in self.batches))
-        changed = next((k for k, v in held.items() if not torch.equal(v, self.buffers[k])), None)
+        changed = next((k for k, v in held.items() if not _same(v, self.buffers[k])), None)
         if changed is not None:
             raise ConfigError.about("f", f"the module changes {changed} when it runs (an in-place update in its "
                                          "forward): its Hessians would change from one product to the next; hold "
@@ -313,6 +313,13 @@ def module_outputs(call, X, K: int, *, param: str, batch: str = "batch"):
         raise ConfigError.about(param, f"outputs of shape {shape} for a batch of {X.shape[0]}: need "
                                        f"(b, K) = ({X.shape[0]}, {K}), K the targets' columns")
     return F
+
+
+def _same(a, b) -> bool:
+    """Whether two tensors hold the same values, NaN equal to NaN."""
+    if torch.equal(a, b):
+        return True
+    return a.shape == b.shape and a.is_floating_point() and bool(((a == b) | (a.isnan() & b.isnan())).all())
 
 
 def _psd_sqrt(Lam):
