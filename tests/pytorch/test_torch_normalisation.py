@@ -86,23 +86,25 @@ def test_a_state_dict_given_as_params_brings_its_buffers():
 
 class Centred(torch.nn.Module):
     """Linear → tanh → minus the batch's mean → Linear: no normalisation layer, yet each output depends
-    on every sample of the batch; or, with ``one_sample``, a module that refuses a batch of one."""
+    on every sample of the batch. ``alone``: what it does with a batch of one sample — ``centre`` it
+    (outputs of its own), ``refuse`` it, or divide by the batch's standard deviation (NaN for one)."""
 
-    def __init__(self, one_sample=True):
+    def __init__(self, alone="centre"):
         super().__init__()
         torch.manual_seed(3)
-        self.fc1, self.fc2, self.one_sample = torch.nn.Linear(4, 5), torch.nn.Linear(5, 3), one_sample
+        self.fc1, self.fc2, self.alone = torch.nn.Linear(4, 5), torch.nn.Linear(5, 3), alone
 
     def forward(self, x):
-        if not self.one_sample and x.shape[0] < 2:
+        if self.alone == "refuse" and x.shape[0] < 2:
             raise ValueError("need at least two samples")
         h = torch.tanh(self.fc1(x))
-        return self.fc2(h - h.mean(0, keepdim=True))
+        h = h - h.mean(0, keepdim=True)
+        return self.fc2(h / h.std(0, keepdim=True) if self.alone == "std" else h)
 
 
-@pytest.mark.parametrize("one_sample", [True, False])
-def test_a_module_that_mixes_its_samples_is_measured_on_the_whole_batch(one_sample):
-    module = Centred(one_sample)
+@pytest.mark.parametrize("alone", ["centre", "refuse", "std"])
+def test_a_module_that_mixes_its_samples_is_measured_on_the_whole_batch(alone):
+    module = Centred(alone)
     X, Y = data(12, (4,), 3, "mse")
     H_L, H_o, _, _ = ref_torch_matrices(module, X, Y, "mse")
     dense = {"H_L": H_L, "H_o": H_o, "H_F": H_L - H_o}

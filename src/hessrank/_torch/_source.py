@@ -54,12 +54,11 @@ from ..curvature import CurvatureOperator
 from ..curvature.core import batch_rows
 from ..errors import ConfigError
 from ..matrices import MATRICES
+from ..models.function import mixing_change
 from ._losses import loss_grads, loss_hessians, loss_values
 
 #: samples on which the outputs of a batch are compared with those of its parts (sample coupling)
 _MIX_CHECK_ROWS = 100
-#: a change of the outputs beyond this fraction of the largest one means the samples are coupled
-_MIX_TOLERANCE = 1e-9
 #: bytes of tangents and activations allowed per vectorised pass of a product
 _CALL_BYTES = 32 * 2**20
 #: rows of ``V`` per vectorised pass at most; one-hot cotangents per backward pass of the Jacobian
@@ -194,7 +193,7 @@ class TorchSource:
         X = torch.from_numpy(np.ascontiguousarray(X)).to(self.device)
         Y = torch.from_numpy(np.ascontiguousarray(Y)).to(self.device)
         with torch.no_grad():
-            F = module_outputs(lambda x: self.apply(self.theta, x), X, self._K, param="f")
+            F = self._outputs(X)
         if not bool(torch.isfinite(F).all()):
             raise ConfigError.about("f", "the module's outputs are not finite (NaN or inf)")
         return X, Y, F, loss_grads(self.loss, F, Y), loss_hessians(self.loss, F, Y)
@@ -249,22 +248,23 @@ class TorchSource:
                     parts.append(_backward(F, t, E.view(m, *F.shape), batched=True))
         return torch.cat(parts)
 
+    def _outputs(self, X):
+        """The copy's outputs on the batch ``X`` at θ, checked (:func:`module_outputs`)."""
+        return module_outputs(lambda x: self.apply(self.theta, x), X, self._K, param="f")
+
     def _mixes_samples(self, X) -> bool:
-        """Whether the outputs on the rows of ``X`` change when its first row is given alone (by
-        more than :data:`_MIX_TOLERANCE` of the largest output; rounding is ~1e-16 of it), or
-        the module cannot take one row alone."""
+        """Whether the outputs on the rows of ``X`` change when its first row is given alone
+        (:func:`~hessrank.models.function.mixing_change`), or the module cannot take one row alone."""
         if X.shape[0] < 2:
             return False
         X = torch.from_numpy(np.ascontiguousarray(X)).to(self.device)
         with torch.no_grad():
-            whole = module_outputs(lambda x: self.apply(self.theta, x), X, self._K, param="f")
+            whole = self._outputs(X)
             try:
-                parts = torch.cat([module_outputs(lambda x: self.apply(self.theta, x), part, self._K, param="f")
-                                   for part in (X[:1], X[1:])])
+                parts = torch.cat([self._outputs(part) for part in (X[:1], X[1:])])
             except ConfigError:   # it needs other samples beside one (a statistic of the batch): coupled
                 return True
-        scale = float(whole.abs().max())
-        return float((whole - parts).abs().max()) > _MIX_TOLERANCE * scale
+        return mixing_change(whole.cpu().numpy(), parts.cpu().numpy()) is not None
 
     def _rows_per_call(self, b: int) -> int:
         """Rows of ``V`` per vectorised pass (and one-hot cotangents per pass of the Jacobian):
@@ -317,9 +317,8 @@ def module_outputs(call, X, K: int, *, param: str, batch: str = "batch"):
 
 def _same(a, b) -> bool:
     """Whether two tensors hold the same values, NaN equal to NaN."""
-    if torch.equal(a, b):
-        return True
-    return a.shape == b.shape and a.is_floating_point() and bool(((a == b) | (a.isnan() & b.isnan())).all())
+    return torch.equal(a, b) or (a.is_floating_point() and a.shape == b.shape
+                                 and torch.allclose(a, b, rtol=0.0, atol=0.0, equal_nan=True))
 
 
 def _psd_sqrt(Lam):

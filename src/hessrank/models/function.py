@@ -167,6 +167,7 @@ def check_outputs(model: Model, theta, X, K: int, batch_size: int) -> None:
     code (:func:`check_precision`), or whose outputs on ``X`` are not finite real arrays of shape (b, K)."""
     apply = jax.jit(model.apply)
     check_precision(model, theta, X[:batch_size])
+    first_batch = None
     for start in range(0, X.shape[0], batch_size):
         Xb = X[start:start + batch_size]
         try:
@@ -186,30 +187,40 @@ def check_outputs(model: Model, theta, X, K: int, batch_size: int) -> None:
         if not bool(np.all(np.isfinite(np.asarray(F)))):
             raise ConfigError.about("f", f"outputs are not finite (NaN or inf) on samples {start}.."
                                          f"{start + Xb.shape[0] - 1}")
-    check_per_sample(model, theta, X[:batch_size])
+        if first_batch is None:
+            first_batch = np.asarray(F)
+    check_per_sample(model, theta, X[:batch_size], first_batch)
 
 
-#: a change of the outputs beyond this fraction of the largest one means f mixes the samples
-_MIX_TOLERANCE = 1e-9
+#: a change of the outputs beyond this fraction of the largest one means the model mixes the samples
+MIX_TOLERANCE = 1e-9
 
 
-def check_per_sample(model: Model, theta, X) -> None:
+def mixing_change(whole, parts) -> float | None:
+    """How much a batch's outputs ``whole`` change when computed in ``parts`` (the same rows, some
+    samples alone): the largest change when it exceeds :data:`MIX_TOLERANCE` of the largest output
+    (rounding is ~1e-16 of it) or is not a number (a part alone gave NaN), else None."""
+    whole, parts = np.asarray(whole), np.asarray(parts)
+    change = float(np.max(np.abs(whole - parts)))
+    return None if change <= MIX_TOLERANCE * float(np.max(np.abs(whole))) else change
+
+
+def check_per_sample(model: Model, theta, X, whole) -> None:
     """Refuse, in one line naming ``f``, a model whose output on a sample depends on the other
     samples of its batch (a statistic of the batch, such as centring by its mean): the engine
     takes Jacobians sample by sample and sums the loss over samples, so such an f would be
-    measured as another function. The batch's outputs are compared with those of each sample
-    alone, to :data:`_MIX_TOLERANCE` of the largest output (rounding is ~1e-16 of it)."""
+    measured as another function. The batch's outputs ``whole`` on ``X`` are compared with those
+    of each sample alone (:func:`mixing_change`)."""
     if X.shape[0] < 2:
         return
-    whole = np.asarray(jax.jit(model.apply)(theta, X))
     try:
         alone = np.asarray(jax.jit(jax.vmap(lambda x: model.apply(theta, x[None])[0]))(X))
     except Exception as err:  # the user's code on one sample: report it in one line
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise ConfigError.about("f", f"raised {type(err).__name__} on one sample alone (hessrank evaluates f "
                                      f"sample by sample for the Jacobians): {first[:200]}") from None
-    change = float(np.max(np.abs(whole - alone)))
-    if not change <= _MIX_TOLERANCE * float(np.max(np.abs(whole))):
+    change = mixing_change(whole, alone)
+    if change is not None:
         raise ConfigError.about("f", f"the outputs on a sample depend on the other samples of the batch (they "
                                      f"change by {change:.3g} when each sample is given alone): the loss is a sum "
                                      "over samples, so f must act on each sample by itself (no statistic of the "
