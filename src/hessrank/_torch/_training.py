@@ -35,7 +35,7 @@ import torch
 from ..atomicio import atomic_output
 from ..errors import ConfigError
 from ._losses import loss_values
-from ._source import TorchModel, check_deterministic, module_outputs
+from ._source import TorchModel, module_outputs
 
 #: what ``--params`` takes for a PyTorch module
 _WANTED = "give a state_dict saved with torch.save (as `hessian-rank train` saves step<t>.pt)"
@@ -60,11 +60,10 @@ class TorchTrainer:
     suffix = ".pt"
 
     def __init__(self, module, *, optimizer: str, lr: float, momentum: float, loss: str, X, Y):
-        check_deterministic(module, param="model")
         self.loss = loss
         self.net = copy.deepcopy(module).to(torch.float64)
         self._initial = copy.deepcopy(self.net.state_dict())
-        self.model = TorchModel(self.net)  # the live copy: its buffers are the current ones
+        self.model = TorchModel(self.net)  # the live copy (buffers current); it refuses random outputs
         self.params = [q for q in self.net.parameters() if q.requires_grad]  # frozen ones stay as they are
         self.opt = make_torch_optimizer(optimizer, self.params, lr, momentum)
         self._initial_opt = copy.deepcopy(self.opt.state_dict())
