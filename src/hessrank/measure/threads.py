@@ -80,7 +80,7 @@ def resolve_threads(threads: int | None) -> int:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ConfigError.invalid("threads", threads, "must be a whole number of threads, 1 or more")
     cpus = os.cpu_count() or 1
-    if threads > cpus:   # more threads than the machine has CPUs only contend (a run 20x slower, measured)
+    if threads > cpus:   # more threads than the machine has CPUs only contend for them
         raise ConfigError.invalid("threads", threads, f"this machine has {cpus} logical CPUs: give 1..{cpus} "
                                                       f"(default: the cores this process may use, {usable_cores()})")
     return threads
