@@ -49,10 +49,12 @@ class HessrankError(Exception):
 
 def _one_line(text: str, limit: int = 2000) -> str:
     """``text`` on one line: a quoted value or a library's message may span several (a NumPy
-    array, a traceback-like text); lines are joined with spaces and a very long text cut."""
+    array, a traceback-like text); lines are joined with spaces and a very long text cut. A line
+    ends wherever ``str.splitlines`` ends one (also at a form feed, a vertical tab, U+2028, …)."""
     text = str(text)
-    if "\n" in text or "\r" in text:
-        text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    lines = text.splitlines()
+    if lines != [text]:
+        text = " ".join(line.strip() for line in lines if line.strip())
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 

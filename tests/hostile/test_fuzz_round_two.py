@@ -103,3 +103,10 @@ def test_python_api_arguments_give_a_result_or_one_named_error(kwargs, spectral)
             call(_f, params, X, Y, **kwargs, **extra)
         except HessrankError as err:
             assert "\n" not in str(err) and err.param is not None, (kwargs, extra, str(err))
+
+
+@pytest.mark.parametrize("brk", ["\x0b", "\x0c", "\x1c", "\x85", "\u2028"])
+def test_a_line_break_of_any_kind_in_a_value_stays_inside_the_one_line(capsys, brk):
+    """str.splitlines ends a line at these too; an error quoting the value is still one line."""
+    for argv in (["run", f"--units=5{brk}5"], ["sweep", "width", "--dataset=gaussian", f"--depths={brk}"]):
+        _exit_0_or_one_line(capsys, argv)
