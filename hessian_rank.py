@@ -28,7 +28,7 @@ SEED = 1
 def main() -> int:
     from hessrank.cli import format_result
     from hessrank.config import ConfigError, RunConfig
-    from hessrank.measure import run
+    from hessrank.measure.run import run
 
     try:
         cfg = RunConfig(dataset=DATASET, n=N, dim=DIM, K=K, units=tuple(UNITS), activation=ACTIVATION,

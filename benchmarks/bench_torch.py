@@ -10,6 +10,9 @@ built from them (``peer_curvlinops.network``'s layout, float64):
 * ``hessrank torch``: ``hessrank.hessian_ranks(module, None, X, Y)`` (PyTorch front end),
   ``method="matrix-free"`` (the baseline of the ratios) and ``auto`` (dense where it fits:
   without a predicted rank, auto cannot tell that the sketch is faster);
+* ``… OPENBLAS_THREAD_TIMEOUT=4``: the first route with NumPy's idle BLAS threads put to sleep at
+  once (OpenBLAS lets them spin for a while after each call, where they compete for the cores
+  with PyTorch's products; not a default of hessrank, a setting of the user's environment);
 * ``hessrank JAX``: the same network and weights as hessrank's own MLP (JAX front end, matrix-free);
 * ``curvlinops route``: ``peer_curvlinops.py NET.npz`` when curvlinops is installed (dense
   Hessian and GGN operators applied to the identity, H_F = H_L − GGN, rank(H_o) from the nK×nK
@@ -47,7 +50,6 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _report import cpu_model  # noqa: E402
-from bench_peers import config, export  # noqa: E402
 from bench_speed import _load, timed  # noqa: E402
 
 SIZES = {4560: ("40,40", 10), 8040: ("60,60", 10)}
@@ -200,6 +202,8 @@ REPORT_ROWS: list[list[str]] = []
 
 
 def compare(label: str, units: str, K: int, routes, folder: Path) -> bool:
+    from bench_peers import config, export  # the parent's only: it imports hessrank's JAX front end
+
     cfg = config(units, K)
     path = folder / f"{units.replace(',', '-')}-{K}.npz"
     p = export(cfg, path)
@@ -242,6 +246,8 @@ def main(argv=None) -> int:
         peer = ([sys.executable, str(HERE / "peer_curvlinops.py"), str(path)] if have_curvlinops
                 else [*me, "torch-dense", str(path)])
         return [("hessrank torch (matrix-free)", [*me, "hessrank-torch", str(path), "--method", "matrix-free"]),
+                ("… OPENBLAS_THREAD_TIMEOUT=4", ["env", "OPENBLAS_THREAD_TIMEOUT=4", *me, "hessrank-torch", str(path),
+                                                 "--method", "matrix-free"]),
                 ("hessrank torch (auto)", [*me, "hessrank-torch", str(path)]),
                 ("hessrank JAX (matrix-free)", [*me, "hessrank-jax", str(path), "--method", "matrix-free"]),
                 ("curvlinops route" if have_curvlinops else "curvlinops route (torch.func)", peer),

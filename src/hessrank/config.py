@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,9 +223,7 @@ class RunConfig:
                 raise ConfigError.invalid(
                     "batch_size", self.batch_size, f"larger than the sample size n = {self.n}; use 1..{self.n}"
                 )
-        for param, value in (("rtol", self.rtol), ("atol", self.atol)):
-            if value is not None and (not _is_number(value) or not math.isfinite(value) or value < 0):
-                raise ConfigError.invalid(param, value, "must be a finite number >= 0")
+        check_tolerances(self.rtol, self.atol)
         if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
             raise ConfigError.invalid("seed", self.seed, f"must be an integer from 0 to {MAX_SEED} (2^63 - 1)")
         self._validate_network()
@@ -319,6 +318,22 @@ def _units_text(units) -> str:
         return ",".join(map(str, units))
     except TypeError:
         return repr(units)
+
+
+def check_tolerances(rtol, atol) -> None:
+    """Refuse, in one line naming it, an ``rtol`` or ``atol`` that is not None or a finite number >= 0
+    (the rank rule's tolerances, wherever they are given)."""
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                  or not (math.isfinite(value) and value >= 0)):
+            raise ConfigError.invalid(name, value, "give a finite tolerance >= 0 (a number)")
+
+
+def check_loss(name) -> str:
+    """``name`` when it names a loss (``mse``, ``cross``, ``cosh``); else :class:`ConfigError` naming ``loss``."""
+    if not isinstance(name, str) or name not in LOSSES:
+        raise ConfigError.invalid("loss", name, f"not one of {', '.join(LOSSES)}")
+    return name
 
 
 def _choice(param: str, value, allowed) -> None:

@@ -55,12 +55,12 @@ from .measure import (
     plan_before_loading,
     plan_method,
     predict_for,
-    provenance,
-    run,
 )
 from .measure.blocks import BlockRanks, at_whole_tolerance, dense_block_spectrum, resolve_blocks
 from .measure.network import network_folder_name, network_num_params, network_words
 from .measure.processes import check_same_ranks, is_main_process, share_points
+from .measure.provenance import provenance
+from .measure.run import run
 from .measure.scale import at_problem_scale
 from .measure.threads import blas_threads
 from .models import get_loss
@@ -355,7 +355,7 @@ def _measure_sample_sizes(base: RunConfig, wanted: set[int], blocks=None, *, thr
     p = model.num_params
     plan = plan_method(base.method, p, max(wanted), data.K,
                        basis=expected_basis(predict_for(base, data, max(wanted), p)[1]), threads=threads,
-                       devices=devices)
+                       devices=devices, jax_devices=not hasattr(model, "curvature_source"))
     loss = get_loss(base.loss)
     resolved = resolve_blocks(model, blocks)
     if plan.method != DENSE or hasattr(model, "curvature_source"):  # a PyTorch module: no running sums

@@ -44,9 +44,10 @@ from .curvature import in_float64
 from .curvature.core import weighted_loss
 from .errors import ConfigError
 from .matrices import SUFFIX
-from .measure import build, make_result, measure_model_ranks, plan_method, provenance
+from .measure import build, make_result, measure_model_ranks, plan_method
 from .measure.blocks import resolve_blocks
 from .measure.network import network_folder_name, network_words
+from .measure.provenance import provenance
 from .models import get_loss
 from .models.params import flat_params, load_arrays, named_arrays, save_arrays
 from .store import (
@@ -299,7 +300,8 @@ def run_training(config: RunConfig, tc: TrainConfig, *, out="results", blocks=No
     tc = tc.validate(n=data.n)
     resolved = resolve_blocks(model, blocks)
     p = model.num_params
-    plan = plan_method(config.method, p, data.n, data.K, threads=threads, devices=devices)
+    plan = plan_method(config.method, p, data.n, data.K, threads=threads, devices=devices,
+                       jax_devices=not hasattr(model, "curvature_source"))
     front_end = "torch" if hasattr(model, "curvature_source") else "jax"
     table = training_table(config, tc, out, n=data.n, d=data.d, front_end=front_end)
     check_writable(table.csv_path, param="out")

@@ -13,7 +13,7 @@ from hessrank.cli import main
 from hessrank.config import RunConfig
 from hessrank.errors import ConfigError, DataError
 from hessrank.linalg import numerical_rank
-from hessrank.measure import run
+from hessrank.measure.run import run
 from hessrank.store import row_kinds
 
 LINEAR = ["--dataset", "gaussian", "--dim", "4", "--K", "2", "--n", "20", "--units", "5,5"]

@@ -2,6 +2,7 @@
 fixed, parameters given by name, the losses equal to the JAX definitions, operators as SciPy
 LinearOperators, and a clear line when PyTorch is missing."""
 
+import json
 import os
 import subprocess
 import sys
@@ -174,6 +175,63 @@ except hessrank.ConfigError as err:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == 'f: a PyTorch module needs PyTorch: pip install "hessrank[torch]"'
     assert "torch" not in hessrank.__dict__
+
+
+_NO_JAX = """
+import json, sys
+import numpy as np, torch
+import hessrank
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
+rng = np.random.default_rng(0)
+X, Y = rng.standard_normal((8, 5)), rng.standard_normal((8, 3))
+out = {}
+for method in ("dense", "matrix-free"):
+    r = hessrank.hessian_ranks(net, None, X, Y, method=method, blocks="layers")
+    r.summary(), r.to_dict()
+    out[method] = {"ranks": {k: v.rank for k, v in r.ranks.items()}, "devices": r.devices,
+                   "blocks": {b: {k: v.rank for k, v in br.ranks.items()} for b, br in r.blocks.items()}}
+op = hessrank.as_linear_operator(net, None, X, Y, matrix="H_o")
+out["Hv"] = (op @ np.ones(op.shape[0])).tolist()
+try:
+    hessrank.hessian_ranks(net, None, X, Y, loss="squared")
+except hessrank.ConfigError as err:
+    out["error"] = str(err)
+out["jax"] = sorted(m for m in sys.modules if m == "jax" or m.startswith(("jax.", "jaxlib")))
+print(json.dumps(out))
+"""
+
+
+def test_a_modules_ranks_import_no_jax_and_equal_those_measured_beside_jax():
+    """Ranks, blocks, tables and operators of a module: JAX never loaded (bases in host memory),
+    the numbers those of the same calls in a process where JAX is loaded."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    run = subprocess.run([sys.executable, "-c", _NO_JAX], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    assert got["jax"] == []
+    assert got["error"] == "loss='squared': not one of mse, cross, cosh"
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((8, 5)), rng.standard_normal((8, 3))
+    H_L, H_o, _, _ = ref_torch_matrices(net, X, Y, "mse")
+    H = {"H_L": H_L, "H_o": H_o, "H_F": H_L - H_o}
+    for method in ("dense", "matrix-free"):
+        assert got[method]["ranks"] == {k: count_above(H[k], default_tol(H[k])) for k in ("H_L", "H_o", "H_F")}
+        assert got[method]["devices"] == 0
+        here = hessian_ranks(net, None, X, Y, method=method, blocks="layers")
+        assert got[method]["blocks"] == {b: {k: v.rank for k, v in br.ranks.items()} for b, br in here.blocks.items()}
+    np.testing.assert_allclose(got["Hv"], H["H_o"] @ np.ones(H["H_o"].shape[0]), rtol=1e-10, atol=1e-12)
+
+
+def test_a_module_measured_on_a_device_mesh_when_devices_are_given():
+    X, Y = data(10, (4,), 3, "mse")
+    net = mlp(4, (5,), 3)
+    host = hessian_ranks(net, None, X, Y, method="matrix-free")
+    mesh = hessian_ranks(net, None, X, Y, method="matrix-free", devices=1)
+    assert (host.devices, mesh.devices) == (0, 1)
+    assert {k: v.rank for k, v in mesh.ranks.items()} == {k: v.rank for k, v in host.ranks.items()}
 
 
 class _RunningMean(torch.nn.Module):

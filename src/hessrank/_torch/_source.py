@@ -50,11 +50,10 @@ import numpy as np
 import torch
 from torch.func import functional_call, jvp, vmap
 
-from ..curvature import CurvatureOperator
-from ..curvature.core import batch_rows
+from ..curvature.interface import CurvatureOperator, batch_rows
 from ..errors import ConfigError
 from ..matrices import MATRICES
-from ..models.function import mixing_change
+from ..models.base import mixing_change
 from ._losses import loss_grads, loss_hessians, loss_values
 
 #: samples on which the outputs of a batch are compared with those of its parts (sample coupling)
@@ -254,7 +253,7 @@ class TorchSource:
 
     def _mixes_samples(self, X) -> bool:
         """Whether the outputs on the rows of ``X`` change when its first row is given alone
-        (:func:`~hessrank.models.function.mixing_change`), or the module cannot take one row alone."""
+        (:func:`~hessrank.models.base.mixing_change`), or the module cannot take one row alone."""
         if X.shape[0] < 2:
             return False
         X = torch.from_numpy(np.ascontiguousarray(X)).to(self.device)

@@ -140,7 +140,7 @@ def _flag_text(key, value) -> str:
 def _plot_spectrum(args):
     from ..atomicio import check_writable
     from ..data import load_dataset
-    from ..measure import run
+    from ..measure.run import run
     from ..plotting import plot_spectrum
     from ..store import config_identity, spectrum_table, store_spectrum
 

@@ -43,8 +43,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 def _cmd_run(args) -> int:
     from ..atomicio import check_writable
     from ..errors import ConfigError
-    from ..measure import run
     from ..measure.network import network_label
+    from ..measure.run import run
     from .format import format_blocks, format_explain, format_rank_vs_rtol, format_result
 
     _RAN.append(True)

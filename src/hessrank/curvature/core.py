@@ -59,11 +59,6 @@ def to_device(a):
     return jax.device_put(np.asarray(a, dtype=np.float64), may_alias=False)
 
 
-def batch_rows(n: int, batch_size: int | None) -> int:
-    """Samples per batch: ``batch_size``, or all ``n`` samples in one batch."""
-    return n if batch_size is None else int(batch_size)
-
-
 def batches(X, Y, batch_size: int):
     """Yield ``(X_b, Y_b, w_b)``; the last batch is zero-padded with weight 0."""
     n = X.shape[0]

@@ -42,13 +42,13 @@ from ..models import Loss, Model
 from .core import (
     activation_floats_per_sample,
     as_float64,
-    batch_rows,
     batches,
     factor_rows,
     float64_scope,
     functional_scalar,
     in_float64,
 )
+from .interface import batch_rows
 
 #: bytes of intermediate activations allowed per chunk of Hessian-vector products
 _CHUNK_BYTES = 256 * 2**20

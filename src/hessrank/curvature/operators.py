@@ -28,8 +28,6 @@ every device sum its share's products, and adds the devices' parts with one all-
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 
 import jax
@@ -41,7 +39,6 @@ from jax.sharding import PartitionSpec as P
 from ..models import Loss, Model
 from .core import (
     as_float64,
-    batch_rows,
     batches,
     float64_scope,
     functional_scalar,
@@ -49,6 +46,7 @@ from .core import (
     to_device,
     weighted_loss,
 )
+from .interface import CurvatureOperator, batch_rows
 
 #: rows of ``V`` pushed through one compiled call on an accelerator (a short last block is
 #: zero-padded, so one compiled shape serves every call)
@@ -61,49 +59,6 @@ ROWS_PER_CALL = 64
 CPU_CALL_FLOATS = 2**17
 #: rows vmapped together inside one call (wider vmaps were measured slower on CPU)
 ROWS_VMAPPED = 4
-
-
-@dataclass(frozen=True)
-class CurvatureOperator:
-    """A symmetric p×p matrix known only through ``matmat``: (b, p) rows ``V`` -> rows of ``V H``."""
-
-    name: str
-    p: int
-    matmat: Callable[[np.ndarray], np.ndarray]
-    #: ``(V, out) -> out``: the same rows written into ``out`` (b×p), where the operator can
-    matmat_into: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-    #: the data its products run over as placed (JAX arrays: stacked batches of inputs, targets and
-    #: weights; split over the devices by samples, leading axis one share per device, when it has
-    #: several); empty for an operator that is not a JAX program over data
-    data: tuple = field(default=(), repr=False, compare=False)
-
-    def __call__(self, V) -> np.ndarray:
-        """Rows of ``V H`` for the rows of ``V`` (shape (b, p))."""
-        return self.matmat(V)
-
-    def into(self, V, out: np.ndarray) -> np.ndarray:
-        """Rows of ``V H``, written into ``out`` (shape (b, p), float64, C-contiguous) where the
-        operator can and returned: a caller that reuses ``out`` avoids a fresh b×p array (page
-        faults) per call. Operators without :attr:`matmat_into` return a new array."""
-        if self.matmat_into is None:
-            return self.matmat(V)
-        return self.matmat_into(V, out)
-
-    def as_linear_operator(self):
-        r"""This matrix as a ``scipy.sparse.linalg.LinearOperator`` of shape (p, p), float64 (for
-        ``scipy.sparse.linalg.eigsh`` and other tools). ``H`` is symmetric, so
-        :math:`H X = (X^\top H)^\top`: the columns of ``X`` go in as rows; ``rmatvec`` is ``matvec``."""
-        from scipy.sparse.linalg import LinearOperator
-
-        def matmat(X):
-            X = np.asarray(X, dtype=np.float64)
-            return np.ascontiguousarray(self.matmat(np.ascontiguousarray(X.T)).T)
-
-        def matvec(x):
-            return self.matmat(np.asarray(x, dtype=np.float64).reshape(1, -1))[0]
-
-        return LinearOperator((self.p, self.p), matvec=matvec, rmatvec=matvec, matmat=matmat, rmatmat=matmat,
-                              dtype=np.float64)
 
 
 def loss_hessian_operator(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None = None,

@@ -1,63 +1,27 @@
-r"""What the engine needs from a front end: one network's curvature on one data set.
+r"""The JAX front end as a :class:`~hessrank.curvature.interface.CurvatureSource`.
 
-The rank rule, the dense/matrix-free plan, the certified sketch, the blocks and the
-spectra (:mod:`hessrank.measure`) never see a network; they see a
-:class:`CurvatureSource`, which supplies for :math:`\theta \in \mathbb{R}^p`, ``n``
-samples and ``K`` outputs:
+:class:`JaxSource` is a :class:`~hessrank.models.Model`, its loss, its flat θ and the data,
+through the builders of :mod:`.dense` and :mod:`.operators`; a PyTorch ``nn.Module`` is the
+other front end (``hessrank._torch``). :func:`float64_scope_for` is the float64 scope of JAX
+that a measurement of either needs: JAX's where JAX computes, none otherwise.
 
-* ``operator(name)``: :math:`H_L`, :math:`H_o` or :math:`H_F` as a
-  :class:`~hessrank.curvature.CurvatureOperator` (rows :math:`V \mapsto V H`);
-* ``factor()``: :math:`A = \Lambda^{1/2} J` (nK×p), with :math:`H_o = A^\top A`;
-* ``hessians(which)``: the dense p×p matrices named in ``which``;
-
-:class:`JaxSource` is the JAX front end (a :class:`~hessrank.models.Model` and its flat
-θ, through the builders of :mod:`.dense` and :mod:`.operators`); a PyTorch
-``nn.Module`` is another (``hessrank._torch``). Either's operators become SciPy
-``LinearOperator`` objects by :meth:`CurvatureOperator.as_linear_operator`.
+This module imports no JAX (:class:`JaxSource` imports its builders when used), so the engine
+may name it and still measure a PyTorch module without loading JAX.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..models import Loss, Model
-from .dense import MATRICES, hessians, outer_product_factor
-from .operators import CurvatureOperator, functional_hessian_operator, loss_hessian_operator, outer_product_operator
+from ..matrices import MATRICES
+from .interface import CurvatureOperator
 
-
-@runtime_checkable
-class CurvatureSource(Protocol):
-    """A network's H_L, H_o, H_F on one data set, as operators, a factor and dense matrices."""
-
-    @property
-    def p(self) -> int:
-        """Number of parameters."""
-        ...
-
-    @property
-    def n(self) -> int:
-        """Number of samples."""
-        ...
-
-    @property
-    def K(self) -> int:
-        """Outputs per sample."""
-        ...
-
-    def operator(self, name: str) -> CurvatureOperator:
-        """``H_L``, ``H_o`` or ``H_F`` as an operator: rows ``V`` (b, p) -> rows of ``V H``."""
-        ...
-
-    def factor(self) -> np.ndarray:
-        """``A = Λ^{1/2} J``, shape (nK, p), rows sample by sample: ``H_o = AᵀA``."""
-        ...
-
-    def hessians(self, which=MATRICES) -> dict[str, np.ndarray]:
-        """The dense p×p matrices named in ``which`` (a subset of H_L, H_o, H_F)."""
-        ...
+if TYPE_CHECKING:
+    from ..models import Loss, Model
 
 
 @dataclass(frozen=True)
@@ -91,16 +55,22 @@ class JaxSource:
 
     def operator(self, name: str) -> CurvatureOperator:
         """``H_L``, ``H_o`` or ``H_F`` as an operator (:mod:`.operators`)."""
+        from .operators import functional_hessian_operator, loss_hessian_operator, outer_product_operator
+
         build = {"H_L": loss_hessian_operator, "H_o": outer_product_operator, "H_F": functional_hessian_operator}
         return build[name](self.model, self.loss, self.theta, self.X, self.Y, batch_size=self.batch_size,
                            devices=self.devices)
 
     def factor(self) -> np.ndarray:
         """``A = Λ^{1/2} J`` (:func:`~hessrank.curvature.outer_product_factor`)."""
+        from .dense import outer_product_factor
+
         return outer_product_factor(self.model, self.loss, self.theta, self.X, self.Y, batch_size=self.batch_size)
 
     def hessians(self, which=MATRICES) -> dict[str, np.ndarray]:
         """The dense matrices named in ``which`` (:func:`~hessrank.curvature.hessians`)."""
+        from .dense import hessians
+
         return hessians(self.model, self.loss, self.theta, self.X, self.Y, batch_size=self.batch_size, which=which)
 
     def samples(self, index) -> JaxSource:
@@ -120,3 +90,13 @@ def jax_source(model: Model, loss: Loss, theta, X, Y, *, batch_size: int | None 
     return JaxSource(model, loss, theta, np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64),
                      batch_size)
 
+
+def float64_scope_for(source, *, jax_used: bool = False):
+    """JAX's float64 scope (:func:`~hessrank.curvature.core.float64_scope`) where a measurement of
+    ``source`` computes with JAX: ``source`` a :class:`JaxSource`, or ``jax_used`` (bases on a device
+    mesh, spectra); else no scope and no JAX import (a PyTorch module's ranks in host memory)."""
+    if not (jax_used or isinstance(source, JaxSource)):
+        return contextlib.nullcontext()
+    from .core import float64_scope
+
+    return float64_scope()

@@ -15,7 +15,9 @@ from ..config import RunConfig
 from ..data import load_dataset
 from ..errors import ConfigError, HessrankError
 from ..matrices import SUFFIX
-from ..measure import memory_limit, provenance, run
+from ..measure import memory_limit
+from ..measure.provenance import provenance
+from ..measure.run import run
 from ..store import (
     BlockTable,
     ResultTable,

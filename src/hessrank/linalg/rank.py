@@ -17,12 +17,12 @@ relative to it counts rounding): the cut is then :math:`\max(\max|\lambda|,
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
 
+from ..config import check_tolerances
 from ..errors import ConfigError, DataError
 from .lapack import eigvalsh_2stage
 
@@ -71,14 +71,6 @@ def spectrum(H, *, overwrite: bool = False, two_stage_from: int = 0) -> np.ndarr
 
 #: ``|H − Hᵀ|`` beyond this fraction of ``|H|`` (largest entries) means ``H`` is not symmetric
 ASYMMETRY_TOL = 1e-8
-
-
-def check_tolerances(rtol, atol) -> None:
-    """Refuse, in one line naming it, an ``rtol`` or ``atol`` that is not None or a finite number >= 0."""
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                                  or not (math.isfinite(value) and value >= 0)):
-            raise ConfigError.invalid(name, value, "give a finite tolerance >= 0 (a number)")
 
 
 def tolerance(max_abs: float, size: int, *, rtol: float | None = None, atol: float | None = None) -> float:

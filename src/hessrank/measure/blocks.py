@@ -22,16 +22,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..config import BLOCK_KINDS
-from ..curvature import CurvatureOperator
+from ..curvature.interface import CurvatureOperator
 from ..errors import ConfigError
 from ..linalg import RankInfo, rank_from_eigenvalues, spectrum
-from ..linalg.spectral import KnownSpectrum, known_from_dense, known_from_factor
 from ..matrices import MATRICES
-from ..models import ParameterLayout
+from ..models.base import ParameterLayout
+
+if TYPE_CHECKING:
+    from ..linalg.spectral import KnownSpectrum
 
 
 @dataclass
@@ -142,11 +145,15 @@ def factor_block_spectrum(A: np.ndarray, block: Block) -> np.ndarray:
 
 def dense_block_known(H: np.ndarray, block: Block) -> KnownSpectrum:
     """The exact spectrum of the diagonal block ``H[b, b]`` (its trace: the sum of the block's diagonal)."""
+    from ..linalg.spectral import known_from_dense
+
     return known_from_dense(H[np.ix_(block.index, block.index)])
 
 
 def factor_block_known(A: np.ndarray, block: Block) -> KnownSpectrum:
     """The exact spectrum of ``(AᵀA)[b, b] = A_bᵀ A_b``, by the smaller of ``A_bᵀA_b`` and ``A_b A_bᵀ``."""
+    from ..linalg.spectral import known_from_dense, known_from_factor
+
     Ab = A[:, block.index]
     return known_from_dense(Ab.T @ Ab) if Ab.shape[1] <= Ab.shape[0] else known_from_factor(Ab)
 

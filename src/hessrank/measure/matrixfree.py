@@ -27,17 +27,16 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
 
-from ..curvature import CurvatureOperator, CurvatureSource, float64_scope, jax_source
+from ..curvature.interface import CurvatureOperator, CurvatureSource
+from ..curvature.source import float64_scope_for, jax_source
 from ..errors import ConfigError
 from ..linalg import RankInfo, Subspace, rank_from_eigenvalues, sketch_rank, symmetric_rank
-from ..linalg._mesh import choose_devices, per_device_bytes
-from ..linalg.spectral import known_from_dense, known_from_factor, known_from_subspace
 from ..matrices import H_O_GRAM, H_O_PATHS, H_O_SQUARE, MATRICES
-from ..models import MLP, Loss
 from .blocks import (
     Block,
     BlockRanks,
@@ -52,6 +51,9 @@ from .plan import SKETCH_BLOCK, MemoryPlan, plan_memory, plan_mesh_memory
 from .scale import largest, problem_cut, terms_scale
 from .threads import blas_threads, resolve_threads
 
+if TYPE_CHECKING:
+    from ..models import MLP, Loss
+
 #: a factor A of this many bytes or more is freed once range(H_o) is taken from it (H_L's last
 #: probes then use the compiled H_L product): at p = 110,100 it is 0.26 GB of H_L's peak; a
 #: smaller one is kept, which spares compiling a third product (0.1–0.2 s at p = 4560)
@@ -59,6 +61,8 @@ _FREE_FACTOR_FROM = 2**26
 #: default sketch settings: probes per growing round, and per certifying round
 BLOCK = SKETCH_BLOCK
 PROBES = 32
+#: ``devices`` of a run whose bases stay in host memory (NumPy), without asking JAX for its devices
+HOST = 0
 #: rows of range(H_o) added to H_F's basis at a time when H_L's sketch starts (memory: temporaries of this × p)
 _SPAN_ROWS = 64
 
@@ -103,7 +107,8 @@ def matrix_free_ranks(model: MLP, loss: Loss, theta, X, Y, *, batch_size: int | 
     ``observe_block(block, name, info, known, operator)`` is the same for each diagonal block (``known``
     a :class:`~hessrank.linalg.spectral.KnownSpectrum` without eigenvectors, ``operator`` the restricted one).
     ``devices``: where the sketches' bases live (:func:`~hessrank.linalg._mesh.choose_devices`): None or
-    ``auto`` — every device JAX sees, or the host's memory on one process of CPUs only; a number N — the
+    ``auto`` — every device JAX sees, or the host's memory on one process of CPUs only; :data:`HOST` —
+    the host's memory (no JAX import where the source computes without JAX); a number N — the
     first N devices, each holding its share of the p columns of every basis row. ``memory_bytes`` is then
     what the host may use; each device plans its share (:func:`~hessrank.measure.plan.plan_mesh_memory`).
     The products split this process's samples over its devices of those (:mod:`~hessrank.curvature.operators`;
@@ -124,7 +129,7 @@ def matrix_free_source_ranks(source: CurvatureSource, *, rtol: float | None = No
                              observe_block=None, devices=None) -> MatrixFreeResult:
     """:func:`matrix_free_ranks` of any front end's :class:`~hessrank.curvature.CurvatureSource`."""
     threads = resolve_threads(threads)
-    mesh = choose_devices(devices)
+    mesh = _mesh_of(devices)
     local = _local_devices(mesh)
     if len(local) > 1 and hasattr(source, "on_devices"):   # this process's devices split its samples
         source = source.on_devices(local)
@@ -132,7 +137,7 @@ def matrix_free_source_ranks(source: CurvatureSource, *, rtol: float | None = No
         local = ()
     if observe or observe_block:   # spectra read the basis in host memory
         mesh = None
-    with blas_threads(threads), float64_scope():
+    with blas_threads(threads), float64_scope_for(source, jax_used=mesh is not None or bool(observe or observe_block)):
         result = _matrix_free_ranks(source, rtol=rtol, atol=atol, memory_bytes=memory_bytes, block=block,
                                     probes=probes, seed=seed, h_o_path=h_o_path, blocks=blocks or {},
                                     observe=observe, observe_block=observe_block, mesh=mesh)
@@ -140,6 +145,15 @@ def matrix_free_source_ranks(source: CurvatureSource, *, rtol: float | None = No
     result.devices = 0 if mesh is None else int(mesh.devices.size)
     result.product_devices = len(local)
     return result
+
+
+def _mesh_of(devices):
+    """The mesh ``devices`` chooses (:func:`~hessrank.linalg._mesh.choose_devices`); none for :data:`HOST`."""
+    if type(devices) is int and devices == HOST:
+        return None
+    from ..linalg._mesh import choose_devices
+
+    return choose_devices(devices)
 
 
 def _local_devices(mesh) -> tuple:
@@ -154,9 +168,13 @@ def _local_devices(mesh) -> tuple:
 def _matrix_free_ranks(source, *, rtol, atol, memory_bytes, block, probes, seed, h_o_path, blocks, observe,
                        observe_block=None, mesh=None) -> MatrixFreeResult:
     p, n, K = source.p, source.n, source.K
+    if observe or observe_block:   # the spectra of what is measured (JAX's Lanczos quadrature beside)
+        from ..linalg.spectral import known_from_dense, known_from_factor, known_from_subspace
     if mesh is None:
         plan = plan_memory(p, n, K, memory_bytes, block=block)
     else:
+        from ..linalg._mesh import per_device_bytes
+
         plan = plan_mesh_memory(p, n, K, memory_bytes, devices=int(mesh.devices.size), block=block,
                                 device_bytes=None if memory_bytes is None else per_device_bytes(mesh, memory_bytes))
     if h_o_path is not None:
@@ -166,10 +184,11 @@ def _matrix_free_ranks(source, *, rtol, atol, memory_bytes, block, probes, seed,
     block = plan.block
     # on several processes each takes the products over its own share of the samples, summed over
     # the processes (H_F, H_L and H_o are sums over samples); H_o's factor A stays whole
-    share, summed, first = _sample_share(mesh, n)
+    if mesh is None and not hasattr(source, "samples"):   # a basis in host memory: every process every sample
+        share, summed, first = None, (lambda op: op), True
+    else:
+        share, summed, first = _sample_share(mesh, n)
     mine = source
-    if share is not None and not hasattr(source, "samples") and mesh is None:
-        share, summed, first = None, (lambda op: op), True   # a basis in host memory: every process every sample
     if share is not None:
         if not hasattr(source, "samples"):
             raise ConfigError.invalid("num_processes", "several", "this front end takes products over every "
@@ -311,6 +330,8 @@ def _sample_share(mesh, n: int):
 
 
 def _observe_sketch(observe, name, res, operator) -> None:
+    from ..linalg.spectral import known_from_subspace
+
     delta = res.certificate.residual_bound
     observe(name, res.info, lambda vectors: known_from_subspace(res.subspace, delta, values=res.info.eigenvalues,
                                                                 vectors=vectors), operator)

@@ -14,32 +14,39 @@ The only predictions for an arbitrary model are the trivial bounds
 :math:`\operatorname{rank} H_o \le \min(p, nK')` (:math:`H_o = \sum_i J_i^\top
 \Lambda_i J_i` and :math:`\operatorname{rank}\Lambda_i \le K'`) and each rank :math:`\le p`,
 of kind ``bound``.
+
+A PyTorch module's measurement imports no JAX (its bases stay in host memory unless ``devices``
+is given); the JAX pieces here are imported where a JAX model needs them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import jax
 import numpy as np
 
 from .._torch import is_torch_input, torch_source
-from ..config import DEFAULT_BATCH_CAP, METHODS
-from ..curvature import CurvatureSource, float64_scope, jax_source
+from ..config import DEFAULT_BATCH_CAP, METHODS, check_loss
+from ..curvature.interface import CurvatureSource
+from ..curvature.source import JaxSource, jax_source
 from ..errors import ConfigError
 from ..linalg import RTOL_SCAN, RankInfo
 from ..linalg.rank import check_tolerances
 from ..matrices import H_O_GRAM, MATRICES
-from ..models import Model, function_model, get_loss
-from ..models.function import check_outputs
 from ..theory import effective_outputs
 from .blocks import BlockRanks, resolve_blocks
+from .engine import measure_source_ranks
 from .plan import plan_method
 from .report import model_summary, torch_fields
 from .results import RankedResult
-from .run import measure_source_ranks
+
+if TYPE_CHECKING:
+    from ..models import Model
 
 
 @dataclass(repr=False)
@@ -146,7 +153,8 @@ def hessian_ranks(f: Callable, params, X, Y, *, loss: str = "mse", method: str =
             may use, by its CPU affinity and cgroup quota).
         devices: the JAX devices a matrix-free run shards its bases over and, for a JAX function, splits
             its samples over for the Hessian-vector products (default: every device, or host memory on one
-            process of CPUs; a number: the first N).
+            process of CPUs; a number: the first N). A PyTorch module's bases stay in host memory unless
+            ``devices`` is given, and its measurement then imports no JAX.
 
     Returns:
         a :class:`ModelResult`; ``to_dict()`` has the shape of ``hessian-rank run --json``.
@@ -156,11 +164,13 @@ def hessian_ranks(f: Callable, params, X, Y, *, loss: str = "mse", method: str =
     """
     if is_torch_input(f, params):
         t0 = time.perf_counter()
-        with float64_scope():
-            source = model_source(f, params, X, Y, loss=loss, method=method, rtol=rtol, atol=atol,
-                                  batch_size=batch_size, num_classes=num_classes)
-            return _measure_source(source, source, t0, loss=loss, method=method, blocks=blocks, rtol=rtol,
-                                   atol=atol, seed=seed, threads=threads, devices=devices)
+        source = model_source(f, params, X, Y, loss=loss, method=method, rtol=rtol, atol=atol,
+                              batch_size=batch_size, num_classes=num_classes)
+        return _measure_source(source, source, t0, loss=loss, method=method, blocks=blocks, rtol=rtol,
+                               atol=atol, seed=seed, threads=threads, devices=devices)
+    from ..curvature.core import float64_scope
+    from ..models import function_model
+
     with float64_scope():
         model, theta = function_model(f, params)
         return measure_model(model, theta, X, Y, loss=loss, method=method, blocks=blocks, rtol=rtol, atol=atol,
@@ -173,6 +183,8 @@ def measure_model(model: Model, theta, X, Y, *, loss: str = "mse", method: str =
                   seed: int = 0, num_classes: int | None = None, threads: int | None = None,
                   devices=None) -> ModelResult:
     """:func:`hessian_ranks` for a :class:`~hessrank.models.Model` and its flat parameters ``theta``."""
+    from ..curvature.core import float64_scope
+
     t0 = time.perf_counter()
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
         raise ConfigError.invalid("seed", seed, "give an integer in 0..2**32-1")
@@ -189,7 +201,7 @@ def _measure_source(source: CurvatureSource, layout, t0: float, *, loss, method,
     """The measurement behind :func:`hessian_ranks` for either front end (``layout`` names the parameters)."""
     resolved = resolve_blocks(layout, blocks)
     p, n, K = source.p, source.n, source.K
-    plan = plan_method(method, p, n, K, threads=threads, devices=devices)
+    plan = plan_method(method, p, n, K, threads=threads, devices=devices, jax_devices=isinstance(source, JaxSource))
     ranks, timings, details, block_ranks = measure_source_ranks(plan, source, rtol=rtol, atol=atol, seed=seed,
                                                                 blocks=resolved)
     return ModelResult(p=p, n=n, K=K, loss=loss, ranks=ranks, method=plan.method, method_reason=plan.reason,
@@ -203,8 +215,10 @@ def model_source(f, params, X, Y, *, loss: str = "mse", method: str = "auto", rt
                  batch_size: int | None = None, num_classes: int | None = None) -> CurvatureSource:
     """The :class:`~hessrank.curvature.CurvatureSource` of a JAX ``f(params, X)`` or a PyTorch
     module (or ``(module, params)`` pair) on ``X, Y``, after the checks of :func:`hessian_ranks`.
-    Call in a float64 scope."""
+    Call a JAX model's in a float64 scope (:func:`_model_scope`)."""
     if not is_torch_input(f, params):
+        from ..models import function_model
+
         model, theta = function_model(f, params)
         lossf, theta, X, Y, batch_size = prepare_inputs(model, theta, X, Y, loss=loss, method=method, rtol=rtol,
                                                         atol=atol, batch_size=batch_size, num_classes=num_classes)
@@ -226,9 +240,18 @@ def as_linear_operator(f, params, X, Y, *, matrix: str = "H_L", loss: str = "mse
     """
     if matrix not in MATRICES:
         raise ConfigError.invalid("matrix", matrix, f"not one of {', '.join(MATRICES)}")
-    with float64_scope():
+    with _model_scope(f, params):
         source = model_source(f, params, X, Y, loss=loss, batch_size=batch_size)
         return source.operator(matrix).as_linear_operator()
+
+
+def _model_scope(f, params):
+    """JAX's float64 scope for a JAX model; none for a PyTorch module (whose products import no JAX)."""
+    if is_torch_input(f, params):
+        return contextlib.nullcontext()
+    from ..curvature.core import float64_scope
+
+    return float64_scope()
 
 
 def _tensor_to_array(a):
@@ -242,9 +265,15 @@ def prepare_inputs(model: Model, theta, X, Y, *, loss: str, method: str, rtol, a
                    num_classes: int | None = None):
     """Check the arguments of :func:`hessian_ranks` (one line naming the first bad one) and the
     model's outputs on ``X``: ``(loss, theta, X, Y, batch_size)`` in float64. Call in a float64 scope."""
-    lossf, X, Y, batch_size = check_settings(X, Y, loss=loss, method=method, rtol=rtol, atol=atol,
-                                             batch_size=batch_size, num_classes=num_classes)
-    theta = jax.numpy.asarray(theta, dtype=jax.numpy.float64)
+    import jax.numpy as jnp
+
+    from ..models import get_loss
+    from ..models.function import check_outputs
+
+    loss, X, Y, batch_size = check_settings(X, Y, loss=loss, method=method, rtol=rtol, atol=atol,
+                                            batch_size=batch_size, num_classes=num_classes)
+    lossf = get_loss(loss)
+    theta = jnp.asarray(theta, dtype=jnp.float64)
     if theta.shape != (model.num_params,):
         raise ConfigError.invalid("theta", theta.shape, f"need a flat vector of p = {model.num_params}",
                                   quoted=False)
@@ -254,8 +283,8 @@ def prepare_inputs(model: Model, theta, X, Y, *, loss: str, method: str, rtol, a
 
 def check_settings(X, Y, *, loss: str, method: str, rtol, atol, batch_size, num_classes: int | None = None):
     """Check the settings and data of :func:`hessian_ranks` (one line naming the first bad one):
-    ``(loss, X, Y, batch_size)``, the data as float64 arrays."""
-    lossf = get_loss(loss)
+    ``(loss, X, Y, batch_size)``, the loss's name and the data as float64 arrays."""
+    check_loss(loss)
     if not isinstance(method, str) or method not in METHODS:
         raise ConfigError.invalid("method", method, f"not one of {', '.join(METHODS)}")
     check_tolerances(rtol, atol)
@@ -265,14 +294,14 @@ def check_settings(X, Y, *, loss: str, method: str, rtol, atol, batch_size, num_
         batch_size = min(n, DEFAULT_BATCH_CAP)
     elif isinstance(batch_size, bool) or not (isinstance(batch_size, int | np.integer) and 1 <= batch_size <= n):
         raise ConfigError.invalid("batch_size", batch_size, f"give an integer in 1..{n} (n = {n} samples)")
-    return lossf, X, Y, int(batch_size)
+    return loss, X, Y, int(batch_size)
 
 
 def one_hot_labels(Y, num_classes: int | None = None) -> np.ndarray:
     """Integer class labels ``Y`` (n,) as one-hot targets (n, K), ``K = num_classes`` or the
     largest label + 1; ``Y`` of any other form is returned as it is. Raises
     :class:`ConfigError` naming ``Y`` (a label outside ``0..K-1``) or ``num_classes``."""
-    labels = np.asarray(Y) if isinstance(Y, np.ndarray | jax.Array | list | tuple) else Y
+    labels = np.asarray(Y) if isinstance(Y, np.ndarray | list | tuple) or _is_jax_array(Y) else Y
     if not (isinstance(labels, np.ndarray) and labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer)):
         if num_classes is not None and np.ndim(Y) == 2 and np.shape(Y)[1] != num_classes:
             raise ConfigError.invalid("num_classes", num_classes, f"the targets Y have K = {np.shape(Y)[1]} "
@@ -291,6 +320,12 @@ def one_hot_labels(Y, num_classes: int | None = None) -> np.ndarray:
     out = np.zeros((labels.size, K))
     out[np.arange(labels.size), labels] = 1.0
     return out
+
+
+def _is_jax_array(a) -> bool:
+    """Whether ``a`` is a JAX array (one exists only once JAX is imported: asked without importing it)."""
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(a, jax.Array)
 
 
 def _check_data(X, Y, loss, num_classes=None):

@@ -12,20 +12,25 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-
-import jax.numpy as jnp
+from typing import TYPE_CHECKING
 
 from .._torch import torch_model
 from ..config import RunConfig, conv_text
-from ..curvature import float64_scope
 from ..errors import ConfigError
-from ..models import MLP, Model, build_cnn, cnn_num_params, function_model, load_user_model
+
+if TYPE_CHECKING:
+    import jax.numpy as jnp
+
+    from ..models import Model
 
 
 def build_network(config: RunConfig, d: int, K: int) -> tuple[Model, jnp.ndarray]:
     """``(model, θ)``: the network of ``config`` for inputs of dimension ``d`` and ``K``
     outputs, at its initialisation (seed ``config.seed``). A user's model that fails
     to build, or whose parameters are not floating-point arrays, is refused naming ``model``."""
+    from ..curvature.core import float64_scope
+    from ..models import MLP, build_cnn, function_model, load_user_model
+
     if config.network == "mlp":
         model = MLP(widths=(int(d), *config.units, int(K)), activation=config.activation, bias=config.bias)
         return model, model.init(seed=config.seed, scheme=config.init)
@@ -48,6 +53,8 @@ def build_network(config: RunConfig, d: int, K: int) -> tuple[Model, jnp.ndarray
 def network_num_params(config: RunConfig, d: int, K: int) -> int | None:
     """``p`` of the network of ``config`` counted without building it (``None`` for a
     user's model: only its ``build`` knows)."""
+    from ..models import MLP, cnn_num_params
+
     if config.network == "mlp":
         return MLP(widths=(int(d), *config.units, int(K)), activation=config.activation,
                    bias=config.bias).num_params

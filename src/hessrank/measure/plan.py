@@ -287,7 +287,8 @@ def expected_basis(prediction) -> int | None:
 
 
 def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False,
-                basis: int | None = None, threads: int | None = None, devices=None) -> MethodPlan:
+                basis: int | None = None, threads: int | None = None, devices=None,
+                jax_devices: bool = True) -> MethodPlan:
     """How a run of ``p`` parameters on ``n`` samples with ``K`` outputs is computed under
     ``method`` (``auto``, ``dense`` or ``matrix-free``); raise :class:`ConfigError` when it
     cannot fit. ``fall_back``: a ``dense`` request that does not fit runs matrix-free.
@@ -297,9 +298,13 @@ def plan_method(method: str, p: int, n: int, K: int, *, fall_back: bool = False,
     ``threads``: BLAS threads (None: the cores this process may use), recorded in the plan.
     ``devices`` (None or ``auto``, a number, a mesh; :func:`~hessrank.linalg._mesh.choose_devices`): a
     matrix-free plan on several devices plans each device's share (:func:`plan_mesh_memory`); a dense
-    plan runs on the host."""
+    plan runs on the host. ``jax_devices``: whether ``devices`` None may choose JAX's devices; False
+    for a front end that computes without JAX (a PyTorch module), whose bases then stay in host
+    memory unless ``devices`` is given (and JAX is not imported)."""
     plan = dataclasses.replace(_plan_method(method, p, n, K, fall_back=fall_back, basis=basis),
                                threads=resolve_threads(threads))
+    if devices is None and not jax_devices:
+        return plan
     from ..linalg._mesh import choose_devices, device_mesh, per_device_bytes  # JAX: only once a plan is made
 
     if plan.method != MATRIX_FREE:

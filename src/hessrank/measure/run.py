@@ -10,33 +10,27 @@ import numpy as np
 
 from .._torch import load_torch_checkpoint
 from ..config import RunConfig
-from ..curvature import CurvatureSource, float64_scope, in_float64, jax_source
+from ..curvature import CurvatureSource, in_float64, jax_source
 from ..data import Dataset, expected_shape, load_dataset
 from ..errors import ConfigError
 from ..linalg import (
     RTOL_SCAN,
     RankInfo,
     covariance_rank,
-    rank_from_eigenvalues,
-    spectrum,
-    symmetric_rank,
 )
-from ..matrices import DENSE, H_O_GRAM, MATRICES
 from ..models import MLP, Model, get_loss
 from ..models.function import check_outputs
 from ..models.params import flat_params, load_arrays
 from ..theory import Deficiency, Prediction, at_point, explain_deficiency, predict_ranks, trivial_prediction
 from ..theory_cnn import CNNDataRanks, cnn_data_ranks, explain_cnn_deficiency, predict_cnn_ranks
-from .blocks import Block, BlockRanks, at_whole_tolerance, dense_block_spectrum, factor_block_spectrum, resolve_blocks
-from .matrixfree import matrix_free_source_ranks
+from .blocks import Block, BlockRanks, resolve_blocks
+from .engine import measure_source_ranks
 from .network import build_network, network_label
 from .plan import MethodPlan, expected_basis, plan_before_loading, plan_method
 from .provenance import peak_rss_bytes, provenance
 from .report import run_summary, torch_fields
 from .residuals import residual_state
 from .results import RankedResult
-from .scale import at_problem_scale
-from .threads import blas_threads, resolve_threads
 
 
 @dataclass(repr=False)
@@ -265,7 +259,7 @@ def run(config: RunConfig, *, blocks=None, params=None, params_source: str = "",
     # the predicted ranks (exact or bounds) let auto choose the faster method, not only one that fits
     predicted = predict_for(config, data, data.n, p, theta=theta)
     plan = plan_method(config.method, p, data.n, data.K, basis=expected_basis(predicted[1]), threads=threads,
-                       devices=devices)
+                       devices=devices, jax_devices=not hasattr(model, "curvature_source"))
     ranks, timings, details, block_ranks = measure_model_ranks(
         plan, model, get_loss(config.loss), theta, data.X, data.Y, batch_size=config.effective_batch_size(data.n),
         rtol=config.rtol, atol=config.atol, seed=config.seed, blocks=resolved)
@@ -311,56 +305,3 @@ def curvature_source(model: Model, loss, theta, X, Y, *, batch_size: int | None)
     if hasattr(model, "curvature_source"):
         return model.curvature_source(loss.name, theta, X, Y, batch_size=batch_size)
     return jax_source(model, loss, theta, X, Y, batch_size=batch_size)
-
-
-def measure_source_ranks(plan: MethodPlan, source: CurvatureSource, *, rtol: float | None = None,
-                         atol: float | None = None, seed: int = 0, blocks: dict[str, Block] | None = None):
-    """:func:`measure_model_ranks` of any front end's :class:`~hessrank.curvature.CurvatureSource`."""
-    blocks = blocks or {}
-    if plan.method != DENSE:
-        mf = matrix_free_source_ranks(source, rtol=rtol, atol=atol, memory_bytes=plan.budget, seed=seed,
-                                      blocks=blocks, threads=plan.threads, devices=plan.devices or None)
-        return mf.ranks, dict(mf.timings), mf.details, mf.blocks
-    with blas_threads(resolve_threads(plan.threads)):
-        return _dense_ranks(plan, source, rtol=rtol, atol=atol, blocks=blocks)
-
-
-def _dense_ranks(plan: MethodPlan, source: CurvatureSource, *, rtol, atol, blocks):
-    """The dense branch of :func:`measure_source_ranks`."""
-    p = source.p
-    gram = plan.h_o == H_O_GRAM  # H_o = AᵀA has the non-zero eigenvalues of the smaller A Aᵀ
-    t = time.perf_counter()
-    with float64_scope():
-        if gram:  # A once: it gives H_o's Gram matrix and H_L = H_F + AᵀA
-            mats = source.hessians(("H_F",))
-            A = source.factor()
-            mats["H_L"] = A.T @ A
-            mats["H_L"] += mats["H_F"]
-            gram_matrix = A @ A.T
-            if not blocks:
-                del A
-        else:
-            mats = source.hessians(MATRICES)
-    timings = {"hessians": time.perf_counter() - t}
-    t = time.perf_counter()
-    # block spectra first: ranking the whole matrix overwrites it; counted later at the whole tolerance
-    block_spectra = {name: {m: (factor_block_spectrum(A, blk) if m == "H_o" and gram
-                                else dense_block_spectrum(mats[m], blk)) for m in MATRICES}
-                     for name, blk in blocks.items()}
-    ranks = {}
-    for name in MATRICES:
-        if name == "H_o" and gram:
-            ranks[name] = rank_from_eigenvalues(spectrum(gram_matrix, overwrite=True), p, rtol=rtol, atol=atol)
-        else:
-            ranks[name] = symmetric_rank(mats.pop(name), rtol=rtol, atol=atol, overwrite=True)
-    ranks = at_problem_scale(ranks, rtol=rtol, atol=atol)
-    timings["eigen"] = time.perf_counter() - t
-    how = {"H_L": "eigenvalues of the diagonal block", "H_F": "eigenvalues of the diagonal block",
-           "H_o": "eigenvalues of A_bᵀA_b (the block's columns of A)" if gram
-           else "eigenvalues of the diagonal block"}
-    block_ranks = {
-        name: BlockRanks(blk.size, blk.leaves,
-                         {m: at_whole_tolerance(block_spectra[name][m], blk.size, ranks[m]) for m in MATRICES},
-                         {m: {"how": how[m], "status": "exact"} for m in MATRICES})
-        for name, blk in blocks.items()}
-    return ranks, timings, {}, block_ranks

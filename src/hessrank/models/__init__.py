@@ -2,14 +2,14 @@
 
 Internal: the stable API is ``hessrank.*``; names here may change between versions."""
 
-from .base import Model, ParameterLayout
-from .cnn import build_cnn, cnn_num_params
-from .function import function_model
-from .losses import Loss, get_loss
-from .mlp import MLP
-from .user import load_user_model
+from .._lazy import lazy_names
 
-__all__ = [
-    "MLP", "Loss", "get_loss", "Model", "ParameterLayout", "function_model", "build_cnn", "cnn_num_params",
-    "load_user_model",
-]
+#: per submodule, the names it offers here (each imported on first use, none with the package)
+__getattr__, __dir__, __all__ = lazy_names(__name__, {
+    "base": ("Model", "ParameterLayout"),
+    "cnn": ("build_cnn", "cnn_num_params"),
+    "function": ("function_model",),
+    "losses": ("Loss", "get_loss"),
+    "mlp": ("MLP",),
+    "user": ("load_user_model",),
+})

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
 
 @runtime_checkable
 class Model(Protocol):
@@ -42,3 +44,16 @@ class ParameterLayout(Protocol):
     def layer_of(self, leaf: str) -> str:
         """The layer (module) the leaf named ``leaf`` belongs to."""
         ...
+
+
+#: a change of the outputs beyond this fraction of the largest one means the model mixes the samples
+MIX_TOLERANCE = 1e-9
+
+
+def mixing_change(whole, parts) -> float | None:
+    """How much a batch's outputs ``whole`` change when computed in ``parts`` (the same rows, some
+    samples alone): the largest change when it exceeds :data:`MIX_TOLERANCE` of the largest output
+    (rounding is ~1e-16 of it) or is not a number (a part alone gave NaN), else None."""
+    whole, parts = np.asarray(whole), np.asarray(parts)
+    change = float(np.max(np.abs(whole - parts)))
+    return None if change <= MIX_TOLERANCE * float(np.max(np.abs(whole))) else change

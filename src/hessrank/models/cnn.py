@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import math
 
-import jax
 import numpy as np
 
 from ..config import PADDINGS, POOLS, parse_conv
 from ..errors import ConfigError
-from .mlp import _ACTIVATIONS, BIAS_INIT_STD
 
 
 def cnn_geometry(d: int, conv, *, stride: int = 1, padding: str = "valid", pool: str = "none"):
@@ -70,6 +68,10 @@ def cnn_num_params(d: int, K: int, conv, *, stride: int = 1, padding: str = "val
 def build_cnn(d: int, K: int, conv, *, stride: int = 1, padding: str = "valid", pool: str = "none",
               activation: str = "relu", bias: bool = False, seed: int = 1):
     """``(f, params)`` of the CNN: ``f(params, X)`` for X of shape (n, d), outputs (n, K)."""
+    import jax  # the network itself; its geometry and size above need no JAX
+
+    from .mlp import _ACTIVATIONS, BIAS_INIT_STD
+
     conv, side, sizes = _checked(d, conv, stride, padding, pool)
     if activation not in _ACTIVATIONS:
         raise ConfigError.invalid("activation", activation, f"not one of {', '.join(_ACTIVATIONS)}")

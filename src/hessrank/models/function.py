@@ -18,7 +18,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ..errors import ConfigError
-from .base import Model
+from .base import Model, mixing_change
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: a static jit argument that reuses its compiled code
@@ -190,19 +190,6 @@ def check_outputs(model: Model, theta, X, K: int, batch_size: int) -> None:
         if first_batch is None:
             first_batch = np.asarray(F)
     check_per_sample(model, theta, X[:batch_size], first_batch)
-
-
-#: a change of the outputs beyond this fraction of the largest one means the model mixes the samples
-MIX_TOLERANCE = 1e-9
-
-
-def mixing_change(whole, parts) -> float | None:
-    """How much a batch's outputs ``whole`` change when computed in ``parts`` (the same rows, some
-    samples alone): the largest change when it exceeds :data:`MIX_TOLERANCE` of the largest output
-    (rounding is ~1e-16 of it) or is not a number (a part alone gave NaN), else None."""
-    whole, parts = np.asarray(whole), np.asarray(parts)
-    change = float(np.max(np.abs(whole - parts)))
-    return None if change <= MIX_TOLERANCE * float(np.max(np.abs(whole))) else change
 
 
 def check_per_sample(model: Model, theta, X, whole) -> None:

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from ..config import LOSSES
-from ..errors import ConfigError
+from ..config import LOSSES, check_loss
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,4 @@ assert set(_LOSSES) == set(LOSSES)
 
 def get_loss(name: str) -> Loss:
     """The :class:`Loss` called ``name`` (``mse``, ``cross`` or ``cosh``)."""
-    if not isinstance(name, str) or name not in _LOSSES:
-        raise ConfigError.invalid("loss", name, f"not one of {', '.join(LOSSES)}")
-    return _LOSSES[name]
+    return _LOSSES[check_loss(name)]
