@@ -275,8 +275,9 @@ def main(argv=None) -> int:
                                REPORT_ROWS, "rlrrrrrrl")
         write_report("torch", command_line(__file__), table,
                      notes="One torch module (float64) per size, every route a fresh process. Wall: the whole "
-                           "process, from the interpreter's start to its exit (imports of torch, JAX, curvlinops; "
-                           "the garbage collection at exit). Calculation: inside the process, after the imports at "
+                           "process, from the interpreter's start to its exit (the imports its route needs: torch; "
+                           "JAX for the JAX front end only; curvlinops for its route; the garbage collection at "
+                           "exit). Calculation: inside the process, after the imports at "
                            "the top of the route, from the data in memory to the ranks (a first call: what the "
                            "call itself imports on first use is in it). CPU = user + system time of the process. "
                            "Power iteration gives the top eigenvalue of H_L only.")
