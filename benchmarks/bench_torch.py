@@ -1,10 +1,11 @@
 """A PyTorch module through hessrank, next to the curvlinops route and power iteration, on the same module.
 
-    python3 benchmarks/bench_torch.py [--sizes 4560,8040] [--large]
+    python3 benchmarks/bench_torch.py [--sizes 4560,8040] [--large] [--repeat 3]
 
 For each size (p = 4560: widths 40,40; p = 8040: widths 60,60; Gaussian n = 100, d = 64,
 K = 10, mse, no bias) the data and initial weights of ``hessian-rank run`` are written to
-``NET.npz``, and each route below runs as a fresh process on the torch ``nn.Sequential``
+``NET.npz`` (by a child process: the parent itself loads no JAX and computes nothing while a
+route runs), and each route below runs as a fresh process on the torch ``nn.Sequential``
 built from them (``peer_curvlinops.network``'s layout, float64):
 
 * ``hessrank torch``: ``hessrank.hessian_ranks(module, None, X, Y)`` (PyTorch front end),
@@ -29,7 +30,9 @@ Wall time is the whole child process (Python start-up, imports, exit); calculati
 child's own measurement from the data in memory to the ranks, after the imports at the top of
 the route (what the call imports on first use is in it); CPU = user + system and the peak
 resident set of the child itself (``wait4``). OpenBLAS pins (``OPENBLAS_CORETYPE``, ``OPENBLAS_L2_SIZE``) are
-unset in the children only. The machine may be shared: the load average is printed. Exit
+unset in the children only. At the small sizes every route runs ``--repeat`` times (3), the
+routes in turn, and the medians are shown; the large size runs once. The machine may be
+shared: the load average is printed. Exit
 status 1 if any ranks differ between the routes.
 """
 
@@ -39,6 +42,7 @@ import argparse
 import json
 import platform
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -165,10 +169,17 @@ def child_power(path: str, max_iter: int = 100, tol: float = 1e-3) -> dict:
 
 def child(argv) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("route", choices=("hessrank-torch", "hessrank-jax", "torch-dense", "power"))
+    ap.add_argument("route", choices=("export", "hessrank-torch", "hessrank-jax", "torch-dense", "power"))
     ap.add_argument("npz")
     ap.add_argument("--method", default="auto")
+    ap.add_argument("--net", default="", help="export: UNITS:K")
     a = ap.parse_args(argv)
+    if a.route == "export":   # in a process of its own: the parent loads no JAX and leaves no busy threads
+        from bench_peers import config, export
+
+        units, K = a.net.split(":")
+        print(json.dumps({"p": export(config(units, int(K)), Path(a.npz))}))
+        return 0
     if a.route != "hessrank-jax":
         import torch
         torch.set_default_dtype(torch.float64)
@@ -201,24 +212,30 @@ def _row(label, wall, cpu, rss, out, base=None):
 REPORT_ROWS: list[list[str]] = []
 
 
-def compare(label: str, units: str, K: int, routes, folder: Path) -> bool:
-    from bench_peers import config, export  # the parent's only: it imports hessrank's JAX front end
-
-    cfg = config(units, K)
+def compare(label: str, units: str, K: int, routes, folder: Path, me: list[str], repeat: int = 1) -> bool:
+    """Each route ``repeat`` times, the routes in turn (a drift of the machine's speed reaches every
+    route alike); per route the medians of wall, calculation and CPU time and of peak memory."""
     path = folder / f"{units.replace(',', '-')}-{K}.npz"
-    p = export(cfg, path)
-    print(f"\n{label}: p = {p} (Gaussian n 100, d 64, widths {units}, K {K}, mse); load {_load()}", flush=True)
+    p = json.loads(timed([*me, "export", str(path), "--net", f"{units}:{K}"])[3].strip().splitlines()[-1])["p"]
+    times = "" if repeat == 1 else f"; medians of {repeat} runs"
+    print(f"\n{label}: p = {p} (Gaussian n 100, d 64, widths {units}, K {K}, mse){times}; load {_load()}",
+          flush=True)
     print(f"{'':28}{'wall s':>8}{'calc s':>8}{'CPU s':>8}{'peak MiB':>10}{'wall/':>9}{'calc/':>8}"
           "   ranks H_L / H_o / H_F (ratios: to hessrank torch)")
+    runs = {name: [] for name, _ in routes(path)}
+    for _ in range(repeat):
+        for name, cmd in routes(path):
+            wall, cpu, rss, out = timed(cmd)
+            runs[name].append((wall, cpu, rss, json.loads(out.strip().splitlines()[-1])))
     ranks, base = [], None
-    for name, cmd in routes(path):
-        wall, cpu, rss, out = timed(cmd)
-        out = json.loads(out.strip().splitlines()[-1])
+    for name, results in runs.items():
+        wall, cpu, rss = (statistics.median(r[i] for r in results) for i in range(3))
+        outs = [r[3] for r in results]
+        out = {**outs[0], "seconds": statistics.median(o["seconds"] for o in outs)}
         REPORT_ROWS.append([f"{p}", *_row(name, wall, cpu, rss, out, base)])
         if base is None:
             base = (wall, out["seconds"])
-        if "ranks" in out:
-            ranks.append(out["ranks"])
+        ranks += [o["ranks"] for o in outs if "ranks" in o]
     print(f"load after: {_load()}")
     same = all(r == ranks[0] for r in ranks)
     if not same:
@@ -234,6 +251,8 @@ def main(argv=None) -> int:
     ap.add_argument("--large", action="store_true", help="also p = 110,100, matrix-free (about 5 GB, minutes)")
     ap.add_argument("--report", action="store_true", help="write the table to docs/performance/torch.md")
     ap.add_argument("--net", default="", help="UNITS:K, one more network for a quick check (e.g. 10,10:3)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each route at the small sizes (medians shown; "
+                                                          "the large size runs once)")
     a = ap.parse_args(argv)
     me = [sys.executable, str(Path(__file__).resolve()), "--child"]
     have_curvlinops = find_spec("curvlinops") is not None
@@ -261,12 +280,12 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for size in [int(s) for s in a.sizes.split(",") if s.strip()]:
             units, K = SIZES[size]
-            ok &= compare(f"[p = {size}]", units, K, small_routes, Path(tmp))
+            ok &= compare(f"[p = {size}]", units, K, small_routes, Path(tmp), me, a.repeat)
         if a.net:
             units, K = a.net.split(":")
-            ok &= compare("[--net]", units, int(K), small_routes, Path(tmp))
+            ok &= compare("[--net]", units, int(K), small_routes, Path(tmp), me, a.repeat)
         if a.large:
-            ok &= compare("[large]", *LARGE, large_routes, Path(tmp))
+            ok &= compare("[large]", *LARGE, large_routes, Path(tmp), me)
     if a.report:
         from _report import command_line, markdown_table, write_report
 
@@ -280,7 +299,8 @@ def main(argv=None) -> int:
                            "exit). Calculation: inside the process, after the imports at "
                            "the top of the route, from the data in memory to the ranks (a first call: what the "
                            "call itself imports on first use is in it). CPU = user + system time of the process. "
-                           "Power iteration gives the top eigenvalue of H_L only.")
+                           "Power iteration gives the top eigenvalue of H_L only. At p = 4560 and 8040 each route ran "
+                           f"{a.repeat} times, in turn, and the medians are shown; the large size ran once.")
     return 0 if ok else 1
 
 

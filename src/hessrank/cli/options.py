@@ -160,8 +160,8 @@ def add_execution_options(parser: argparse.ArgumentParser, *, processes: bool = 
                         "the cores this process may use, by its CPU affinity and cgroup quota)")
     g.add_argument("--devices", type=int, default=None, metavar="N",
                    help="matrix-free: use the first N JAX devices — the sketch's basis sharded over them and the "
-                        "Hessian-vector products split by samples (default: every device; one process on CPUs "
-                        "keeps everything in host memory)")
+                        "Hessian-vector products split by samples (default: every device; one process on CPUs, "
+                        "or a PyTorch --model, keeps everything in host memory)")
 
     def shown(text: str) -> str:
         return text if processes else argparse.SUPPRESS
