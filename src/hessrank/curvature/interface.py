@@ -1,8 +1,8 @@
-"""What the engine needs from a front end, and how it sees a matrix: the types both front ends share.
+r"""What the engine needs from a front end, and how it sees a matrix: the types both front ends share.
 
-A :class:`CurvatureSource` supplies, for :math:`\theta \\in \\mathbb{R}^p`, ``n`` samples and
-``K`` outputs, H_L, H_o, H_F as :class:`CurvatureOperator` objects (rows :math:`V \\mapsto V H`),
-the factor :math:`A = \\Lambda^{1/2} J` and the dense matrices (:mod:`.source` has the JAX
+A :class:`CurvatureSource` supplies, for :math:`\theta \in \mathbb{R}^p`, ``n`` samples and
+``K`` outputs, H_L, H_o, H_F as :class:`CurvatureOperator` objects (rows :math:`V \mapsto V H`),
+the factor :math:`A = \Lambda^{1/2} J` and the dense matrices (:mod:`.source` has the JAX
 front end; ``hessrank._torch`` the PyTorch one). This module imports no JAX.
 """
 
