@@ -80,3 +80,17 @@ def test_the_data_layer_does_not_import_the_store_and_no_library_module_imports_
         if not name.startswith("hessrank.cli"):
             assert not any(m.startswith("hessrank.cli") for m in imported), name
         assert "hessrank" not in imported or name == "hessrank", f"{name} imports the package root"
+
+
+def test_no_docstring_holds_a_control_character():
+    """A LaTeX command in a docstring that is not raw loses its backslash to an escape
+    (``\\tilde`` becomes a tab and ``ilde``): the rendered API reference would show it."""
+    bad = []
+    for name, path in _modules():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                doc = ast.get_docstring(node, clean=False) or ""
+                if any(ch in doc for ch in "\t\b\f\v\a\r"):
+                    bad.append(f"{name}:{getattr(node, 'lineno', 1)}")
+    assert not bad, bad

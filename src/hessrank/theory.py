@@ -280,8 +280,8 @@ POINTS = ("generic", "zero", "special")
 
 
 def at_point(prediction: Prediction, point: str, *, activation: str) -> Prediction:
-    """``prediction`` at a point whose residual matrix :math:`\\Omega = \\sum_i g_i \tilde
-    x_i^\top` (:math:`g_i = \\partial\\ell/\\partial f_i`) is ``point``.
+    """``prediction`` at a point whose residual matrix :math:`\\Omega = \\sum_i g_i \\tilde
+    x_i^\\top` (:math:`g_i = \\partial\\ell/\\partial f_i`) is ``point``.
 
     The formulas for H_F and H_L assume Ω of generic rank (``generic``: unchanged). For a
     linear network H_F is linear in Ω, so at ``zero`` (e.g. a least-squares minimum)
