@@ -71,3 +71,10 @@ class StoreError(HessrankError):
 
 
 __all__ = ["HessrankError", "ConfigError", "DataError", "StoreError"]
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of what a user's code raised (``str(err)``), at most ``limit`` characters:
+    the part of its message an error line of hessrank quotes."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else ""

@@ -51,7 +51,7 @@ import torch
 from torch.func import functional_call, jvp, vmap
 
 from ..curvature.interface import CurvatureOperator, batch_rows
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from ..matrices import MATRICES
 from ..models.base import mixing_change
 from ._losses import loss_grads, loss_hessians, loss_values
@@ -304,9 +304,8 @@ def module_outputs(call, X, K: int, *, param: str, batch: str = "batch"):
     try:
         F = call(X)
     except Exception as err:  # the user's code: report it in one line
-        text = (str(err).strip().splitlines() or [""])[0][:200]
         raise ConfigError.about(param, f"the module raised {type(err).__name__} on a {batch} of shape "
-                                       f"{tuple(X.shape)}: {text}") from None
+                                       f"{tuple(X.shape)}: {first_line(err)}") from None
     if not isinstance(F, torch.Tensor) or tuple(F.shape) != (X.shape[0], K):
         shape = tuple(F.shape) if isinstance(F, torch.Tensor) else type(F).__name__
         raise ConfigError.about(param, f"outputs of shape {shape} for a batch of {X.shape[0]}: need "

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from .base import Model, mixing_change
 
 
@@ -173,9 +173,8 @@ def check_outputs(model: Model, theta, X, K: int, batch_size: int) -> None:
         try:
             F = apply(theta, Xb)
         except Exception as err:  # the user's code: report it in one line
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             raise ConfigError.about("f", f"raised {type(err).__name__} on a batch of shape {Xb.shape}: "
-                                         f"{first[:200]}") from None
+                                         f"{first_line(err)}") from None
         shape = tuple(getattr(F, "shape", ()))
         if shape != (Xb.shape[0], K):
             raise ConfigError.invalid("f", shape, f"outputs of shape {shape} for a batch of {Xb.shape[0]}: need "
@@ -203,9 +202,8 @@ def check_per_sample(model: Model, theta, X, whole) -> None:
     try:
         alone = np.asarray(jax.jit(jax.vmap(lambda x: model.apply(theta, x[None])[0]))(X))
     except Exception as err:  # the user's code on one sample: report it in one line
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise ConfigError.about("f", f"raised {type(err).__name__} on one sample alone (hessrank evaluates f "
-                                     f"sample by sample for the Jacobians): {first[:200]}") from None
+                                     f"sample by sample for the Jacobians): {first_line(err)}") from None
     change = mixing_change(whole, alone)
     if change is not None:
         raise ConfigError.about("f", f"the outputs on a sample depend on the other samples of the batch (they "

@@ -7,7 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 
 
 def load_user_model(spec: str, d: int, K: int, seed: int):
@@ -31,7 +31,7 @@ def load_user_model(spec: str, d: int, K: int, seed: int):
         loader.loader.exec_module(module)
     except Exception as err:  # the user's code: one line
         raise ConfigError.invalid("model", spec, f"importing {file.name} raised {type(err).__name__}: "
-                                                 f"{_first_line(err)}") from None
+                                                 f"{first_line(err)}") from None
     build = getattr(module, name, None)
     if not callable(build):
         raise ConfigError.invalid("model", spec, f"{file.name} has no function {name!r}")
@@ -39,7 +39,7 @@ def load_user_model(spec: str, d: int, K: int, seed: int):
         out = build(d, K, seed)
     except Exception as err:
         raise ConfigError.invalid("model", spec, f"{name}(d={d}, K={K}, seed={seed}) raised {type(err).__name__}: "
-                                                 f"{_first_line(err)}") from None
+                                                 f"{first_line(err)}") from None
     if is_torch_module(out):
         return out, None
     if not (isinstance(out, tuple | list) and len(out) == 2 and callable(out[0])):
@@ -52,7 +52,3 @@ def is_torch_module(obj) -> bool:
     """Whether ``obj`` is a ``torch.nn.Module`` (checked by class name, without importing PyTorch)."""
     return any(cls.__name__ == "Module" and cls.__module__.startswith("torch.nn") for cls in type(obj).__mro__)
 
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else ""
