@@ -86,7 +86,7 @@ class TorchSource:
         self.net = _float64_copy(module)
         self.device = next((t.device for t in self.net.parameters()), torch.device("cpu"))
         named = trainable_parameters(self.net, param="f")
-        frozen = {k: v.detach() for k, v in self.net.named_parameters() if not v.requires_grad}
+        frozen = frozen_parameters(self.net)
         fixed = {**frozen, **{k: b.detach() for k, b in self.net.named_buffers()}}
         tensors = named if params is None else _check_params(params, named, fixed)
         #: the parameters with ``requires_grad=False``: held fixed, as the buffers are
@@ -375,6 +375,11 @@ def trainable_parameters(module, *, param: str) -> dict:
     return named
 
 
+def frozen_parameters(module) -> dict:
+    """The named parameters of ``module`` with ``requires_grad=False`` (detached): held fixed, as buffers are."""
+    return {k: v.detach() for k, v in module.named_parameters() if not v.requires_grad}
+
+
 def _check_params(params, named, buffers) -> dict:
     """``params`` (name -> tensor or array) checked against the module's trainable parameters;
     it may also hold buffers and frozen parameters (a ``state_dict``), which then replace the module's."""
@@ -413,7 +418,7 @@ class TorchModel:
         self.module = module
         named = list(trainable_parameters(module, param="model").items())
         #: the parameters with ``requires_grad=False``, held fixed
-        self.frozen = tuple(k for k, v in module.named_parameters() if not v.requires_grad)
+        self.frozen = tuple(frozen_parameters(module))
         self.shapes = tuple((k, tuple(int(x) for x in v.shape)) for k, v in named)
         self.leaves = tuple((k, int(np.prod(s, dtype=np.int64))) for k, s in self.shapes)
         self.num_params = sum(size for _, size in self.leaves)
@@ -431,7 +436,7 @@ class TorchModel:
         """The module's trainable parameters as one float64 vector (``named_parameters()`` order,
         row-major)."""
         return np.concatenate([v.detach().cpu().to(torch.float64).reshape(-1).numpy()
-                               for _, v in self.module.named_parameters() if v.requires_grad])
+                               for v in trainable_parameters(self.module, param="model").values()])
 
     def curvature_source(self, loss: str, theta, X, Y, *, batch_size: int | None) -> TorchSource:
         """The :class:`TorchSource` of the module at the flat parameters ``theta`` on ``X, Y``."""

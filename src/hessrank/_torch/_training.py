@@ -35,7 +35,7 @@ import torch
 from ..atomicio import atomic_output
 from ..errors import ConfigError
 from ._losses import loss_values
-from ._source import TorchModel, module_outputs
+from ._source import TorchModel, module_outputs, trainable_parameters
 
 #: what ``--params`` takes for a PyTorch module
 _WANTED = "give a state_dict saved with torch.save (as `hessian-rank train` saves step<t>.pt)"
@@ -64,7 +64,7 @@ class TorchTrainer:
         self.net = copy.deepcopy(module).to(torch.float64)
         self._initial = copy.deepcopy(self.net.state_dict())
         self.model = TorchModel(self.net)  # the live copy (buffers current); it refuses random outputs
-        self.params = [q for q in self.net.parameters() if q.requires_grad]  # frozen ones stay as they are
+        self.params = list(trainable_parameters(self.net, param="model").values())  # frozen ones stay as they are
         self.opt = make_torch_optimizer(optimizer, self.params, lr, momentum)
         self._initial_opt = copy.deepcopy(self.opt.state_dict())
         device = next((t.device for t in self.net.parameters()), torch.device("cpu"))
