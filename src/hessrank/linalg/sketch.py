@@ -52,6 +52,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..config import check_tolerances
 from ..errors import ConfigError, DataError
 from ._orthogonalise import (
     BLAS_CONTROLLER,
@@ -61,7 +62,7 @@ from ._orthogonalise import (
 )
 from ._subspace import SKETCH_CHUNK, SKETCH_ROWS, Subspace
 from .operator import as_operator
-from .rank import EPS, RankInfo, check_tolerances, non_finite_error, rank_from_eigenvalues, tolerance
+from .rank import EPS, RankInfo, non_finite_error, rank_from_eigenvalues, tolerance
 
 __all__ = ["sketch_rank", "SketchResult", "Certificate", "Subspace", "residual_bound", "rank_info_from_ritz",
            "FAILURE_PROBABILITY", "NOISE_FLOOR", "KRYLOV_FLOOR", "SYMMETRY_TOL", "CERTIFIED", "COMPLETE_BASIS",

@@ -31,12 +31,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._torch import is_torch_input, torch_source
-from ..config import DEFAULT_BATCH_CAP, METHODS, check_loss
+from ..config import DEFAULT_BATCH_CAP, METHODS, check_loss, check_tolerances
 from ..curvature.interface import CurvatureSource
 from ..curvature.source import JaxSource, jax_source
 from ..errors import ConfigError
 from ..linalg import RTOL_SCAN, RankInfo
-from ..linalg.rank import check_tolerances
 from ..matrices import H_O_GRAM, MATRICES
 from ..theory import effective_outputs
 from .blocks import BlockRanks, resolve_blocks
