@@ -52,6 +52,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error(f"--repeat {args.repeat}: give a whole number of runs >= 1")
     env = {k: v for k, v in os.environ.items() if k not in PINS}
     script = shutil.which("hessian-rank")
     cli = [script] if script else [sys.executable, "-m", "hessrank.cli"]

@@ -254,6 +254,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each route at the small sizes (medians shown; "
                                                           "the large size runs once)")
     a = ap.parse_args(argv)
+    if a.repeat < 1:
+        ap.error(f"--repeat {a.repeat}: give a whole number of runs >= 1")
     me = [sys.executable, str(Path(__file__).resolve()), "--child"]
     have_curvlinops = find_spec("curvlinops") is not None
     print(f"CPU: {cpu_model()}; Python {platform.python_version()}")
